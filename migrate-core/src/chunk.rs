@@ -1,0 +1,108 @@
+//! The unit of work: a primary-key range of one table.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::TableName;
+use crate::value::{cmp_keys, KeyDisplay, Value};
+
+/// A half-open range of primary-key values, `lower <= key < upper`; a missing bound is open.
+/// Both bounds missing means the whole table (and is the only range a keyless table has).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyRange {
+    /// Inclusive lower bound (composite keys compare lexicographically).
+    pub lower: Option<Vec<Value>>,
+    /// Exclusive upper bound.
+    pub upper: Option<Vec<Value>>,
+}
+
+impl KeyRange {
+    /// The whole table.
+    pub fn all() -> Self {
+        KeyRange::default()
+    }
+
+    /// `lower <= key < upper`.
+    pub fn between(lower: Option<Vec<Value>>, upper: Option<Vec<Value>>) -> Self {
+        KeyRange { lower, upper }
+    }
+
+    /// Whether the range covers the whole table.
+    pub fn is_all(&self) -> bool {
+        self.lower.is_none() && self.upper.is_none()
+    }
+
+    /// Whether `key` falls in the range.
+    pub fn contains(&self, key: &[Value]) -> bool {
+        let above = self
+            .lower
+            .as_deref()
+            .is_none_or(|l| cmp_keys(key, l) != Ordering::Less);
+        let below = self
+            .upper
+            .as_deref()
+            .is_none_or(|u| cmp_keys(key, u) == Ordering::Less);
+        above && below
+    }
+}
+
+impl fmt::Display for KeyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.lower {
+            Some(l) => write!(f, "[{}", KeyDisplay(l))?,
+            None => f.write_str("(-inf")?,
+        }
+        f.write_str(" .. ")?;
+        match &self.upper {
+            Some(u) => write!(f, "{})", KeyDisplay(u)),
+            None => f.write_str("+inf)"),
+        }
+    }
+}
+
+/// One chunk of a table: what a worker reads, writes, checkpoints and verifies as a unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkSpec {
+    /// The table.
+    pub table: TableName,
+    /// Position of the chunk within the table, from 0; stable across resumes of one plan.
+    pub index: u32,
+    /// The key range the chunk covers. Chunks of a table partition its key space.
+    pub range: KeyRange,
+    /// Row estimate, for progress and budgeting.
+    pub estimated_rows: u64,
+}
+
+impl ChunkSpec {
+    /// The single chunk of a table that is not split.
+    pub fn whole_table(table: TableName, estimated_rows: u64) -> Self {
+        ChunkSpec {
+            table,
+            index: 0,
+            range: KeyRange::all(),
+            estimated_rows,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_open_ranges() {
+        let r = KeyRange::between(Some(vec![Value::Int64(10)]), Some(vec![Value::Int64(20)]));
+        assert!(r.contains(&[Value::Int64(10)]));
+        assert!(r.contains(&[Value::Int32(19)]));
+        assert!(!r.contains(&[Value::Int64(20)]));
+        assert!(!r.contains(&[Value::Int64(9)]));
+        assert!(KeyRange::all().contains(&[Value::Int64(i64::MIN)]));
+        assert_eq!(r.to_string(), "[(10) .. (20))");
+        let composite = KeyRange::between(Some(vec![Value::Int64(1), Value::Int64(5)]), None);
+        assert!(composite.contains(&[Value::Int64(1), Value::Int64(5)]));
+        assert!(composite.contains(&[Value::Int64(2), Value::Int64(0)]));
+        assert!(!composite.contains(&[Value::Int64(1), Value::Int64(4)]));
+    }
+}

@@ -1,0 +1,479 @@
+//! The suite every [`CheckpointStore`] passes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checkpoint::{
+    AuditEvent, CheckpointStore, ChunkResult, ChunkStatus, Control, RejectedRecord, RunRecord,
+    RunStatus, TableRecord, TableStatus,
+};
+use crate::checksum::RowChecksum;
+use crate::chunk::{ChunkSpec, KeyRange};
+use crate::error::ErrorKind;
+use crate::schema::TableName;
+use crate::source::Watermark;
+use crate::value::Value;
+
+const LONG: Duration = Duration::from_secs(600);
+
+fn specs(table: &TableName, n: u32) -> Vec<ChunkSpec> {
+    (0..n)
+        .map(|i| ChunkSpec {
+            table: table.clone(),
+            index: i,
+            range: KeyRange::between(
+                (i > 0).then(|| vec![Value::Int64(i64::from(i) * 100)]),
+                (i + 1 < n).then(|| vec![Value::Int64(i64::from(i + 1) * 100)]),
+            ),
+            estimated_rows: 100,
+        })
+        .collect()
+}
+
+fn result(rows: u64) -> ChunkResult {
+    ChunkResult {
+        rows,
+        bytes: rows * 10,
+        checksum: RowChecksum::of_rows(&[vec![Value::Int64(rows as i64)]]),
+        duration_ms: 5,
+    }
+}
+
+/// Runs the checkpoint-store contract against `store`, which must start empty. Panics with a
+/// message naming the broken rule.
+pub async fn checkpoint_conformance(store: Arc<dyn CheckpointStore>) {
+    runs(&*store).await;
+    chunk_lifecycle(&*store).await;
+    tables_events_rejects_cursors(&*store).await;
+    concurrent_claims(store).await;
+}
+
+async fn runs(store: &dyn CheckpointStore) {
+    let mut first = RunRecord::new("conf-runs", "plan-a");
+    first.started_at -= chrono::Duration::seconds(10);
+    store.create_run(&first).await.expect("create_run");
+    assert!(
+        store.create_run(&first).await.is_err(),
+        "creating the same run id twice must fail"
+    );
+    let second = RunRecord::new("conf-runs", "plan-b");
+    store.create_run(&second).await.expect("create second run");
+    let got = store
+        .run(&first.id)
+        .await
+        .expect("run")
+        .expect("run exists");
+    assert_eq!(got.plan_hash, "plan-a");
+    assert_eq!(got.status, RunStatus::Running);
+    let latest = store.latest_run("conf-runs").await.expect("latest_run");
+    assert_eq!(
+        latest.map(|r| r.id),
+        Some(second.id.clone()),
+        "latest_run is the newest"
+    );
+    assert!(store
+        .latest_run("no-such-migration")
+        .await
+        .expect("latest")
+        .is_none());
+
+    store
+        .set_run_status(&second.id, RunStatus::Paused)
+        .await
+        .expect("pause");
+    let r = store.run(&second.id).await.expect("run").expect("exists");
+    assert_eq!(r.status, RunStatus::Paused);
+    assert!(r.finished_at.is_none(), "a paused run has not finished");
+    store
+        .set_run_status(&second.id, RunStatus::Completed)
+        .await
+        .expect("complete");
+    let r = store.run(&second.id).await.expect("run").expect("exists");
+    assert_eq!(r.status, RunStatus::Completed);
+    assert!(
+        r.finished_at.is_some(),
+        "a completed run records finished_at"
+    );
+    store
+        .set_run_status(&second.id, RunStatus::Running)
+        .await
+        .expect("running");
+    let r = store.run(&second.id).await.expect("run").expect("exists");
+    assert!(r.finished_at.is_none(), "running again clears finished_at");
+}
+
+async fn chunk_lifecycle(store: &dyn CheckpointStore) {
+    let run = RunRecord::new("conf-chunks", "p");
+    store.create_run(&run).await.expect("create_run");
+    let (a, b) = (TableName::new("s", "a"), TableName::new("s", "b"));
+    let mut all = specs(&a, 4);
+    all.extend(specs(&b, 2));
+    store.add_chunks(&run.id, &all).await.expect("add_chunks");
+    let chunks = store.chunks(&run.id).await.expect("chunks");
+    assert_eq!(chunks.len(), 6);
+    assert!(chunks
+        .iter()
+        .all(|c| c.status == ChunkStatus::Pending && c.attempts == 0));
+    let order: Vec<(String, u32)> = chunks
+        .iter()
+        .map(|c| (c.table.to_string(), c.index))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "chunks are ordered by table and index");
+    assert_eq!(
+        chunks[1].range, all[1].range,
+        "ranges survive the round trip"
+    );
+
+    // Claims are exclusive while the lease lives.
+    let c = store
+        .claim_chunk(&run.id, &a, 0, "w1", LONG)
+        .await
+        .expect("claim");
+    let c = c.expect("a pending chunk is claimable");
+    assert_eq!(
+        (c.status, c.attempts, c.worker.as_deref()),
+        (ChunkStatus::Running, 1, Some("w1"))
+    );
+    assert!(c.lease_until.is_some());
+    assert!(
+        store
+            .claim_chunk(&run.id, &a, 0, "w2", LONG)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a live lease keeps other workers out"
+    );
+    let again = store
+        .claim_chunk(&run.id, &a, 0, "w1", LONG)
+        .await
+        .expect("reclaim");
+    assert_eq!(
+        again.map(|c| c.attempts),
+        Some(2),
+        "the holder may reclaim; attempts count"
+    );
+    assert!(store
+        .renew_lease(&run.id, &a, 0, "w1", LONG)
+        .await
+        .expect("renew"));
+    assert!(!store
+        .renew_lease(&run.id, &a, 0, "w2", LONG)
+        .await
+        .expect("renew"));
+
+    // Completion only by the holder, and final.
+    assert!(
+        !store
+            .complete_chunk(&run.id, &a, 0, "w2", &result(7))
+            .await
+            .expect("complete"),
+        "a worker without the lease cannot complete"
+    );
+    assert!(store
+        .complete_chunk(&run.id, &a, 0, "w1", &result(100))
+        .await
+        .expect("complete"));
+    assert!(store
+        .claim_chunk(&run.id, &a, 0, "w1", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    assert!(store
+        .claim_chunk(&run.id, &a, 0, "w3", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+    store
+        .fail_chunk(&run.id, &a, 0, "late failure", ErrorKind::Transient)
+        .await
+        .expect("fail");
+    let done = find(store, &run.id, &a, 0).await;
+    assert_eq!(
+        done.status,
+        ChunkStatus::Completed,
+        "a completed chunk stays completed"
+    );
+    assert_eq!((done.rows, done.bytes), (100, 1000));
+    assert_eq!(done.checksum, Some(result(100).checksum));
+    assert!(done.finished_at.is_some());
+
+    // An expired lease is taken over.
+    store
+        .claim_chunk(&run.id, &a, 1, "w1", Duration::ZERO)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let taken = store
+        .claim_chunk(&run.id, &a, 1, "w2", LONG)
+        .await
+        .expect("claim");
+    assert_eq!(
+        taken.map(|c| (c.worker, c.attempts)),
+        Some((Some("w2".into()), 2))
+    );
+    assert!(!store
+        .complete_chunk(&run.id, &a, 1, "w1", &result(1))
+        .await
+        .expect("complete"));
+
+    // Failure records the error and leaves the chunk claimable.
+    store
+        .fail_chunk(&run.id, &a, 1, "deadlock detected", ErrorKind::Transient)
+        .await
+        .expect("fail");
+    let f = find(store, &run.id, &a, 1).await;
+    assert_eq!(f.status, ChunkStatus::Failed);
+    assert_eq!(f.error.as_deref(), Some("deadlock detected"));
+    assert_eq!(f.error_kind, Some(ErrorKind::Transient));
+    assert!(store
+        .claim_chunk(&run.id, &a, 1, "w9", LONG)
+        .await
+        .expect("claim")
+        .is_some());
+
+    // Skipped chunks are not claimable; skip does not undo a completion.
+    store
+        .skip_chunk(&run.id, &b, 0, "parent failed")
+        .await
+        .expect("skip");
+    store
+        .skip_chunk(&run.id, &a, 0, "nope")
+        .await
+        .expect("skip");
+    assert_eq!(
+        find(store, &run.id, &b, 0).await.status,
+        ChunkStatus::Skipped
+    );
+    assert_eq!(
+        find(store, &run.id, &a, 0).await.status,
+        ChunkStatus::Completed
+    );
+    assert!(store
+        .claim_chunk(&run.id, &b, 0, "w1", LONG)
+        .await
+        .expect("claim")
+        .is_none());
+
+    // Registering again (a resume) keeps progress.
+    store
+        .add_chunks(&run.id, &all)
+        .await
+        .expect("add_chunks again");
+    assert_eq!(
+        find(store, &run.id, &a, 0).await.status,
+        ChunkStatus::Completed
+    );
+    assert_eq!(store.chunks(&run.id).await.expect("chunks").len(), 6);
+
+    // Resume query: what is left to do.
+    let left: Vec<(String, u32)> = store
+        .chunks(&run.id)
+        .await
+        .expect("chunks")
+        .into_iter()
+        .filter(|c| !matches!(c.status, ChunkStatus::Completed | ChunkStatus::Skipped))
+        .map(|c| (c.table.name, c.index))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            ("a".into(), 1),
+            ("a".into(), 2),
+            ("a".into(), 3),
+            ("b".into(), 1)
+        ]
+    );
+
+    // Reconciliation resets a whole table.
+    store.reset_table_chunks(&run.id, &a).await.expect("reset");
+    let reset = store.chunks(&run.id).await.expect("chunks");
+    assert!(reset
+        .iter()
+        .filter(|c| c.table == a)
+        .all(|c| c.status == ChunkStatus::Pending));
+    assert_eq!(
+        find(store, &run.id, &b, 0).await.status,
+        ChunkStatus::Skipped
+    );
+
+    // Another run's chunks are separate.
+    let other = RunRecord::new("conf-chunks", "p");
+    store.create_run(&other).await.expect("create_run");
+    assert!(store.chunks(&other.id).await.expect("chunks").is_empty());
+    assert!(
+        store
+            .claim_chunk(&other.id, &a, 0, "w1", LONG)
+            .await
+            .is_err(),
+        "unknown chunk is an error"
+    );
+}
+
+async fn find(
+    store: &dyn CheckpointStore,
+    run: &crate::checkpoint::RunId,
+    t: &TableName,
+    i: u32,
+) -> crate::checkpoint::ChunkRecord {
+    store
+        .chunks(run)
+        .await
+        .expect("chunks")
+        .into_iter()
+        .find(|c| &c.table == t && c.index == i)
+        .expect("chunk exists")
+}
+
+async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
+    let run = RunRecord::new("conf-misc", "p");
+    store.create_run(&run).await.expect("create_run");
+    let t = TableName::new("s", "orders");
+    let mut rec = TableRecord::pending(t.clone(), 500);
+    store.put_table(&run.id, &rec).await.expect("put_table");
+    rec.status = TableStatus::Failed;
+    rec.rows = 20;
+    rec.reason = Some("schema mismatch on column \"amount\"".into());
+    rec.prepared = Some(crate::sink::Prepared {
+        created: true,
+        backup: None,
+    });
+    store
+        .put_table(&run.id, &rec)
+        .await
+        .expect("put_table replaces");
+    let tables = store.tables(&run.id).await.expect("tables");
+    assert_eq!(tables, vec![rec.clone()]);
+
+    for action in ["run.started", "table.completed", "run.paused"] {
+        store
+            .append_event(&run.id, &AuditEvent::new(action, "by test").on(&t, Some(3)))
+            .await
+            .expect("append_event");
+    }
+    let events = store.events(&run.id).await.expect("events");
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["run.started", "table.completed", "run.paused"],
+        "events keep order"
+    );
+    assert_eq!(events[1].table.as_ref(), Some(&t));
+    assert_eq!(events[1].chunk, Some(3));
+
+    let rej = RejectedRecord {
+        table: t.clone(),
+        chunk: 2,
+        key: "(42)".into(),
+        reason: "invalid email".into(),
+        at: chrono::Utc::now(),
+    };
+    store
+        .add_rejected(&run.id, std::slice::from_ref(&rej))
+        .await
+        .expect("add_rejected");
+    let got = store.rejected(&run.id).await.expect("rejected");
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].key.as_str(), got[0].chunk), ("(42)", 2));
+
+    assert!(store
+        .cursor("conf-misc", &t)
+        .await
+        .expect("cursor")
+        .is_none());
+    let m1 = Watermark {
+        cursor: Value::TimestampTz(10),
+        key: vec![Value::Int64(5)],
+    };
+    let m2 = Watermark {
+        cursor: Value::TimestampTz(20),
+        key: vec![Value::Int64(1)],
+    };
+    store
+        .save_cursor("conf-misc", &t, &m1)
+        .await
+        .expect("save_cursor");
+    store
+        .save_cursor("conf-misc", &t, &m2)
+        .await
+        .expect("save_cursor replaces");
+    assert_eq!(
+        store.cursor("conf-misc", &t).await.expect("cursor"),
+        Some(m2)
+    );
+    assert!(store.cursor("other", &t).await.expect("cursor").is_none());
+
+    assert_eq!(store.control(&run.id).await.expect("control"), Control::Run);
+    store
+        .set_control(&run.id, Control::Pause)
+        .await
+        .expect("pause");
+    assert_eq!(
+        store.control(&run.id).await.expect("control"),
+        Control::Pause
+    );
+    store
+        .set_control(&run.id, Control::Cancel)
+        .await
+        .expect("cancel");
+    assert_eq!(
+        store.control(&run.id).await.expect("control"),
+        Control::Cancel
+    );
+}
+
+/// Eight tasks race to claim forty chunks: each chunk is claimed and completed exactly once.
+async fn concurrent_claims(store: Arc<dyn CheckpointStore>) {
+    let run = RunRecord::new("conf-concurrent", "p");
+    store.create_run(&run).await.expect("create_run");
+    let t = TableName::new("s", "big");
+    store
+        .add_chunks(&run.id, &specs(&t, 40))
+        .await
+        .expect("add_chunks");
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        let run = run.id.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("worker-{w}");
+            let mut won = Vec::new();
+            for i in 0..40 {
+                if let Some(c) = store
+                    .claim_chunk(&run, &t, i, &worker, LONG)
+                    .await
+                    .expect("claim")
+                {
+                    assert!(
+                        store
+                            .complete_chunk(&run, &t, i, &worker, &result(u64::from(i)))
+                            .await
+                            .expect("complete"),
+                        "the claim holder completes"
+                    );
+                    won.push(c.index);
+                }
+                tokio::task::yield_now().await;
+            }
+            won
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let unique: HashSet<u32> = all.iter().copied().collect();
+    assert_eq!(
+        all.len(),
+        40,
+        "every chunk claimed exactly once (claims: {all:?})"
+    );
+    assert_eq!(unique.len(), 40);
+    let chunks = store.chunks(&run.id).await.expect("chunks");
+    assert!(chunks
+        .iter()
+        .all(|c| c.status == ChunkStatus::Completed && c.attempts == 1));
+}
