@@ -4,7 +4,7 @@
 # Everything listens on loopback only. Functions print what they do on stderr.
 
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-VENV_DIR="$ROOT/.venv"            # git-ignored
+VENV_DIR="${MIGRATE_VENV_DIR:-$ROOT/.venv}"   # git-ignored by default
 PYTHON=${PYTHON:-python3}
 
 # Pinned versions, measured to work together on this machine (see README "Testing").
@@ -68,7 +68,12 @@ ensure_venv() {
   if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
   log "venv $name: installing $*"
   rm -rf "$dir"
-  "$PYTHON" -m venv "$dir" >&2
+  if ! "$PYTHON" -m venv "$dir" >&2; then
+    log "python venv module missing; installing Debian's python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+    rm -rf "$dir"; "$PYTHON" -m venv "$dir" >&2
+  fi
   "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
   printf '%s' "$want" > "$stamp"
 }

@@ -16,6 +16,8 @@ mod fixtures;
 mod memory_checkpoint;
 mod memory_sink;
 mod memory_source;
+mod seed003;
+mod services;
 
 pub use conformance_checkpoint::checkpoint_conformance;
 pub use conformance_sink::{sink_conformance, SinkSuite};
@@ -25,3 +27,5 @@ pub use fixtures::{all_types_table, fixture_tables, keyless_table, Fixture};
 pub use memory_checkpoint::MemoryCheckpointStore;
 pub use memory_sink::{MemorySink, WriteLog};
 pub use memory_source::MemorySource;
+pub use seed003::{seed003_dataset, SEED003_ROWS};
+pub use services::{http_request, service_env, services_required, HttpResponse};
