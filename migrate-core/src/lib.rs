@@ -16,6 +16,8 @@ pub mod config_serde;
 pub mod dag;
 pub mod decimal;
 pub mod error;
+pub mod executor;
+pub mod report;
 pub mod retry;
 pub mod schema;
 pub mod sink;
@@ -35,6 +37,8 @@ pub use checksum::RowChecksum;
 pub use chunk::{ChunkSpec, KeyRange};
 pub use decimal::Decimal;
 pub use error::{Error, ErrorContext, ErrorKind, Result};
+pub use executor::{ExecutorConfig, Migration, MigrationHandle, Mode};
+pub use report::MigrationReport;
 pub use schema::{Column, DataType, ForeignKey, Schema, TableInfo, TableName};
 pub use sink::{
     Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities, WriteStats,

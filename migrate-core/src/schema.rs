@@ -10,7 +10,7 @@ use crate::value::Value;
 
 /// A column type, rich enough to map Postgres, BigQuery and Snowflake types without loss.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "of", rename_all = "snake_case")]
 pub enum DataType {
     /// Boolean.
     Bool,
@@ -235,7 +235,7 @@ impl Schema {
 
 /// A qualified table name: `schema.table` in Postgres, `dataset.table` in BigQuery,
 /// `schema.table` within a database in Snowflake.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableName {
     /// Schema or dataset; `None` for the backend's default.
     pub schema: Option<String>,

@@ -1,0 +1,182 @@
+//! Executor settings, with the defaults documented on each field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::retry::RetryConfig;
+use crate::schema::TableName;
+use crate::sink::PrepareOptions;
+use crate::source::TableFilter;
+
+/// What kind of execution (seed 001's execution types, seed 002's strategies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Mode {
+    /// Discovery, chunk plan and sink preflight (reachability, permissions, schema
+    /// compatibility), with no writes anywhere.
+    DryRun,
+    /// Every row, chunk by chunk (batch strategy; parallel when `parallelism > 1`). A stopped
+    /// run of the same migration is continued, not restarted.
+    Full,
+    /// Rows changed since the stored watermark, by cursor column and key, with the upper bound
+    /// fixed at the start; upserted into the target.
+    Incremental(IncrementalConfig),
+    /// Incremental runs repeated every `interval` until cancelled.
+    Stream {
+        /// Which cursor columns to follow.
+        incremental: IncrementalConfig,
+        /// Pause between runs.
+        #[serde(with = "crate::config_serde::duration")]
+        interval: Duration,
+    },
+}
+
+/// Which column is each table's change cursor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncrementalConfig {
+    /// Cursor column for tables not listed in `per_table` (e.g. `updated_at`).
+    pub cursor_column: Option<String>,
+    /// Per-table cursor columns.
+    #[serde(default)]
+    pub per_table: BTreeMap<String, String>,
+}
+
+impl IncrementalConfig {
+    /// The cursor column for `table`, if any.
+    pub fn column_for(&self, table: &TableName) -> Option<&str> {
+        self.per_table
+            .get(&table.to_string())
+            .or(self.cursor_column.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// Transaction boundaries in the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransactionMode {
+    /// Each chunk commits on its own (the default; what makes resume possible).
+    #[default]
+    PerChunk,
+    /// The whole migration in one target transaction, where the sink supports it.
+    Single,
+}
+
+/// What happens to a table whose parent failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnParentFailure {
+    /// Skip it, with the parent's failure as the reason (the default).
+    #[default]
+    Skip,
+    /// Load it anyway (the target may then hold orphans).
+    Continue,
+}
+
+/// Post-load verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerifyConfig {
+    /// Compare count and canonical checksum per chunk range, source vs target (default true).
+    pub checksums: bool,
+    /// Keys per table compared field by field, source vs target (default 100; 0 turns it off).
+    pub sample_size: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            checksums: true,
+            sample_size: 100,
+        }
+    }
+}
+
+/// Everything the executor needs to know besides the backends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutorConfig {
+    /// Stable name of the migration: a later run with the same name continues a stopped one.
+    pub migration: String,
+    /// Execution type.
+    pub mode: Mode,
+    /// Which tables.
+    pub tables: TableFilter,
+    /// Chunks in flight at once across all tables (default 2).
+    pub parallelism: usize,
+    /// Target rows per chunk (default 100 000).
+    pub chunk_rows: u64,
+    /// Rows per batch streamed from source to sink (default 10 000; lowered automatically so
+    /// that `parallelism` batches fit in the memory budget).
+    pub batch_rows: usize,
+    /// Bytes of rows in flight across all workers (default 512 MiB).
+    pub memory_budget: u64,
+    /// Longest one chunk attempt may take (default 5 min); past it the attempt is abandoned and
+    /// retried as a timeout.
+    #[serde(with = "crate::config_serde::duration")]
+    pub chunk_timeout: Duration,
+    /// Stop the run at the first chunk that fails for good (default false: other tables go on).
+    pub stop_on_first_error: bool,
+    /// What to do with children of a failed table.
+    pub on_parent_failure: OnParentFailure,
+    /// Retry policy.
+    pub retry: RetryConfig,
+    /// Verification.
+    pub verify: VerifyConfig,
+    /// Transaction boundaries.
+    pub transaction_mode: TransactionMode,
+    /// Use the sink's staged bulk-load path (requires the sink to have one).
+    pub bulk: bool,
+    /// How target tables are prepared.
+    pub prepare: PrepareOptions,
+    /// Extra (child, parent) dependencies beyond foreign keys.
+    pub extra_dependencies: Vec<(TableName, TableName)>,
+    /// Start a new run even when a stopped run of this migration exists with a different plan.
+    pub force: bool,
+    /// This worker's id in chunk leases (default: host-pid-random).
+    pub worker_id: String,
+    /// How often the store's pause/cancel flag is polled (default 1 s).
+    #[serde(with = "crate::config_serde::duration")]
+    pub control_poll: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            migration: "migration".into(),
+            mode: Mode::Full,
+            tables: TableFilter::default(),
+            parallelism: 2,
+            chunk_rows: 100_000,
+            batch_rows: 10_000,
+            memory_budget: 512 << 20,
+            chunk_timeout: Duration::from_secs(300),
+            stop_on_first_error: false,
+            on_parent_failure: OnParentFailure::Skip,
+            retry: RetryConfig::default(),
+            verify: VerifyConfig::default(),
+            transaction_mode: TransactionMode::PerChunk,
+            bulk: false,
+            prepare: PrepareOptions::default(),
+            extra_dependencies: Vec::new(),
+            force: false,
+            worker_id: default_worker_id(),
+            control_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// The lease a worker takes on a chunk: a chunk attempt plus slack, so that a live worker
+    /// never loses its chunk and a dead one's chunk is taken over soon after.
+    pub fn lease(&self) -> Duration {
+        self.chunk_timeout + Duration::from_secs(60)
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}

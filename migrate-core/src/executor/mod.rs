@@ -1,0 +1,162 @@
+//! The executor: plan → (dry run stops here) → prepare sinks → schedule chunks in dependency
+//! order with bounded memory, retries and checkpoints → verify → report.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use migrate_core::executor::{Migration, ExecutorConfig};
+//! # async fn demo(source: Arc<dyn migrate_core::Source>, sink: Arc<dyn migrate_core::Sink>,
+//! #               store: Arc<dyn migrate_core::CheckpointStore>) -> migrate_core::Result<()> {
+//! let config = ExecutorConfig { migration: "legacy-to-new".into(), ..Default::default() };
+//! let handle = Migration::new(source, sink, store).with_config(config).start();
+//! // handle.pause(), handle.resume(), handle.cancel(), handle.progress() from anywhere…
+//! let report = handle.wait().await?;
+//! println!("{}", report.to_markdown());
+//! # Ok(()) }
+//! ```
+
+mod budget;
+mod config;
+mod pipe;
+mod progress;
+mod rollback;
+mod run;
+mod verify;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use budget::MemoryBudget;
+pub use config::{
+    ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, TransactionMode, VerifyConfig,
+};
+pub use progress::{Phase, Progress, TableProgress};
+pub use rollback::{RollbackAction, RollbackPlan};
+
+use crate::checkpoint::{CheckpointStore, Control, RunId};
+use crate::error::{Error, Result};
+use crate::report::MigrationReport;
+use crate::schema::TableName;
+use crate::sink::Sink;
+use crate::source::Source;
+use crate::transform::Transform;
+
+/// A migration to run: backends, transforms and settings.
+#[derive(Clone)]
+pub struct Migration {
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    store: Arc<dyn CheckpointStore>,
+    transforms: Vec<(Option<TableName>, Arc<dyn Transform>)>,
+    config: ExecutorConfig,
+}
+
+impl Migration {
+    /// A migration with default settings.
+    pub fn new(
+        source: Arc<dyn Source>,
+        sink: Arc<dyn Sink>,
+        store: Arc<dyn CheckpointStore>,
+    ) -> Self {
+        Migration {
+            source,
+            sink,
+            store,
+            transforms: Vec::new(),
+            config: ExecutorConfig::default(),
+        }
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: ExecutorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Adds a transform for one table, or for every table when `table` is `None`. Transforms
+    /// run in the order added.
+    pub fn with_transform(mut self, table: Option<TableName>, t: Arc<dyn Transform>) -> Self {
+        self.transforms.push((table, t));
+        self
+    }
+
+    /// Starts the run on the current tokio runtime and returns its handle.
+    pub fn start(self) -> MigrationHandle {
+        let (control_tx, control_rx) = watch::channel(Control::Run);
+        let (tracker, progress) = progress::Tracker::new();
+        let budget = MemoryBudget::new(self.config.memory_budget);
+        let job = run::execute(self, tracker, control_rx, budget.clone());
+        MigrationHandle {
+            control: control_tx,
+            progress,
+            budget,
+            join: tokio::spawn(job),
+        }
+    }
+
+    /// Runs to the end and returns the report.
+    pub async fn run(self) -> Result<MigrationReport> {
+        self.start().wait().await
+    }
+
+    /// What rolling back `run` (default: the migration's latest run) would do, and whether it
+    /// can be done completely — reported before doing anything.
+    pub async fn rollback_plan(&self, run: Option<&RunId>) -> Result<RollbackPlan> {
+        rollback::plan(self, run).await
+    }
+
+    /// Rolls `run` back (drops tables it created, restores backups it took), recording each
+    /// step in the audit log. Refuses when the plan is not feasible unless `partial` is set.
+    pub async fn rollback(&self, run: Option<&RunId>, partial: bool) -> Result<RollbackPlan> {
+        rollback::execute(self, run, partial).await
+    }
+}
+
+/// Controls a running migration from anywhere in the process. Another process controls it
+/// through the checkpoint store's flag (`CheckpointStore::set_control`), which the executor
+/// polls.
+pub struct MigrationHandle {
+    control: watch::Sender<Control>,
+    progress: watch::Receiver<Progress>,
+    budget: Arc<MemoryBudget>,
+    join: tokio::task::JoinHandle<Result<MigrationReport>>,
+}
+
+impl MigrationHandle {
+    /// No new chunks start; in-flight chunks finish; the run's state becomes paused.
+    pub fn pause(&self) {
+        self.control.send_replace(Control::Pause);
+    }
+
+    /// Continues a paused run.
+    pub fn resume(&self) {
+        self.control.send_replace(Control::Run);
+    }
+
+    /// Aborts in-flight chunks (they are redone on resume) and stops; the run is resumable.
+    pub fn cancel(&self) {
+        self.control.send_replace(Control::Cancel);
+    }
+
+    /// A receiver of progress snapshots.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// The memory budget's accounting (bytes in flight now and at peak).
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Waits for the run to end.
+    pub async fn wait(self) -> Result<MigrationReport> {
+        self.join
+            .await
+            .map_err(|e| Error::with_source(crate::ErrorKind::Fatal, "executor task failed", e))?
+    }
+}

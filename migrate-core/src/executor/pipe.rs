@@ -1,0 +1,141 @@
+//! What sits between a source reader and a sink: the memory budget, transforms, the checksum of
+//! what is written, progress, a sample of keys for verification, and cancellation.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::budget::{MemoryBudget, Reservation};
+use super::progress::Tracker;
+use crate::batch::{Batch, BatchReader};
+use crate::checksum::RowChecksum;
+use crate::error::{Error, Result};
+use crate::schema::{Schema, TableName};
+use crate::source::Watermark;
+use crate::transform::{Rejected, Transform};
+use crate::value::Value;
+
+/// A uniform-ish sample of keys (reservoir sampling), kept small: keys only, never values.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeySample {
+    pub(crate) seen: u64,
+    pub(crate) keys: Vec<Vec<Value>>,
+}
+
+impl KeySample {
+    pub(crate) fn offer(&mut self, key: Vec<Value>, cap: usize) {
+        self.seen += 1;
+        if self.keys.len() < cap {
+            self.keys.push(key);
+        } else if cap > 0 {
+            let j = fastrand::u64(..self.seen) as usize;
+            if j < cap {
+                self.keys[j] = key;
+            }
+        }
+    }
+
+    /// Folds a chunk's sample into the table's, weighting by rows seen.
+    pub(crate) fn merge(&mut self, other: KeySample, cap: usize) {
+        if other.keys.is_empty() {
+            return;
+        }
+        let per_key = (other.seen / other.keys.len() as u64).max(1);
+        for k in other.keys {
+            self.seen += per_key;
+            if self.keys.len() < cap {
+                self.keys.push(k);
+            } else if cap > 0 && fastrand::u64(..self.seen) < (cap as u64) * per_key {
+                let i = fastrand::usize(..cap);
+                self.keys[i] = k;
+            }
+        }
+    }
+}
+
+/// Everything one chunk attempt accumulated.
+#[derive(Debug, Default)]
+pub(crate) struct PipeStats {
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    pub(crate) checksum: RowChecksum,
+    pub(crate) rejected: Vec<Rejected>,
+    pub(crate) sample: KeySample,
+    pub(crate) last_position: Option<Watermark>,
+}
+
+pub(crate) struct ChunkPipe<'a> {
+    pub(crate) inner: Box<dyn BatchReader>,
+    pub(crate) out_schema: Arc<Schema>,
+    pub(crate) transforms: &'a [Arc<dyn Transform>],
+    pub(crate) budget: &'a Arc<MemoryBudget>,
+    pub(crate) held: Option<Reservation>,
+    pub(crate) tracker: &'a Tracker,
+    pub(crate) table: &'a TableName,
+    pub(crate) cancel: &'a CancellationToken,
+    pub(crate) sample_cap: usize,
+    /// Cursor column index in the source schema, for incremental watermarks.
+    pub(crate) cursor_index: Option<usize>,
+    pub(crate) stats: PipeStats,
+}
+
+#[async_trait]
+impl BatchReader for ChunkPipe<'_> {
+    fn schema(&self) -> &Arc<Schema> {
+        &self.out_schema
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<Batch>> {
+        // The sink asking for the next batch means it is done with the previous one.
+        self.held = None;
+        self.tracker.in_flight(self.budget.in_flight());
+        if self.cancel.is_cancelled() {
+            return Err(Error::cancelled("run cancelled").table(self.table));
+        }
+        let Some(batch) = self.inner.next_batch().await? else {
+            return Ok(None);
+        };
+        self.held = Some(self.budget.reserve(batch.byte_size() as u64).await);
+        self.tracker.in_flight(self.budget.in_flight());
+        let src_schema = batch.schema().clone();
+        for row in batch.rows() {
+            if !src_schema.primary_key.is_empty() {
+                self.stats
+                    .sample
+                    .offer(src_schema.key_of(row), self.sample_cap);
+            }
+        }
+        if let (Some(ci), Some(last)) = (self.cursor_index, batch.rows().last()) {
+            self.stats.last_position = Some(Watermark {
+                cursor: last[ci].clone(),
+                key: src_schema.key_of(last),
+            });
+        }
+        let mut out = batch;
+        for t in self.transforms {
+            let res = t.apply(out).map_err(|e| {
+                e.table(self.table)
+                    .operation(format!("transform {}", t.name()))
+            })?;
+            self.stats.rejected.extend(res.rejected);
+            out = res.batch;
+        }
+        let mut buf = String::new();
+        for row in out.rows() {
+            buf.clear();
+            crate::checksum::encode_row(row, &mut buf);
+            self.stats.checksum.add_digest(&md5_digest(buf.as_bytes()));
+        }
+        let (rows, bytes) = (out.len() as u64, out.byte_size() as u64);
+        self.stats.rows += rows;
+        self.stats.bytes += bytes;
+        self.tracker.rows(self.table, rows as i64, bytes as i64);
+        Ok(Some(out))
+    }
+}
+
+fn md5_digest(b: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(b).into()
+}

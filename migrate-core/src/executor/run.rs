@@ -1,0 +1,1370 @@
+//! One execution of a migration.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, warn, Instrument};
+
+use super::budget::MemoryBudget;
+use super::config::{ExecutorConfig, Mode, OnParentFailure, TransactionMode};
+use super::pipe::{ChunkPipe, KeySample, PipeStats};
+use super::progress::{Phase, TableProgress, Tracker};
+use super::{verify, Migration};
+use crate::checkpoint::{
+    AuditEvent, CheckpointStore, ChunkRecord, ChunkResult, ChunkStatus, Control, RejectedRecord,
+    RunId, RunRecord, RunStatus, TableRecord, TableStatus,
+};
+use crate::chunk::{ChunkSpec, KeyRange};
+use crate::dag::DependencyGraph;
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::{self, MigrationReport, PreflightResult, TableVerification};
+use crate::retry::{RetryDecision, RetryState};
+use crate::schema::{TableInfo, TableName};
+use crate::sink::Sink;
+use crate::source::{ChangeRequest, Source};
+use crate::transform::Transform;
+use crate::value::{KeyDisplay, Value};
+
+/// A table as the executor carries it.
+pub(crate) struct TableCtx {
+    pub(crate) info: TableInfo,
+    /// The table as the sink sees it (schema after transforms).
+    pub(crate) target: TableInfo,
+    pub(crate) transforms: Vec<Arc<dyn Transform>>,
+    pub(crate) sample: Mutex<KeySample>,
+    /// Incremental: cursor column and the upper bound fixed at the start.
+    pub(crate) cursor: Option<(String, usize, Option<Value>)>,
+}
+
+/// Shared by the coordinator and the chunk tasks.
+pub(crate) struct Ctx {
+    pub(crate) source: Arc<dyn Source>,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) store: Arc<dyn CheckpointStore>,
+    pub(crate) cfg: ExecutorConfig,
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) budget: Arc<MemoryBudget>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) run: RunId,
+    pub(crate) api_calls: AtomicU64,
+    pub(crate) batch_rows: usize,
+}
+
+impl Ctx {
+    pub(crate) fn call(&self) {
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
+        self.tracker.api_calls(1);
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        self.call();
+        let event = AuditEvent {
+            actor: Some(self.cfg.worker_id.clone()),
+            ..event
+        };
+        if let Err(e) = self.store.append_event(&self.run, &event).await {
+            warn!(error = %e, "could not record audit event {}", event.action);
+        }
+    }
+}
+
+enum ChunkOutcome {
+    Completed(PipeStats),
+    /// Another worker holds or completed it.
+    NotClaimed,
+    Failed(Error),
+    StopRun(Error),
+    Cancelled,
+}
+
+enum Task {
+    Chunk(TableName, u32, ChunkOutcome),
+    Verified(TableName, Result<TableVerification>),
+}
+
+pub(crate) async fn execute(
+    m: Migration,
+    tracker: Tracker,
+    control: watch::Receiver<Control>,
+    budget: Arc<MemoryBudget>,
+) -> Result<MigrationReport> {
+    match &m.config.mode {
+        Mode::Stream {
+            incremental,
+            interval,
+        } => {
+            // Incremental runs back to back until cancelled; the last run's report is returned.
+            let mut control = control;
+            let tracker = Arc::new(tracker);
+            loop {
+                let mut once = m.clone();
+                once.config.mode = Mode::Incremental(incremental.clone());
+                let report =
+                    execute_once(once, tracker.clone(), control.clone(), budget.clone()).await?;
+                if report.status != RunStatus::Completed || *control.borrow() == Control::Cancel {
+                    return Ok(report);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(*interval) => {}
+                    _ = control.wait_for(|c| *c == Control::Cancel) => return Ok(report),
+                }
+            }
+        }
+        _ => execute_once(m, Arc::new(tracker), control, budget).await,
+    }
+}
+
+fn mode_name(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::DryRun => "dry-run",
+        Mode::Full => "full",
+        Mode::Incremental(_) => "incremental",
+        Mode::Stream { .. } => "stream",
+    }
+}
+
+async fn execute_once(
+    m: Migration,
+    tracker: Arc<Tracker>,
+    control: watch::Receiver<Control>,
+    budget: Arc<MemoryBudget>,
+) -> Result<MigrationReport> {
+    let started = Instant::now();
+    let cfg = m.config.clone();
+    let span = info_span!("migration", migration = %cfg.migration, mode = mode_name(&cfg.mode));
+    async move {
+        tracker.phase(Phase::Discovery);
+        let tables = m.source.discover(&cfg.tables).await.map_err(|e| e.operation("discover"))?;
+        if tables.is_empty() {
+            return Err(Error::config(format!(
+                "no source table matches include {:?} / exclude {:?}",
+                cfg.tables.include, cfg.tables.exclude
+            )));
+        }
+        tracker.phase(Phase::Planning);
+        let dag = DependencyGraph::build(&tables, &cfg.extra_dependencies)?;
+        check_capabilities(&m, &cfg)?;
+        let by_name: BTreeMap<TableName, TableInfo> = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let mut ctxs = BTreeMap::new();
+        for name in dag.order() {
+            let info = by_name[name].clone();
+            ctxs.insert(name.clone(), Arc::new(table_ctx(&m, &cfg, info).await?));
+        }
+        let plan_hash = plan_hash(&cfg, &ctxs);
+        if cfg.mode == Mode::DryRun {
+            return dry_run(&m, &cfg, &dag, &ctxs, &plan_hash, started).await;
+        }
+
+        // Continue a stopped run of the same migration, or start a new one.
+        let latest = m.store.latest_run(&cfg.migration).await?;
+        let (run, resumed) = match latest {
+            Some(r) if r.status.is_resumable() && r.plan_hash == plan_hash => (r, true),
+            Some(r) if r.status.is_resumable() && !cfg.force => {
+                return Err(Error::config(format!(
+                    "the plan of migration {:?} changed since run {} stopped (tables, schemas, chunking or transforms differ), so its chunk progress cannot be reused; finish it with the old settings, or force a new run",
+                    cfg.migration, r.id
+                )));
+            }
+            _ => {
+                let r = RunRecord::new(cfg.migration.clone(), plan_hash.clone());
+                m.store.create_run(&r).await?;
+                (r, false)
+            }
+        };
+        let batch_rows = batch_rows(&cfg, &ctxs);
+        let ctx = Arc::new(Ctx {
+            source: m.source.clone(),
+            sink: m.sink.clone(),
+            store: m.store.clone(),
+            cfg: cfg.clone(),
+            tracker: tracker.clone(),
+            budget,
+            cancel: CancellationToken::new(),
+            run: run.id.clone(),
+            api_calls: AtomicU64::new(0),
+            batch_rows,
+        });
+        m.store.set_run_status(&run.id, RunStatus::Running).await?;
+        m.store.set_control(&run.id, Control::Run).await?;
+        ctx.audit(AuditEvent::new(if resumed { "run.resumed" } else { "run.started" }, format!("worker {} ({} mode)", cfg.worker_id, mode_name(&cfg.mode)))).await;
+        info!(run = %run.id, resumed, "run started");
+
+        let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed);
+        let outcome = coordinator.run(control).await;
+        let status = coordinator.final_status(&outcome);
+        m.store.set_run_status(&run.id, status).await?;
+        let action = match status {
+            RunStatus::Completed => "run.completed",
+            RunStatus::Cancelled => "run.cancelled",
+            _ => "run.failed",
+        };
+        ctx.audit(AuditEvent::new(action, outcome.as_ref().err().map_or(String::new(), |e| e.to_string()))).await;
+        tracker.phase(Phase::Done);
+        coordinator.report(run, &plan_hash, started, outcome.err()).await
+    }
+    .instrument(span)
+    .await
+}
+
+fn check_capabilities(m: &Migration, cfg: &ExecutorConfig) -> Result<()> {
+    let caps = m.sink.capabilities();
+    let kind = m.sink.kind();
+    if cfg.transaction_mode == TransactionMode::Single && !caps.single_transaction {
+        return Err(Error::config(format!(
+            "transaction_mode = single needs a sink that can hold the whole migration in one transaction; the {kind} sink cannot (use per-chunk)"
+        )));
+    }
+    if cfg.bulk && !caps.bulk_load {
+        return Err(Error::config(format!(
+            "bulk mode needs a staged bulk-load path; the {kind} sink has none"
+        )));
+    }
+    if matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. }) && !caps.upsert {
+        return Err(Error::config(format!(
+            "incremental mode upserts into the target; the {kind} sink cannot upsert"
+        )));
+    }
+    if cfg.parallelism == 0 {
+        return Err(Error::config("parallelism must be at least 1"));
+    }
+    if cfg.chunk_rows == 0 {
+        return Err(Error::config("chunk_rows must be at least 1"));
+    }
+    Ok(())
+}
+
+async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Result<TableCtx> {
+    let transforms: Vec<Arc<dyn Transform>> = m
+        .transforms
+        .iter()
+        .filter(|(t, _)| t.as_ref().is_none_or(|t| *t == info.name))
+        .map(|(_, t)| t.clone())
+        .collect();
+    let mut schema = info.schema.clone();
+    for t in &transforms {
+        schema = t.output_schema(&schema).map_err(|e| {
+            e.table(&info.name)
+                .operation(format!("transform {}", t.name()))
+        })?;
+    }
+    let target = TableInfo {
+        schema,
+        ..info.clone()
+    };
+    let cursor = match &cfg.mode {
+        Mode::Incremental(inc)
+        | Mode::Stream {
+            incremental: inc, ..
+        } => {
+            let col = inc.column_for(&info.name).ok_or_else(|| {
+                Error::config(format!(
+                    "incremental mode needs a cursor column for table {}",
+                    info.name
+                ))
+            })?;
+            let idx = info.schema.index_of(col).ok_or_else(|| {
+                Error::config(format!(
+                    "cursor column {col:?} is not a column of table {}",
+                    info.name
+                ))
+            })?;
+            if info.schema.primary_key.is_empty() {
+                return Err(Error::config(format!(
+                    "table {} has no primary key: incremental mode needs (cursor, key) to avoid losing or repeating rows",
+                    info.name
+                )));
+            }
+            let upper = m.source.max_cursor(&info, col).await?;
+            Some((col.to_string(), idx, upper))
+        }
+        _ => None,
+    };
+    Ok(TableCtx {
+        info,
+        target,
+        transforms,
+        sample: Mutex::new(KeySample::default()),
+        cursor,
+    })
+}
+
+/// What identifies a plan: tables, their schemas and keys, chunking and transforms. A stopped
+/// run is continued only under the same plan.
+fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) -> String {
+    use md5::Digest;
+    let tables: Vec<_> = ctxs
+        .values()
+        .map(|t| {
+            (
+                t.info.name.to_string(),
+                &t.info.schema.columns,
+                &t.info.schema.primary_key,
+                t.transforms
+                    .iter()
+                    .map(|x| x.name().to_string())
+                    .collect::<Vec<_>>(),
+                &t.target.schema.columns,
+            )
+        })
+        .collect();
+    let doc = serde_json::json!({ "mode": mode_name(&cfg.mode), "chunk_rows": cfg.chunk_rows, "tables": tables });
+    let digest = md5::Md5::digest(doc.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rows per batch: the configured figure, lowered so that two batches per worker fit the budget.
+fn batch_rows(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) -> usize {
+    let widest = ctxs
+        .values()
+        .map(|t| {
+            t.info
+                .estimated_bytes
+                .checked_div(t.info.estimated_rows)
+                .unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(64);
+    let per_batch = cfg.memory_budget / (2 * cfg.parallelism.max(1) as u64);
+    (per_batch / widest).clamp(1, cfg.batch_rows.max(1) as u64) as usize
+}
+
+async fn dry_run(
+    m: &Migration,
+    cfg: &ExecutorConfig,
+    dag: &DependencyGraph,
+    ctxs: &BTreeMap<TableName, Arc<TableCtx>>,
+    plan_hash: &str,
+    started: Instant,
+) -> Result<MigrationReport> {
+    let mut preflight = Vec::new();
+    let mut results = Vec::new();
+    for name in dag.order() {
+        let t = &ctxs[name];
+        let chunks = m.source.chunks(&t.info, cfg.chunk_rows).await?.len() as u64;
+        let p = match m.sink.preflight(&t.target).await {
+            Ok(p) => p,
+            Err(e)
+                if e.kind() == ErrorKind::Permission
+                    || e.kind() == ErrorKind::Auth
+                    || e.kind() == ErrorKind::NotFound =>
+            {
+                crate::sink::Preflight {
+                    reachable: true,
+                    exists: false,
+                    problems: vec![e.to_string()],
+                }
+            }
+            Err(e) => crate::sink::Preflight {
+                reachable: false,
+                exists: false,
+                problems: vec![e.to_string()],
+            },
+        };
+        results.push(report::TableResult {
+            table: name.clone(),
+            status: TableStatus::Pending,
+            rows: 0,
+            total_rows: t.info.estimated_rows,
+            bytes: 0,
+            chunks_completed: 0,
+            chunks_total: chunks,
+            attempts: 0,
+            duration_seconds: None,
+            reason: (!p.problems.is_empty()).then(|| p.problems.join("; ")),
+        });
+        preflight.push(PreflightResult {
+            table: name.clone(),
+            chunks,
+            estimated_rows: t.info.estimated_rows,
+            reachable: p.reachable,
+            exists: p.exists,
+            problems: p.problems,
+        });
+    }
+    let ok = preflight
+        .iter()
+        .all(|p| p.reachable && p.problems.is_empty());
+    let now = Utc::now();
+    Ok(MigrationReport {
+        execution_id: "dry-run".into(),
+        migration: cfg.migration.clone(),
+        status: if ok {
+            RunStatus::Completed
+        } else {
+            RunStatus::Failed
+        },
+        execution_type: "dry-run".into(),
+        resumed: false,
+        plan_hash: plan_hash.to_string(),
+        timing: report::Timing {
+            started_at: now,
+            completed_at: now,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            paused_duration_seconds: 0.0,
+        },
+        progress: report::ProgressSummary {
+            total_records: results.iter().map(|r| r.total_rows).sum(),
+            total_batches: results.iter().map(|r| r.chunks_total).sum(),
+            memory_budget_bytes: cfg.memory_budget,
+            ..Default::default()
+        },
+        results,
+        verification: report::Verification {
+            passed: ok,
+            tables: vec![],
+        },
+        errors: report::ErrorSummary::default(),
+        reconciliation: vec![],
+        preflight,
+        audit_summary: report::AuditSummary::default(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TState {
+    Waiting,
+    Running,
+    Verifying,
+    Done(TableStatus),
+}
+
+struct TableRun {
+    state: TState,
+    pending: VecDeque<u32>,
+    /// Chunks not yet completed (or skipped).
+    outstanding: BTreeSet<u32>,
+    in_flight: usize,
+    /// Chunks another worker holds; re-checked every poll.
+    elsewhere: BTreeSet<u32>,
+    record: TableRecord,
+    chunks_total: u64,
+    /// Chunks and rows completed before this execution started.
+    done_before: (u64, u64, u64),
+}
+
+struct Coordinator {
+    ctx: Arc<Ctx>,
+    dag: DependencyGraph,
+    tables: BTreeMap<TableName, Arc<TableCtx>>,
+    runs: BTreeMap<TableName, TableRun>,
+    resumed: bool,
+    already_done: u64,
+    reconciliation: Vec<String>,
+    verifications: Vec<TableVerification>,
+    errors: Vec<(Option<TableName>, Option<u32>, Error)>,
+    stop: Option<Error>,
+    cancelled: bool,
+    control: Control,
+    paused_since: Option<Instant>,
+    paused_total: Duration,
+    rows_written: u64,
+    bytes_written: u64,
+}
+
+impl Coordinator {
+    fn new(
+        ctx: Arc<Ctx>,
+        dag: DependencyGraph,
+        tables: BTreeMap<TableName, Arc<TableCtx>>,
+        resumed: bool,
+    ) -> Self {
+        Coordinator {
+            ctx,
+            dag,
+            tables,
+            runs: BTreeMap::new(),
+            resumed,
+            already_done: 0,
+            reconciliation: Vec::new(),
+            verifications: Vec::new(),
+            errors: Vec::new(),
+            stop: None,
+            cancelled: false,
+            control: Control::Run,
+            paused_since: None,
+            paused_total: Duration::ZERO,
+            rows_written: 0,
+            bytes_written: 0,
+        }
+    }
+
+    fn incremental(&self) -> bool {
+        matches!(
+            self.ctx.cfg.mode,
+            Mode::Incremental(_) | Mode::Stream { .. }
+        )
+    }
+
+    /// Registers chunks (new tables only), reconciles with the target on resume, prepares
+    /// target tables, then schedules until everything is final, cancelled or stopped.
+    async fn run(&mut self, mut control: watch::Receiver<Control>) -> Result<()> {
+        self.register().await?;
+        if self.resumed {
+            self.reconcile().await?;
+        }
+        self.publish_tables();
+        self.ctx.tracker.phase(Phase::Preparing);
+        self.prepare().await?;
+        self.ctx.tracker.phase(Phase::Loading);
+        self.schedule(&mut control).await
+    }
+
+    async fn register(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let existing = ctx.store.chunks(&ctx.run).await?;
+        let records: BTreeMap<TableName, TableRecord> = ctx
+            .store
+            .tables(&ctx.run)
+            .await?
+            .into_iter()
+            .map(|t| (t.table.clone(), t))
+            .collect();
+        let mut by_table: BTreeMap<TableName, Vec<ChunkRecord>> = BTreeMap::new();
+        for c in existing {
+            by_table.entry(c.table.clone()).or_default().push(c);
+        }
+        for name in self.dag.order().to_vec() {
+            let t = self.tables[&name].clone();
+            let chunks = match by_table.remove(&name) {
+                Some(c) => c,
+                None => {
+                    let specs = if self.incremental() {
+                        vec![ChunkSpec::whole_table(name.clone(), t.info.estimated_rows)]
+                    } else {
+                        ctx.call();
+                        ctx.source
+                            .chunks(&t.info, ctx.cfg.chunk_rows)
+                            .await
+                            .map_err(|e| e.table(&name).operation("chunks"))?
+                    };
+                    ctx.call();
+                    ctx.store.add_chunks(&ctx.run, &specs).await?;
+                    specs.iter().map(ChunkRecord::pending).collect()
+                }
+            };
+            let record = match records.get(&name) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = TableRecord::pending(name.clone(), t.info.estimated_rows);
+                    ctx.store.put_table(&ctx.run, &r).await?;
+                    r
+                }
+            };
+            let mut run = TableRun {
+                state: TState::Waiting,
+                pending: VecDeque::new(),
+                outstanding: BTreeSet::new(),
+                in_flight: 0,
+                elsewhere: BTreeSet::new(),
+                record,
+                chunks_total: chunks.len() as u64,
+                done_before: (0, 0, 0),
+            };
+            for c in &chunks {
+                match c.status {
+                    ChunkStatus::Completed => {
+                        self.already_done += u64::from(self.resumed);
+                        run.done_before.0 += 1;
+                        run.done_before.1 += c.rows;
+                        run.done_before.2 += c.bytes;
+                    }
+                    // Skipped on an earlier execution because a parent failed: retry now.
+                    _ => {
+                        run.pending.push_back(c.index);
+                        run.outstanding.insert(c.index);
+                    }
+                }
+            }
+            if run.record.status == TableStatus::Completed && run.outstanding.is_empty() {
+                run.state = TState::Done(TableStatus::Completed);
+            } else if run.record.status != TableStatus::Pending {
+                run.record.status = TableStatus::Pending;
+                run.record.reason = None;
+            }
+            self.runs.insert(name, run);
+        }
+        Ok(())
+    }
+
+    /// On resume, trust the store only as far as the target agrees: a completed table that is
+    /// gone or holds a different row count is reset and redone; a partly loaded table whose
+    /// target is gone has its completed chunks redone.
+    async fn reconcile(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let chunks = ctx.store.chunks(&ctx.run).await?;
+        for name in self.dag.order().to_vec() {
+            let done: Vec<&ChunkRecord> = chunks
+                .iter()
+                .filter(|c| c.table == name && c.status == ChunkStatus::Completed)
+                .collect();
+            if done.is_empty() {
+                continue;
+            }
+            let t = self.tables[&name].clone();
+            ctx.call();
+            let reason = match ctx.sink.checksum(&t.target, &KeyRange::all()).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    Some("the target table no longer exists".to_string())
+                }
+                Err(e) => return Err(e.operation("reconcile")),
+                Ok(sum) => {
+                    let recorded: u64 = done.iter().map(|c| c.rows).sum();
+                    let run = &self.runs[&name];
+                    (run.state == TState::Done(TableStatus::Completed)
+                        && !self.incremental()
+                        && sum.count != recorded)
+                        .then(|| {
+                            format!(
+                                "the target holds {} rows where the run recorded {recorded}",
+                                sum.count
+                            )
+                        })
+                }
+            };
+            if let Some(reason) = reason {
+                let note = format!(
+                    "{name}: {reason}; its {} completed chunks were reset and redone",
+                    done.len()
+                );
+                warn!("{note}");
+                ctx.store.reset_table_chunks(&ctx.run, &name).await?;
+                ctx.audit(AuditEvent::new("table.reset", reason).on(&name, None))
+                    .await;
+                let run = self
+                    .runs
+                    .get_mut(&name)
+                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                let all: Vec<u32> = chunks
+                    .iter()
+                    .filter(|c| c.table == name)
+                    .map(|c| c.index)
+                    .collect();
+                run.pending = all.iter().copied().collect();
+                run.outstanding = all.into_iter().collect();
+                run.state = TState::Waiting;
+                run.record.status = TableStatus::Pending;
+                run.record.prepared = None;
+                run.record.rows = 0;
+                run.done_before = (0, 0, 0);
+                self.already_done -= done.len() as u64;
+                self.reconciliation.push(note);
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_tables(&self) {
+        let tables = self
+            .dag
+            .order()
+            .iter()
+            .map(|n| {
+                let r = &self.runs[n];
+                TableProgress {
+                    table: n.clone(),
+                    status: r.record.status,
+                    rows_done: r.done_before.1,
+                    rows_total: self.tables[n].info.estimated_rows.max(r.done_before.1),
+                    bytes_done: r.done_before.2,
+                    chunks_done: r.done_before.0,
+                    chunks_total: r.chunks_total,
+                }
+            })
+            .collect();
+        self.ctx.tracker.set_tables(tables);
+        self.ctx
+            .tracker
+            .set_bytes_total(self.tables.values().map(|t| t.info.estimated_bytes).sum());
+    }
+
+    async fn prepare(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        for name in self.dag.order().to_vec() {
+            let run = &self.runs[&name];
+            if run.record.prepared.is_some() || run.state == TState::Done(TableStatus::Completed) {
+                continue;
+            }
+            let t = self.tables[&name].clone();
+            ctx.call();
+            match ctx.sink.prepare(&t.target, &ctx.cfg.prepare).await {
+                Ok(p) => {
+                    let run = self
+                        .runs
+                        .get_mut(&name)
+                        .ok_or_else(|| Error::fatal("table run missing"))?;
+                    run.record.prepared = Some(p.clone());
+                    ctx.store.put_table(&ctx.run, &run.record).await?;
+                    ctx.audit(
+                        AuditEvent::new(
+                            "table.prepared",
+                            if p.created {
+                                "created".to_string()
+                            } else {
+                                "existing table kept".to_string()
+                            },
+                        )
+                        .on(&name, None),
+                    )
+                    .await;
+                }
+                Err(e) if e.kind().stops_run() => return Err(e.table(&name).operation("prepare")),
+                Err(e) => {
+                    let e = e.table(&name).operation("prepare");
+                    self.fail_table(&name, &e).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_table(&mut self, name: &TableName, e: &Error) -> Result<()> {
+        let ctx = self.ctx.clone();
+        self.errors.push((
+            Some(name.clone()),
+            e.context().chunk,
+            Error::new(e.kind(), e.to_string()),
+        ));
+        let run = self
+            .runs
+            .get_mut(name)
+            .ok_or_else(|| Error::fatal("table run missing"))?;
+        if matches!(run.state, TState::Done(_)) {
+            return Ok(());
+        }
+        run.state = TState::Done(TableStatus::Failed);
+        run.record.status = TableStatus::Failed;
+        run.record.reason = Some(e.to_string());
+        run.record.finished_at = Some(Utc::now());
+        run.pending.clear();
+        ctx.store.put_table(&ctx.run, &run.record).await?;
+        ctx.tracker.table_status(name, TableStatus::Failed);
+        ctx.audit(AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk))
+            .await;
+        if ctx.cfg.stop_on_first_error && self.stop.is_none() {
+            self.stop = Some(Error::new(e.kind(), format!("stop_on_first_error: {e}")));
+        }
+        Ok(())
+    }
+
+    async fn skip_table(&mut self, name: &TableName, reason: String) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let run = self
+            .runs
+            .get_mut(name)
+            .ok_or_else(|| Error::fatal("table run missing"))?;
+        run.state = TState::Done(TableStatus::Skipped);
+        run.record.status = TableStatus::Skipped;
+        run.record.reason = Some(reason.clone());
+        for i in std::mem::take(&mut run.pending) {
+            ctx.store.skip_chunk(&ctx.run, name, i, &reason).await?;
+        }
+        ctx.store.put_table(&ctx.run, &run.record).await?;
+        ctx.tracker.table_status(name, TableStatus::Skipped);
+        ctx.audit(AuditEvent::new("table.skipped", reason).on(name, None))
+            .await;
+        Ok(())
+    }
+
+    /// Ready: waiting, and every parent completed (or failed, when children continue anyway).
+    /// A table whose parent failed is skipped under the default policy.
+    async fn promote(&mut self) -> Result<()> {
+        for name in self.dag.order().to_vec() {
+            if self.runs[&name].state != TState::Waiting {
+                continue;
+            }
+            let mut ready = true;
+            let mut blocked = None;
+            for p in self.dag.parents(&name) {
+                match self.runs[&p].state {
+                    TState::Done(TableStatus::Completed) => {}
+                    TState::Done(s)
+                        if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue =>
+                    {
+                        let _ = s;
+                    }
+                    TState::Done(s) => blocked = Some(format!("parent table {p} {}", s.as_str())),
+                    _ => ready = false,
+                }
+            }
+            if let Some(reason) = blocked {
+                self.skip_table(&name, reason).await?;
+            } else if ready {
+                let run = self
+                    .runs
+                    .get_mut(&name)
+                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                run.state = TState::Running;
+                run.record.status = TableStatus::Running;
+                run.record.started_at.get_or_insert_with(Utc::now);
+                self.ctx.store.put_table(&self.ctx.run, &run.record).await?;
+                self.ctx.tracker.table_status(&name, TableStatus::Running);
+                if run.outstanding.is_empty() {
+                    run.state = TState::Verifying;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_control(&mut self, c: Control) {
+        if c == self.control {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        match c {
+            Control::Pause => {
+                self.paused_since = Some(Instant::now());
+                let _ = ctx.store.set_run_status(&ctx.run, RunStatus::Paused).await;
+                ctx.tracker.paused(true);
+                ctx.audit(AuditEvent::new(
+                    "run.paused",
+                    "no new chunks start; in-flight chunks finish",
+                ))
+                .await;
+                info!("paused");
+            }
+            Control::Run => {
+                if let Some(s) = self.paused_since.take() {
+                    self.paused_total += s.elapsed();
+                }
+                let _ = ctx.store.set_run_status(&ctx.run, RunStatus::Running).await;
+                ctx.tracker.paused(false);
+                ctx.audit(AuditEvent::new("run.resumed", "continuing"))
+                    .await;
+                info!("resumed");
+            }
+            Control::Cancel => {
+                if let Some(s) = self.paused_since.take() {
+                    self.paused_total += s.elapsed();
+                }
+                self.cancelled = true;
+                ctx.cancel.cancel();
+                info!("cancel requested");
+            }
+        }
+        self.control = c;
+    }
+
+    async fn schedule(&mut self, control: &mut watch::Receiver<Control>) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let mut tasks: JoinSet<Task> = JoinSet::new();
+        let mut in_flight = 0usize;
+        let mut last_poll = Instant::now();
+        loop {
+            // The handle writes through to the store, so other processes see it too.
+            let local = *control.borrow_and_update();
+            if local != self.control {
+                let _ = ctx.store.set_control(&ctx.run, local).await;
+                self.apply_control(local).await;
+            }
+            if last_poll.elapsed() >= ctx.cfg.control_poll {
+                last_poll = Instant::now();
+                ctx.call();
+                if let Ok(c) = ctx.store.control(&ctx.run).await {
+                    self.apply_control(c).await;
+                }
+                self.recheck_elsewhere().await?;
+            }
+            let stopping = self.cancelled || self.stop.is_some();
+            if !stopping {
+                self.promote().await?;
+                self.start_verifications(&mut tasks);
+                if self.control == Control::Run {
+                    in_flight += self.dispatch(&mut tasks, in_flight);
+                }
+            }
+            if tasks.is_empty() {
+                if stopping || self.all_done() {
+                    break;
+                }
+                if self.control == Control::Run && !self.any_elsewhere() && !self.any_dispatchable()
+                {
+                    // Nothing can make progress: tables wait on parents that never finish.
+                    return Err(Error::fatal("scheduler stalled with tables still waiting"));
+                }
+            }
+            tokio::select! {
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    let task = done.map_err(|e| Error::with_source(ErrorKind::Fatal, "chunk task panicked", e))?;
+                    if matches!(task, Task::Chunk(..)) {
+                        in_flight -= 1;
+                    }
+                    self.handle(task).await?;
+                }
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        // The handle was dropped: keep running to the end.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                _ = tokio::time::sleep(ctx.cfg.control_poll) => {}
+            }
+        }
+        if let Some(e) = self.stop.take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn all_done(&self) -> bool {
+        self.runs
+            .values()
+            .all(|r| matches!(r.state, TState::Done(_)))
+    }
+
+    fn any_elsewhere(&self) -> bool {
+        self.runs.values().any(|r| !r.elsewhere.is_empty())
+    }
+
+    fn any_dispatchable(&self) -> bool {
+        self.runs.values().any(|r| {
+            matches!(
+                r.state,
+                TState::Running | TState::Verifying | TState::Waiting
+            ) && (!r.pending.is_empty() || r.state == TState::Waiting)
+        })
+    }
+
+    fn dispatch(&mut self, tasks: &mut JoinSet<Task>, in_flight: usize) -> usize {
+        let mut started = 0;
+        for name in self.dag.order().to_vec() {
+            while in_flight + started < self.ctx.cfg.parallelism {
+                let Some(run) = self.runs.get_mut(&name) else {
+                    break;
+                };
+                if run.state != TState::Running {
+                    break;
+                }
+                let Some(index) = run.pending.pop_front() else {
+                    break;
+                };
+                run.in_flight += 1;
+                let (ctx, t) = (self.ctx.clone(), self.tables[&name].clone());
+                let span = info_span!("chunk", table = %name, chunk = index);
+                tasks.spawn(
+                    async move {
+                        let outcome = run_chunk(&ctx, &t, index).await;
+                        Task::Chunk(t.info.name.clone(), index, outcome)
+                    }
+                    .instrument(span),
+                );
+                started += 1;
+            }
+        }
+        started
+    }
+
+    fn start_verifications(&mut self, tasks: &mut JoinSet<Task>) {
+        for (name, run) in self.runs.iter_mut() {
+            if run.state == TState::Running && run.outstanding.is_empty() && run.in_flight == 0 {
+                run.state = TState::Verifying;
+            }
+            if run.state == TState::Verifying && run.in_flight == 0 {
+                run.in_flight = 1;
+                let (ctx, t) = (self.ctx.clone(), self.tables[name].clone());
+                self.ctx.tracker.phase(Phase::Verifying);
+                let span = info_span!("verify", table = %name);
+                tasks.spawn(
+                    async move {
+                        let r = verify::table(&ctx, &t).await;
+                        Task::Verified(t.info.name.clone(), r)
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+
+    async fn recheck_elsewhere(&mut self) -> Result<()> {
+        if !self.any_elsewhere() {
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
+        let chunks = ctx.store.chunks(&ctx.run).await?;
+        let now = Utc::now();
+        for c in chunks {
+            let Some(run) = self.runs.get_mut(&c.table) else {
+                continue;
+            };
+            if !run.elsewhere.contains(&c.index) {
+                continue;
+            }
+            if c.status == ChunkStatus::Completed {
+                run.elsewhere.remove(&c.index);
+                run.outstanding.remove(&c.index);
+            } else if c.claimable_by(&ctx.cfg.worker_id, now) {
+                run.elsewhere.remove(&c.index);
+                run.pending.push_back(c.index);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, task: Task) -> Result<()> {
+        let ctx = self.ctx.clone();
+        match task {
+            Task::Chunk(name, index, outcome) => {
+                let run = self
+                    .runs
+                    .get_mut(&name)
+                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                run.in_flight -= 1;
+                match outcome {
+                    ChunkOutcome::Completed(stats) => {
+                        run.outstanding.remove(&index);
+                        run.record.rows += stats.rows;
+                        self.rows_written += stats.rows;
+                        self.bytes_written += stats.bytes;
+                        let t = &self.tables[&name];
+                        let cap = ctx.cfg.verify.sample_size;
+                        t.sample
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .merge(stats.sample, cap);
+                        if !stats.rejected.is_empty() {
+                            let recs: Vec<RejectedRecord> = stats
+                                .rejected
+                                .iter()
+                                .map(|r| RejectedRecord {
+                                    table: name.clone(),
+                                    chunk: index,
+                                    key: KeyDisplay(&r.key).to_string(),
+                                    reason: r.reason.clone(),
+                                    at: Utc::now(),
+                                })
+                                .collect();
+                            ctx.store.add_rejected(&ctx.run, &recs).await?;
+                        }
+                    }
+                    ChunkOutcome::NotClaimed => {
+                        run.elsewhere.insert(index);
+                    }
+                    ChunkOutcome::Failed(e) => {
+                        let e = e.table(&name).chunk(index);
+                        self.fail_table(&name, &e).await?;
+                    }
+                    ChunkOutcome::StopRun(e) => {
+                        let e = e.table(&name).chunk(index);
+                        self.errors.push((
+                            Some(name.clone()),
+                            Some(index),
+                            Error::new(e.kind(), e.to_string()),
+                        ));
+                        run.pending.push_front(index);
+                        if self.stop.is_none() {
+                            self.stop = Some(e);
+                        }
+                        ctx.cancel.cancel();
+                    }
+                    ChunkOutcome::Cancelled => {
+                        run.pending.push_front(index);
+                    }
+                }
+            }
+            Task::Verified(name, result) => {
+                let run = self
+                    .runs
+                    .get_mut(&name)
+                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                run.in_flight = 0;
+                match result {
+                    Ok(v) => {
+                        let passed = v.checksum_match
+                            && v.count_match
+                            && v.sample.as_ref().is_none_or(|s| s.mismatched_records == 0);
+                        let detail = v
+                            .mismatches
+                            .iter()
+                            .map(|m| format!("chunk {}: {}", m.chunk, m.detail))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        self.verifications.push(v);
+                        if passed {
+                            run.state = TState::Done(TableStatus::Completed);
+                            run.record.status = TableStatus::Completed;
+                            run.record.finished_at = Some(Utc::now());
+                            ctx.store.put_table(&ctx.run, &run.record).await?;
+                            ctx.tracker.table_status(&name, TableStatus::Completed);
+                            ctx.audit(
+                                AuditEvent::new(
+                                    "table.completed",
+                                    format!("{} rows", run.record.rows),
+                                )
+                                .on(&name, None),
+                            )
+                            .await;
+                        } else {
+                            let e = Error::validation(format!(
+                                "verification failed: {}",
+                                if detail.is_empty() {
+                                    "sampled rows differ".into()
+                                } else {
+                                    detail
+                                }
+                            ))
+                            .table(&name);
+                            self.fail_table(&name, &e).await?;
+                        }
+                    }
+                    Err(e) if e.kind().stops_run() => {
+                        self.stop.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        let e = e.table(&name).operation("verify");
+                        self.fail_table(&name, &e).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn final_status(&self, outcome: &Result<()>) -> RunStatus {
+        if self.cancelled {
+            RunStatus::Cancelled
+        } else if outcome.is_err()
+            || self
+                .runs
+                .values()
+                .any(|r| r.state != TState::Done(TableStatus::Completed))
+        {
+            RunStatus::Failed
+        } else {
+            RunStatus::Completed
+        }
+    }
+
+    async fn report(
+        &mut self,
+        run: RunRecord,
+        plan_hash: &str,
+        started: Instant,
+        stop: Option<Error>,
+    ) -> Result<MigrationReport> {
+        if let Some(e) = stop {
+            if e.kind() != ErrorKind::Cancelled
+                && !self
+                    .errors
+                    .iter()
+                    .any(|(_, _, x)| x.message() == e.to_string())
+            {
+                self.errors.push((
+                    e.context().table.as_deref().map(TableName::parse),
+                    e.context().chunk,
+                    Error::new(e.kind(), e.to_string()),
+                ));
+            }
+        }
+        let inputs = verify::ReportInputs {
+            run,
+            plan_hash: plan_hash.to_string(),
+            mode: mode_name(&self.ctx.cfg.mode).to_string(),
+            resumed: self.resumed,
+            already_done: self.already_done,
+            order: self.dag.order().to_vec(),
+            estimated: self
+                .tables
+                .iter()
+                .map(|(n, t)| (n.clone(), t.info.estimated_rows))
+                .collect(),
+            verifications: std::mem::take(&mut self.verifications),
+            errors: std::mem::take(&mut self.errors),
+            reconciliation: std::mem::take(&mut self.reconciliation),
+            duration: started.elapsed(),
+            paused: self.paused_total + self.paused_since.map_or(Duration::ZERO, |s| s.elapsed()),
+            rows_written: self.rows_written,
+            bytes_written: self.bytes_written,
+            progress: self.ctx.tracker.snapshot(),
+            budget: self.ctx.budget.clone(),
+        };
+        verify::build_report(&self.ctx, inputs).await
+    }
+}
+
+async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
+    let name = &t.info.name;
+    let lease = ctx.cfg.lease();
+    ctx.call();
+    let claimed = match ctx
+        .store
+        .claim_chunk(&ctx.run, name, index, &ctx.cfg.worker_id, lease)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return ChunkOutcome::NotClaimed,
+        Err(e) => return ChunkOutcome::StopRun(e.operation("claim_chunk")),
+    };
+    let spec = claimed.spec();
+    let mut retry = RetryState::default();
+    loop {
+        ctx.tracker.chunk_started(name);
+        let started = Instant::now();
+        let mut stats = PipeStats::default();
+        let attempt = attempt_chunk(ctx, t, &spec, &mut stats);
+        let result = tokio::select! {
+            r = tokio::time::timeout(ctx.cfg.chunk_timeout, attempt) => match r {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(ErrorKind::Timeout, format!("chunk attempt exceeded {:?}", ctx.cfg.chunk_timeout))),
+            },
+            _ = ctx.cancel.cancelled() => Err(Error::cancelled("run cancelled")),
+        };
+        match result {
+            Ok(()) => {
+                let res = ChunkResult {
+                    rows: stats.rows,
+                    bytes: stats.bytes,
+                    checksum: stats.checksum,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                };
+                ctx.call();
+                // The checkpoint follows the sink's Ok, never precedes it.
+                match ctx
+                    .store
+                    .complete_chunk(&ctx.run, name, index, &ctx.cfg.worker_id, &res)
+                    .await
+                {
+                    Ok(true) => {
+                        ctx.tracker.chunk_ended(name, true);
+                        return ChunkOutcome::Completed(stats);
+                    }
+                    Ok(false) => {
+                        // Our lease lapsed and another worker took the chunk; its write of the
+                        // same range converges on the same rows.
+                        ctx.tracker
+                            .rows(name, -(stats.rows as i64), -(stats.bytes as i64));
+                        ctx.tracker.chunk_ended(name, false);
+                        return ChunkOutcome::NotClaimed;
+                    }
+                    Err(e) => {
+                        ctx.tracker.chunk_ended(name, false);
+                        return ChunkOutcome::StopRun(e.operation("complete_chunk"));
+                    }
+                }
+            }
+            Err(e) => {
+                ctx.tracker
+                    .rows(name, -(stats.rows as i64), -(stats.bytes as i64));
+                ctx.tracker.chunk_ended(name, false);
+                let e = e.table(name).chunk(index);
+                if e.kind() == ErrorKind::Cancelled || ctx.cancel.is_cancelled() {
+                    let _ = ctx
+                        .store
+                        .fail_chunk(&ctx.run, name, index, "cancelled", ErrorKind::Cancelled)
+                        .await;
+                    return ChunkOutcome::Cancelled;
+                }
+                let decision = ctx.cfg.retry.decide(&e, &mut retry);
+                warn!(error = %e, ?decision, "chunk attempt failed");
+                match decision {
+                    RetryDecision::RetryAfter(delay) => {
+                        ctx.tracker.retry();
+                        ctx.audit(
+                            AuditEvent::new(
+                                "chunk.retry",
+                                format!("{} error; retrying in {} ms", e.kind(), delay.as_millis()),
+                            )
+                            .on(name, Some(index)),
+                        )
+                        .await;
+                        let _ = ctx
+                            .store
+                            .renew_lease(&ctx.run, name, index, &ctx.cfg.worker_id, lease + delay)
+                            .await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = ctx.cancel.cancelled() => {
+                                let _ = ctx.store.fail_chunk(&ctx.run, name, index, "cancelled", ErrorKind::Cancelled).await;
+                                return ChunkOutcome::Cancelled;
+                            }
+                        }
+                    }
+                    RetryDecision::GiveUp | RetryDecision::StopRun => {
+                        ctx.call();
+                        let _ = ctx
+                            .store
+                            .fail_chunk(&ctx.run, name, index, &e.to_string(), e.kind())
+                            .await;
+                        ctx.audit(
+                            AuditEvent::new("chunk.failed", e.to_string()).on(name, Some(index)),
+                        )
+                        .await;
+                        return if decision == RetryDecision::StopRun {
+                            ChunkOutcome::StopRun(e)
+                        } else {
+                            ChunkOutcome::Failed(e)
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn attempt_chunk(
+    ctx: &Ctx,
+    t: &TableCtx,
+    spec: &ChunkSpec,
+    stats: &mut PipeStats,
+) -> Result<()> {
+    ctx.call();
+    let (reader, cursor_index) = match &t.cursor {
+        Some((col, idx, upper)) => {
+            let Some(upper) = upper.clone() else {
+                return Ok(()); // empty table: nothing changed
+            };
+            let after = ctx.store.cursor(&ctx.cfg.migration, &t.info.name).await?;
+            let req = ChangeRequest {
+                cursor_column: col.clone(),
+                after,
+                upper,
+            };
+            (
+                ctx.source
+                    .read_changes(&t.info, &req, ctx.batch_rows)
+                    .await?,
+                Some(*idx),
+            )
+        }
+        None => (
+            ctx.source.read_chunk(&t.info, spec, ctx.batch_rows).await?,
+            None,
+        ),
+    };
+    let mut pipe = ChunkPipe {
+        inner: reader,
+        out_schema: t.target.schema.clone(),
+        transforms: &t.transforms,
+        budget: &ctx.budget,
+        held: None,
+        tracker: &ctx.tracker,
+        table: &t.info.name,
+        cancel: &ctx.cancel,
+        sample_cap: ctx.cfg.verify.sample_size,
+        cursor_index,
+        stats: PipeStats::default(),
+    };
+    ctx.call();
+    let result = if t.cursor.is_some() {
+        ctx.sink.upsert(&t.target, &mut pipe).await
+    } else {
+        ctx.sink.write_chunk(&t.target, spec, &mut pipe).await
+    };
+    pipe.held = None;
+    *stats = std::mem::take(&mut pipe.stats);
+    result?;
+    if let Some(mark) = &stats.last_position {
+        // Saved after the upsert returned Ok: a crash before this re-reads rows that were
+        // already upserted, which is harmless; the reverse would lose them.
+        ctx.store
+            .save_cursor(&ctx.cfg.migration, &t.info.name, mark)
+            .await?;
+    }
+    Ok(())
+}

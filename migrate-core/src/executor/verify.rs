@@ -1,0 +1,322 @@
+//! Post-load verification (count and canonical checksum per chunk range, source vs target, and
+//! a field-by-field sample) and report assembly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::budget::MemoryBudget;
+use super::config::Mode;
+use super::progress::Progress;
+use super::run::{Ctx, TableCtx};
+use crate::batch::Batch;
+use crate::checkpoint::{ChunkStatus, RunRecord};
+use crate::checksum::canonical_text;
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::{
+    self, ChunkMismatch, MigrationReport, SampleMismatch, SampleVerification, TableVerification,
+};
+use crate::schema::TableName;
+use crate::value::{KeyDisplay, Value};
+
+/// Verifies one table after all its chunks completed.
+pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> {
+    ctx.call();
+    ctx.sink
+        .finalize(&t.target)
+        .await
+        .map_err(|e| e.operation("finalize"))?;
+    let mut v = TableVerification {
+        table: t.info.name.clone(),
+        count_match: true,
+        checksum_match: true,
+        ..Default::default()
+    };
+    let full = ctx.cfg.mode == Mode::Full;
+    if ctx.cfg.verify.checksums && full {
+        let chunks = ctx.store.chunks(&ctx.run).await?;
+        let mut source_total = 0u64;
+        let compare_source = t.transforms.is_empty();
+        for c in chunks
+            .iter()
+            .filter(|c| c.table == t.info.name && c.status == ChunkStatus::Completed)
+        {
+            ctx.call();
+            let target = ctx
+                .sink
+                .checksum(&t.target, &c.range)
+                .await
+                .map_err(|e| e.chunk(c.index).operation("verify target"))?;
+            v.target_count += target.count;
+            let written = c.checksum.unwrap_or_default();
+            if target != written {
+                v.checksum_match = false;
+                v.count_match &= target.count == written.count;
+                v.mismatches.push(ChunkMismatch {
+                    chunk: c.index,
+                    detail: format!("target holds {target}, the run wrote {written}"),
+                });
+            }
+            if compare_source {
+                ctx.call();
+                let source = ctx
+                    .source
+                    .checksum(&t.info, &c.range)
+                    .await
+                    .map_err(|e| e.chunk(c.index).operation("verify source"))?;
+                source_total += source.count;
+                if source != target {
+                    v.checksum_match = false;
+                    v.count_match &= source.count == target.count;
+                    v.mismatches.push(ChunkMismatch {
+                        chunk: c.index,
+                        detail: format!("source holds {source}, target holds {target}"),
+                    });
+                }
+            }
+        }
+        v.source_count = compare_source.then_some(source_total);
+    }
+    if ctx.cfg.verify.sample_size > 0 && !t.info.schema.primary_key.is_empty() {
+        let keys = t
+            .sample
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .clone();
+        v.sample = Some(sample(ctx, t, keys).await?);
+    }
+    Ok(v)
+}
+
+/// Compares sampled rows field by field: the source row (through the transforms) against the
+/// target row with the same key. Names keys and fields, never values.
+async fn sample(ctx: &Ctx, t: &TableCtx, keys: Vec<Vec<Value>>) -> Result<SampleVerification> {
+    let mut s = SampleVerification {
+        sample_size: keys.len() as u64,
+        ..Default::default()
+    };
+    if keys.is_empty() {
+        return Ok(s);
+    }
+    ctx.call();
+    let source_rows = match ctx.source.fetch_rows(&t.info, &keys).await {
+        Ok(r) => r,
+        Err(e) if e.kind() == ErrorKind::Config => {
+            s.skipped = Some(e.message().to_string());
+            return Ok(s);
+        }
+        Err(e) => return Err(e.operation("sample source")),
+    };
+    let mut batch = Batch::new(t.info.schema.clone(), source_rows);
+    for tr in &t.transforms {
+        batch = tr.apply(batch)?.batch;
+    }
+    let schema = &t.target.schema;
+    let expected: BTreeMap<String, Vec<Value>> = batch
+        .into_rows()
+        .into_iter()
+        .map(|r| (KeyDisplay(&schema.key_of(&r)).to_string(), r))
+        .collect();
+    let target_keys: Vec<Vec<Value>> = expected.values().map(|r| schema.key_of(r)).collect();
+    ctx.call();
+    let target_rows = match ctx.sink.fetch_rows(&t.target, &target_keys).await {
+        Ok(r) => r,
+        Err(e) if e.kind() == ErrorKind::Config => {
+            s.skipped = Some(e.message().to_string());
+            return Ok(s);
+        }
+        Err(e) => return Err(e.operation("sample target")),
+    };
+    let actual: BTreeMap<String, Vec<Value>> = target_rows
+        .into_iter()
+        .map(|r| (KeyDisplay(&schema.key_of(&r)).to_string(), r))
+        .collect();
+    s.sample_size = expected.len() as u64;
+    for (key, want) in &expected {
+        match actual.get(key) {
+            None => s.mismatches.push(SampleMismatch {
+                record_id: key.clone(),
+                field: "(missing in target)".into(),
+            }),
+            Some(got) => {
+                let bad: Vec<&str> = schema
+                    .columns
+                    .iter()
+                    .zip(want.iter().zip(got))
+                    .filter(|(_, (a, b))| {
+                        a.is_null() != b.is_null() || canonical_text(a) != canonical_text(b)
+                    })
+                    .map(|(c, _)| c.name.as_str())
+                    .collect();
+                if bad.is_empty() {
+                    s.matched_records += 1;
+                } else {
+                    for f in bad {
+                        s.mismatches.push(SampleMismatch {
+                            record_id: key.clone(),
+                            field: f.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    s.mismatched_records = s.sample_size - s.matched_records;
+    s.mismatches.truncate(50);
+    Ok(s)
+}
+
+pub(crate) struct ReportInputs {
+    pub(crate) run: RunRecord,
+    pub(crate) plan_hash: String,
+    pub(crate) mode: String,
+    pub(crate) resumed: bool,
+    pub(crate) already_done: u64,
+    pub(crate) order: Vec<TableName>,
+    pub(crate) estimated: BTreeMap<TableName, u64>,
+    pub(crate) verifications: Vec<TableVerification>,
+    pub(crate) errors: Vec<(Option<TableName>, Option<u32>, Error)>,
+    pub(crate) reconciliation: Vec<String>,
+    pub(crate) duration: Duration,
+    pub(crate) paused: Duration,
+    pub(crate) rows_written: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) progress: Progress,
+    pub(crate) budget: Arc<MemoryBudget>,
+}
+
+/// Assembles the report from the store (the durable truth) and this execution's figures.
+pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<MigrationReport> {
+    let chunks = ctx.store.chunks(&ctx.run).await?;
+    let tables: BTreeMap<TableName, crate::checkpoint::TableRecord> = ctx
+        .store
+        .tables(&ctx.run)
+        .await?
+        .into_iter()
+        .map(|t| (t.table.clone(), t))
+        .collect();
+    let events = ctx.store.events(&ctx.run).await?;
+    let rejected = ctx.store.rejected(&ctx.run).await?;
+    let run = ctx.store.run(&ctx.run).await?.unwrap_or(i.run);
+
+    let mut results = Vec::new();
+    for name in &i.order {
+        let mine: Vec<_> = chunks.iter().filter(|c| &c.table == name).collect();
+        let done: Vec<_> = mine
+            .iter()
+            .filter(|c| c.status == ChunkStatus::Completed)
+            .collect();
+        let rec = tables.get(name);
+        let first = mine.iter().filter_map(|c| c.started_at).min();
+        let last = done.iter().filter_map(|c| c.finished_at).max();
+        results.push(report::TableResult {
+            table: name.clone(),
+            status: rec.map_or(crate::checkpoint::TableStatus::Pending, |r| r.status),
+            rows: done.iter().map(|c| c.rows).sum(),
+            total_rows: i.estimated.get(name).copied().unwrap_or(0),
+            bytes: done.iter().map(|c| c.bytes).sum(),
+            chunks_completed: done.len() as u64,
+            chunks_total: mine.len() as u64,
+            attempts: mine.iter().map(|c| u64::from(c.attempts)).sum(),
+            duration_seconds: first
+                .zip(last)
+                .map(|(a, b)| (b - a).num_milliseconds().max(0) as f64 / 1000.0),
+            reason: rec.and_then(|r| r.reason.clone()),
+        });
+    }
+    let mut errors = report::ErrorSummary::default();
+    for (table, chunk, e) in &i.errors {
+        errors.total += 1;
+        *errors
+            .by_type
+            .entry(e.kind().as_str().to_string())
+            .or_insert(0) += 1;
+        if errors.sample_errors.len() < 20 {
+            errors.sample_errors.push(report::ErrorSample {
+                table: table.clone(),
+                batch_number: *chunk,
+                error_type: e.kind().as_str().to_string(),
+                message: e.message().to_string(),
+                retriable: e.is_retryable(),
+            });
+        }
+    }
+    let mut audit = report::AuditSummary {
+        total_audit_entries: events.len() as u64,
+        ..Default::default()
+    };
+    for e in &events {
+        *audit.by_action.entry(e.action.clone()).or_insert(0) += 1;
+    }
+    let total_records: u64 = results.iter().map(|r| r.total_rows.max(r.rows)).sum();
+    let processed: u64 = results.iter().map(|r| r.rows).sum();
+    let skipped: u64 = chunks
+        .iter()
+        .filter(|c| c.status == ChunkStatus::Skipped)
+        .map(|c| c.estimated_rows)
+        .sum();
+    let secs = i.duration.as_secs_f64();
+    let all_completed = results
+        .iter()
+        .all(|r| r.status == crate::checkpoint::TableStatus::Completed);
+    let all_matched = i.verifications.iter().all(|v| {
+        v.checksum_match
+            && v.count_match
+            && v.sample.as_ref().is_none_or(|s| s.mismatched_records == 0)
+    });
+    let verification = report::Verification {
+        passed: all_completed && all_matched,
+        tables: i.verifications,
+    };
+    Ok(MigrationReport {
+        execution_id: run.id.to_string(),
+        migration: run.migration.clone(),
+        status: run.status,
+        execution_type: i.mode,
+        resumed: i.resumed,
+        plan_hash: i.plan_hash,
+        timing: report::Timing {
+            started_at: run.started_at,
+            completed_at: Utc::now(),
+            duration_seconds: secs,
+            paused_duration_seconds: i.paused.as_secs_f64(),
+        },
+        progress: report::ProgressSummary {
+            total_records,
+            processed_records: processed,
+            failed_records: rejected.len() as u64,
+            skipped_records: skipped,
+            records_this_execution: i.rows_written,
+            total_batches: chunks.len() as u64,
+            completed_batches: chunks
+                .iter()
+                .filter(|c| c.status == ChunkStatus::Completed)
+                .count() as u64,
+            batches_already_done: i.already_done,
+            bytes_this_execution: i.bytes_written,
+            records_per_second: if secs > 0.0 {
+                i.rows_written as f64 / secs
+            } else {
+                0.0
+            },
+            retries: i.progress.retries,
+            api_calls: i.progress.api_calls,
+            peak_in_flight_bytes: i.budget.peak(),
+            memory_budget_bytes: i.budget.total(),
+            percent_complete: if total_records > 0 {
+                processed as f64 * 100.0 / total_records as f64
+            } else {
+                100.0
+            },
+        },
+        results,
+        verification,
+        errors,
+        reconciliation: i.reconciliation,
+        preflight: vec![],
+        audit_summary: audit,
+    })
+}

@@ -1,0 +1,438 @@
+//! The run report: a serde struct shaped after seed 001's output protocol, and a Markdown
+//! rendering shaped after seed 003's migration report. Keys and counts only, never row values.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{RunStatus, TableStatus};
+use crate::schema::TableName;
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    /// Execution id (the run id; kept across resumes).
+    pub execution_id: String,
+    /// Migration name.
+    pub migration: String,
+    /// Final status.
+    pub status: RunStatus,
+    /// `dry-run`, `full`, `incremental`, `stream`.
+    pub execution_type: String,
+    /// Whether this execution continued a stopped run.
+    pub resumed: bool,
+    /// Hash of the plan the run executed.
+    pub plan_hash: String,
+    /// Timing.
+    pub timing: Timing,
+    /// Progress totals.
+    pub progress: ProgressSummary,
+    /// Results by table, in dependency order.
+    pub results: Vec<TableResult>,
+    /// Verification outcome.
+    pub verification: Verification,
+    /// Errors by type, with samples.
+    pub errors: ErrorSummary,
+    /// What resume reconciliation found and redid.
+    pub reconciliation: Vec<String>,
+    /// Dry run findings (empty unless dry run).
+    pub preflight: Vec<PreflightResult>,
+    /// Audit events by action.
+    pub audit_summary: AuditSummary,
+}
+
+/// When it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// When the run was first started (before any resume).
+    pub started_at: DateTime<Utc>,
+    /// When this execution ended.
+    pub completed_at: DateTime<Utc>,
+    /// Wall seconds of this execution.
+    pub duration_seconds: f64,
+    /// Seconds spent paused in this execution.
+    pub paused_duration_seconds: f64,
+}
+
+/// Totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressSummary {
+    /// Rows the plan expected.
+    pub total_records: u64,
+    /// Rows written by completed chunks (all executions of the run).
+    pub processed_records: u64,
+    /// Rows rejected by transforms.
+    pub failed_records: u64,
+    /// Rows in chunks skipped.
+    pub skipped_records: u64,
+    /// Rows written by this execution.
+    pub records_this_execution: u64,
+    /// Chunks in the plan.
+    pub total_batches: u64,
+    /// Chunks completed.
+    pub completed_batches: u64,
+    /// Chunks found completed at start and neither re-read nor re-written.
+    pub batches_already_done: u64,
+    /// Bytes written by this execution.
+    pub bytes_this_execution: u64,
+    /// Rows per second in this execution.
+    pub records_per_second: f64,
+    /// Retries taken.
+    pub retries: u64,
+    /// Calls to source, sink and store.
+    pub api_calls: u64,
+    /// Peak bytes in flight under the memory budget.
+    pub peak_in_flight_bytes: u64,
+    /// The memory budget.
+    pub memory_budget_bytes: u64,
+    /// Percentage of expected rows done.
+    pub percent_complete: f64,
+}
+
+/// One table's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableResult {
+    /// The table.
+    pub table: TableName,
+    /// Final status.
+    pub status: TableStatus,
+    /// Rows written (completed chunks).
+    pub rows: u64,
+    /// Rows expected.
+    pub total_rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Chunks completed / in the plan.
+    pub chunks_completed: u64,
+    /// Chunks in the plan.
+    pub chunks_total: u64,
+    /// Attempts over all chunks.
+    pub attempts: u64,
+    /// Seconds from first chunk start to last chunk end.
+    pub duration_seconds: Option<f64>,
+    /// Why it failed, was skipped or deferred.
+    pub reason: Option<String>,
+}
+
+/// Verification outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Every verified table matched.
+    pub passed: bool,
+    /// Per table.
+    pub tables: Vec<TableVerification>,
+}
+
+/// One table's verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableVerification {
+    /// The table.
+    pub table: TableName,
+    /// Rows in the source over the migrated ranges (when compared).
+    pub source_count: Option<u64>,
+    /// Rows in the target over the migrated ranges.
+    pub target_count: u64,
+    /// Count and checksum matched for every chunk.
+    pub count_match: bool,
+    /// Checksums matched for every chunk.
+    pub checksum_match: bool,
+    /// Chunks that did not match, with what differed.
+    pub mismatches: Vec<ChunkMismatch>,
+    /// Field-by-field comparison of sampled keys.
+    pub sample: Option<SampleVerification>,
+}
+
+/// A chunk whose target differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkMismatch {
+    /// Chunk index.
+    pub chunk: u32,
+    /// What differed (counts and checksums, never values).
+    pub detail: String,
+}
+
+/// Sample verification (seed 001).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleVerification {
+    /// Keys compared.
+    pub sample_size: u64,
+    /// Rows equal in every field.
+    pub matched_records: u64,
+    /// Rows that differ or are missing.
+    pub mismatched_records: u64,
+    /// Which key and field differed.
+    pub mismatches: Vec<SampleMismatch>,
+    /// Why sampling was not done, if it was not.
+    pub skipped: Option<String>,
+}
+
+/// One differing sampled row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleMismatch {
+    /// The row's key.
+    pub record_id: String,
+    /// The differing column, or `(missing in target)`.
+    pub field: String,
+}
+
+/// Errors by type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorSummary {
+    /// Failed chunks plus run-stopping errors.
+    pub total: u64,
+    /// Counts by error kind.
+    pub by_type: BTreeMap<String, u64>,
+    /// Up to 20 samples.
+    pub sample_errors: Vec<ErrorSample>,
+}
+
+/// One error sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorSample {
+    /// Table, if any.
+    pub table: Option<TableName>,
+    /// Chunk (the batch number of seed 001), if any.
+    pub batch_number: Option<u32>,
+    /// Error kind.
+    pub error_type: String,
+    /// Message (names keys, never values).
+    pub message: String,
+    /// Whether a retry could succeed.
+    pub retriable: bool,
+}
+
+/// Dry-run result for one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreflightResult {
+    /// The table.
+    pub table: TableName,
+    /// Chunks the run would process.
+    pub chunks: u64,
+    /// Rows estimated.
+    pub estimated_rows: u64,
+    /// The target answered.
+    pub reachable: bool,
+    /// The target table exists.
+    pub exists: bool,
+    /// Reasons it could not be written.
+    pub problems: Vec<String>,
+}
+
+/// Audit events counted by action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditSummary {
+    /// Total events.
+    pub total_audit_entries: u64,
+    /// By action.
+    pub by_action: BTreeMap<String, u64>,
+}
+
+impl MigrationReport {
+    /// Whether the run fully succeeded (completed and verified).
+    pub fn succeeded(&self) -> bool {
+        self.status == RunStatus::Completed && self.verification.passed
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The report as Markdown (seed 003's migration_report.md).
+    pub fn to_markdown(&self) -> String {
+        let mut m = String::new();
+        let status = match (self.status, self.succeeded()) {
+            (RunStatus::Completed, true) => "COMPLETE",
+            (RunStatus::Completed, false) => "FAILED VERIFICATION",
+            (RunStatus::Failed, _)
+                if self
+                    .results
+                    .iter()
+                    .any(|t| t.status == TableStatus::Completed) =>
+            {
+                "PARTIAL"
+            }
+            (RunStatus::Failed, _) => "FAILED",
+            (RunStatus::Cancelled, _) => "CANCELLED",
+            (RunStatus::Paused, _) => "PAUSED",
+            (RunStatus::Running, _) => "IN PROGRESS",
+        };
+        let done = self
+            .results
+            .iter()
+            .filter(|t| t.status == TableStatus::Completed)
+            .count();
+        let _ = writeln!(m, "# Migration Report\n");
+        let _ = writeln!(m, "## Summary");
+        let _ = writeln!(m, "- Status: {status}");
+        let _ = writeln!(
+            m,
+            "- Execution: `{}` ({}{})",
+            self.execution_id,
+            self.execution_type,
+            if self.resumed { ", resumed" } else { "" }
+        );
+        let _ = writeln!(
+            m,
+            "- Duration: {:.1} s (paused {:.1} s)",
+            self.timing.duration_seconds, self.timing.paused_duration_seconds
+        );
+        let _ = writeln!(m, "- Tables migrated: {done} of {}", self.results.len());
+        let _ = writeln!(
+            m,
+            "- Rows migrated: {} of {}",
+            self.progress.processed_records, self.progress.total_records
+        );
+        let _ = writeln!(
+            m,
+            "- Data transferred this execution: {:.1} MB",
+            self.progress.bytes_this_execution as f64 / 1e6
+        );
+        let _ = writeln!(
+            m,
+            "- Chunks: {} of {} completed ({} already done before this execution)",
+            self.progress.completed_batches,
+            self.progress.total_batches,
+            self.progress.batches_already_done
+        );
+        let _ = writeln!(
+            m,
+            "- Retries: {}, API calls: {}",
+            self.progress.retries, self.progress.api_calls
+        );
+        let _ = writeln!(m, "\n## Results by Table\n");
+        let _ = writeln!(m, "| Table | Status | Rows | Chunks | Time | Notes |");
+        let _ = writeln!(m, "|-------|--------|------|--------|------|-------|");
+        for t in &self.results {
+            let mark = match t.status {
+                TableStatus::Completed => "✓".to_string(),
+                other => other.as_str().to_uppercase(),
+            };
+            let time = t
+                .duration_seconds
+                .map_or("-".into(), |s| format!("{s:.1}s"));
+            let _ = writeln!(
+                m,
+                "| {} | {mark} | {} | {}/{} | {time} | {} |",
+                t.table,
+                t.rows,
+                t.chunks_completed,
+                t.chunks_total,
+                t.reason.as_deref().unwrap_or("").replace('|', "\\|")
+            );
+        }
+        let _ = writeln!(m, "\n## Resource Usage\n");
+        let _ = writeln!(
+            m,
+            "- Peak memory in flight: {:.1} MB of {:.1} MB budget",
+            self.progress.peak_in_flight_bytes as f64 / 1e6,
+            self.progress.memory_budget_bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            m,
+            "- Average throughput: {:.0} rows/s",
+            self.progress.records_per_second
+        );
+        let _ = writeln!(m, "\n## Verification\n");
+        let _ = writeln!(
+            m,
+            "- Result: {}",
+            if self.verification.passed {
+                "PASSED"
+            } else {
+                "FAILED"
+            }
+        );
+        for v in &self.verification.tables {
+            let sample = v
+                .sample
+                .as_ref()
+                .map_or(String::new(), |s| match &s.skipped {
+                    Some(why) => format!("; sample skipped: {why}"),
+                    None => format!("; sample {}/{} matched", s.matched_records, s.sample_size),
+                });
+            let _ = writeln!(
+                m,
+                "- {}: target {} rows{}; checksum {}{sample}",
+                v.table,
+                v.target_count,
+                v.source_count
+                    .map_or(String::new(), |s| format!(", source {s}")),
+                if v.checksum_match {
+                    "match"
+                } else {
+                    "MISMATCH"
+                }
+            );
+            for c in &v.mismatches {
+                let _ = writeln!(m, "  - chunk {}: {}", c.chunk, c.detail);
+            }
+        }
+        if !self.reconciliation.is_empty() {
+            let _ = writeln!(m, "\n## Resume Reconciliation\n");
+            for r in &self.reconciliation {
+                let _ = writeln!(m, "- {r}");
+            }
+        }
+        if !self.preflight.is_empty() {
+            let _ = writeln!(m, "\n## Dry Run\n");
+            let _ = writeln!(
+                m,
+                "| Table | Chunks | Est. rows | Target exists | Problems |"
+            );
+            let _ = writeln!(
+                m,
+                "|-------|--------|-----------|---------------|----------|"
+            );
+            for p in &self.preflight {
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} |",
+                    p.table,
+                    p.chunks,
+                    p.estimated_rows,
+                    if p.exists { "yes" } else { "no" },
+                    if p.problems.is_empty() {
+                        "none".into()
+                    } else {
+                        p.problems.join("; ")
+                    }
+                );
+            }
+        }
+        if self.errors.total > 0 {
+            let _ = writeln!(m, "\n## Errors\n");
+            for (k, n) in &self.errors.by_type {
+                let _ = writeln!(m, "- {k}: {n}");
+            }
+            for e in &self.errors.sample_errors {
+                let loc = match (&e.table, e.batch_number) {
+                    (Some(t), Some(c)) => format!("{t} chunk {c}"),
+                    (Some(t), None) => t.to_string(),
+                    _ => "run".into(),
+                };
+                let _ = writeln!(m, "  - {loc} ({}): {}", e.error_type, e.message);
+            }
+        }
+        let follow: Vec<&TableResult> = self
+            .results
+            .iter()
+            .filter(|t| t.status != TableStatus::Completed)
+            .collect();
+        if !follow.is_empty() {
+            let _ = writeln!(m, "\n## Follow-up Required\n");
+            for t in follow {
+                let _ = writeln!(
+                    m,
+                    "- [ ] {} ({}): {}",
+                    t.table,
+                    t.status.as_str(),
+                    t.reason.as_deref().unwrap_or("resume the run to finish it")
+                );
+            }
+        }
+        m
+    }
+}
