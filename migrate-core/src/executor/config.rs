@@ -137,6 +137,11 @@ pub struct ExecutorConfig {
     pub force: bool,
     /// This worker's id in chunk leases (default: host-pid-random).
     pub worker_id: String,
+    /// How long a worker's claim on a chunk lasts without renewal (default 30 s). A heartbeat
+    /// renews it every third of that while the chunk runs, so a live worker keeps its chunk and
+    /// a crashed worker's chunk is taken over by a resumed run soon after.
+    #[serde(with = "crate::config_serde::duration")]
+    pub lease: Duration,
     /// How often the store's pause/cancel flag is polled (default 1 s).
     #[serde(with = "crate::config_serde::duration")]
     pub control_poll: Duration,
@@ -163,16 +168,9 @@ impl Default for ExecutorConfig {
             extra_dependencies: Vec::new(),
             force: false,
             worker_id: default_worker_id(),
+            lease: Duration::from_secs(30),
             control_poll: Duration::from_secs(1),
         }
-    }
-}
-
-impl ExecutorConfig {
-    /// The lease a worker takes on a chunk: a chunk attempt plus slack, so that a live worker
-    /// never loses its chunk and a dead one's chunk is taken over soon after.
-    pub fn lease(&self) -> Duration {
-        self.chunk_timeout + Duration::from_secs(60)
     }
 }
 

@@ -153,6 +153,13 @@ impl MigrationHandle {
         &self.budget
     }
 
+    /// Stops the executor task at once, with no cleanup at all — what a crash or `kill -9`
+    /// does. The run stays "running" in the store; chunks in flight keep their leases until
+    /// they expire, then a resumed run takes them over. Tests use it to prove resume.
+    pub fn abort(self) {
+        self.join.abort();
+    }
+
     /// Waits for the run to end.
     pub async fn wait(self) -> Result<MigrationReport> {
         self.join

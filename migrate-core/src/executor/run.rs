@@ -1190,7 +1190,7 @@ impl Coordinator {
 
 async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
     let name = &t.info.name;
-    let lease = ctx.cfg.lease();
+    let lease = ctx.cfg.lease;
     ctx.call();
     let claimed = match ctx
         .store
@@ -1208,7 +1208,24 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
         let started = Instant::now();
         let mut stats = PipeStats::default();
         let attempt = attempt_chunk(ctx, t, &spec, &mut stats);
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match ctx
+                    .store
+                    .renew_lease(&ctx.run, name, index, &ctx.cfg.worker_id, lease)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Error::transient("lost the chunk's lease to another worker")
+                    }
+                    Err(e) => return e.operation("renew_lease"),
+                }
+            }
+        };
         let result = tokio::select! {
+            e = heartbeat => Err(e),
             r = tokio::time::timeout(ctx.cfg.chunk_timeout, attempt) => match r {
                 Ok(r) => r,
                 Err(_) => Err(Error::new(ErrorKind::Timeout, format!("chunk attempt exceeded {:?}", ctx.cfg.chunk_timeout))),

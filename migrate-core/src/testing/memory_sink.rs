@@ -28,10 +28,129 @@ pub struct WriteLog {
     pub ok: bool,
 }
 
+/// A primary key ordered as keys compare (integers of any width by value, composite
+/// lexicographically).
+#[derive(Debug, Clone)]
+struct Key(Vec<Value>);
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Self) -> bool {
+        cmp_keys(&self.0, &o.0).is_eq()
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        cmp_keys(&self.0, &o.0)
+    }
+}
+
+/// A table: rows by primary key (unique, like a real primary key), or a plain list when the
+/// table has none.
+#[derive(Debug, Clone)]
+struct Table {
+    info: TableInfo,
+    keyed: BTreeMap<Key, Row>,
+    keyless: Vec<Row>,
+}
+
+impl Table {
+    fn new(info: TableInfo) -> Self {
+        Table {
+            info,
+            keyed: BTreeMap::new(),
+            keyless: Vec::new(),
+        }
+    }
+
+    fn has_key(&self) -> bool {
+        !self.info.schema.primary_key.is_empty()
+    }
+
+    fn delete_range(&mut self, range: &KeyRange) {
+        if !self.has_key() || range.is_all() {
+            self.keyed.clear();
+            self.keyless.clear();
+            return;
+        }
+        let doomed: Vec<Key> = self.in_range(range).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            self.keyed.remove(&k);
+        }
+    }
+
+    fn in_range<'a>(&'a self, range: &KeyRange) -> impl Iterator<Item = (&'a Key, &'a Row)> + 'a {
+        use std::ops::Bound;
+        let lo = range
+            .lower
+            .clone()
+            .map_or(Bound::Unbounded, |l| Bound::Included(Key(l)));
+        let hi = range
+            .upper
+            .clone()
+            .map_or(Bound::Unbounded, |u| Bound::Excluded(Key(u)));
+        // An empty or inverted range yields nothing rather than panicking in BTreeMap::range.
+        let valid = match (&lo, &hi) {
+            (Bound::Included(a), Bound::Excluded(b)) => a < b,
+            _ => true,
+        };
+        let it = if valid {
+            Some(self.keyed.range((lo, hi)))
+        } else {
+            None
+        };
+        it.into_iter().flatten()
+    }
+
+    fn rows_in(&self, range: &KeyRange) -> Vec<&Row> {
+        if !self.has_key() || range.is_all() {
+            return self.keyed.values().chain(self.keyless.iter()).collect();
+        }
+        self.in_range(range).map(|(_, r)| r).collect()
+    }
+
+    fn insert(&mut self, row: Row) -> Result<()> {
+        if !self.has_key() {
+            self.keyless.push(row);
+            return Ok(());
+        }
+        let key = Key(self.info.schema.key_of(&row));
+        if self.keyed.contains_key(&key) {
+            return Err(Error::new(
+                crate::error::ErrorKind::Constraint,
+                format!("duplicate primary key {}", crate::value::KeyDisplay(&key.0)),
+            ));
+        }
+        self.keyed.insert(key, row);
+        Ok(())
+    }
+
+    fn upsert(&mut self, row: Row) {
+        if self.has_key() {
+            self.keyed.insert(Key(self.info.schema.key_of(&row)), row);
+        } else {
+            self.keyless.push(row);
+        }
+    }
+
+    fn all_rows(&self) -> Vec<Row> {
+        self.keyed
+            .values()
+            .chain(self.keyless.iter())
+            .cloned()
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct State {
-    tables: BTreeMap<TableName, (TableInfo, Vec<Row>)>,
-    backups: BTreeMap<String, (TableInfo, Vec<Row>)>,
+    tables: BTreeMap<TableName, Table>,
+    backups: BTreeMap<String, Table>,
     log: Vec<WriteLog>,
 }
 
@@ -57,13 +176,7 @@ impl MemorySink {
 
     /// The rows of a table, sorted by key (`None` if the table does not exist).
     pub fn rows(&self, table: &TableName) -> Option<Vec<Row>> {
-        self.lock().tables.get(table).map(|(info, rows)| {
-            let mut rows = rows.clone();
-            if !info.schema.primary_key.is_empty() {
-                rows.sort_by(|a, b| cmp_keys(&info.schema.key_of(a), &info.schema.key_of(b)));
-            }
-            rows
-        })
+        self.lock().tables.get(table).map(Table::all_rows)
     }
 
     /// Every write attempt so far, in order.
@@ -78,18 +191,14 @@ impl MemorySink {
 
     /// Deletes one row by key behind the executor's back.
     pub fn delete_row(&self, table: &TableName, key: &[Value]) {
-        if let Some((info, rows)) = self.lock().tables.get_mut(table) {
-            rows.retain(|r| info.schema.key_of(r) != key);
+        if let Some(t) = self.lock().tables.get_mut(table) {
+            t.keyed.remove(&Key(key.to_vec()));
         }
     }
 
     fn missing(table: &TableName) -> Error {
         Error::not_found(format!("table {table} does not exist in the target")).table(table)
     }
-}
-
-fn in_range(info: &TableInfo, row: &[Value], range: &KeyRange) -> bool {
-    range.is_all() || range.contains(&info.schema.key_of(row))
 }
 
 #[async_trait]
@@ -112,7 +221,7 @@ impl Sink for MemorySink {
         let st = self.lock();
         let existing = st.tables.get(&table.name);
         let mut problems = Vec::new();
-        if let Some((info, _)) = existing {
+        if let Some(Table { info, .. }) = existing {
             if info.schema.columns != table.schema.columns {
                 problems.push(format!(
                     "table {} exists with different columns",
@@ -145,7 +254,7 @@ impl Sink for MemorySink {
                 }
             }
             (_, true) => {
-                let (info, _) = &st.tables[&table.name];
+                let info = &st.tables[&table.name].info;
                 if info.schema.columns != table.schema.columns {
                     return Err(Error::schema(format!(
                         "target table {} has columns incompatible with the source",
@@ -164,7 +273,7 @@ impl Sink for MemorySink {
             _ => {}
         }
         st.tables
-            .insert(table.name.clone(), (table.clone(), Vec::new()));
+            .insert(table.name.clone(), Table::new(table.clone()));
         prepared.created = true;
         Ok(prepared)
     }
@@ -180,11 +289,10 @@ impl Sink for MemorySink {
             // Replace the range first: whatever an earlier attempt left there goes.
             {
                 let mut st = self.lock();
-                let (info, existing) = st
-                    .tables
+                st.tables
                     .get_mut(&table.name)
-                    .ok_or_else(|| Self::missing(&table.name))?;
-                existing.retain(|r| !in_range(info, r, &chunk.range));
+                    .ok_or_else(|| Self::missing(&table.name))?
+                    .delete_range(&chunk.range);
             }
             if let Some((0, e)) = &fault {
                 return Err(Error::new(e.kind(), e.message()));
@@ -193,13 +301,14 @@ impl Sink for MemorySink {
             while let Some(batch) = rows.next_batch().await? {
                 stats.bytes += batch.byte_size() as u64;
                 let mut st = self.lock();
-                let (info, existing) = st
+                let t = st
                     .tables
                     .get_mut(&table.name)
                     .ok_or_else(|| Self::missing(&table.name))?;
                 for row in batch.into_rows() {
+                    let info = &t.info;
                     info.schema.check_row(&row)?;
-                    if !in_range(info, &row, &chunk.range) {
+                    if t.has_key() && !chunk.range.contains(&info.schema.key_of(&row)) {
                         return Err(Error::validation(format!(
                             "row key {} outside chunk range {}",
                             crate::value::KeyDisplay(&info.schema.key_of(&row)),
@@ -211,7 +320,7 @@ impl Sink for MemorySink {
                             return Err(Error::new(e.kind(), e.message()));
                         }
                     }
-                    existing.push(row);
+                    t.insert(row)?;
                     stats.rows += 1;
                 }
             }
@@ -239,13 +348,11 @@ impl Sink for MemorySink {
             return Err(e.table(&table.name));
         }
         let st = self.lock();
-        let (info, rows) = st
+        let t = st
             .tables
             .get(&table.name)
             .ok_or_else(|| Self::missing(&table.name))?;
-        Ok(RowChecksum::of_rows(
-            rows.iter().filter(|r| in_range(info, r, range)),
-        ))
+        Ok(RowChecksum::of_rows(t.rows_in(range)))
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
@@ -256,15 +363,13 @@ impl Sink for MemorySink {
         while let Some(batch) = rows.next_batch().await? {
             stats.bytes += batch.byte_size() as u64;
             let mut st = self.lock();
-            let (info, existing) = st
+            let t = st
                 .tables
                 .get_mut(&table.name)
                 .ok_or_else(|| Self::missing(&table.name))?;
             for row in batch.into_rows() {
-                info.schema.check_row(&row)?;
-                let key = info.schema.key_of(&row);
-                existing.retain(|r| info.schema.key_of(r) != key);
-                existing.push(row);
+                t.info.schema.check_row(&row)?;
+                t.upsert(row);
                 stats.rows += 1;
             }
         }
@@ -273,14 +378,13 @@ impl Sink for MemorySink {
 
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
         let st = self.lock();
-        let (info, rows) = st
+        let t = st
             .tables
             .get(&table.name)
             .ok_or_else(|| Self::missing(&table.name))?;
-        Ok(rows
+        Ok(keys
             .iter()
-            .filter(|r| keys.contains(&info.schema.key_of(r)))
-            .cloned()
+            .filter_map(|k| t.keyed.get(&Key(k.clone())).cloned())
             .collect())
     }
 

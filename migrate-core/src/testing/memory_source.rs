@@ -18,7 +18,7 @@ use crate::value::{cmp_keys, Value};
 /// Tables held in memory. Rows are kept in primary-key order.
 #[derive(Default)]
 pub struct MemorySource {
-    tables: Mutex<BTreeMap<TableName, (TableInfo, Vec<Row>)>>,
+    tables: Mutex<BTreeMap<TableName, (TableInfo, Arc<Vec<Row>>)>>,
     faults: Arc<Faults>,
     reads: Mutex<Vec<(TableName, u32)>>,
 }
@@ -41,7 +41,7 @@ impl MemorySource {
         s
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TableName, (TableInfo, Vec<Row>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TableName, (TableInfo, Arc<Vec<Row>>)>> {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -53,7 +53,8 @@ impl MemorySource {
             .iter()
             .map(|r| crate::batch::row_byte_size(r) as u64)
             .sum();
-        self.lock().insert(info.name.clone(), (info, rows));
+        self.lock()
+            .insert(info.name.clone(), (info, Arc::new(rows)));
     }
 
     /// Inserts or replaces rows by key (for incremental tests).
@@ -62,6 +63,7 @@ impl MemorySource {
         let (info, rows) = tables
             .get_mut(table)
             .ok_or_else(|| Error::not_found(format!("no table {table}")))?;
+        let rows = Arc::make_mut(rows);
         for r in new_rows {
             let key = info.schema.key_of(&r);
             match rows.iter().position(|x| info.schema.key_of(x) == key) {
@@ -78,20 +80,31 @@ impl MemorySource {
         self.reads.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn table(&self, name: &TableName) -> Result<(TableInfo, Vec<Row>)> {
+    fn table(&self, name: &TableName) -> Result<(TableInfo, Arc<Vec<Row>>)> {
         self.lock()
             .get(name)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("no table {name}")).table(name))
     }
 
+    /// Rows in `range`, found by binary search (rows are kept in key order).
     fn rows_in(&self, table: &TableInfo, range: &KeyRange) -> Result<Vec<Row>> {
-        let (_, rows) = self.table(&table.name)?;
-        let schema = &table.schema;
-        Ok(rows
-            .into_iter()
-            .filter(|r| schema.primary_key.is_empty() || range.contains(&schema.key_of(r)))
-            .collect())
+        let (info, rows) = self.table(&table.name)?;
+        let schema = &info.schema;
+        if schema.primary_key.is_empty() {
+            return Ok(rows.to_vec());
+        }
+        let below = |bound: &Option<Vec<Value>>| match bound {
+            Some(b) => rows.partition_point(|r| cmp_keys(&schema.key_of(r), b).is_lt()),
+            None => rows.len(),
+        };
+        let start = if range.lower.is_some() {
+            below(&range.lower)
+        } else {
+            0
+        };
+        let end = below(&range.upper);
+        Ok(rows[start..end.max(start)].to_vec())
     }
 }
 
@@ -213,8 +226,9 @@ impl Source for MemorySource {
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
         let (info, rows) = self.table(&table.name)?;
         Ok(rows
-            .into_iter()
+            .iter()
             .filter(|r| keys.contains(&info.schema.key_of(r)))
+            .cloned()
             .collect())
     }
 
@@ -251,7 +265,8 @@ impl Source for MemorySource {
                 .is_gt()
         };
         let mut changed: Vec<Row> = rows
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|r| !r[ci].is_null() && r[ci].cmp_key(&request.upper).is_le())
             .filter(|r| request.after.as_ref().is_none_or(|m| after(&pos(r), m)))
             .collect();

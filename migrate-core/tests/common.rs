@@ -1,0 +1,98 @@
+//! Helpers shared by the executor tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use migrate_core::executor::{ExecutorConfig, Migration};
+use migrate_core::testing::{
+    seed003_dataset, Faults, Fixture, MemoryCheckpointStore, MemorySink, MemorySource,
+};
+use migrate_core::{RowChecksum, TableName};
+
+pub struct Rig {
+    pub fixtures: Vec<Fixture>,
+    pub source: Arc<MemorySource>,
+    pub sink: Arc<MemorySink>,
+    pub store: Arc<MemoryCheckpointStore>,
+    pub source_faults: Arc<Faults>,
+    pub sink_faults: Arc<Faults>,
+}
+
+impl Rig {
+    pub fn seed003(scale: f64) -> Rig {
+        Rig::with(seed003_dataset("public", scale))
+    }
+
+    pub fn with(fixtures: Vec<Fixture>) -> Rig {
+        let source_faults = Arc::new(Faults::new());
+        let sink_faults = Arc::new(Faults::new());
+        Rig {
+            source: Arc::new(MemorySource::with_fixtures(
+                &fixtures,
+                source_faults.clone(),
+            )),
+            sink: Arc::new(MemorySink::new(sink_faults.clone())),
+            store: Arc::new(MemoryCheckpointStore::new()),
+            fixtures,
+            source_faults,
+            sink_faults,
+        }
+    }
+
+    pub fn migration(&self, cfg: ExecutorConfig) -> Migration {
+        Migration::new(self.source.clone(), self.sink.clone(), self.store.clone()).with_config(cfg)
+    }
+
+    /// Replaces the sink's fault script (a new "process" with healthy backends).
+    pub fn heal(&mut self) {
+        self.sink_faults = Arc::new(Faults::new());
+        self.source_faults = Arc::new(Faults::new());
+    }
+
+    /// Asserts the sink holds exactly the source rows of every fixture table.
+    pub fn assert_target_equals_source(&self) {
+        for f in &self.fixtures {
+            let got = self
+                .sink
+                .rows(&f.table.name)
+                .unwrap_or_else(|| panic!("{} missing in target", f.table.name));
+            assert_eq!(got.len(), f.rows.len(), "row count of {}", f.table.name);
+            assert_eq!(
+                RowChecksum::of_rows(&got),
+                RowChecksum::of_rows(&f.rows),
+                "checksum of {}",
+                f.table.name
+            );
+            let mut want = f.rows.clone();
+            want.sort_by(|a, b| {
+                migrate_core::value::cmp_keys(&f.table.schema.key_of(a), &f.table.schema.key_of(b))
+            });
+            if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+                panic!(
+                    "{}: row {i} differs (key {})",
+                    f.table.name,
+                    migrate_core::value::KeyDisplay(&f.table.schema.key_of(&want[i]))
+                );
+            }
+        }
+    }
+}
+
+pub fn cfg(name: &str) -> ExecutorConfig {
+    let mut c = ExecutorConfig {
+        migration: name.into(),
+        chunk_rows: 50,
+        batch_rows: 16,
+        parallelism: 3,
+        control_poll: Duration::from_millis(20),
+        lease: Duration::from_millis(300),
+        ..Default::default()
+    };
+    c.retry.jitter = false;
+    c
+}
+
+pub fn t(name: &str) -> TableName {
+    TableName::new("public", name)
+}

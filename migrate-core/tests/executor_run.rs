@@ -1,0 +1,177 @@
+//! Full runs: order, verification, memory, dry run, report.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{cfg, t, Rig};
+use migrate_core::executor::Mode;
+use migrate_core::{ChunkStatus, RunStatus, TableStatus};
+
+#[tokio::test]
+async fn full_run_migrates_verifies_and_reports() {
+    let rig = Rig::seed003(0.001);
+    let report = rig.migration(cfg("full")).run().await.expect("run");
+    assert_eq!(
+        report.status,
+        RunStatus::Completed,
+        "{}",
+        report.to_markdown()
+    );
+    assert!(report.succeeded());
+    assert!(report.verification.passed);
+    rig.assert_target_equals_source();
+    assert_eq!(report.results.len(), 8);
+    assert!(report
+        .results
+        .iter()
+        .all(|r| r.status == TableStatus::Completed));
+    let total: u64 = rig.fixtures.iter().map(|f| f.rows.len() as u64).sum();
+    assert_eq!(report.progress.processed_records, total);
+    assert_eq!(report.progress.records_this_execution, total);
+    assert_eq!(
+        report.progress.completed_batches,
+        report.progress.total_batches
+    );
+    // Every table was verified chunk by chunk against the source and sampled.
+    assert_eq!(report.verification.tables.len(), 8);
+    for v in &report.verification.tables {
+        assert!(v.checksum_match && v.count_match, "{v:?}");
+        assert_eq!(v.source_count, Some(v.target_count));
+        let s = v.sample.as_ref().expect("sampled");
+        assert!(s.sample_size > 0 && s.mismatched_records == 0, "{s:?}");
+    }
+    // Checkpoints: every chunk completed once, with its checksum recorded.
+    let chunks = rig
+        .store
+        .chunks(&migrate_core::RunId(report.execution_id.clone()))
+        .await
+        .unwrap();
+    assert!(chunks
+        .iter()
+        .all(|c| c.status == ChunkStatus::Completed && c.attempts == 1 && c.checksum.is_some()));
+    // JSON and Markdown renderings.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["status"], "completed");
+    let md = report.to_markdown();
+    assert!(
+        md.contains("# Migration Report") && md.contains("| public.transactions | ✓ |"),
+        "{md}"
+    );
+    assert!(report.audit_summary.by_action["table.completed"] == 8);
+}
+
+use migrate_core::CheckpointStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_child_chunk_starts_before_its_parents_complete() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(2));
+    let mut c = cfg("order");
+    c.parallelism = 6;
+    c.chunk_rows = 20;
+    let report = rig.migration(c).run().await.unwrap();
+    assert!(report.succeeded());
+    let log = rig.sink.write_log();
+    let deps: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("orders", vec!["customers", "products"]),
+        ("transactions", vec!["orders", "customers"]),
+        ("inventory", vec!["products"]),
+        ("preferences", vec!["customers"]),
+    ]);
+    for (child, parents) in deps {
+        let first_child = log
+            .iter()
+            .position(|w| w.table == t(child))
+            .expect("child written");
+        for p in parents {
+            let last_parent = log
+                .iter()
+                .rposition(|w| w.table == t(p))
+                .expect("parent written");
+            assert!(
+                last_parent < first_child,
+                "{child} started (write #{first_child}) before {p} finished (write #{last_parent})"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_in_flight_stays_within_the_budget() {
+    let rig = Rig::seed003(0.003);
+    let source_bytes: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
+    let budget = source_bytes / 20;
+    let mut c = cfg("memory");
+    c.memory_budget = budget;
+    c.parallelism = 4;
+    c.batch_rows = 10_000; // lowered by the executor to fit the budget
+    rig.sink_faults.set_latency(Duration::from_millis(1));
+    let handle = rig.migration(c).start();
+    let budget_acc = handle.budget().clone();
+    let report = handle.wait().await.unwrap();
+    assert!(report.succeeded());
+    rig.assert_target_equals_source();
+    let peak = budget_acc.peak();
+    println!(
+        "source {source_bytes} bytes, budget {} bytes, peak in flight {peak} bytes",
+        budget_acc.total()
+    );
+    assert!(
+        source_bytes >= 20 * budget_acc.total() - 20 * 1024,
+        "the source is 20x the budget"
+    );
+    assert!(peak > 0, "batches were accounted");
+    assert!(
+        peak <= budget_acc.total(),
+        "peak {peak} exceeds budget {}",
+        budget_acc.total()
+    );
+    assert_eq!(report.progress.peak_in_flight_bytes, peak);
+    assert_eq!(budget_acc.in_flight(), 0, "every reservation was released");
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_reports_preflight() {
+    let rig = Rig::seed003(0.001);
+    let mut c = cfg("dry");
+    c.mode = Mode::DryRun;
+    let report = rig.migration(c).run().await.unwrap();
+    assert_eq!(report.execution_type, "dry-run");
+    assert_eq!(report.preflight.len(), 8);
+    assert!(report
+        .preflight
+        .iter()
+        .all(|p| p.reachable && !p.exists && p.problems.is_empty() && p.chunks >= 1));
+    assert!(rig.sink.write_log().is_empty(), "a dry run writes nothing");
+    assert!(
+        rig.sink.rows(&t("customers")).is_none(),
+        "a dry run creates nothing"
+    );
+    assert!(
+        rig.store.latest_run("dry").await.unwrap().is_none(),
+        "a dry run records no run"
+    );
+    assert!(report.to_markdown().contains("## Dry Run"));
+}
+
+#[tokio::test]
+async fn a_foreign_key_cycle_is_refused_naming_the_tables() {
+    use migrate_core::testing::fixture_tables;
+    let mut f = fixture_tables(Some("public"), 10);
+    let orders = f[1].table.name.clone();
+    f[0].table.foreign_keys.push(migrate_core::ForeignKey {
+        name: None,
+        columns: vec!["id".into()],
+        referenced_table: orders,
+        referenced_columns: vec!["customer_id".into()],
+    });
+    let rig = Rig::with(f);
+    let e = rig.migration(cfg("cycle")).run().await.unwrap_err();
+    assert!(
+        e.to_string().contains("public.customers, public.orders"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("defer the foreign key"), "{e}");
+}
