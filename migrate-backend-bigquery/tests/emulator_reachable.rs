@@ -1,6 +1,8 @@
 //! `scripts/test` provisions the bqemulator BigQuery emulator: its REST API answers a real
 //! dataset listing for the test project. (The backend's own suites arrive with `BqSink`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use migrate_core::testing::{http_request, service_env};
 
 #[test]

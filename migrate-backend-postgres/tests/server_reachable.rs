@@ -1,6 +1,8 @@
 //! `scripts/test` provisions PostgreSQL at `MIGRATE_TEST_PG_URL`. (The backend's own suites
 //! arrive with `PgSource`/`PgSink`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use migrate_core::testing::service_env;
 
 #[tokio::test]

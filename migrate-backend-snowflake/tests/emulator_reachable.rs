@@ -1,6 +1,8 @@
 //! `scripts/test` provisions the fakesnow Snowflake emulator: it accepts a login over
 //! Snowflake's REST protocol and runs a query. (The backend's own suites arrive with `SfSink`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use migrate_core::testing::{http_request, service_env};
 
 #[test]

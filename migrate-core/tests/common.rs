@@ -1,5 +1,6 @@
 //! Helpers shared by the executor tests.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,20 +11,29 @@ use migrate_core::testing::{
 };
 use migrate_core::{RowChecksum, TableName};
 
+/// In-memory source, sink and store around a set of fixtures, with their fault scripts.
 pub struct Rig {
+    /// The source's tables and rows.
     pub fixtures: Vec<Fixture>,
+    /// The source.
     pub source: Arc<MemorySource>,
+    /// The sink.
     pub sink: Arc<MemorySink>,
+    /// The checkpoint store (kept across runs, as a resumed process would find it).
     pub store: Arc<MemoryCheckpointStore>,
+    /// Faults the source obeys.
     pub source_faults: Arc<Faults>,
+    /// Faults the sink obeys.
     pub sink_faults: Arc<Faults>,
 }
 
 impl Rig {
+    /// Seed 003's dataset at `scale`.
     pub fn seed003(scale: f64) -> Rig {
         Rig::with(seed003_dataset("public", scale))
     }
 
+    /// A rig around `fixtures`.
     pub fn with(fixtures: Vec<Fixture>) -> Rig {
         let source_faults = Arc::new(Faults::new());
         let sink_faults = Arc::new(Faults::new());
@@ -40,14 +50,9 @@ impl Rig {
         }
     }
 
+    /// A migration over the rig's backends.
     pub fn migration(&self, cfg: ExecutorConfig) -> Migration {
         Migration::new(self.source.clone(), self.sink.clone(), self.store.clone()).with_config(cfg)
-    }
-
-    /// Replaces the sink's fault script (a new "process" with healthy backends).
-    pub fn heal(&mut self) {
-        self.sink_faults = Arc::new(Faults::new());
-        self.source_faults = Arc::new(Faults::new());
     }
 
     /// Asserts the sink holds exactly the source rows of every fixture table.
@@ -79,6 +84,7 @@ impl Rig {
     }
 }
 
+/// Test settings: small chunks and batches, short leases and polls, no jitter.
 pub fn cfg(name: &str) -> ExecutorConfig {
     let mut c = ExecutorConfig {
         migration: name.into(),
@@ -93,6 +99,7 @@ pub fn cfg(name: &str) -> ExecutorConfig {
     c
 }
 
+/// `public.NAME`.
 pub fn t(name: &str) -> TableName {
     TableName::new("public", name)
 }

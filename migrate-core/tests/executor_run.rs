@@ -1,5 +1,7 @@
 //! Full runs: order, verification, memory, dry run, report.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! The fault injection the executor tests rely on does what it says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! The in-memory backends pass the same conformance suites every real backend must pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
 use std::sync::Arc;
 
 use migrate_core::testing::{

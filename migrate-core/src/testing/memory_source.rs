@@ -15,10 +15,13 @@ use crate::schema::{Schema, TableInfo, TableName};
 use crate::source::{ChangeRequest, Source, TableFilter, Watermark};
 use crate::value::{cmp_keys, Value};
 
+/// Each table with its rows, kept in key order and shared cheaply with readers.
+type Tables = BTreeMap<TableName, (TableInfo, Arc<Vec<Row>>)>;
+
 /// Tables held in memory. Rows are kept in primary-key order.
 #[derive(Default)]
 pub struct MemorySource {
-    tables: Mutex<BTreeMap<TableName, (TableInfo, Arc<Vec<Row>>)>>,
+    tables: Mutex<Tables>,
     faults: Arc<Faults>,
     reads: Mutex<Vec<(TableName, u32)>>,
 }
@@ -41,7 +44,7 @@ impl MemorySource {
         s
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TableName, (TableInfo, Arc<Vec<Row>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -266,9 +269,9 @@ impl Source for MemorySource {
         };
         let mut changed: Vec<Row> = rows
             .iter()
-            .cloned()
             .filter(|r| !r[ci].is_null() && r[ci].cmp_key(&request.upper).is_le())
             .filter(|r| request.after.as_ref().is_none_or(|m| after(&pos(r), m)))
+            .cloned()
             .collect();
         changed.sort_by(|a, b| {
             let (pa, pb) = (pos(a), pos(b));

@@ -1,0 +1,375 @@
+//! Resume after failure, crash and cancel; pause/resume; control through the store;
+//! reconciliation; plan changes; incremental runs; rollback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{cfg, t, Rig};
+use migrate_core::executor::{IncrementalConfig, Mode, RollbackAction};
+use migrate_core::testing::{fixture_tables, Op};
+use migrate_core::{
+    CheckpointStore, ChunkStatus, Control, ErrorKind, PrepareMode, RunId, RunStatus, TableName,
+    TableStatus, Value,
+};
+
+async fn completed_chunks(rig: &Rig, run: &str) -> BTreeSet<(TableName, u32)> {
+    rig.store
+        .chunks(&RunId(run.into()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == ChunkStatus::Completed)
+        .map(|c| (c.table, c.index))
+        .collect()
+}
+
+#[tokio::test]
+async fn resume_after_a_fatal_error_continues_where_it_stopped() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.fail_nth(Op::Write, 40, ErrorKind::Fatal);
+    let first = rig.migration(cfg("resume")).run().await.unwrap();
+    assert_eq!(first.status, RunStatus::Failed);
+    let done = completed_chunks(&rig, &first.execution_id).await;
+    assert!(
+        done.len() >= 30,
+        "progress was made before the failure: {}",
+        done.len()
+    );
+    let reads_before = rig.source.reads().len();
+    let writes_before = rig.sink.write_log().len();
+
+    let second = rig.migration(cfg("resume")).run().await.unwrap();
+    assert!(second.succeeded(), "{}", second.to_markdown());
+    assert_eq!(
+        second.execution_id, first.execution_id,
+        "the same run continues"
+    );
+    assert!(second.resumed);
+    assert_eq!(second.progress.batches_already_done, done.len() as u64);
+    // Completed chunks were neither re-read nor re-written.
+    let reads: Vec<_> = rig.source.reads()[reads_before..].to_vec();
+    let writes: Vec<_> = rig.sink.write_log()[writes_before..].to_vec();
+    for (table, idx) in &done {
+        assert!(
+            !reads.iter().any(|(t, i)| t == table && i == idx),
+            "completed chunk {table}#{idx} re-read"
+        );
+        assert!(
+            !writes.iter().any(|w| &w.table == table && w.chunk == *idx),
+            "completed chunk {table}#{idx} re-written"
+        );
+    }
+    rig.assert_target_equals_source();
+    assert!(second.audit_summary.by_action.contains_key("run.resumed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_a_crash_takes_over_the_dead_workers_chunks() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(3));
+    let handle = rig.migration(cfg("crash")).start();
+    let mut progress = handle.progress();
+    progress.wait_for(|p| p.chunks_done >= 20).await.unwrap();
+    handle.abort(); // no cleanup: chunks stay "running" under the dead worker's lease
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let run = rig.store.latest_run("crash").await.unwrap().unwrap();
+    assert_eq!(
+        run.status,
+        RunStatus::Running,
+        "a crash leaves the run marked running"
+    );
+    let done = completed_chunks(&rig, &run.id.0).await;
+
+    let writes_before = rig.sink.write_log().len();
+    let report = rig.migration(cfg("crash")).run().await.unwrap(); // a new worker id
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    assert_eq!(report.execution_id, run.id.0);
+    let writes: Vec<_> = rig.sink.write_log()[writes_before..].to_vec();
+    for (table, idx) in &done {
+        assert!(
+            !writes.iter().any(|w| &w.table == table && w.chunk == *idx),
+            "completed chunk {table}#{idx} re-written"
+        );
+    }
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_safely_and_a_later_run_finishes() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(3));
+    let handle = rig.migration(cfg("cancel")).start();
+    handle
+        .progress()
+        .wait_for(|p| p.chunks_done >= 10)
+        .await
+        .unwrap();
+    handle.cancel();
+    let report = handle.wait().await.unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert!(!report.succeeded());
+    assert!(report.audit_summary.by_action.contains_key("run.cancelled"));
+    let again = rig.migration(cfg("cancel")).run().await.unwrap();
+    assert!(again.succeeded());
+    assert_eq!(again.execution_id, report.execution_id);
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_lets_in_flight_chunks_finish_and_starts_no_new_ones() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(3));
+    let handle = rig.migration(cfg("pause")).start();
+    let mut progress = handle.progress();
+    progress.wait_for(|p| p.chunks_done >= 5).await.unwrap();
+    handle.pause();
+    progress
+        .wait_for(|p| p.paused && p.active_tables.is_empty())
+        .await
+        .unwrap();
+    let run = rig.store.latest_run("pause").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Paused);
+    let writes = rig.sink.write_log().len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        rig.sink.write_log().len(),
+        writes,
+        "no chunk starts while paused"
+    );
+    handle.resume();
+    let report = handle.wait().await.unwrap();
+    assert!(report.succeeded());
+    assert!(report.timing.paused_duration_seconds >= 0.2);
+    assert!(report.audit_summary.by_action.contains_key("run.paused"));
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_pauses_and_cancels_through_the_store() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(3));
+    let handle = rig.migration(cfg("remote")).start();
+    let mut progress = handle.progress();
+    progress.wait_for(|p| p.chunks_done >= 5).await.unwrap();
+    let run = rig.store.latest_run("remote").await.unwrap().unwrap();
+    // What `migrate pause` in another terminal does.
+    rig.store
+        .set_control(&run.id, Control::Pause)
+        .await
+        .unwrap();
+    progress.wait_for(|p| p.paused).await.unwrap();
+    rig.store.set_control(&run.id, Control::Run).await.unwrap();
+    progress.wait_for(|p| !p.paused).await.unwrap();
+    rig.store
+        .set_control(&run.id, Control::Cancel)
+        .await
+        .unwrap();
+    let report = handle.wait().await.unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn resume_reconciles_with_the_target_and_redoes_what_is_gone() {
+    let rig = Rig::seed003(0.001);
+    let mut c = cfg("reconcile");
+    c.parallelism = 1;
+    c.chunk_rows = 500; // 31 chunks; the 28th write is the first of transactions
+    rig.sink_faults.fail_nth(Op::Write, 28, ErrorKind::Fatal);
+    let first = rig.migration(c.clone()).run().await.unwrap();
+    assert_eq!(first.status, RunStatus::Failed);
+    let completed: Vec<_> = first
+        .results
+        .iter()
+        .filter(|r| r.status == TableStatus::Completed)
+        .map(|r| r.table.clone())
+        .collect();
+    assert!(completed.contains(&t("customers")), "{completed:?}");
+    // Someone drops a completed table, and deletes a row from another, behind our back.
+    rig.sink.drop_table(&t("customers"));
+    let victim = completed
+        .iter()
+        .find(|n| n.name != "customers")
+        .unwrap()
+        .clone();
+    let key = rig.sink.rows(&victim).unwrap()[0].clone();
+    let f = rig
+        .fixtures
+        .iter()
+        .find(|f| f.table.name == victim)
+        .unwrap();
+    rig.sink.delete_row(&victim, &f.table.schema.key_of(&key));
+    let second = rig.migration(c).run().await.unwrap();
+    assert!(second.succeeded(), "{}", second.to_markdown());
+    let notes = second.reconciliation.join("\n");
+    assert!(
+        notes.contains("public.customers: the target table no longer exists"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(&format!("{victim}: the target holds")),
+        "{notes}"
+    );
+    rig.assert_target_equals_source();
+    assert!(second.to_markdown().contains("## Resume Reconciliation"));
+}
+
+#[tokio::test]
+async fn a_changed_plan_is_refused_unless_forced() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.fail_nth(Op::Write, 20, ErrorKind::Fatal);
+    let first = rig.migration(cfg("plan")).run().await.unwrap();
+    assert_eq!(first.status, RunStatus::Failed);
+    let mut changed = cfg("plan");
+    changed.chunk_rows = 77;
+    let e = rig.migration(changed.clone()).run().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("changed since run"), "{e}");
+    changed.force = true;
+    changed.prepare.mode = PrepareMode::Recreate;
+    let forced = rig.migration(changed).run().await.unwrap();
+    assert!(forced.succeeded());
+    assert_ne!(
+        forced.execution_id, first.execution_id,
+        "forcing starts a new run"
+    );
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test]
+async fn a_completed_migration_run_again_starts_a_new_run() {
+    let rig = Rig::seed003(0.0005);
+    let a = rig.migration(cfg("twice")).run().await.unwrap();
+    let b = rig.migration(cfg("twice")).run().await.unwrap();
+    assert!(a.succeeded() && b.succeeded());
+    assert_ne!(a.execution_id, b.execution_id);
+    assert!(!b.resumed);
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test]
+async fn incremental_runs_pick_up_changes_without_loss_or_repeat_at_the_boundary() {
+    let rig = Rig::with(fixture_tables(Some("public"), 40)[..1].to_vec());
+    let customers = t("customers");
+    // Full load first.
+    assert!(rig.migration(cfg("inc")).run().await.unwrap().succeeded());
+    let mut inc = cfg("inc");
+    inc.mode = Mode::Incremental(IncrementalConfig {
+        cursor_column: Some("created_at".into()),
+        ..Default::default()
+    });
+    let first = rig.migration(inc.clone()).run().await.unwrap();
+    assert!(first.succeeded(), "{}", first.to_markdown());
+    let mark = rig
+        .store
+        .cursor("inc", &customers)
+        .await
+        .unwrap()
+        .expect("watermark saved");
+    let Value::TimestampTz(top) = mark.cursor else {
+        panic!("cursor is a timestamptz")
+    };
+    // New rows: one sharing the watermark's cursor value with a larger key, one newer, and an
+    // update of an existing row.
+    let f = &rig.fixtures[0];
+    let mut same = f.rows[3].clone();
+    same[0] = Value::Int64(1000);
+    same[5] = Value::TimestampTz(top);
+    let mut newer = f.rows[4].clone();
+    newer[0] = Value::Int64(1001);
+    newer[5] = Value::TimestampTz(top + 10);
+    let mut updated = f.rows[5].clone();
+    updated[2] = Value::Text("moved@example.com".into());
+    updated[5] = Value::TimestampTz(top + 20);
+    rig.source
+        .upsert_rows(
+            &customers,
+            vec![same.clone(), newer.clone(), updated.clone()],
+        )
+        .unwrap();
+    let second = rig.migration(inc.clone()).run().await.unwrap();
+    assert!(second.succeeded());
+    assert_eq!(
+        second.progress.records_this_execution, 3,
+        "exactly the changed rows"
+    );
+    let got = rig.sink.rows(&customers).unwrap();
+    assert_eq!(got.len(), 42);
+    assert!(got.contains(&same) && got.contains(&newer) && got.contains(&updated));
+    // Nothing changed: nothing read.
+    let third = rig.migration(inc).run().await.unwrap();
+    assert_eq!(third.progress.records_this_execution, 0);
+}
+
+#[tokio::test]
+async fn rollback_reports_feasibility_then_drops_what_the_run_created() {
+    let rig = Rig::seed003(0.0005);
+    let m = rig.migration(cfg("rollback"));
+    let report = m.clone().run().await.unwrap();
+    assert!(report.succeeded());
+    let plan = m.rollback_plan(None).await.unwrap();
+    assert!(plan.feasible && !plan.executed);
+    assert_eq!(plan.actions.len(), 8);
+    assert!(plan
+        .actions
+        .iter()
+        .all(|a| matches!(a, RollbackAction::Drop { .. })));
+    // Children before parents.
+    let pos = |n: &str| {
+        plan.actions
+            .iter()
+            .position(|a| matches!(a, RollbackAction::Drop { table } if table.name == n))
+            .unwrap()
+    };
+    assert!(pos("transactions") < pos("orders") && pos("orders") < pos("customers"));
+    let done = m.rollback(None, false).await.unwrap();
+    assert!(done.executed);
+    for f in &rig.fixtures {
+        assert!(
+            rig.sink.rows(&f.table.name).is_none(),
+            "{} dropped",
+            f.table.name
+        );
+    }
+    let events = rig.store.events(&RunId(report.execution_id)).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "rollback.table")
+            .count(),
+        8
+    );
+}
+
+#[tokio::test]
+async fn rollback_of_a_table_that_existed_without_backup_is_refused() {
+    let rig = Rig::seed003(0.0005);
+    // The target already has customers.
+    assert!(rig.migration(cfg("pre")).run().await.unwrap().succeeded());
+    let m = rig.migration(cfg("second"));
+    assert!(m.clone().run().await.unwrap().succeeded());
+    let plan = m.rollback_plan(None).await.unwrap();
+    assert!(!plan.feasible);
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, RollbackAction::Impossible { .. })));
+    let e = m.rollback(None, false).await.unwrap_err();
+    assert!(e.to_string().contains("no backup was taken"), "{e}");
+    // With backups, the same situation is reversible.
+    let mut c = cfg("third");
+    c.prepare.backup = true;
+    let m = rig.migration(c);
+    assert!(m.clone().run().await.unwrap().succeeded());
+    let plan = m.rollback_plan(None).await.unwrap();
+    assert!(plan.feasible, "{plan:?}");
+    assert!(plan
+        .actions
+        .iter()
+        .all(|a| matches!(a, RollbackAction::Restore { .. })));
+    m.rollback(None, false).await.unwrap();
+    rig.assert_target_equals_source();
+}
