@@ -155,6 +155,8 @@ pub struct ChunkRecord {
     pub bytes: u64,
     /// Checksum of the rows written by the completed attempt.
     pub checksum: Option<RowChecksum>,
+    /// Wall time of the completed attempt, in milliseconds.
+    pub duration_ms: Option<u64>,
     /// Last error message (never row values).
     pub error: Option<String>,
     /// Last error kind.
@@ -180,6 +182,7 @@ impl ChunkRecord {
             rows: 0,
             bytes: 0,
             checksum: None,
+            duration_ms: None,
             error: None,
             error_kind: None,
             started_at: None,

@@ -78,3 +78,33 @@ impl MemoryBudget {
         self.peak.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_that_does_not_fit_waits_for_a_release() {
+        let b = MemoryBudget::new(10 * 1024);
+        let first = b.reserve(6 * 1024).await;
+        assert_eq!(b.in_flight(), 6 * 1024);
+        let b2 = b.clone();
+        let waiter = tokio::spawn(async move { b2.reserve(6 * 1024).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            !waiter.is_finished(),
+            "6 KiB + 6 KiB does not fit 10 KiB: backpressure"
+        );
+        drop(first);
+        let second = waiter.await.unwrap();
+        assert_eq!(b.in_flight(), 6 * 1024);
+        assert_eq!(b.peak(), 6 * 1024);
+        drop(second);
+        assert_eq!(b.in_flight(), 0);
+        // Larger than the whole budget: takes all of it instead of waiting forever.
+        let huge = b.reserve(1 << 30).await;
+        assert_eq!(b.in_flight(), b.total());
+        drop(huge);
+    }
+}

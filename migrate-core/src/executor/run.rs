@@ -40,6 +40,8 @@ pub(crate) struct TableCtx {
     pub(crate) sample: Mutex<KeySample>,
     /// Incremental: cursor column and the upper bound fixed at the start.
     pub(crate) cursor: Option<(String, usize, Option<Value>)>,
+    /// Parent span of the table's chunk and verification spans.
+    pub(crate) span: tracing::Span,
 }
 
 /// Shared by the coordinator and the chunk tasks.
@@ -285,12 +287,14 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
         }
         _ => None,
     };
+    let span = info_span!("table", table = %info.name);
     Ok(TableCtx {
         info,
         target,
         transforms,
         sample: Mutex::new(KeySample::default()),
         cursor,
+        span,
     })
 }
 
@@ -947,7 +951,7 @@ impl Coordinator {
                 };
                 run.in_flight += 1;
                 let (ctx, t) = (self.ctx.clone(), self.tables[&name].clone());
-                let span = info_span!("chunk", table = %name, chunk = index);
+                let span = info_span!(parent: &self.tables[&name].span, "chunk", chunk = index);
                 tasks.spawn(
                     async move {
                         let outcome = run_chunk(&ctx, &t, index).await;
@@ -970,7 +974,7 @@ impl Coordinator {
                 run.in_flight = 1;
                 let (ctx, t) = (self.ctx.clone(), self.tables[name].clone());
                 self.ctx.tracker.phase(Phase::Verifying);
-                let span = info_span!("verify", table = %name);
+                let span = info_span!(parent: &self.tables[name].span, "verify");
                 tasks.spawn(
                     async move {
                         let r = verify::table(&ctx, &t).await;

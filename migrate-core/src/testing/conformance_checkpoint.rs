@@ -198,6 +198,11 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
     );
     assert_eq!((done.rows, done.bytes), (100, 1000));
     assert_eq!(done.checksum, Some(result(100).checksum));
+    assert_eq!(
+        done.duration_ms,
+        Some(5),
+        "the completed attempt's duration is kept"
+    );
     assert!(done.finished_at.is_some());
 
     // An expired lease is taken over.

@@ -183,6 +183,7 @@ impl CheckpointStore for MemoryCheckpointStore {
         c.rows = result.rows;
         c.bytes = result.bytes;
         c.checksum = Some(result.checksum);
+        c.duration_ms = Some(result.duration_ms);
         c.error = None;
         c.error_kind = None;
         c.lease_until = None;
