@@ -49,19 +49,33 @@ pub enum RunStatus {
     Failed,
     /// Stopped by the operator; resumable.
     Cancelled,
+    /// Replaced by a newer run of the same migration (a forced new plan); not resumable.
+    Superseded,
 }
 
 impl RunStatus {
     /// Whether a later run of the same migration should continue this one.
     pub fn is_resumable(self) -> bool {
-        !matches!(self, RunStatus::Completed)
+        !matches!(self, RunStatus::Completed | RunStatus::Superseded)
+    }
+
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Superseded => "superseded",
+        }
     }
 
     /// Whether no worker is executing the run (it completed, failed or was cancelled).
     pub fn is_stopped(self) -> bool {
         matches!(
             self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Superseded
         )
     }
 }
@@ -371,7 +385,9 @@ pub enum Control {
 /// - Nothing stored holds row values: keys, counts, checksums and messages only.
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
-    /// Records a new run.
+    /// Records a new run. Fails with kind `Constraint` when the id exists or when the migration
+    /// already has a resumable run (at most one per migration, so that processes starting the
+    /// same migration at once converge on one run: the loser resumes the winner's).
     async fn create_run(&self, run: &RunRecord) -> Result<()>;
 
     /// A run by id.

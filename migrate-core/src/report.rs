@@ -258,6 +258,7 @@ impl MigrationReport {
             (RunStatus::Cancelled, _) => "CANCELLED",
             (RunStatus::Paused, _) => "PAUSED",
             (RunStatus::Running, _) => "IN PROGRESS",
+            (RunStatus::Superseded, _) => "SUPERSEDED",
         };
         let done = self
             .results

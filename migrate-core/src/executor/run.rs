@@ -142,7 +142,11 @@ async fn execute_once(
     let span = info_span!("migration", migration = %cfg.migration, mode = mode_name(&cfg.mode));
     async move {
         tracker.phase(Phase::Discovery);
-        let tables = m.source.discover(&cfg.tables).await.map_err(|e| e.operation("discover"))?;
+        let tables = m
+            .source
+            .discover(&cfg.tables)
+            .await
+            .map_err(|e| e.operation("discover"))?;
         if tables.is_empty() {
             return Err(Error::config(format!(
                 "no source table matches include {:?} / exclude {:?}",
@@ -152,7 +156,8 @@ async fn execute_once(
         tracker.phase(Phase::Planning);
         let dag = DependencyGraph::build(&tables, &cfg.extra_dependencies)?;
         check_capabilities(&m, &cfg)?;
-        let by_name: BTreeMap<TableName, TableInfo> = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let by_name: BTreeMap<TableName, TableInfo> =
+            tables.into_iter().map(|t| (t.name.clone(), t)).collect();
         let mut ctxs = BTreeMap::new();
         for name in dag.order() {
             let info = by_name[name].clone();
@@ -164,21 +169,7 @@ async fn execute_once(
         }
 
         // Continue a stopped run of the same migration, or start a new one.
-        let latest = m.store.latest_run(&cfg.migration).await?;
-        let (run, resumed) = match latest {
-            Some(r) if r.status.is_resumable() && r.plan_hash == plan_hash => (r, true),
-            Some(r) if r.status.is_resumable() && !cfg.force => {
-                return Err(Error::config(format!(
-                    "the plan of migration {:?} changed since run {} stopped (tables, schemas, chunking or transforms differ), so its chunk progress cannot be reused; finish it with the old settings, or force a new run",
-                    cfg.migration, r.id
-                )));
-            }
-            _ => {
-                let r = RunRecord::new(cfg.migration.clone(), plan_hash.clone());
-                m.store.create_run(&r).await?;
-                (r, false)
-            }
-        };
+        let (run, resumed) = open_run(&m, &cfg, &plan_hash).await?;
         let batch_rows = batch_rows(&cfg, &ctxs);
         let ctx = Arc::new(Ctx {
             source: m.source.clone(),
@@ -194,7 +185,15 @@ async fn execute_once(
         });
         m.store.set_run_status(&run.id, RunStatus::Running).await?;
         m.store.set_control(&run.id, Control::Run).await?;
-        ctx.audit(AuditEvent::new(if resumed { "run.resumed" } else { "run.started" }, format!("worker {} ({} mode)", cfg.worker_id, mode_name(&cfg.mode)))).await;
+        ctx.audit(AuditEvent::new(
+            if resumed {
+                "run.resumed"
+            } else {
+                "run.started"
+            },
+            format!("worker {} ({} mode)", cfg.worker_id, mode_name(&cfg.mode)),
+        ))
+        .await;
         info!(run = %run.id, resumed, "run started");
 
         let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed);
@@ -206,12 +205,61 @@ async fn execute_once(
             RunStatus::Cancelled => "run.cancelled",
             _ => "run.failed",
         };
-        ctx.audit(AuditEvent::new(action, outcome.as_ref().err().map_or(String::new(), |e| e.to_string()))).await;
+        ctx.audit(AuditEvent::new(
+            action,
+            outcome
+                .as_ref()
+                .err()
+                .map_or(String::new(), |e| e.to_string()),
+        ))
+        .await;
         tracker.phase(Phase::Done);
-        coordinator.report(run, &plan_hash, started, outcome.err()).await
+        coordinator
+            .report(run, &plan_hash, started, outcome.err())
+            .await
     }
     .instrument(span)
     .await
+}
+
+/// Continues the migration's resumable run under the same plan, or starts a new one. Two
+/// processes starting at once both try to create; the store lets one win and the other resumes it.
+async fn open_run(
+    m: &Migration,
+    cfg: &ExecutorConfig,
+    plan_hash: &str,
+) -> Result<(RunRecord, bool)> {
+    for _ in 0..3 {
+        match m.store.latest_run(&cfg.migration).await? {
+            Some(r) if r.status.is_resumable() && r.plan_hash == plan_hash => return Ok((r, true)),
+            Some(r) if r.status.is_resumable() && !cfg.force => {
+                return Err(Error::config(format!(
+                    "the plan of migration {:?} changed since run {} stopped (tables, schemas, chunking or transforms differ), so its chunk progress cannot be reused; finish it with the old settings, or force a new run",
+                    cfg.migration, r.id
+                )));
+            }
+            Some(r) if r.status.is_resumable() => {
+                m.store.set_run_status(&r.id, RunStatus::Superseded).await?;
+                m.store
+                    .append_event(
+                        &r.id,
+                        &AuditEvent::new("run.superseded", "a new plan was forced"),
+                    )
+                    .await?;
+            }
+            _ => {}
+        }
+        let r = RunRecord::new(cfg.migration.clone(), plan_hash.to_string());
+        match m.store.create_run(&r).await {
+            Ok(()) => return Ok((r, false)),
+            Err(e) if e.kind() == ErrorKind::Constraint => continue, // another process won
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::transient(format!(
+        "could not open a run of migration {:?}: other processes keep creating runs",
+        cfg.migration
+    )))
 }
 
 fn check_capabilities(m: &Migration, cfg: &ExecutorConfig) -> Result<()> {

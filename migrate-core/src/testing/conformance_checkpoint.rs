@@ -58,7 +58,19 @@ async fn runs(store: &dyn CheckpointStore) {
         "creating the same run id twice must fail"
     );
     let second = RunRecord::new("conf-runs", "plan-b");
-    store.create_run(&second).await.expect("create second run");
+    let refused = store
+        .create_run(&second)
+        .await
+        .expect_err("a second resumable run is refused");
+    assert_eq!(refused.kind(), ErrorKind::Constraint);
+    store
+        .set_run_status(&first.id, RunStatus::Superseded)
+        .await
+        .expect("supersede");
+    store
+        .create_run(&second)
+        .await
+        .expect("create second run once the first is superseded");
     let got = store
         .run(&first.id)
         .await
@@ -305,7 +317,7 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
     );
 
     // Another run's chunks are separate.
-    let other = RunRecord::new("conf-chunks", "p");
+    let other = RunRecord::new("conf-chunks-other", "p");
     store.create_run(&other).await.expect("create_run");
     assert!(store.chunks(&other.id).await.expect("chunks").is_empty());
     assert!(
