@@ -77,7 +77,9 @@ async fn runs(store: &dyn CheckpointStore) {
         .expect("run")
         .expect("run exists");
     assert_eq!(got.plan_hash, "plan-a");
-    assert_eq!(got.status, RunStatus::Running);
+    assert_eq!(got.status, RunStatus::Superseded);
+    assert!(got.finished_at.is_some(), "a superseded run has stopped");
+    assert!(!got.status.is_resumable());
     let latest = store.latest_run("conf-runs").await.expect("latest_run");
     assert_eq!(
         latest.map(|r| r.id),

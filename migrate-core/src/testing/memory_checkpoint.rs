@@ -65,6 +65,19 @@ impl CheckpointStore for MemoryCheckpointStore {
                 format!("run {} exists", run.id),
             ));
         }
+        if let Some(open) = st
+            .runs
+            .iter()
+            .find(|r| r.migration == run.migration && r.status.is_resumable())
+        {
+            return Err(Error::new(
+                ErrorKind::Constraint,
+                format!(
+                    "migration {:?} already has resumable run {}",
+                    run.migration, open.id
+                ),
+            ));
+        }
         st.runs.push(run.clone());
         Ok(())
     }
