@@ -1,8 +1,34 @@
 //! # migrate-backend-postgres
 //!
-//! Not built yet: this crate will hold `PgSource` (catalog discovery, key-range chunking,
-//! `COPY … TO STDOUT (FORMAT binary)` reads under one exported snapshot, incremental reads),
-//! `PgSink` (idempotent chunk writes: delete the range and `COPY … FROM STDIN (FORMAT binary)`
-//! in one transaction; upsert for incremental runs) and `PgCheckpointStore` (the
-//! `migration_control` tables in Postgres, so several machines can share one migration).
-//! It exports nothing until those exist: no placeholder type pretends to work.
+//! Postgres as a source ([`PgSource`]) and a target ([`PgSink`]), on tokio-postgres with COPY
+//! BINARY both ways.
+//!
+//! - **Discovery** reads the catalogs: exact types (numeric(p,s), varchar(n), arrays, …;
+//!   enums and text-like types as text and domains as their base type, with a warning;
+//!   generated columns left out), primary and foreign keys (composite too), row and size
+//!   estimates without scanning.
+//! - **Chunking** splits integer keys arithmetically from min and max, other and composite keys
+//!   at sampled boundaries; keyless tables are one chunk.
+//! - **Reads** stream `COPY (SELECT … WHERE key range) TO STDOUT (FORMAT binary)` in batches,
+//!   all inside one exported snapshot (see [`PgSource`] for what a resumed run sees).
+//! - **Writes** delete the chunk's key range and `COPY … FROM STDIN (FORMAT binary)` in one
+//!   transaction, so a retried chunk converges; foreign keys are added after the data.
+//! - **Checksums** are computed inside Postgres with the canonical encoding of
+//!   `migrate_core::checksum` (MD5 per row, summed), or by streaming rows where a type has no
+//!   exact SQL rendering (floats, json, intervals, arrays).
+//! - **Errors** are classified by SQLSTATE (see [`error::kind_of_sqlstate`]).
+
+mod codec;
+mod config;
+mod discovery;
+pub mod error;
+mod reader;
+mod sink;
+mod source;
+mod sql;
+mod types;
+
+pub use codec::{decode_numeric, encode_numeric, PgParam, PgValue};
+pub use config::{redact, PgConfig};
+pub use sink::{PgSink, PgSinkOptions};
+pub use source::PgSource;

@@ -129,6 +129,10 @@ pub struct Column {
     /// Default expression in the source's SQL dialect, carried for same-engine targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// The source's own type name (`jsonb`, `character(3)`), for same-engine targets to keep
+    /// distinctions the data model does not make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
 }
 
 impl Column {
@@ -139,6 +143,7 @@ impl Column {
             data_type,
             nullable: true,
             default: None,
+            source_type: None,
         }
     }
 

@@ -1,0 +1,198 @@
+//! Tables, columns, keys and estimates from the Postgres catalogs — no table scans.
+
+use std::collections::BTreeMap;
+
+use migrate_core::{
+    Column, DataType, Error, ForeignKey, Result, Schema, TableFilter, TableInfo, TableName,
+};
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use crate::error::pg_error;
+use crate::sql::ident;
+use crate::types::{array_of, map_type};
+
+/// What the backend needs to read a table beyond its [`TableInfo`].
+#[derive(Debug, Clone)]
+pub struct PgTable {
+    /// The table.
+    pub info: TableInfo,
+    /// Per column: the SELECT expression (casts for enums, domains, text-like types).
+    pub exprs: Vec<String>,
+    /// Per column: the wire type of that expression.
+    pub wire: Vec<Type>,
+}
+
+/// Lists the tables passing `filter` with their columns, keys, foreign keys and estimates.
+pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+    let rels = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.reltuples::float8, pg_table_size(c.oid)::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+              ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error(e, "listing tables"))?;
+    let mut wanted: BTreeMap<u32, (TableName, f64, i64)> = BTreeMap::new();
+    for r in rels {
+        let name = TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+        if filter.matches(&name) {
+            wanted.insert(r.get(0), (name, r.get(3), r.get(4)));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oids: Vec<u32> = wanted.keys().copied().collect();
+    let cols = client
+        .query(
+            "SELECT a.attrelid, a.attname::text, a.attnotnull,
+                    CASE WHEN a.atttypmod >= 0 THEN a.atttypmod ELSE t.typtypmod END,
+                    a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
+                    format_type(a.atttypid, a.atttypmod),
+                    bt.typname::text, bt.typtype::text, bt.typcategory::text,
+                    et.typname::text, et.typtype::text, t.typtype::text
+               FROM pg_attribute a
+               JOIN pg_type t ON t.oid = a.atttypid
+               JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+               LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| pg_error(e, "reading columns"))?;
+    let pks = client
+        .query(
+            "SELECT i.indrelid, array_agg(a.attname::text ORDER BY k.ord)
+               FROM pg_index i
+               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indisprimary AND i.indrelid = ANY($1)
+              GROUP BY i.indrelid",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| pg_error(e, "reading primary keys"))?;
+    let fks = client
+        .query(
+            "SELECT con.conrelid, con.conname::text, fn.nspname::text, fc.relname::text,
+                    (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY AS k(n, ord)
+                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
+                    (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY AS k(n, ord)
+                       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n)
+               FROM pg_constraint con
+               JOIN pg_class fc ON fc.oid = con.confrelid
+               JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+              WHERE con.contype = 'f' AND con.conrelid = ANY($1)
+              ORDER BY con.conrelid, con.conname",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| pg_error(e, "reading foreign keys"))?;
+
+    let mut pk_of: BTreeMap<u32, Vec<String>> =
+        pks.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut fk_of: BTreeMap<u32, Vec<ForeignKey>> = BTreeMap::new();
+    for r in fks {
+        fk_of.entry(r.get(0)).or_default().push(ForeignKey {
+            name: Some(r.get(1)),
+            referenced_table: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            columns: r.get(4),
+            referenced_columns: r.get(5),
+        });
+    }
+    let mut by_table: BTreeMap<u32, (Vec<Column>, Vec<String>, Vec<Type>)> = BTreeMap::new();
+    for r in cols {
+        let oid: u32 = r.get(0);
+        let (table, _, _) = &wanted[&oid];
+        let name: String = r.get(1);
+        let generated: String = r.get(4);
+        if !generated.is_empty() {
+            tracing::info!(table = %table, column = %name, "generated column left out (the target computes it)");
+            continue;
+        }
+        let typmod: i32 = r.get(3);
+        let native: String = r.get(6);
+        let base: String = r.get(7);
+        let base_kind: String = r.get(8);
+        let category: String = r.get(9);
+        let was_domain = r.get::<_, String>(12) == "d";
+        let unmappable = || {
+            Error::schema(format!(
+                "table {table}: column {name:?} has type {native}, which migrate cannot map"
+            ))
+        };
+        let (data_type, wire, warn) = if category == "A" {
+            let elem: Option<String> = r.get(10);
+            let elem_kind: Option<String> = r.get(11);
+            let elem = elem.ok_or_else(unmappable)?;
+            let (t, w, warn) =
+                map_type(&elem, -1, elem_kind.as_deref() == Some("e")).ok_or_else(unmappable)?;
+            let aw = array_of(&w).ok_or_else(unmappable)?;
+            (DataType::Array(Box::new(t)), aw, warn)
+        } else {
+            map_type(&base, typmod, base_kind == "e").ok_or_else(unmappable)?
+        };
+        if let Some(w) = warn {
+            tracing::warn!(table = %table, column = %name, r#type = %native, "{w}");
+        }
+        if was_domain {
+            tracing::warn!(table = %table, column = %name, r#type = %native, "domain migrated as its base type (its CHECK constraints are not copied)");
+        }
+        // Read through a cast whenever the column's own type is not the wire type.
+        let plain = !was_domain && warn.is_none();
+        let expr = if plain {
+            ident(&name)
+        } else {
+            format!("{}::{}", ident(&name), pg_type_name(&wire))
+        };
+        let mut col = Column::new(name, data_type);
+        col.nullable = !r.get::<_, bool>(2);
+        col.default = r.get(5);
+        col.source_type = Some(native);
+        let e = by_table.entry(oid).or_default();
+        e.0.push(col);
+        e.1.push(expr);
+        e.2.push(wire);
+    }
+    let mut out = Vec::new();
+    for (oid, (name, reltuples, bytes)) in wanted {
+        let (columns, exprs, wire) = by_table.remove(&oid).unwrap_or_default();
+        let pk = pk_of.remove(&oid).unwrap_or_default();
+        let pk_refs: Vec<&str> = pk.iter().map(String::as_str).collect();
+        let schema = Schema::new(columns, &pk_refs).map_err(|e| e.table(&name))?;
+        let mut info = TableInfo::new(name.clone(), schema);
+        info.foreign_keys = fk_of.remove(&oid).unwrap_or_default();
+        info.estimated_bytes = bytes.max(0) as u64;
+        info.estimated_rows = if reltuples >= 0.0 {
+            reltuples as u64
+        } else if bytes < 64 << 20 {
+            // Never analyzed and small: count it.
+            let q = format!("SELECT count(*) FROM {}", crate::sql::table(&name));
+            let n: i64 = client
+                .query_one(&q, &[])
+                .await
+                .map_err(|e| pg_error(e, "counting rows"))?
+                .get(0);
+            n as u64
+        } else {
+            (bytes / 100).max(0) as u64
+        };
+        out.push(PgTable { info, exprs, wire });
+    }
+    Ok(out)
+}
+
+/// The SQL name of a wire type, for casts.
+fn pg_type_name(t: &Type) -> String {
+    match t.kind() {
+        tokio_postgres::types::Kind::Array(e) => format!("{}[]", e.name()),
+        _ => t.name().to_string(),
+    }
+}

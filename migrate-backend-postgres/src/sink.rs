@@ -1,0 +1,696 @@
+//! [`PgSink`]: creates tables, writes chunks idempotently (delete the range and COPY BINARY in
+//! one transaction), upserts, checksums inside Postgres, backs up and rolls back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Object, Pool};
+use futures_util::pin_mut;
+use migrate_core::{
+    BatchReader, ChunkSpec, DataType, Error, ErrorKind, KeyRange, Preflight, PrepareMode,
+    PrepareOptions, Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter,
+    TableInfo, TableName, Value, WriteStats,
+};
+use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::codec::PgParam;
+use crate::config::PgConfig;
+use crate::discovery::{discover, PgTable};
+use crate::error::{pg_error, pool_error};
+use crate::reader::CopyReader;
+use crate::sql::{self, ident, keys_predicate, range_predicate};
+use crate::types::ddl_type;
+
+/// Sink settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSinkOptions {
+    /// Create the source's foreign keys once a table's data is complete (default true). They
+    /// are created after the data, as pgcopydb does, so loading order within a table is free.
+    pub create_foreign_keys: bool,
+    /// `ANALYZE` each table once loaded (default true).
+    pub analyze: bool,
+}
+
+impl Default for PgSinkOptions {
+    fn default() -> Self {
+        PgSinkOptions {
+            create_foreign_keys: true,
+            analyze: true,
+        }
+    }
+}
+
+/// Writes to Postgres.
+pub struct PgSink {
+    config: PgConfig,
+    pool: Pool,
+    options: PgSinkOptions,
+    /// Target column wire types, by table (from the target's catalog).
+    targets: std::sync::Mutex<HashMap<TableName, Arc<PgTable>>>,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink")
+            .field("config", &self.config)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+fn backup_name(t: &TableName) -> TableName {
+    let mut name = format!("{}__migrate_backup", t.name);
+    name.truncate(63);
+    TableName {
+        schema: t.schema.clone(),
+        name,
+    }
+}
+
+/// Whether values of `source` can be written into a `target` column without loss.
+fn compatible(source: &DataType, target: &DataType) -> bool {
+    use DataType::*;
+    match (source, target) {
+        (a, b) if a == b => true,
+        (Int16, Int32 | Int64 | Decimal { .. })
+        | (Int32, Int64 | Decimal { .. })
+        | (Int64, Decimal { .. }) => true,
+        (Float32, Float64) => true,
+        (
+            Decimal { .. },
+            Decimal {
+                precision: None, ..
+            },
+        ) => true,
+        (
+            Decimal {
+                precision: Some(p),
+                scale: s,
+            },
+            Decimal {
+                precision: Some(q),
+                scale: t,
+            },
+        ) => s.unwrap_or(0) <= t.unwrap_or(0) && p - s.unwrap_or(0) <= q - t.unwrap_or(0),
+        (Text { .. }, Text { max_len: None }) => true,
+        (Text { max_len: Some(a) }, Text { max_len: Some(b) }) => a <= b,
+        (Text { .. } | Json, Json) => true,
+        (Array(a), Array(b)) => compatible(a, b),
+        _ => false,
+    }
+}
+
+impl PgSink {
+    /// A sink for the database at `url`.
+    pub fn new(url: &str) -> Result<Self> {
+        Self::with_config(PgConfig::from_url(url)?, PgSinkOptions::default())
+    }
+
+    /// A sink from a parsed configuration.
+    pub fn with_config(config: PgConfig, options: PgSinkOptions) -> Result<Self> {
+        Ok(PgSink {
+            pool: config.pool()?,
+            config,
+            options,
+            targets: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn conn(&self) -> Result<Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn target_meta(
+        &self,
+        conn: &Object,
+        name: &TableName,
+        refresh: bool,
+    ) -> Result<Option<Arc<PgTable>>> {
+        if !refresh {
+            if let Some(m) = self
+                .targets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+            {
+                return Ok(Some(m.clone()));
+            }
+        }
+        let filter = TableFilter {
+            include: vec![glob_escape(&name.to_string())],
+            exclude: vec![],
+        };
+        let found = discover(conn, &filter)
+            .await?
+            .into_iter()
+            .find(|t| &t.info.name == name)
+            .map(Arc::new);
+        if let Some(m) = &found {
+            self.targets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), m.clone());
+        }
+        Ok(found)
+    }
+
+    /// Wire types for the sink's columns, in the order of `table`'s schema, from the target.
+    async fn wire(&self, conn: &Object, table: &TableInfo) -> Result<Vec<Type>> {
+        let meta = self
+            .target_meta(conn, &table.name, false)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!("target table {} does not exist", table.name))
+                    .table(&table.name)
+            })?;
+        table
+            .schema
+            .columns
+            .iter()
+            .map(|c| {
+                meta.info
+                    .schema
+                    .index_of(&c.name)
+                    .map(|i| meta.wire[i].clone())
+                    .ok_or_else(|| {
+                        Error::schema(format!(
+                            "target table {} has no column {:?}",
+                            table.name, c.name
+                        ))
+                        .table(&table.name)
+                    })
+            })
+            .collect()
+    }
+
+    /// Differences that stop the run from writing `table` into the existing `target`.
+    fn problems(table: &TableInfo, target: &TableInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &table.schema.columns {
+            match target.schema.columns.iter().find(|t| t.name == c.name) {
+                None => out.push(format!(
+                    "target table {} has no column {:?}",
+                    table.name, c.name
+                )),
+                Some(t) if !compatible(&c.data_type, &t.data_type) => out.push(format!(
+                    "column {:?} of {}: source type {} does not fit target type {}",
+                    c.name, table.name, c.data_type, t.data_type
+                )),
+                _ => {}
+            }
+        }
+        for t in &target.schema.columns {
+            if !t.nullable && t.default.is_none() && table.schema.index_of(&t.name).is_none() {
+                out.push(format!("target column {:?} of {} is NOT NULL without a default and the source has no such column", t.name, table.name));
+            }
+        }
+        out
+    }
+
+    fn create_sql(table: &TableInfo) -> Result<String> {
+        let mut cols = Vec::new();
+        for c in &table.schema.columns {
+            let mut def = format!(
+                "{} {}",
+                ident(&c.name),
+                ddl_type(&c.data_type, c.source_type.as_deref())
+                    .map_err(|e| e.table(&table.name))?
+            );
+            if !c.nullable {
+                def.push_str(" NOT NULL");
+            }
+            // Defaults come in the source's dialect; sequence defaults would name sequences the
+            // target lacks, so they are left out.
+            if let Some(d) = &c.default {
+                if c.source_type.is_some() && !d.contains("nextval(") {
+                    def.push_str(&format!(" DEFAULT {d}"));
+                }
+            }
+            cols.push(def);
+        }
+        let pk = table.primary_key();
+        if !pk.is_empty() {
+            cols.push(format!(
+                "PRIMARY KEY ({})",
+                pk.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(format!(
+            "CREATE TABLE {} ({})",
+            sql::table(&table.name),
+            cols.join(", ")
+        ))
+    }
+
+    async fn copy_into(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        target: &str,
+        table: &TableInfo,
+        types: &[Type],
+        rows: &mut dyn BatchReader,
+    ) -> Result<WriteStats> {
+        let cols: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect();
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+                cols.join(", ")
+            ))
+            .await
+            .map_err(|e| pg_error(e, &format!("COPY into {}", table.name)))?;
+        let writer = BinaryCopyInWriter::new(sink, types);
+        pin_mut!(writer);
+        let mut stats = WriteStats::default();
+        while let Some(batch) = rows.next_batch().await? {
+            stats.bytes += batch.byte_size() as u64;
+            for row in batch.rows() {
+                let params: Vec<PgParam<'_>> = row.iter().map(PgParam).collect();
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                writer
+                    .as_mut()
+                    .write(&refs)
+                    .await
+                    .map_err(|e| pg_error(e, &format!("writing a row of {}", table.name)))?;
+                stats.rows += 1;
+            }
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| pg_error(e, &format!("finishing COPY into {}", table.name)))?;
+        Ok(stats)
+    }
+
+    async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
+        let conn = self.conn().await?;
+        let wire = self.wire(&conn, t).await?;
+        let exprs: Vec<String> = t.schema.columns.iter().map(|c| ident(&c.name)).collect();
+        let q = format!(
+            "COPY (SELECT {} FROM {} WHERE {where_sql}) TO STDOUT (FORMAT binary)",
+            exprs.join(", "),
+            sql::table(&t.name)
+        );
+        let stream = conn
+            .copy_out(q.as_str())
+            .await
+            .map_err(|e| not_found_or(e, t))?;
+        let mut reader = CopyReader {
+            stream: Box::pin(BinaryCopyOutStream::new(stream, &wire)),
+            conn: Some(conn),
+            schema: t.schema.clone(),
+            batch_rows: 10_000,
+            done: false,
+            table: t.name.to_string(),
+        };
+        migrate_core::collect_rows(&mut reader).await
+    }
+}
+
+/// `*` and `?` are glob characters in table filters; escape them in an exact name.
+fn glob_escape(s: &str) -> String {
+    s.replace('*', "[*]").replace('?', "[?]")
+}
+
+fn not_found_or(e: tokio_postgres::Error, t: &TableInfo) -> Error {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+        Error::with_source(
+            ErrorKind::NotFound,
+            format!("target table {} does not exist", t.name),
+            e,
+        )
+        .table(&t.name)
+    } else {
+        pg_error(e, &format!("reading {}", t.name))
+    }
+}
+
+#[async_trait]
+impl Sink for PgSink {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            transactional_chunks: true,
+            single_transaction: false,
+            upsert: true,
+            backup: true,
+            bulk_load: false,
+        }
+    }
+
+    async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {
+        let conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Preflight {
+                    reachable: false,
+                    exists: false,
+                    problems: vec![e.to_string()],
+                })
+            }
+        };
+        let mut p = Preflight {
+            reachable: true,
+            ..Default::default()
+        };
+        match self.target_meta(&conn, &table.name, true).await? {
+            Some(target) => {
+                p.exists = true;
+                p.problems = Self::problems(table, &target.info);
+                let ok: bool = conn
+                    .query_one("SELECT has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'DELETE')", &[&sql::table(&table.name)])
+                    .await
+                    .map_err(|e| pg_error(e, "checking privileges"))?
+                    .get(0);
+                if !ok {
+                    p.problems
+                        .push(format!("no INSERT and DELETE privilege on {}", table.name));
+                }
+            }
+            None => {
+                let schema = table.name.schema.clone().unwrap_or_else(|| "public".into());
+                let ok: bool = conn
+                    .query_one(
+                        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE')
+                                     ELSE has_database_privilege(current_database(), 'CREATE') END",
+                        &[&schema],
+                    )
+                    .await
+                    .map_err(|e| pg_error(e, "checking privileges"))?
+                    .get(0);
+                if !ok {
+                    p.problems.push(format!(
+                        "no privilege to create {} (schema {schema})",
+                        table.name
+                    ));
+                }
+                if let Err(e) = Self::create_sql(table) {
+                    p.problems.push(e.to_string());
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    async fn prepare(&self, table: &TableInfo, options: &PrepareOptions) -> Result<Prepared> {
+        let mut conn = self.conn().await?;
+        let name = sql::table(&table.name);
+        let existing = self.target_meta(&conn, &table.name, true).await?;
+        let backup = backup_name(&table.name);
+        let mut prepared = Prepared::default();
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "prepare"))?;
+        if let Some(s) = &table.name.schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
+                .await
+                .map_err(|e| pg_error(e, "creating the schema"))?;
+        }
+        match (&existing, options.mode) {
+            (None, PrepareMode::RequireExisting) => {
+                return Err(Error::not_found(format!(
+                    "target table {} does not exist and prepare mode requires it",
+                    table.name
+                ))
+                .table(&table.name));
+            }
+            (Some(target), PrepareMode::CreateIfMissing | PrepareMode::RequireExisting) => {
+                let problems = Self::problems(table, &target.info);
+                if !problems.is_empty() {
+                    return Err(Error::schema(problems.join("; ")).table(&table.name));
+                }
+                if options.backup {
+                    tx.batch_execute(&format!(
+                        "DROP TABLE IF EXISTS {b}; CREATE TABLE {b} (LIKE {name} INCLUDING ALL); INSERT INTO {b} SELECT * FROM {name}",
+                        b = sql::table(&backup)
+                    ))
+                    .await
+                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                    prepared.backup = Some(backup.to_string());
+                }
+                tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
+                return Ok(prepared);
+            }
+            (Some(_), PrepareMode::Recreate) => {
+                if options.backup {
+                    tx.batch_execute(&format!(
+                        "DROP TABLE IF EXISTS {}; ALTER TABLE {name} RENAME TO {}",
+                        sql::table(&backup),
+                        ident(&backup.name)
+                    ))
+                    .await
+                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                    prepared.backup = Some(backup.to_string());
+                } else {
+                    tx.batch_execute(&format!("DROP TABLE {name} CASCADE"))
+                        .await
+                        .map_err(|e| pg_error(e, &format!("dropping {}", table.name)))?;
+                }
+            }
+            (None, _) => {}
+        }
+        tx.batch_execute(&Self::create_sql(table)?)
+            .await
+            .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
+        tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
+        prepared.created = prepared.backup.is_none();
+        self.target_meta(&conn, &table.name, true).await?;
+        Ok(prepared)
+    }
+
+    async fn write_chunk(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        rows: &mut dyn BatchReader,
+    ) -> Result<WriteStats> {
+        let mut conn = self.conn().await?;
+        let types = self.wire(&conn, table).await?;
+        let name = sql::table(&table.name);
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "write_chunk"))?;
+        // Replace the range: whatever an earlier attempt committed there goes, in the same
+        // transaction as the new rows.
+        let clear = if chunk.range.is_all() || table.schema.primary_key.is_empty() {
+            format!("DELETE FROM {name}")
+        } else {
+            format!(
+                "DELETE FROM {name} WHERE {}",
+                range_predicate(&table.schema, &chunk.range)?
+            )
+        };
+        tx.batch_execute(&clear).await.map_err(|e| {
+            pg_error(
+                e,
+                &format!("clearing chunk {} of {}", chunk.index, table.name),
+            )
+        })?;
+        let stats = self.copy_into(&tx, &name, table, &types, rows).await?;
+        tx.commit().await.map_err(|e| {
+            pg_error(
+                e,
+                &format!("committing chunk {} of {}", chunk.index, table.name),
+            )
+        })?;
+        Ok(stats)
+    }
+
+    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
+        let conn = self.conn().await?;
+        if self.target_meta(&conn, &table.name, false).await?.is_none() {
+            return Err(
+                Error::not_found(format!("target table {} does not exist", table.name))
+                    .table(&table.name),
+            );
+        }
+        let natives: Vec<Option<String>> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.source_type.clone())
+            .collect();
+        match sql::checksum_query(&table.name, &table.schema, &natives, range)? {
+            Some(q) => {
+                let r = conn
+                    .query_one(&q, &[])
+                    .await
+                    .map_err(|e| not_found_or(e, table))?;
+                Ok(RowChecksum {
+                    count: r.get::<_, i64>(0) as u64,
+                    sum_hi: sql::wrap_sum(&r.get::<_, String>(1))?,
+                    sum_lo: sql::wrap_sum(&r.get::<_, String>(2))?,
+                })
+            }
+            None => {
+                drop(conn);
+                let rows = self
+                    .read_rows(table, &range_predicate(&table.schema, range)?)
+                    .await?;
+                Ok(RowChecksum::of_rows(&rows))
+            }
+        }
+    }
+
+    async fn finalize(&self, table: &TableInfo) -> Result<()> {
+        let conn = self.conn().await?;
+        let name = sql::table(&table.name);
+        if self.options.create_foreign_keys {
+            for fk in &table.foreign_keys {
+                let cname = fk.name.clone().unwrap_or_else(|| {
+                    format!("{}_{}_fkey", table.name.name, fk.columns.join("_"))
+                });
+                let exists: bool = conn
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2))",
+                        &[&cname, &name],
+                    )
+                    .await
+                    .map_err(|e| pg_error(e, "checking foreign keys"))?
+                    .get(0);
+                let parent = sql::table(&fk.referenced_table);
+                let parent_exists: bool = conn
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&parent])
+                    .await
+                    .map_err(|e| pg_error(e, "checking foreign keys"))?
+                    .get(0);
+                if exists {
+                    continue;
+                }
+                if !parent_exists {
+                    tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
+                    continue;
+                }
+                let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
+                conn.batch_execute(&format!(
+                    "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
+                    ident(&cname),
+                    cols(&fk.columns),
+                    cols(&fk.referenced_columns)
+                ))
+                .await
+                .map_err(|e| pg_error(e, &format!("creating foreign key {cname} on {}", table.name)))?;
+            }
+        }
+        if self.options.analyze {
+            conn.batch_execute(&format!("ANALYZE {name}"))
+                .await
+                .map_err(|e| pg_error(e, "ANALYZE"))?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
+        let pk = table.primary_key();
+        if pk.is_empty() {
+            return Err(Error::config(format!(
+                "table {} has no primary key: upsert needs one",
+                table.name
+            ))
+            .table(&table.name));
+        }
+        let mut conn = self.conn().await?;
+        let types = self.wire(&conn, table).await?;
+        let name = sql::table(&table.name);
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "upsert"))?;
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE migrate_upsert (LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP"
+        ))
+        .await
+        .map_err(|e| pg_error(e, "creating the staging table"))?;
+        let stats = self
+            .copy_into(&tx, "migrate_upsert", table, &types, rows)
+            .await?;
+        let cols: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect();
+        let keys: Vec<String> = pk.iter().map(|k| ident(k)).collect();
+        let updates: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .filter(|c| !pk.contains(&c.name.as_str()))
+            .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name)))
+            .collect();
+        let action = if updates.is_empty() {
+            "NOTHING".to_string()
+        } else {
+            format!("UPDATE SET {}", updates.join(", "))
+        };
+        tx.batch_execute(&format!(
+            "INSERT INTO {name} ({c}) SELECT {c} FROM migrate_upsert ON CONFLICT ({}) DO {action}",
+            keys.join(", "),
+            c = cols.join(", ")
+        ))
+        .await
+        .map_err(|e| pg_error(e, &format!("upserting into {}", table.name)))?;
+        tx.commit()
+            .await
+            .map_err(|e| pg_error(e, "committing the upsert"))?;
+        Ok(stats)
+    }
+
+    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for group in keys.chunks(500) {
+            out.extend(
+                self.read_rows(table, &keys_predicate(&table.schema, group)?)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let name = sql::table(&table.name);
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "rollback"))?;
+        if let Some(b) = &prepared.backup {
+            let backup = backup_name(&table.name);
+            if backup.to_string() != *b {
+                return Err(Error::fatal(format!(
+                    "unexpected backup name {b} for {}",
+                    table.name
+                )));
+            }
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS {name}; ALTER TABLE {} RENAME TO {}",
+                sql::table(&backup),
+                ident(&table.name.name)
+            ))
+            .await
+            .map_err(|e| pg_error(e, &format!("restoring {} from {b}", table.name)))?;
+        } else if prepared.created {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                .await
+                .map_err(|e| pg_error(e, &format!("dropping {}", table.name)))?;
+        }
+        tx.commit().await.map_err(|e| pg_error(e, "rollback"))?;
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&table.name);
+        Ok(())
+    }
+}
