@@ -107,7 +107,9 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             referenced_columns: r.get(5),
         });
     }
-    let mut by_table: BTreeMap<u32, (Vec<Column>, Vec<String>, Vec<Type>)> = BTreeMap::new();
+    // Per table: columns, their SELECT expressions, their wire types.
+    type Cols = (Vec<Column>, Vec<String>, Vec<Type>);
+    let mut by_table: BTreeMap<u32, Cols> = BTreeMap::new();
     for r in cols {
         let oid: u32 = r.get(0);
         let (table, _, _) = &wanted[&oid];
