@@ -357,7 +357,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                         SET status = 'running', attempts = attempts + 1, worker_id = ?1, lease_until = ?2,
                             started_at = ?3, completed_at = NULL
                       WHERE run_id = ?4 AND table_name = ?5 AND chunk_index = ?6 AND phase = 'execution'
-                        AND (status IN ('pending', 'failed')
+                        AND (status IN ('pending', 'failed', 'skipped')
                              OR (status = 'running' AND (worker_id = ?1 OR lease_until IS NULL OR lease_until <= ?3)))",
                     params![worker, lease_end(lease), now, run, t.to_string(), index],
                 )

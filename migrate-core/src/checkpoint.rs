@@ -214,15 +214,16 @@ impl ChunkRecord {
         }
     }
 
-    /// Whether `worker` may claim the chunk at `now`: it is pending or failed, or running under
-    /// an expired lease or under `worker`'s own lease. Completed and skipped chunks never are.
+    /// Whether `worker` may claim the chunk at `now`: it is pending, failed or skipped (a later
+    /// run does what an earlier one skipped), or running under an expired lease or under
+    /// `worker`'s own lease. A completed chunk never is.
     pub fn claimable_by(&self, worker: &str, now: DateTime<Utc>) -> bool {
         match self.status {
-            ChunkStatus::Pending | ChunkStatus::Failed => true,
+            ChunkStatus::Pending | ChunkStatus::Failed | ChunkStatus::Skipped => true,
             ChunkStatus::Running => {
                 self.worker.as_deref() == Some(worker) || self.lease_until.is_none_or(|l| l <= now)
             }
-            ChunkStatus::Completed | ChunkStatus::Skipped => false,
+            ChunkStatus::Completed => false,
         }
     }
 }

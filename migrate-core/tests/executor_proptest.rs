@@ -255,8 +255,12 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(false).build().unwrap();
         rt.block_on(async move {
             // Paused time would stop chunk leases (wall clock) from ever expiring after a crash;
-            // keep real time but make retry delays tiny so the cases stay fast.
-            check(case).await
+            // keep real time but make retry delays tiny so the cases stay fast. A case that does
+            // not finish in 20 s is a hang, reported with its inputs.
+            let shown = format!("{case:?}");
+            if tokio::time::timeout(Duration::from_secs(20), check(case)).await.is_err() {
+                panic!("case hung: {shown}");
+            }
         });
     }
 }

@@ -373,3 +373,48 @@ async fn rollback_of_a_table_that_existed_without_backup_is_refused() {
     m.rollback(None, false).await.unwrap();
     rig.assert_target_equals_source();
 }
+
+#[tokio::test]
+async fn a_resume_does_the_chunks_skipped_because_a_parent_failed() {
+    let rig = Rig::with(fixture_tables(Some("public"), 60));
+    let mut c = cfg("skipped");
+    c.chunk_rows = 1000; // one chunk per table
+    c.parallelism = 1;
+    for n in 1..=3 {
+        rig.sink_faults.fail_nth(Op::Write, n, ErrorKind::Transient); // customers gives up
+    }
+    let first = rig.migration(c.clone()).run().await.unwrap();
+    let status = |r: &migrate_core::MigrationReport, n: &str| {
+        r.results.iter().find(|t| t.table.name == n).unwrap().status
+    };
+    assert_eq!(status(&first, "customers"), TableStatus::Failed);
+    assert_eq!(status(&first, "orders"), TableStatus::Skipped);
+    let second = tokio::time::timeout(Duration::from_secs(30), rig.migration(c).run())
+        .await
+        .expect("the resumed run must not hang on skipped chunks")
+        .unwrap();
+    assert!(second.succeeded(), "{}", second.to_markdown());
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_handle_is_dropped_still_finishes() {
+    let rig = Rig::seed003(0.0005);
+    drop(rig.migration(cfg("dropped")).start());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = rig.store.latest_run("dropped").await.unwrap();
+        if run
+            .as_ref()
+            .is_some_and(|r| r.status == RunStatus::Completed)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never finished: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rig.assert_target_equals_source();
+}

@@ -909,6 +909,7 @@ impl Coordinator {
         let mut tasks: JoinSet<Task> = JoinSet::new();
         let mut in_flight = 0usize;
         let mut last_poll = Instant::now();
+        let mut handle_gone = false;
         loop {
             // The handle writes through to the store, so other processes see it too.
             let local = *control.borrow_and_update();
@@ -950,11 +951,10 @@ impl Coordinator {
                     }
                     self.handle(task).await?;
                 }
-                changed = control.changed() => {
-                    if changed.is_err() {
-                        // The handle was dropped: keep running to the end.
-                        std::future::pending::<()>().await;
-                    }
+                changed = control.changed(), if !handle_gone => {
+                    // A dropped handle cannot send again: keep running to the end, and keep
+                    // polling the store's flag.
+                    handle_gone = changed.is_err();
                 }
                 _ = tokio::time::sleep(ctx.cfg.control_poll) => {}
             }

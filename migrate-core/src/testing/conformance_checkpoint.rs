@@ -253,7 +253,7 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
         .expect("claim")
         .is_some());
 
-    // Skipped chunks are not claimable; skip does not undo a completion.
+    // Skip does not undo a completion; a skipped chunk is left for a later run to claim.
     store
         .skip_chunk(&run.id, &b, 0, "parent failed")
         .await
@@ -262,19 +262,26 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
         .skip_chunk(&run.id, &a, 0, "nope")
         .await
         .expect("skip");
-    assert_eq!(
-        find(store, &run.id, &b, 0).await.status,
-        ChunkStatus::Skipped
-    );
+    let skipped = find(store, &run.id, &b, 0).await;
+    assert_eq!(skipped.status, ChunkStatus::Skipped);
+    assert_eq!(skipped.error.as_deref(), Some("parent failed"));
     assert_eq!(
         find(store, &run.id, &a, 0).await.status,
         ChunkStatus::Completed
     );
-    assert!(store
+    let later = store
         .claim_chunk(&run.id, &b, 0, "w1", LONG)
         .await
-        .expect("claim")
-        .is_none());
+        .expect("claim");
+    assert_eq!(
+        later.map(|c| c.status),
+        Some(ChunkStatus::Running),
+        "a later run claims a skipped chunk"
+    );
+    store
+        .skip_chunk(&run.id, &b, 0, "parent failed again")
+        .await
+        .expect("skip");
 
     // Registering again (a resume) keeps progress.
     store
