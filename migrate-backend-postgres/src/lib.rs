@@ -18,6 +18,7 @@
 //!   exact SQL rendering (floats, json, intervals, arrays).
 //! - **Errors** are classified by SQLSTATE (see [`error::kind_of_sqlstate`]).
 
+mod checkpoint;
 mod codec;
 mod config;
 mod discovery;
@@ -28,6 +29,7 @@ mod source;
 mod sql;
 mod types;
 
+pub use checkpoint::{PgCheckpointStore, PG_STORE_VERSION};
 pub use codec::{decode_numeric, encode_numeric, PgParam, PgValue};
 pub use config::{redact, PgConfig};
 pub use sink::{PgSink, PgSinkOptions};

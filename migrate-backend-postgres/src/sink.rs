@@ -289,6 +289,77 @@ impl PgSink {
         Ok(stats)
     }
 
+    async fn prepare_locked(
+        &self,
+        conn: &mut Object,
+        table: &TableInfo,
+        options: &PrepareOptions,
+    ) -> Result<Prepared> {
+        let name = sql::table(&table.name);
+        let existing = self.target_meta(conn, &table.name, true).await?;
+        let backup = backup_name(&table.name);
+        let mut prepared = Prepared::default();
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "prepare"))?;
+        if let Some(s) = &table.name.schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
+                .await
+                .map_err(|e| pg_error(e, "creating the schema"))?;
+        }
+        match (&existing, options.mode) {
+            (None, PrepareMode::RequireExisting) => {
+                return Err(Error::not_found(format!(
+                    "target table {} does not exist and prepare mode requires it",
+                    table.name
+                ))
+                .table(&table.name));
+            }
+            (Some(target), PrepareMode::CreateIfMissing | PrepareMode::RequireExisting) => {
+                let problems = Self::problems(table, &target.info);
+                if !problems.is_empty() {
+                    return Err(Error::schema(problems.join("; ")).table(&table.name));
+                }
+                if options.backup {
+                    tx.batch_execute(&format!(
+                        "DROP TABLE IF EXISTS {b}; CREATE TABLE {b} (LIKE {name} INCLUDING ALL); INSERT INTO {b} SELECT * FROM {name}",
+                        b = sql::table(&backup)
+                    ))
+                    .await
+                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                    prepared.backup = Some(backup.to_string());
+                }
+                tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
+                return Ok(prepared);
+            }
+            (Some(_), PrepareMode::Recreate) => {
+                if options.backup {
+                    tx.batch_execute(&format!(
+                        "DROP TABLE IF EXISTS {}; ALTER TABLE {name} RENAME TO {}",
+                        sql::table(&backup),
+                        ident(&backup.name)
+                    ))
+                    .await
+                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                    prepared.backup = Some(backup.to_string());
+                } else {
+                    tx.batch_execute(&format!("DROP TABLE {name} CASCADE"))
+                        .await
+                        .map_err(|e| pg_error(e, &format!("dropping {}", table.name)))?;
+                }
+            }
+            (None, _) => {}
+        }
+        tx.batch_execute(&Self::create_sql(table)?)
+            .await
+            .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
+        tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
+        prepared.created = prepared.backup.is_none();
+        self.target_meta(conn, &table.name, true).await?;
+        Ok(prepared)
+    }
+
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
         let conn = self.conn().await?;
         let wire = self.wire(&conn, t).await?;
@@ -404,68 +475,19 @@ impl Sink for PgSink {
 
     async fn prepare(&self, table: &TableInfo, options: &PrepareOptions) -> Result<Prepared> {
         let mut conn = self.conn().await?;
-        let name = sql::table(&table.name);
-        let existing = self.target_meta(&conn, &table.name, true).await?;
-        let backup = backup_name(&table.name);
-        let mut prepared = Prepared::default();
-        let tx = conn
-            .transaction()
+        // Workers sharing a migration may prepare the same table at once: serialize them on a
+        // per-table advisory lock and decide only after taking it (the lock goes with the
+        // session if the connection dies).
+        let key = format!("migrate prepare {}", table.name);
+        conn.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])
             .await
-            .map_err(|e| pg_error(e, "prepare"))?;
-        if let Some(s) = &table.name.schema {
-            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
-                .await
-                .map_err(|e| pg_error(e, "creating the schema"))?;
-        }
-        match (&existing, options.mode) {
-            (None, PrepareMode::RequireExisting) => {
-                return Err(Error::not_found(format!(
-                    "target table {} does not exist and prepare mode requires it",
-                    table.name
-                ))
-                .table(&table.name));
-            }
-            (Some(target), PrepareMode::CreateIfMissing | PrepareMode::RequireExisting) => {
-                let problems = Self::problems(table, &target.info);
-                if !problems.is_empty() {
-                    return Err(Error::schema(problems.join("; ")).table(&table.name));
-                }
-                if options.backup {
-                    tx.batch_execute(&format!(
-                        "DROP TABLE IF EXISTS {b}; CREATE TABLE {b} (LIKE {name} INCLUDING ALL); INSERT INTO {b} SELECT * FROM {name}",
-                        b = sql::table(&backup)
-                    ))
-                    .await
-                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
-                    prepared.backup = Some(backup.to_string());
-                }
-                tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
-                return Ok(prepared);
-            }
-            (Some(_), PrepareMode::Recreate) => {
-                if options.backup {
-                    tx.batch_execute(&format!(
-                        "DROP TABLE IF EXISTS {}; ALTER TABLE {name} RENAME TO {}",
-                        sql::table(&backup),
-                        ident(&backup.name)
-                    ))
-                    .await
-                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
-                    prepared.backup = Some(backup.to_string());
-                } else {
-                    tx.batch_execute(&format!("DROP TABLE {name} CASCADE"))
-                        .await
-                        .map_err(|e| pg_error(e, &format!("dropping {}", table.name)))?;
-                }
-            }
-            (None, _) => {}
-        }
-        tx.batch_execute(&Self::create_sql(table)?)
-            .await
-            .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
-        tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
-        prepared.created = prepared.backup.is_none();
-        self.target_meta(&conn, &table.name, true).await?;
+            .map_err(|e| pg_error(e, "locking the table for prepare"))?;
+        let result = self.prepare_locked(&mut conn, table, options).await;
+        let unlocked = conn
+            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key])
+            .await;
+        let prepared = result?;
+        unlocked.map_err(|e| pg_error(e, "unlocking the table after prepare"))?;
         Ok(prepared)
     }
 
@@ -581,7 +603,14 @@ impl Sink for PgSink {
                     cols(&fk.referenced_columns)
                 ))
                 .await
-                .map_err(|e| pg_error(e, &format!("creating foreign key {cname} on {}", table.name)))?;
+                .or_else(|e| {
+                    // Another worker finishing the same table got there first: that is the goal.
+                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
+                        Ok(())
+                    } else {
+                        Err(pg_error(e, &format!("creating foreign key {cname} on {}", table.name)))
+                    }
+                })?;
             }
         }
         if self.options.analyze {

@@ -43,3 +43,19 @@ async fn pg_source_passes_the_source_suite() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_checkpoint_store_passes_the_checkpoint_suite() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let url = common::fresh_db(&admin, "migrate_t_store_suite").await;
+    let store = migrate_backend_postgres::PgCheckpointStore::open(&url, "migrate")
+        .await
+        .unwrap();
+    migrate_core::testing::checkpoint_conformance(std::sync::Arc::new(store)).await;
+    // Opening again (another worker) finds the installed schema and changes nothing.
+    migrate_backend_postgres::PgCheckpointStore::open(&url, "migrate")
+        .await
+        .unwrap();
+}
