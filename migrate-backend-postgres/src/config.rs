@@ -1,12 +1,14 @@
-//! Connection settings from a URL, and the connection pool. Passwords never reach `Debug`,
-//! logs or reports.
+//! Connection settings from a URL, TLS, and the connection pool. Passwords never reach
+//! `Debug`, logs or reports.
 
 use std::fmt;
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use migrate_core::{Error, ErrorKind, Result};
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::tls::{connector, SslMode};
 
 /// Session settings every connection starts with: canonical time zone and string escaping,
 /// which the literal rendering and timestamp handling rely on.
@@ -17,30 +19,32 @@ const SESSION_OPTIONS: &str = "-c TimeZone=UTC -c standard_conforming_strings=on
 pub struct PgConfig {
     config: tokio_postgres::Config,
     redacted: String,
+    ssl: SslMode,
+    root_cert: Option<String>,
     /// Connections in the pool (default 8).
     pub pool_size: usize,
 }
 
 impl PgConfig {
     /// Parses a `postgres://user:password@host:port/db?options` URL (or a key=value string).
-    /// The error names the URL with its password removed.
+    /// `sslmode` takes libpq's values (disable, allow, prefer, require, verify-ca,
+    /// verify-full; default prefer) and `sslrootcert` a PEM file of trusted CAs. The error names
+    /// the URL with its password removed.
     pub fn from_url(url: &str) -> Result<Self> {
         let redacted = redact(url);
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (rest, ssl, root_cert) = take_tls_params(url, &redacted)?;
+        let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
             Error::with_source(
                 ErrorKind::Config,
                 format!("invalid Postgres URL {redacted}"),
                 e,
             )
         })?;
-        if matches!(
-            config.get_ssl_mode(),
-            tokio_postgres::config::SslMode::Require
-        ) {
-            return Err(Error::config(format!(
-                "Postgres URL {redacted}: sslmode=require is not supported by this build (TLS is not built in yet); use sslmode=disable or prefer on a trusted network"
-            )));
-        }
+        config.ssl_mode(match ssl {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::Verify => tokio_postgres::config::SslMode::Require,
+        });
         let options = match config.get_options() {
             Some(o) if !o.is_empty() => format!("{o} {SESSION_OPTIONS}"),
             _ => SESSION_OPTIONS.to_string(),
@@ -52,6 +56,8 @@ impl PgConfig {
         Ok(PgConfig {
             config,
             redacted,
+            ssl,
+            root_cert,
             pool_size: 8,
         })
     }
@@ -61,16 +67,20 @@ impl PgConfig {
         &self.redacted
     }
 
-    /// The driver's configuration.
-    pub fn driver(&self) -> &tokio_postgres::Config {
-        &self.config
+    /// The TLS mode.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl
+    }
+
+    fn tls(&self) -> Result<MakeRustlsConnect> {
+        connector(self.ssl, self.root_cert.as_deref())
     }
 
     /// A pool of `pool_size` connections.
     pub fn pool(&self) -> Result<Pool> {
         let manager = Manager::from_config(
             self.config.clone(),
-            NoTls,
+            self.tls()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -90,7 +100,7 @@ impl PgConfig {
     /// One dedicated connection (not pooled), its driver task spawned.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         let (client, conn) =
-            self.config.connect(NoTls).await.map_err(|e| {
+            self.config.connect(self.tls()?).await.map_err(|e| {
                 crate::error::pg_error(e, &format!("connecting to {}", self.redacted))
             })?;
         tokio::spawn(async move {
@@ -106,9 +116,55 @@ impl fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConfig")
             .field("url", &self.redacted)
+            .field("ssl", &self.ssl)
             .field("pool_size", &self.pool_size)
             .finish()
     }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of the URL (the driver knows fewer modes than libpq).
+fn take_tls_params(url: &str, redacted: &str) -> Result<(String, SslMode, Option<String>)> {
+    let mut ssl = SslMode::Prefer;
+    let mut root = None;
+    let mut bad = None;
+    let mut keep = |kv: &str| -> bool {
+        if let Some(v) = kv.strip_prefix("sslmode=") {
+            match SslMode::parse(v) {
+                Some(m) => ssl = m,
+                None => bad = Some(v.to_string()),
+            }
+            false
+        } else if let Some(v) = kv.strip_prefix("sslrootcert=") {
+            root = Some(v.to_string());
+            false
+        } else {
+            true
+        }
+    };
+    let rest = if url.contains("://") {
+        match url.split_once('?') {
+            Some((head, q)) => {
+                let kept: Vec<&str> = q.split('&').filter(|kv| keep(kv)).collect();
+                if kept.is_empty() {
+                    head.to_string()
+                } else {
+                    format!("{head}?{}", kept.join("&"))
+                }
+            }
+            None => url.to_string(),
+        }
+    } else {
+        url.split_whitespace()
+            .filter(|kv| keep(kv))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if let Some(v) = bad {
+        return Err(Error::config(format!(
+            "Postgres URL {redacted}: unknown sslmode {v:?} (use disable, allow, prefer, require, verify-ca or verify-full)"
+        )));
+    }
+    Ok((rest, ssl, root))
 }
 
 /// Removes the password from a URL (`postgres://u:secret@h` → `postgres://u:***@h`) or from a

@@ -35,9 +35,12 @@ pub fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
         Some(code) => kind_of_sqlstate(code.code()),
         None if e.is_closed() => ErrorKind::Transient,
         None => {
-            let text = e.to_string();
+            let text = format!("{e} {:?}", std::error::Error::source(&e)).to_lowercase();
             if text.contains("password authentication failed") {
                 ErrorKind::Auth
+            } else if text.contains("certificate") || text.contains("server does not support tls") {
+                // Trust problems do not fix themselves by retrying.
+                ErrorKind::Config
             } else {
                 // I/O errors, timeouts and protocol hiccups: the server may be back shortly.
                 ErrorKind::Transient

@@ -27,6 +27,7 @@ mod reader;
 mod sink;
 mod source;
 mod sql;
+mod tls;
 mod types;
 
 pub use checkpoint::{PgCheckpointStore, PG_STORE_VERSION};
@@ -34,3 +35,4 @@ pub use codec::{decode_numeric, encode_numeric, PgParam, PgValue};
 pub use config::{redact, PgConfig};
 pub use sink::{PgSink, PgSinkOptions};
 pub use source::PgSource;
+pub use tls::SslMode;
