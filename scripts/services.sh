@@ -37,6 +37,11 @@ ensure_postgres() {
     log "PostgreSQL: using MIGRATE_TEST_PG_URL"
     return 0
   fi
+  if ! command -v psql >/dev/null 2>&1; then
+    log "psql missing; installing Debian's postgresql-client"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq postgresql-client >&2
+  fi
   if pg_answers "$default"; then
     export MIGRATE_TEST_PG_URL="$default"; log "PostgreSQL: answering at 127.0.0.1:5432"; return 0
   fi

@@ -68,7 +68,9 @@ pub fn pool_error(e: deadpool_postgres::PoolError) -> Error {
 
 /// Whether this is the "snapshot no longer exists" error a restarted server produces.
 pub fn is_invalid_snapshot(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE) && e.to_string().contains("snapshot")
+    e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE)
+        && e.as_db_error()
+            .is_some_and(|db| db.message().contains("snapshot"))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub use checksum::RowChecksum;
 pub use chunk::{ChunkSpec, KeyRange};
 pub use decimal::Decimal;
 pub use error::{Error, ErrorContext, ErrorKind, Result};
-pub use executor::{ExecutorConfig, Migration, MigrationHandle, Mode};
+pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle, Mode};
 pub use report::MigrationReport;
 pub use schema::{Column, DataType, ForeignKey, Schema, TableInfo, TableName};
 pub use sink::{

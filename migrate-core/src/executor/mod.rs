@@ -92,7 +92,7 @@ impl Migration {
         let budget = MemoryBudget::new(self.config.memory_budget);
         let job = run::execute(self, tracker, control_rx, budget.clone());
         MigrationHandle {
-            control: control_tx,
+            control: Arc::new(control_tx),
             progress,
             budget,
             join: tokio::spawn(job),
@@ -121,7 +121,7 @@ impl Migration {
 /// through the checkpoint store's flag (`CheckpointStore::set_control`), which the executor
 /// polls.
 pub struct MigrationHandle {
-    control: watch::Sender<Control>,
+    control: Arc<watch::Sender<Control>>,
     progress: watch::Receiver<Progress>,
     budget: Arc<MemoryBudget>,
     join: tokio::task::JoinHandle<Result<MigrationReport>>,
@@ -141,6 +141,12 @@ impl MigrationHandle {
     /// Aborts in-flight chunks (they are redone on resume) and stops; the run is resumable.
     pub fn cancel(&self) {
         self.control.send_replace(Control::Cancel);
+    }
+
+    /// Pause/resume/cancel that can be moved elsewhere (a signal handler, a UI) while this
+    /// handle waits.
+    pub fn controls(&self) -> MigrationControls {
+        MigrationControls(self.control.clone())
     }
 
     /// A receiver of progress snapshots.
@@ -165,5 +171,26 @@ impl MigrationHandle {
         self.join
             .await
             .map_err(|e| Error::with_source(crate::ErrorKind::Fatal, "executor task failed", e))?
+    }
+}
+
+/// A cloneable remote for a running migration (see [`MigrationHandle::controls`]).
+#[derive(Clone)]
+pub struct MigrationControls(Arc<watch::Sender<Control>>);
+
+impl MigrationControls {
+    /// See [`MigrationHandle::pause`].
+    pub fn pause(&self) {
+        self.0.send_replace(Control::Pause);
+    }
+
+    /// See [`MigrationHandle::resume`].
+    pub fn resume(&self) {
+        self.0.send_replace(Control::Run);
+    }
+
+    /// See [`MigrationHandle::cancel`].
+    pub fn cancel(&self) {
+        self.0.send_replace(Control::Cancel);
     }
 }
