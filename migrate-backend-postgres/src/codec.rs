@@ -128,7 +128,7 @@ const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
 
 /// NUMERIC: ndigits, weight, sign, dscale, then base-10000 digits; the value is
-/// Σ digit[i] × 10000^(weight − i), shown with `dscale` fractional decimal digits.
+/// `Σ digit[i] × 10000^(weight − i)`, shown with `dscale` fractional decimal digits.
 pub fn decode_numeric(raw: &[u8]) -> Result<Decimal, BoxError> {
     let mut r = raw;
     let ndigits = i16_(&mut r)?.max(0) as usize;
