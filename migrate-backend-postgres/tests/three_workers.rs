@@ -87,31 +87,50 @@ async fn three_workers() -> bool {
     };
     let mut victim = spawn("w1");
     let mut others = vec![spawn("w2"), spawn("w3")];
-    // Kill w1 while it holds a chunk.
+    // Kill w1 while it holds a chunk: freeze it (SIGSTOP), read what it holds at that instant,
+    // and only then SIGKILL it, so it cannot finish the chunk in between.
     let store = PgCheckpointStore::open(&state, "migrate").await.unwrap();
+    let signal = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let held_by_w1 = |chunks: &[migrate_core::ChunkRecord]| -> Vec<(migrate_core::TableName, u32)> {
+        chunks
+            .iter()
+            .filter(|c| c.status == ChunkStatus::Running && c.worker.as_deref() == Some("w1"))
+            .map(|c| (c.table.clone(), c.index))
+            .collect()
+    };
     let start = Instant::now();
-    let mut held = None;
-    while start.elapsed() < Duration::from_secs(120) && held.is_none() {
+    let mut held = Vec::new();
+    while start.elapsed() < Duration::from_secs(120) && held.is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        if let Ok(Some(run)) = store.latest_run("shared").await {
-            let chunks = store.chunks(&run.id).await.unwrap_or_default();
-            let done = chunks
-                .iter()
-                .filter(|c| c.status == ChunkStatus::Completed)
-                .count();
-            held = chunks
-                .iter()
-                .find(|c| {
-                    done >= 10
-                        && c.status == ChunkStatus::Running
-                        && c.worker.as_deref() == Some("w1")
-                })
-                .map(|c| (c.table.clone(), c.index));
+        let Ok(Some(run)) = store.latest_run("shared").await else {
+            continue;
+        };
+        let chunks = store.chunks(&run.id).await.unwrap_or_default();
+        let done = chunks
+            .iter()
+            .filter(|c| c.status == ChunkStatus::Completed)
+            .count();
+        if done < 10 || held_by_w1(&chunks).is_empty() {
+            continue;
+        }
+        signal("-STOP", victim.id());
+        held = held_by_w1(&store.chunks(&run.id).await.unwrap());
+        if held.is_empty() {
+            signal("-CONT", victim.id());
         }
     }
-    victim.kill().unwrap(); // SIGKILL mid-chunk
+    victim.kill().unwrap(); // SIGKILL, while frozen mid-chunk
     victim.wait().unwrap();
-    let (held_table, held_index) = held.expect("w1 held a chunk when it was killed");
+    let (held_table, held_index) = held
+        .first()
+        .cloned()
+        .expect("w1 held a chunk when it was killed");
     println!("  killed w1 while it held {held_table} chunk {held_index}");
     for c in &mut others {
         assert!(
