@@ -96,6 +96,30 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         .await
         .map_err(|e| pg_error(e, "reading foreign keys"))?;
 
+    let idx = client
+        .query(
+            "SELECT i.indrelid, ic.relname::text, i.indisunique, pg_get_indexdef(i.indexrelid),
+                    COALESCE((SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY AS k(n, ord)
+                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), '{}')
+               FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = ANY($1) AND NOT i.indisprimary
+              ORDER BY i.indrelid, ic.relname",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| pg_error(e, "reading indexes"))?;
+    let mut idx_of: BTreeMap<u32, Vec<migrate_core::IndexDef>> = BTreeMap::new();
+    for r in idx {
+        idx_of
+            .entry(r.get(0))
+            .or_default()
+            .push(migrate_core::IndexDef {
+                name: r.get(1),
+                unique: r.get(2),
+                definition: Some(r.get(3)),
+                columns: r.get(4),
+            });
+    }
     let mut pk_of: BTreeMap<u32, Vec<String>> =
         pks.into_iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut fk_of: BTreeMap<u32, Vec<ForeignKey>> = BTreeMap::new();
@@ -171,6 +195,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         let schema = Schema::new(columns, &pk_refs).map_err(|e| e.table(&name))?;
         let mut info = TableInfo::new(name.clone(), schema);
         info.foreign_keys = fk_of.remove(&oid).unwrap_or_default();
+        info.indexes = idx_of.remove(&oid).unwrap_or_default();
         info.estimated_bytes = bytes.max(0) as u64;
         info.estimated_rows = if reltuples >= 0.0 {
             reltuples as u64

@@ -613,6 +613,30 @@ impl Sink for PgSink {
                 })?;
             }
         }
+        for index in &table.indexes {
+            // Built after the data (one sort instead of per-row maintenance). The source's own
+            // definition names the same table, which is the target's name too.
+            let Some(def) = &index.definition else {
+                continue;
+            };
+            let sql = def
+                .replacen(
+                    "CREATE UNIQUE INDEX ",
+                    "CREATE UNIQUE INDEX IF NOT EXISTS ",
+                    1,
+                )
+                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
+            conn.batch_execute(&sql).await.or_else(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) {
+                    Ok(()) // another worker built it a moment ago
+                } else {
+                    Err(pg_error(
+                        e,
+                        &format!("creating index {} on {}", index.name, table.name),
+                    ))
+                }
+            })?;
+        }
         if self.options.analyze {
             conn.batch_execute(&format!("ANALYZE {name}"))
                 .await

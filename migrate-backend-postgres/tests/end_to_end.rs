@@ -21,6 +21,15 @@ async fn postgres_to_postgres_with_foreign_keys() {
     let dst = common::fresh_db(&admin, "migrate_t_e2e_dst").await;
     let data = seed003_dataset("public", 0.002);
     common::load(&src, &data).await;
+    common::client(&src)
+        .await
+        .batch_execute(
+            "CREATE INDEX orders_placed_idx ON public.orders (placed_at DESC);
+             CREATE UNIQUE INDEX products_sku_key ON public.products (sku);
+             CREATE INDEX customers_lower_email_idx ON public.customers (lower(email));",
+        )
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteCheckpointStore::open(dir.path().join("m.db"))
@@ -76,4 +85,20 @@ async fn postgres_to_postgres_with_foreign_keys() {
     assert_eq!(fks, 6, "orders→customers, orders→products, transactions→orders, transactions→customers, inventory→products, preferences→customers");
     let pk: i64 = c.query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND connamespace = 'public'::regnamespace", &[]).await.unwrap().get(0);
     assert_eq!(pk, 8);
+    // Secondary indexes, expression indexes included, were rebuilt after the data.
+    let names: Vec<String> = c
+        .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%pkey' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "customers_lower_email_idx",
+            "orders_placed_idx",
+            "products_sku_key"
+        ]
+    );
 }

@@ -39,7 +39,7 @@ pub use decimal::Decimal;
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle, Mode};
 pub use report::MigrationReport;
-pub use schema::{Column, DataType, ForeignKey, Schema, TableInfo, TableName};
+pub use schema::{Column, DataType, ForeignKey, IndexDef, Schema, TableInfo, TableName};
 pub use sink::{
     Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities, WriteStats,
 };

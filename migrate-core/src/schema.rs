@@ -296,6 +296,20 @@ pub struct ForeignKey {
     pub referenced_columns: Vec<String>,
 }
 
+/// A secondary index (not the primary key), recreated after the data where the target can.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IndexDef {
+    /// Index name.
+    pub name: String,
+    /// Whether it enforces uniqueness.
+    pub unique: bool,
+    /// Indexed columns, in order (empty for expression indexes).
+    pub columns: Vec<String>,
+    /// The source's own definition (`CREATE INDEX …`), for same-engine targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+}
+
 /// What discovery knows about a table: the planner's input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableInfo {
@@ -305,6 +319,9 @@ pub struct TableInfo {
     pub schema: Arc<Schema>,
     /// Outgoing foreign keys (this table is the child).
     pub foreign_keys: Vec<ForeignKey>,
+    /// Secondary indexes.
+    #[serde(default)]
+    pub indexes: Vec<IndexDef>,
     /// Row estimate, without a full scan.
     pub estimated_rows: u64,
     /// Size estimate in bytes.
@@ -318,6 +335,7 @@ impl TableInfo {
             name,
             schema: Arc::new(schema),
             foreign_keys: Vec::new(),
+            indexes: Vec::new(),
             estimated_rows: 0,
             estimated_bytes: 0,
         }
