@@ -17,6 +17,7 @@ pub mod dag;
 pub mod decimal;
 pub mod error;
 pub mod executor;
+pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod schema;
