@@ -382,11 +382,7 @@ pub fn plan(tables: &[PlanTable], constraints: &Constraints) -> Result<Plan> {
         let t = kept[n];
         let secs = secs_for(t, c);
         done_by += secs;
-        let avg_row = if t.rows > 0 {
-            (t.bytes / t.rows).max(1)
-        } else {
-            1
-        };
+        let avg_row = t.bytes.checked_div(t.rows).unwrap_or(1).max(1);
         planned.push(PlannedTable {
             table: n.clone(),
             priority: t.priority,
