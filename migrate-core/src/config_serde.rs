@@ -96,6 +96,27 @@ pub mod duration {
     }
 }
 
+/// `#[serde(with = "opt_duration")]` for `Option<Duration>` fields.
+pub mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `"1s"`-style text or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads `"1s"`-style text or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// `#[serde(with = "durations")]` for `Vec<Duration>` fields.
 pub mod durations {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -41,6 +41,25 @@ pub struct MigrationReport {
     pub preflight: Vec<PreflightResult>,
     /// Audit events by action.
     pub audit_summary: AuditSummary,
+    /// Tables left for a later run, by the plan or mid-run, with reasons.
+    #[serde(default)]
+    pub deferred: Vec<crate::plan::Deferral>,
+    /// Planned against actual seconds per phase (when the run was planned against a window).
+    #[serde(default)]
+    pub plan_vs_actual: Vec<PhaseActual>,
+}
+
+/// One phase of the plan, planned and as it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseActual {
+    /// Phase number.
+    pub phase: usize,
+    /// Tables in it.
+    pub tables: Vec<String>,
+    /// Planned seconds.
+    pub planned_secs: f64,
+    /// Seconds from its first chunk start to its last chunk end, if it ran.
+    pub actual_secs: Option<f64>,
 }
 
 /// When it ran.
@@ -244,6 +263,7 @@ impl MigrationReport {
     pub fn to_markdown(&self) -> String {
         let mut m = String::new();
         let status = match (self.status, self.succeeded()) {
+            (RunStatus::Completed, true) if !self.deferred.is_empty() => "PARTIAL (work deferred)",
             (RunStatus::Completed, true) => "COMPLETE",
             (RunStatus::Completed, false) => "FAILED VERIFICATION",
             (RunStatus::Failed, _)
@@ -369,6 +389,30 @@ impl MigrationReport {
             );
             for c in &v.mismatches {
                 let _ = writeln!(m, "  - chunk {}: {}", c.chunk, c.detail);
+            }
+        }
+        if !self.plan_vs_actual.is_empty() {
+            let _ = writeln!(m, "\n## Plan vs Actual\n");
+            let _ = writeln!(m, "| Phase | Tables | Planned | Actual | Variance |");
+            let _ = writeln!(m, "|-------|--------|---------|--------|----------|");
+            for p in &self.plan_vs_actual {
+                let (actual, variance) = match p.actual_secs {
+                    Some(a) => (format!("{a:.1}s"), format!("{:+.1}s", a - p.planned_secs)),
+                    None => ("-".into(), "-".into()),
+                };
+                let _ = writeln!(
+                    m,
+                    "| Phase {} | {} | {:.1}s | {actual} | {variance} |",
+                    p.phase,
+                    p.tables.join(", "),
+                    p.planned_secs
+                );
+            }
+        }
+        if !self.deferred.is_empty() {
+            let _ = writeln!(m, "\n## Deferred\n");
+            for d in &self.deferred {
+                let _ = writeln!(m, "- {}: {}", d.table, d.reason);
             }
         }
         if !self.reconciliation.is_empty() {

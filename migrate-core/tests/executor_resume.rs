@@ -151,7 +151,7 @@ async fn pause_lets_in_flight_chunks_finish_and_starts_no_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_pauses_and_cancels_through_the_store() {
     let rig = Rig::seed003(0.001);
-    rig.sink_faults.set_latency(Duration::from_millis(3));
+    rig.sink_faults.set_latency(Duration::from_millis(15));
     let handle = rig.migration(cfg("remote")).start();
     let mut progress = handle.progress();
     progress.wait_for(|p| p.chunks_done >= 5).await.unwrap();

@@ -142,6 +142,18 @@ pub struct ExecutorConfig {
     /// a crashed worker's chunk is taken over by a resumed run soon after.
     #[serde(with = "crate::config_serde::duration")]
     pub lease: Duration,
+    /// Average bandwidth to hold the run to, bytes per second (a token bucket shared by all
+    /// workers); `None` runs unthrottled.
+    pub bandwidth_target: Option<u64>,
+    /// Never exceed this, bytes per second; the throttle runs at the target, which must not be
+    /// above the cap (and at the cap when only a cap is given).
+    pub bandwidth_cap: Option<u64>,
+    /// The time window: with one, the run is planned before it starts (tables that do not fit
+    /// are deferred by priority), and re-estimated as it goes.
+    #[serde(default, with = "crate::config_serde::opt_duration")]
+    pub window: Option<Duration>,
+    /// Priority per table (`schema.table`), default IMPORTANT.
+    pub priorities: BTreeMap<String, crate::plan::Priority>,
     /// How often the store's pause/cancel flag is polled (default 1 s).
     #[serde(with = "crate::config_serde::duration")]
     pub control_poll: Duration,
@@ -169,8 +181,28 @@ impl Default for ExecutorConfig {
             force: false,
             worker_id: default_worker_id(),
             lease: Duration::from_secs(30),
+            bandwidth_target: None,
+            bandwidth_cap: None,
+            window: None,
+            priorities: BTreeMap::new(),
             control_poll: Duration::from_secs(1),
         }
+    }
+}
+
+impl ExecutorConfig {
+    /// The priority of a table.
+    pub fn priority(&self, t: &TableName) -> crate::plan::Priority {
+        self.priorities
+            .get(&t.to_string())
+            .or_else(|| self.priorities.get(&t.name))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The throttle rate, if any: the target, else the cap.
+    pub fn throttle_rate(&self) -> Option<u64> {
+        self.bandwidth_target.or(self.bandwidth_cap)
     }
 }
 

@@ -20,6 +20,7 @@ mod pipe;
 mod progress;
 mod rollback;
 mod run;
+mod throttle;
 mod verify;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use progress::{Phase, Progress, TableProgress};
 pub use rollback::{RollbackAction, RollbackPlan};
+pub use throttle::Throttle;
 
 use crate::checkpoint::{CheckpointStore, Control, RunId};
 use crate::error::{Error, Result};

@@ -75,6 +75,8 @@ pub(crate) struct ChunkPipe<'a> {
     pub(crate) table: &'a TableName,
     pub(crate) cancel: &'a CancellationToken,
     pub(crate) sample_cap: usize,
+    /// The run's bandwidth limit, if any.
+    pub(crate) throttle: Option<&'a super::throttle::Throttle>,
     /// Cursor column index in the source schema, for incremental watermarks.
     pub(crate) cursor_index: Option<usize>,
     pub(crate) stats: PipeStats,
@@ -97,6 +99,9 @@ impl BatchReader for ChunkPipe<'_> {
             return Ok(None);
         };
         self.held = Some(self.budget.reserve(batch.byte_size() as u64).await);
+        if let Some(t) = self.throttle {
+            t.take(batch.byte_size() as u64).await;
+        }
         self.tracker.in_flight(self.budget.in_flight());
         let src_schema = batch.schema().clone();
         for row in batch.rows() {

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::watch;
@@ -56,6 +58,7 @@ pub(crate) struct Ctx {
     pub(crate) run: RunId,
     pub(crate) api_calls: AtomicU64,
     pub(crate) batch_rows: usize,
+    pub(crate) throttle: Option<super::throttle::Throttle>,
 }
 
 impl Ctx {
@@ -182,6 +185,7 @@ async fn execute_once(
             run: run.id.clone(),
             api_calls: AtomicU64::new(0),
             batch_rows,
+            throttle: cfg.throttle_rate().map(super::throttle::Throttle::new),
         });
         m.store.set_run_status(&run.id, RunStatus::Running).await?;
         m.store.set_control(&run.id, Control::Run).await?;
@@ -196,7 +200,25 @@ async fn execute_once(
         .await;
         info!(run = %run.id, resumed, "run started");
 
+        let plan = match cfg.window {
+            Some(window) => {
+                let tables: Vec<crate::plan::PlanTable> = ctxs
+                    .values()
+                    .map(|t| crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name)))
+                    .collect();
+                let constraints = crate::plan::Constraints {
+                    window,
+                    memory_budget: cfg.memory_budget,
+                    bandwidth_target: cfg.throttle_rate().unwrap_or(u64::MAX / 4),
+                    bandwidth_cap: cfg.bandwidth_cap,
+                    parallelism: cfg.parallelism,
+                };
+                Some(crate::plan::plan(&tables, &constraints)?)
+            }
+            None => None,
+        };
         let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed);
+        coordinator.plan = plan;
         let outcome = coordinator.run(control).await;
         let status = coordinator.final_status(&outcome);
         m.store.set_run_status(&run.id, status).await?;
@@ -279,6 +301,13 @@ fn check_capabilities(m: &Migration, cfg: &ExecutorConfig) -> Result<()> {
         return Err(Error::config(format!(
             "incremental mode upserts into the target; the {kind} sink cannot upsert"
         )));
+    }
+    if let (Some(t), Some(c)) = (cfg.bandwidth_target, cfg.bandwidth_cap) {
+        if t > c {
+            return Err(Error::config(format!(
+                "bandwidth target {t} B/s exceeds the hard cap {c} B/s"
+            )));
+        }
     }
     if cfg.parallelism == 0 {
         return Err(Error::config("parallelism must be at least 1"));
@@ -476,6 +505,8 @@ async fn dry_run(
         reconciliation: vec![],
         preflight,
         audit_summary: report::AuditSummary::default(),
+        deferred: vec![],
+        plan_vs_actual: vec![],
     })
 }
 
@@ -518,6 +549,13 @@ struct Coordinator {
     paused_total: Duration,
     rows_written: u64,
     bytes_written: u64,
+    /// The plan made before the run (when a window was given).
+    plan: Option<crate::plan::Plan>,
+    /// Tables deferred (by the plan or mid-run), with reasons.
+    deferrals: Vec<crate::plan::Deferral>,
+    /// Bytes written per table in this execution.
+    bytes_by_table: BTreeMap<TableName, u64>,
+    started: Instant,
 }
 
 impl Coordinator {
@@ -544,6 +582,10 @@ impl Coordinator {
             paused_total: Duration::ZERO,
             rows_written: 0,
             bytes_written: 0,
+            plan: None,
+            deferrals: Vec::new(),
+            bytes_by_table: BTreeMap::new(),
+            started: Instant::now(),
         }
     }
 
@@ -562,6 +604,7 @@ impl Coordinator {
             self.reconcile().await?;
         }
         self.publish_tables();
+        self.apply_plan().await?;
         self.ctx.tracker.phase(Phase::Preparing);
         self.prepare().await?;
         self.ctx.tracker.phase(Phase::Loading);
@@ -805,6 +848,124 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Defers the tables the plan could not fit (only those with nothing loaded yet: a table
+    /// half-loaded by an earlier execution is finished rather than abandoned).
+    async fn apply_plan(&mut self) -> Result<()> {
+        let Some(plan) = self.plan.clone() else {
+            return Ok(());
+        };
+        for d in &plan.deferred {
+            let name = TableName::parse(&d.table);
+            let Some(name) = self
+                .runs
+                .keys()
+                .find(|n| n.to_string() == d.table || **n == name)
+                .cloned()
+            else {
+                continue;
+            };
+            if self.runs[&name].done_before.0 == 0 {
+                self.defer_table(&name, format!("planned: {}", d.reason))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn defer_table(&mut self, name: &TableName, reason: String) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let run = self
+            .runs
+            .get_mut(name)
+            .ok_or_else(|| Error::fatal("table run missing"))?;
+        run.state = TState::Done(TableStatus::Deferred);
+        run.record.status = TableStatus::Deferred;
+        run.record.reason = Some(reason.clone());
+        for i in std::mem::take(&mut run.pending) {
+            ctx.store
+                .skip_chunk(&ctx.run, name, i, &format!("deferred: {reason}"))
+                .await?;
+        }
+        ctx.store.put_table(&ctx.run, &run.record).await?;
+        ctx.tracker.table_status(name, TableStatus::Deferred);
+        ctx.audit(AuditEvent::new("table.deferred", reason.clone()).on(name, None))
+            .await;
+        warn!(table = %name, "deferred: {reason}");
+        self.deferrals.push(crate::plan::Deferral {
+            table: name.to_string(),
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Re-estimates the finish from measured throughput; while it passes the window, defers a
+    /// table that has not started, by the plan's policy: deferrable before important, larger
+    /// first, never critical, never one a kept table depends on.
+    async fn reestimate(&mut self) -> Result<()> {
+        let Some(window) = self.ctx.cfg.window else {
+            return Ok(());
+        };
+        let elapsed = self
+            .started
+            .elapsed()
+            .saturating_sub(self.paused_total)
+            .as_secs_f64();
+        if elapsed < 0.2 || self.bytes_written == 0 {
+            return Ok(());
+        }
+        loop {
+            let rate = self.bytes_written as f64 / elapsed;
+            let remaining: u64 = self
+                .runs
+                .iter()
+                .filter(|(_, r)| !matches!(r.state, TState::Done(_)))
+                .map(|(n, r)| {
+                    let est = self.tables[n].info.estimated_bytes.max(r.done_before.2);
+                    est.saturating_sub(
+                        r.done_before.2 + self.bytes_by_table.get(n).copied().unwrap_or(0),
+                    )
+                })
+                .sum();
+            let projected = elapsed + remaining as f64 / rate.max(1.0);
+            if projected <= window.as_secs_f64() {
+                return Ok(());
+            }
+            let candidate = self
+                .runs
+                .iter()
+                .filter(|(n, r)| {
+                    let untouched = r.in_flight == 0
+                        && r.done_before.0 == 0
+                        && !self.bytes_by_table.contains_key(*n);
+                    matches!(r.state, TState::Waiting | TState::Running) && untouched
+                })
+                .filter(|(n, _)| self.ctx.cfg.priority(n) != crate::plan::Priority::Critical)
+                .filter(|(n, _)| {
+                    self.dag.children(n).iter().all(|c| {
+                        matches!(
+                            self.runs[c].state,
+                            TState::Done(TableStatus::Deferred | TableStatus::Skipped)
+                        )
+                    })
+                })
+                .min_by_key(|(n, _)| {
+                    (
+                        self.ctx.cfg.priority(n),
+                        std::cmp::Reverse(self.tables[*n].info.estimated_bytes),
+                    )
+                })
+                .map(|(n, _)| n.clone());
+            let Some(name) = candidate else { return Ok(()) };
+            let reason = format!(
+                "measured {:.2} MB/s projects the finish at {:.1} s, past the {:.1} s window",
+                rate / 1e6,
+                projected,
+                window.as_secs_f64()
+            );
+            self.defer_table(&name, reason).await?;
+        }
+    }
+
     async fn skip_table(&mut self, name: &TableName, reason: String) -> Result<()> {
         let ctx = self.ctx.clone();
         let run = self
@@ -950,6 +1111,7 @@ impl Coordinator {
                         in_flight -= 1;
                     }
                     self.handle(task).await?;
+                    self.reestimate().await?;
                 }
                 changed = control.changed(), if !handle_gone => {
                     // A dropped handle cannot send again: keep running to the end, and keep
@@ -984,9 +1146,19 @@ impl Coordinator {
         })
     }
 
+    /// Tables in the order chunks are started: critical work first, then important, then
+    /// deferrable (so deferrable tables are the last to start and the first to defer), each in
+    /// dependency order.
+    fn dispatch_order(&self) -> Vec<TableName> {
+        let mut order: Vec<(usize, TableName)> =
+            self.dag.order().iter().cloned().enumerate().collect();
+        order.sort_by_key(|(i, n)| (std::cmp::Reverse(self.ctx.cfg.priority(n)), *i));
+        order.into_iter().map(|(_, n)| n).collect()
+    }
+
     fn dispatch(&mut self, tasks: &mut JoinSet<Task>, in_flight: usize) -> usize {
         let mut started = 0;
-        for name in self.dag.order().to_vec() {
+        for name in self.dispatch_order() {
             while in_flight + started < self.ctx.cfg.parallelism {
                 let Some(run) = self.runs.get_mut(&name) else {
                     break;
@@ -1074,6 +1246,7 @@ impl Coordinator {
                         run.record.rows += stats.rows;
                         self.rows_written += stats.rows;
                         self.bytes_written += stats.bytes;
+                        *self.bytes_by_table.entry(name.clone()).or_insert(0) += stats.bytes;
                         let t = &self.tables[&name];
                         let cap = ctx.cfg.verify.sample_size;
                         t.sample
@@ -1182,10 +1355,12 @@ impl Coordinator {
         if self.cancelled {
             RunStatus::Cancelled
         } else if outcome.is_err()
-            || self
-                .runs
-                .values()
-                .any(|r| r.state != TState::Done(TableStatus::Completed))
+            || self.runs.values().any(|r| {
+                !matches!(
+                    r.state,
+                    TState::Done(TableStatus::Completed | TableStatus::Deferred)
+                )
+            })
         {
             RunStatus::Failed
         } else {
@@ -1235,6 +1410,8 @@ impl Coordinator {
             bytes_written: self.bytes_written,
             progress: self.ctx.tracker.snapshot(),
             budget: self.ctx.budget.clone(),
+            deferred: std::mem::take(&mut self.deferrals),
+            plan: self.plan.clone(),
         };
         verify::build_report(&self.ctx, inputs).await
     }
@@ -1416,6 +1593,7 @@ async fn attempt_chunk(
         table: &t.info.name,
         cancel: &ctx.cancel,
         sample_cap: ctx.cfg.verify.sample_size,
+        throttle: ctx.throttle.as_ref(),
         cursor_index,
         stats: PipeStats::default(),
     };

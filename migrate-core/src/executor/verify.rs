@@ -186,6 +186,8 @@ pub(crate) struct ReportInputs {
     pub(crate) bytes_written: u64,
     pub(crate) progress: Progress,
     pub(crate) budget: Arc<MemoryBudget>,
+    pub(crate) deferred: Vec<crate::plan::Deferral>,
+    pub(crate) plan: Option<crate::plan::Plan>,
 }
 
 /// Assembles the report from the store (the durable truth) and this execution's figures.
@@ -259,9 +261,13 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
         .map(|c| c.estimated_rows)
         .sum();
     let secs = i.duration.as_secs_f64();
-    let all_completed = results
-        .iter()
-        .all(|r| r.status == crate::checkpoint::TableStatus::Completed);
+    // Deferred tables were left out on purpose; they are listed, not failed.
+    let all_completed = results.iter().all(|r| {
+        matches!(
+            r.status,
+            crate::checkpoint::TableStatus::Completed | crate::checkpoint::TableStatus::Deferred
+        )
+    });
     let all_matched = i.verifications.iter().all(|v| {
         v.checksum_match
             && v.count_match
@@ -271,6 +277,34 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
         passed: all_completed && all_matched,
         tables: i.verifications,
     };
+    let plan_vs_actual = i
+        .plan
+        .as_ref()
+        .map(|p| {
+            p.phases
+                .iter()
+                .map(|ph| {
+                    let mine: Vec<_> = chunks
+                        .iter()
+                        .filter(|c| {
+                            c.status == ChunkStatus::Completed
+                                && ph.tables.iter().any(|t| *t == c.table.to_string())
+                        })
+                        .collect();
+                    let first = mine.iter().filter_map(|c| c.started_at).min();
+                    let last = mine.iter().filter_map(|c| c.finished_at).max();
+                    report::PhaseActual {
+                        phase: ph.number,
+                        tables: ph.tables.clone(),
+                        planned_secs: ph.planned_secs,
+                        actual_secs: first
+                            .zip(last)
+                            .map(|(a, b)| (b - a).num_milliseconds().max(0) as f64 / 1000.0),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(MigrationReport {
         execution_id: run.id.to_string(),
         migration: run.migration.clone(),
@@ -318,5 +352,7 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
         reconciliation: i.reconciliation,
         preflight: vec![],
         audit_summary: audit,
+        deferred: i.deferred,
+        plan_vs_actual,
     })
 }
