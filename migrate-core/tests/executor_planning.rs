@@ -1,0 +1,181 @@
+//! Runs planned against a window: bandwidth throttling, deferrals decided before the run and
+//! during it, plan vs actual in the report.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{cfg, Rig};
+use migrate_core::plan::Priority;
+use migrate_core::testing::fixture_tables;
+use migrate_core::{RunStatus, TableStatus};
+
+fn seed003_priorities() -> BTreeMap<String, Priority> {
+    [
+        ("public.customers", Priority::Critical),
+        ("public.products", Priority::Critical),
+        ("public.orders", Priority::Critical),
+        ("public.transactions", Priority::Critical),
+        ("public.inventory", Priority::Important),
+        ("public.preferences", Priority::Important),
+        ("public.audit_logs", Priority::Deferrable),
+        ("public.user_sessions", Priority::Deferrable),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bandwidth_target_holds_the_run_to_that_rate() {
+    let rig = Rig::with(fixture_tables(Some("public"), 300));
+    let bytes: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
+    let target = bytes / 4; // about four seconds of work
+    let mut c = cfg("throttled");
+    c.bandwidth_target = Some(target);
+    c.bandwidth_cap = Some(target * 2);
+    let start = tokio::time::Instant::now();
+    let report = rig.migration(c).run().await.unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    let moved = report.progress.bytes_this_execution as f64;
+    let rate = moved / elapsed;
+    println!(
+        "moved {moved} bytes in {elapsed:.2} s: {rate:.0} B/s against a target of {target} B/s"
+    );
+    assert!(
+        rate <= target as f64 * 1.02,
+        "{rate:.0} B/s exceeds the target {target} B/s"
+    );
+    assert!(
+        elapsed >= 3.5,
+        "the throttle actually held the run back ({elapsed:.2} s)"
+    );
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test]
+async fn a_target_above_the_cap_is_refused() {
+    let rig = Rig::with(fixture_tables(Some("public"), 10));
+    let mut c = cfg("overcap");
+    c.bandwidth_target = Some(2_000);
+    c.bandwidth_cap = Some(1_000);
+    let e = rig.migration(c).run().await.unwrap_err();
+    assert!(e.to_string().contains("exceeds the hard cap"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plan_defers_what_does_not_fit_the_window_before_starting() {
+    let rig = Rig::seed003(0.001);
+    let total: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
+    let deferrable: u64 = rig
+        .fixtures
+        .iter()
+        .filter(|f| ["audit_logs", "user_sessions"].contains(&f.table.name.name.as_str()))
+        .map(|f| f.table.estimated_bytes)
+        .sum();
+    let mut c = cfg("planned");
+    c.window = Some(Duration::from_secs(1));
+    c.bandwidth_target = Some(((total - deferrable) as f64 / 0.8) as u64); // kept work: 0.8 s
+    c.priorities = seed003_priorities();
+    let report = rig.migration(c).run().await.unwrap();
+    assert_eq!(
+        report.status,
+        RunStatus::Completed,
+        "{}",
+        report.to_markdown()
+    );
+    assert!(report.succeeded());
+    let deferred: Vec<&str> = report.deferred.iter().map(|d| d.table.as_str()).collect();
+    assert_eq!(deferred, ["public.audit_logs", "public.user_sessions"]);
+    assert!(
+        report
+            .deferred
+            .iter()
+            .all(|d| d.reason.starts_with("planned:")),
+        "{:?}",
+        report.deferred
+    );
+    for r in &report.results {
+        let expect = if deferred.contains(&r.table.to_string().as_str()) {
+            TableStatus::Deferred
+        } else {
+            TableStatus::Completed
+        };
+        assert_eq!(r.status, expect, "{}", r.table);
+    }
+    assert!(
+        rig.sink
+            .rows(&common::t("audit_logs"))
+            .is_none_or(|r| r.is_empty()),
+        "a deferred table is not loaded"
+    );
+    assert!(!report.plan_vs_actual.is_empty());
+    assert!(
+        report
+            .plan_vs_actual
+            .iter()
+            .all(|p| p.actual_secs.is_some()),
+        "{:?}",
+        report.plan_vs_actual
+    );
+    let md = report.to_markdown();
+    assert!(
+        md.contains("PARTIAL") && md.contains("## Plan vs Actual") && md.contains("## Deferred"),
+        "{md}"
+    );
+    assert_eq!(
+        report.audit_summary.by_action.get("table.deferred"),
+        Some(&2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slower_than_planned_defers_deferrable_work_mid_run_and_finishes_critical_work() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.set_latency(Duration::from_millis(25)); // far slower than the plan assumes
+    let mut c = cfg("behind");
+    c.window = Some(Duration::from_secs(2));
+    c.parallelism = 2;
+    c.priorities = seed003_priorities();
+    let report = rig.migration(c).run().await.unwrap();
+    assert_eq!(
+        report.status,
+        RunStatus::Completed,
+        "{}",
+        report.to_markdown()
+    );
+    let audit = report
+        .deferred
+        .iter()
+        .find(|d| d.table == "public.audit_logs")
+        .expect("audit_logs deferred mid-run");
+    assert!(
+        audit.reason.contains("measured") && audit.reason.contains("window"),
+        "{}",
+        audit.reason
+    );
+    for critical in ["customers", "products", "orders", "transactions"] {
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.table.name == critical)
+            .unwrap();
+        assert_eq!(
+            r.status,
+            TableStatus::Completed,
+            "critical {critical} keeps going"
+        );
+    }
+    assert!(report.deferred.iter().all(|d| ![
+        "public.customers",
+        "public.orders",
+        "public.products",
+        "public.transactions"
+    ]
+    .contains(&d.table.as_str())));
+    assert!(report.to_markdown().contains("## Deferred"));
+}
