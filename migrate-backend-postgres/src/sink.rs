@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::pin_mut;
 use migrate_core::{
-    BatchReader, ChunkSpec, DataType, Error, ErrorKind, KeyRange, Preflight, PrepareMode,
-    PrepareOptions, Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter,
-    TableInfo, TableName, Value, WriteStats,
+    BatchReader, ChunkSpec, Error, ErrorKind, KeyRange, Preflight, PrepareMode, PrepareOptions,
+    Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter, TableInfo, TableName,
+    Value, WriteStats,
 };
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 use tokio_postgres::types::{ToSql, Type};
@@ -69,38 +69,7 @@ fn backup_name(t: &TableName) -> TableName {
     }
 }
 
-/// Whether values of `source` can be written into a `target` column without loss.
-fn compatible(source: &DataType, target: &DataType) -> bool {
-    use DataType::*;
-    match (source, target) {
-        (a, b) if a == b => true,
-        (Int16, Int32 | Int64 | Decimal { .. })
-        | (Int32, Int64 | Decimal { .. })
-        | (Int64, Decimal { .. }) => true,
-        (Float32, Float64) => true,
-        (
-            Decimal { .. },
-            Decimal {
-                precision: None, ..
-            },
-        ) => true,
-        (
-            Decimal {
-                precision: Some(p),
-                scale: s,
-            },
-            Decimal {
-                precision: Some(q),
-                scale: t,
-            },
-        ) => s.unwrap_or(0) <= t.unwrap_or(0) && p - s.unwrap_or(0) <= q - t.unwrap_or(0),
-        (Text { .. }, Text { max_len: None }) => true,
-        (Text { max_len: Some(a) }, Text { max_len: Some(b) }) => a <= b,
-        (Text { .. } | Json, Json) => true,
-        (Array(a), Array(b)) => compatible(a, b),
-        _ => false,
-    }
-}
+use migrate_core::plan::compatible;
 
 impl PgSink {
     /// A sink for the database at `url`.
@@ -710,6 +679,14 @@ impl Sink for PgSink {
             );
         }
         Ok(out)
+    }
+
+    async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        let conn = self.conn().await?;
+        Ok(self
+            .target_meta(&conn, &table.name, true)
+            .await?
+            .map(|m| m.info.clone()))
     }
 
     async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()> {

@@ -41,6 +41,9 @@ pub struct MigrationReport {
     pub preflight: Vec<PreflightResult>,
     /// Audit events by action.
     pub audit_summary: AuditSummary,
+    /// How existing target tables differ from the source (dry runs).
+    #[serde(default)]
+    pub drift: Vec<crate::plan::Drift>,
     /// Tables left for a later run, by the plan or mid-run, with reasons.
     #[serde(default)]
     pub deferred: Vec<crate::plan::Deferral>,
@@ -419,6 +422,22 @@ impl MigrationReport {
             let _ = writeln!(m, "\n## Resume Reconciliation\n");
             for r in &self.reconciliation {
                 let _ = writeln!(m, "- {r}");
+            }
+        }
+        if !self.drift.is_empty() {
+            let _ = writeln!(m, "\n## Schema Drift\n");
+            let _ = writeln!(m, "| Table | Column | Change | Action |");
+            let _ = writeln!(m, "|-------|--------|--------|--------|");
+            for d in &self.drift {
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {}{} |",
+                    d.table,
+                    d.column.as_deref().unwrap_or("-"),
+                    d.change,
+                    if d.blocking { "BLOCKING: " } else { "" },
+                    d.action
+                );
             }
         }
         if !self.preflight.is_empty() {

@@ -137,6 +137,12 @@ pub trait Sink: Send + Sync {
         Err(unsupported(self.kind(), "fetch_rows", &table.name))
     }
 
+    /// The target's existing table of this name as the target sees it (`None` when missing),
+    /// for schema-drift reports.
+    async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        Err(unsupported(self.kind(), "describe", &table.name))
+    }
+
     /// Undoes what `prepare` did: drops a table the run created, restores a backup.
     async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()>;
 }

@@ -177,3 +177,43 @@ async fn a_foreign_key_cycle_is_refused_naming_the_tables() {
     );
     assert!(e.to_string().contains("defer the foreign key"), "{e}");
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_schema_drift_with_the_ddl_or_why_it_cannot_proceed() {
+    use migrate_core::testing::fixture_tables;
+    use migrate_core::{Column, DataType, Schema, TableInfo, Value};
+    let rig = Rig::with(fixture_tables(Some("public"), 20)[..1].to_vec());
+    assert!(rig.migration(cfg("drift")).run().await.unwrap().succeeded());
+    // The source gains a column after the first migration.
+    let f = &rig.fixtures[0];
+    let mut cols = f.table.schema.columns.clone();
+    cols.push(Column::new("loyalty_tier", DataType::Int16));
+    let info = TableInfo::new(f.table.name.clone(), Schema::new(cols, &["id"]).unwrap());
+    let rows = f
+        .rows
+        .iter()
+        .map(|r| r.iter().cloned().chain([Value::Int16(1)]).collect())
+        .collect();
+    rig.source.add_table(info, rows);
+    let mut c = cfg("drift");
+    c.mode = Mode::DryRun;
+    let report = rig.migration(c).run().await.unwrap();
+    assert_eq!(
+        report.status,
+        RunStatus::Failed,
+        "blocking drift fails the dry run"
+    );
+    let d = report
+        .drift
+        .iter()
+        .find(|d| d.column.as_deref() == Some("loyalty_tier"))
+        .expect("drift found");
+    assert!(d.blocking);
+    assert!(
+        d.action
+            .contains("ALTER TABLE public.customers ADD COLUMN loyalty_tier int16"),
+        "{}",
+        d.action
+    );
+    assert!(report.to_markdown().contains("## Schema Drift"));
+}

@@ -469,9 +469,20 @@ async fn dry_run(
             problems: p.problems,
         });
     }
+    let mut pairs = Vec::new();
+    for name in dag.order() {
+        let t = &ctxs[name];
+        match m.sink.describe(&t.target).await {
+            Ok(existing) => pairs.push((t.target.clone(), existing)),
+            Err(e) if e.kind() == ErrorKind::Config => {} // the sink cannot describe tables
+            Err(e) => return Err(e.operation("describe")),
+        }
+    }
+    let drift = crate::plan::drift(&pairs);
     let ok = preflight
         .iter()
-        .all(|p| p.reachable && p.problems.is_empty());
+        .all(|p| p.reachable && p.problems.is_empty())
+        && !drift.iter().any(|d| d.blocking);
     let now = Utc::now();
     Ok(MigrationReport {
         execution_id: "dry-run".into(),
@@ -505,6 +516,7 @@ async fn dry_run(
         reconciliation: vec![],
         preflight,
         audit_summary: report::AuditSummary::default(),
+        drift,
         deferred: vec![],
         plan_vs_actual: vec![],
     })

@@ -352,6 +352,7 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
         reconciliation: i.reconciliation,
         preflight: vec![],
         audit_summary: audit,
+        drift: vec![],
         deferred: i.deferred,
         plan_vs_actual,
     })

@@ -6,6 +6,7 @@
 //!
 //! [`plan`] is a pure function of its inputs, so it is easy to test and cheap to re-run.
 
+mod drift;
 mod manifest;
 mod markdown;
 
@@ -18,6 +19,7 @@ use crate::dag::DependencyGraph;
 use crate::error::{Error, Result};
 use crate::schema::{TableInfo, TableName};
 
+pub use drift::{compatible, drift, Drift};
 pub use manifest::{Manifest, ManifestTable};
 
 /// How much a table matters when time is short.

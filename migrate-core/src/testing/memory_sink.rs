@@ -388,6 +388,10 @@ impl Sink for MemorySink {
             .collect())
     }
 
+    async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        Ok(self.lock().tables.get(&table.name).map(|t| t.info.clone()))
+    }
+
     async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()> {
         let mut st = self.lock();
         if let Some(name) = &prepared.backup {
