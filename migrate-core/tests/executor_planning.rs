@@ -179,3 +179,37 @@ async fn slower_than_planned_defers_deferrable_work_mid_run_and_finishes_critica
     .contains(&d.table.as_str())));
     assert!(report.to_markdown().contains("## Deferred"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn estimates_are_refined_by_throughput_measured_in_earlier_runs() {
+    use migrate_core::plan::{measured_rates, plan, Constraints, PlanTable};
+    let rig = Rig::with(fixture_tables(Some("public"), 200));
+    rig.sink_faults.set_latency(Duration::from_millis(50));
+    let report = rig.migration(cfg("history")).run().await.unwrap();
+    assert!(report.succeeded());
+    let rates = measured_rates(&*rig.store, "history").await.unwrap();
+    let customers = common::t("customers");
+    let measured = rates[&customers];
+    assert!(measured > 0.0);
+    let info = &rig.fixtures[0].table;
+    let fast = Constraints {
+        bandwidth_target: 1_000_000_000,
+        ..Constraints::default()
+    };
+    let naive = plan(&[PlanTable::from_info(info, Priority::Critical)], &fast).unwrap();
+    let informed = plan(
+        &[PlanTable {
+            measured_bytes_per_sec: Some(measured),
+            ..PlanTable::from_info(info, Priority::Critical)
+        }],
+        &fast,
+    )
+    .unwrap();
+    assert!(
+        informed.estimated_secs > naive.estimated_secs * 10.0,
+        "history slower than the nominal bandwidth lengthens the estimate: {} vs {}",
+        informed.estimated_secs,
+        naive.estimated_secs
+    );
+    assert!((informed.estimated_secs - info.estimated_bytes as f64 / measured).abs() < 1e-6);
+}

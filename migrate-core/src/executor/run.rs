@@ -172,6 +172,12 @@ async fn execute_once(
         }
 
         // Continue a stopped run of the same migration, or start a new one.
+        // Throughput measured by the previous run of this migration refines the plan; read it
+        // before this run becomes the latest.
+        let history = match cfg.window {
+            Some(_) => crate::plan::measured_rates(&*m.store, &cfg.migration).await?,
+            None => BTreeMap::new(),
+        };
         let (run, resumed) = open_run(&m, &cfg, &plan_hash).await?;
         let batch_rows = batch_rows(&cfg, &ctxs);
         let ctx = Arc::new(Ctx {
@@ -204,7 +210,10 @@ async fn execute_once(
             Some(window) => {
                 let tables: Vec<crate::plan::PlanTable> = ctxs
                     .values()
-                    .map(|t| crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name)))
+                    .map(|t| crate::plan::PlanTable {
+                        measured_bytes_per_sec: history.get(&t.info.name).copied(),
+                        ..crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name))
+                    })
                     .collect();
                 let constraints = crate::plan::Constraints {
                     window,

@@ -461,6 +461,30 @@ pub fn plan(tables: &[PlanTable], constraints: &Constraints) -> Result<Plan> {
     })
 }
 
+/// Measured throughput per table from the migration's latest run in `store`: bytes written
+/// over the summed durations of its completed chunks. Tables without history are absent.
+pub async fn measured_rates(
+    store: &dyn crate::checkpoint::CheckpointStore,
+    migration: &str,
+) -> Result<BTreeMap<TableName, f64>> {
+    let Some(run) = store.latest_run(migration).await? else {
+        return Ok(BTreeMap::new());
+    };
+    let mut acc: BTreeMap<TableName, (u64, u64)> = BTreeMap::new();
+    for c in store.chunks(&run.id).await? {
+        if let (crate::checkpoint::ChunkStatus::Completed, Some(ms)) = (c.status, c.duration_ms) {
+            let e = acc.entry(c.table).or_insert((0, 0));
+            e.0 += c.bytes;
+            e.1 += ms;
+        }
+    }
+    Ok(acc
+        .into_iter()
+        .filter(|(_, (b, ms))| *b > 0 && *ms > 0)
+        .map(|(t, (b, ms))| (t, b as f64 * 1000.0 / ms as f64))
+        .collect())
+}
+
 /// Tables a plan keeps.
 pub fn kept(plan: &Plan) -> BTreeSet<String> {
     plan.order.iter().cloned().collect()
