@@ -1,1 +1,7 @@
-//! Shared helpers for the migrate examples and CLI.
+//! The `migrate` CLI's building blocks (configuration, backends by URL, output, templates),
+//! shared with the task-named examples.
+
+pub mod backends;
+pub mod config;
+pub mod output;
+pub mod templates;

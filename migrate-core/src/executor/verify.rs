@@ -192,17 +192,62 @@ pub(crate) struct ReportInputs {
 
 /// Assembles the report from the store (the durable truth) and this execution's figures.
 pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<MigrationReport> {
-    let chunks = ctx.store.chunks(&ctx.run).await?;
-    let tables: BTreeMap<TableName, crate::checkpoint::TableRecord> = ctx
-        .store
-        .tables(&ctx.run)
+    assemble(&*ctx.store, &ctx.run, i).await
+}
+
+/// The report of `migration`'s latest run, rebuilt from the checkpoint store alone (another
+/// process may be running it). Verification figures are not stored: the report's verification
+/// says whether every table completed; `migrate verify` re-checks the data.
+pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migration: &str) -> Result<Option<MigrationReport>> {
+    let Some(run) = store.latest_run(migration).await? else { return Ok(None) };
+    let tables = store.tables(&run.id).await?;
+    let chunks = store.chunks(&run.id).await?;
+    let errors = chunks
+        .iter()
+        .filter(|c| c.status == ChunkStatus::Failed)
+        .map(|c| {
+            let kind = c.error_kind.unwrap_or(ErrorKind::Fatal);
+            (Some(c.table.clone()), Some(c.index), Error::new(kind, c.error.clone().unwrap_or_default()))
+        })
+        .collect();
+    let end = run.finished_at.unwrap_or_else(Utc::now);
+    let i = ReportInputs {
+        plan_hash: run.plan_hash.clone(),
+        mode: "stored".into(),
+        resumed: false,
+        already_done: 0,
+        order: tables.iter().map(|t| t.table.clone()).collect(),
+        estimated: tables.iter().map(|t| (t.table.clone(), t.total_rows)).collect(),
+        verifications: Vec::new(),
+        errors,
+        reconciliation: Vec::new(),
+        duration: (end - run.started_at).to_std().unwrap_or_default(),
+        paused: Duration::ZERO,
+        rows_written: 0,
+        bytes_written: 0,
+        progress: Progress::default(),
+        budget: MemoryBudget::new(0),
+        deferred: tables
+            .iter()
+            .filter(|t| t.status == crate::checkpoint::TableStatus::Deferred)
+            .map(|t| crate::plan::Deferral { table: t.table.to_string(), reason: t.reason.clone().unwrap_or_default() })
+            .collect(),
+        plan: None,
+        run: run.clone(),
+    };
+    assemble(store, &run.id, i).await.map(Some)
+}
+
+async fn assemble(store: &dyn crate::checkpoint::CheckpointStore, run_id: &crate::checkpoint::RunId, i: ReportInputs) -> Result<MigrationReport> {
+    let chunks = store.chunks(run_id).await?;
+    let tables: BTreeMap<TableName, crate::checkpoint::TableRecord> = store.tables(run_id)
         .await?
         .into_iter()
         .map(|t| (t.table.clone(), t))
         .collect();
-    let events = ctx.store.events(&ctx.run).await?;
-    let rejected = ctx.store.rejected(&ctx.run).await?;
-    let run = ctx.store.run(&ctx.run).await?.unwrap_or(i.run);
+    let events = store.events(run_id).await?;
+    let rejected = store.rejected(run_id).await?;
+    let run = store.run(run_id).await?.unwrap_or(i.run);
 
     let mut results = Vec::new();
     for name in &i.order {

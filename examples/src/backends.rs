@@ -1,0 +1,49 @@
+//! Opening sources, sinks and checkpoint stores from URLs.
+
+use std::sync::Arc;
+
+use migrate_backend_postgres::{redact, PgCheckpointStore, PgSink, PgSource};
+use migrate_checkpoint_sqlite::SqliteCheckpointStore;
+use migrate_core::{CheckpointStore, Error, Sink, Source};
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("", |(s, _)| s)
+}
+
+fn unsupported(what: &str, url: &str) -> Error {
+    match scheme(url) {
+        "bigquery" | "snowflake" => Error::config(format!("{what} {}: the {} backend is not built yet in this version", redact(url), scheme(url))),
+        _ => Error::config(format!("{what} {}: unknown URL scheme (use postgres://)", redact(url))),
+    }
+}
+
+/// The source at `url`.
+pub fn source(url: &str) -> Result<Arc<dyn Source>, Error> {
+    match scheme(url) {
+        "postgres" | "postgresql" => Ok(Arc::new(PgSource::new(url)?)),
+        _ => Err(unsupported("source", url)),
+    }
+}
+
+/// The sink at `url`.
+pub fn sink(url: &str) -> Result<Arc<dyn Sink>, Error> {
+    match scheme(url) {
+        "postgres" | "postgresql" => Ok(Arc::new(PgSink::new(url)?)),
+        _ => Err(unsupported("target", url)),
+    }
+}
+
+/// A checkpoint store: `sqlite://FILE` (the default) or `postgres://…` (shared by workers on
+/// several machines), plus the SQLite store itself when that is what it is (for seed 004's
+/// operator queries).
+pub async fn store(url: &str, schema: &str) -> Result<(Arc<dyn CheckpointStore>, Option<Arc<SqliteCheckpointStore>>), Error> {
+    match scheme(url) {
+        "sqlite" => {
+            let path = url.trim_start_matches("sqlite://");
+            let s = Arc::new(SqliteCheckpointStore::open(path).await?);
+            Ok((s.clone(), Some(s)))
+        }
+        "postgres" | "postgresql" => Ok((Arc::new(PgCheckpointStore::open(url, schema).await?), None)),
+        _ => Err(Error::config(format!("checkpoint store {}: use sqlite://FILE or postgres://…", redact(url)))),
+    }
+}

@@ -1,0 +1,341 @@
+//! `migrate`: plan, run, resume, pause, cancel, inspect, verify, roll back and report
+//! migrations described by a TOML file (see `migrate init`).
+//!
+//! Exit codes: 0 success; 1 finished with failed tables, a verification mismatch, an
+//! infeasible plan or a declined rollback; 2 bad configuration or usage (nothing is written);
+//! 3 interrupted (resumable: run the same command again).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use migrate_core::{CheckpointStore, Control, Error, KeyRange, Migration, RunStatus, TableStatus};
+use migrate_examples::{backends, config, output, templates};
+
+const OK: u8 = 0;
+const FAILED: u8 = 1;
+const USAGE: u8 = 2;
+const INTERRUPTED: u8 = 3;
+
+/// Move tables between Postgres, BigQuery and Snowflake, planned, checkpointed, resumable and
+/// verified.
+#[derive(Parser)]
+#[command(name = "migrate", version)]
+struct Cli {
+    /// The migration's configuration file.
+    #[arg(short, long, global = true, default_value = "migrate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Discovery, schema drift and the resource-aware plan; writes plan.md and plan.json.
+    Plan {
+        /// Directory for plan.md and plan.json.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Execute (continuing a stopped run of the same migration automatically).
+    Run {
+        /// JSON-lines progress events instead of bars or plain lines.
+        #[arg(long)]
+        json: bool,
+        /// Start a new run even if a stopped run has a different plan.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Continue a stopped run (fails if there is none).
+    Resume {
+        /// JSON-lines progress events.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running migration (any process) to pause after its in-flight chunks.
+    Pause,
+    /// Ask a running migration (any process) to stop now; it stays resumable.
+    Cancel,
+    /// Progress of the latest run (works while another process runs it).
+    Status {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare counts and checksums, source vs target, table by table.
+    Verify {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo the latest run: drop tables it created, restore backups it took.
+    Rollback {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Undo what can be undone even if some tables cannot be.
+        #[arg(long)]
+        partial: bool,
+    },
+    /// The latest run's report.
+    Report {
+        /// JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented configuration from a template.
+    Init {
+        /// standard, incremental or bulk.
+        #[arg(long, default_value = "standard")]
+        template: String,
+        /// Where to write it.
+        #[arg(long, short, default_value = "migrate.toml")]
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIGRATE_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    let code = rt.block_on(async {
+        match dispatch(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                USAGE
+            }
+        }
+    });
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Error> {
+    if let Command::Init { template, output } = &cli.command {
+        return templates::write(template, output).map(|()| OK);
+    }
+    let settings = config::load(&cli.config)?;
+    match cli.command {
+        Command::Plan { out } => plan(&settings, &out).await,
+        Command::Run { json, force } => run(settings, json, force, false).await,
+        Command::Resume { json } => run(settings, json, false, true).await,
+        Command::Pause => control(&settings, Control::Pause).await,
+        Command::Cancel => control(&settings, Control::Cancel).await,
+        Command::Status { json } => status(&settings, json).await,
+        Command::Verify { json } => verify(&settings, json).await,
+        Command::Rollback { yes, partial } => rollback(&settings, yes, partial).await,
+        Command::Report { json } => report(&settings, json).await,
+        Command::Init { .. } => Ok(OK),
+    }
+}
+
+async fn migration(s: &config::Settings) -> Result<(Migration, Arc<dyn CheckpointStore>), Error> {
+    let source = backends::source(&s.source_url)?;
+    let sink = backends::sink(&s.target_url)?;
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    Ok((Migration::new(source, sink, store.clone()).with_config(s.executor.clone()), store))
+}
+
+async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> {
+    let source = backends::source(&s.source_url)?;
+    let tables = source.discover(&s.executor.tables).await?;
+    if tables.is_empty() {
+        return Err(Error::config(format!("no source table matches include {:?} / exclude {:?}", s.executor.tables.include, s.executor.tables.exclude)));
+    }
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    let history = migrate_core::plan::measured_rates(&*store, &s.executor.migration).await?;
+    let x = &s.executor;
+    let plan_tables: Vec<_> = tables
+        .iter()
+        .map(|t| migrate_core::plan::PlanTable {
+            measured_bytes_per_sec: history.get(&t.name).copied(),
+            ..migrate_core::plan::PlanTable::from_info(t, x.priority(&t.name))
+        })
+        .collect();
+    let constraints = migrate_core::plan::Constraints {
+        window: x.window.unwrap_or(Duration::from_secs(24 * 3600)),
+        memory_budget: x.memory_budget,
+        bandwidth_target: x.throttle_rate().unwrap_or(100_000_000),
+        bandwidth_cap: x.bandwidth_cap,
+        parallelism: x.parallelism,
+    };
+    let plan = migrate_core::plan::plan(&plan_tables, &constraints)?;
+    // The dry run adds the target's side: reachability, privileges, schema drift.
+    let mut dry = s.executor.clone();
+    dry.mode = migrate_core::Mode::DryRun;
+    let (m, _) = migration(&config::Settings { executor: dry, ..s.clone() }).await?;
+    let preflight = m.run().await?;
+    let mut json = serde_json::to_value(&plan).map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
+    json["drift"] = serde_json::to_value(&preflight.drift).unwrap_or_default();
+    json["preflight"] = serde_json::to_value(&preflight.preflight).unwrap_or_default();
+    let ok = plan.feasible && preflight.status == RunStatus::Completed;
+    json["ready"] = serde_json::Value::Bool(ok);
+    let md = format!("{}\n{}", plan.to_markdown(), output::preflight_markdown(&preflight));
+    let write = |name: &str, text: String| {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, format!("cannot write {}", p.display()), e))
+    };
+    write("plan.md", md.clone())?;
+    write("plan.json", serde_json::to_string_pretty(&json).unwrap_or_default())?;
+    println!("{md}");
+    eprintln!("wrote {} and {}", out.join("plan.md").display(), out.join("plan.json").display());
+    Ok(if ok { OK } else { FAILED })
+}
+
+async fn run(s: config::Settings, json: bool, force: bool, require_resumable: bool) -> Result<u8, Error> {
+    let mut s = s;
+    s.executor.force = force;
+    let (m, store) = migration(&s).await?;
+    if require_resumable {
+        match store.latest_run(&s.executor.migration).await? {
+            Some(r) if r.status.is_resumable() => {}
+            _ => return Err(Error::config(format!("migration {:?} has no stopped run to resume", s.executor.migration))),
+        }
+    }
+    let handle = m.start();
+    let controls = handle.controls();
+    let interrupted = Arc::new(AtomicU8::new(0));
+    {
+        // First Ctrl-C: pause (in-flight chunks finish and are checkpointed), then stop.
+        // Second Ctrl-C: cancel at once (in-flight chunks are redone next time).
+        let (controls, interrupted) = (controls.clone(), interrupted.clone());
+        let mut progress = handle.progress();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            interrupted.store(1, Ordering::SeqCst);
+            eprintln!("\npausing: in-flight chunks finish and are checkpointed (Ctrl-C again to stop now)");
+            controls.pause();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = progress.wait_for(|p| p.paused && p.active_tables.is_empty()) => {}
+            }
+            interrupted.store(2, Ordering::SeqCst);
+            controls.cancel();
+        });
+    }
+    let ui = output::Progress::start(handle.progress(), json, std::io::stderr().is_terminal());
+    let result = handle.wait().await;
+    ui.finish().await;
+    let report = result?;
+    if json {
+        println!("{}", serde_json::json!({"event": "report", "report": report}));
+    } else {
+        println!("{}", report.to_markdown());
+    }
+    if interrupted.load(Ordering::SeqCst) > 0 || report.status == RunStatus::Cancelled {
+        eprintln!("interrupted: everything done so far is checkpointed; run `migrate run` to continue");
+        return Ok(INTERRUPTED);
+    }
+    Ok(if report.succeeded() { OK } else { FAILED })
+}
+
+async fn control(s: &config::Settings, c: Control) -> Result<u8, Error> {
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    let run = store
+        .latest_run(&s.executor.migration)
+        .await?
+        .filter(|r| r.status.is_resumable())
+        .ok_or_else(|| Error::config(format!("migration {:?} has no run in progress", s.executor.migration)))?;
+    store.set_control(&run.id, c).await?;
+    store
+        .append_event(&run.id, &migrate_core::AuditEvent::new(if c == Control::Pause { "operator.pause" } else { "operator.cancel" }, "requested from the CLI"))
+        .await?;
+    println!("{} requested for run {}", if c == Control::Pause { "pause" } else { "cancel" }, run.id);
+    Ok(OK)
+}
+
+async fn status(s: &config::Settings, json: bool) -> Result<u8, Error> {
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    let Some(st) = output::status(&*store, &s.executor.migration).await? else {
+        println!("migration {:?} has no run yet", s.executor.migration);
+        return Ok(OK);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+    } else {
+        print!("{}", st.to_text());
+    }
+    Ok(OK)
+}
+
+async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
+    let source = backends::source(&s.source_url)?;
+    let sink = backends::sink(&s.target_url)?;
+    let tables = source.discover(&s.executor.tables).await?;
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for t in &tables {
+        let src = source.checksum(t, &KeyRange::all()).await?;
+        let (tgt, note) = match sink.checksum(t, &KeyRange::all()).await {
+            Ok(c) => (Some(c), if c == src { "match" } else { "MISMATCH" }),
+            Err(e) if e.kind() == migrate_core::ErrorKind::NotFound => (None, "MISSING in target"),
+            Err(e) => return Err(e),
+        };
+        ok &= note == "match";
+        rows.push(serde_json::json!({"table": t.name.to_string(), "source_count": src.count, "target_count": tgt.map(|c| c.count),
+            "source_checksum": src.to_string(), "target_checksum": tgt.map(|c| c.to_string()), "result": note}));
+    }
+    if json {
+        println!("{}", serde_json::json!({"verified": ok, "tables": rows}));
+    } else {
+        println!("| Table | Source rows | Target rows | Result |\n|-------|-------------|-------------|--------|");
+        for r in &rows {
+            println!("| {} | {} | {} | {} |", r["table"].as_str().unwrap_or(""), r["source_count"], r["target_count"], r["result"].as_str().unwrap_or(""));
+        }
+        println!("\nverification {}", if ok { "PASSED" } else { "FAILED" });
+    }
+    Ok(if ok { OK } else { FAILED })
+}
+
+async fn rollback(s: &config::Settings, yes: bool, partial: bool) -> Result<u8, Error> {
+    let (m, _) = migration(s).await?;
+    let plan = m.rollback_plan(None).await?;
+    println!("rollback of run {}:", plan.run);
+    for a in &plan.actions {
+        match a {
+            migrate_core::executor::RollbackAction::Drop { table } => println!("  drop {table} (created by the run)"),
+            migrate_core::executor::RollbackAction::Restore { table, backup } => println!("  restore {table} from {backup}"),
+            migrate_core::executor::RollbackAction::Impossible { table, reason } => println!("  CANNOT undo {table}: {reason}"),
+        }
+    }
+    if !plan.feasible && !partial {
+        println!("not fully possible; pass --partial to undo what can be undone");
+        return Ok(FAILED);
+    }
+    if !yes {
+        eprint!("proceed? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            println!("nothing undone");
+            return Ok(FAILED);
+        }
+    }
+    m.rollback(None, partial).await?;
+    println!("rolled back (recorded in the audit log)");
+    Ok(OK)
+}
+
+async fn report(s: &config::Settings, json: bool) -> Result<u8, Error> {
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    let Some(r) = migrate_core::executor::stored_report(&*store, &s.executor.migration).await? else {
+        println!("migration {:?} has no run yet", s.executor.migration);
+        return Ok(OK);
+    };
+    println!("{}", if json { r.to_json() } else { r.to_markdown() });
+    let done = r.results.iter().all(|t| matches!(t.status, TableStatus::Completed | TableStatus::Deferred));
+    Ok(if done && r.status == RunStatus::Completed { OK } else { FAILED })
+}

@@ -1,0 +1,183 @@
+//! What the CLI shows: progress (bars on a terminal, plain lines otherwise, JSON lines on
+//! request) and seed 000's status format.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migrate_core::executor::Progress as Snapshot;
+use migrate_core::{CheckpointStore, ChunkStatus, Error, MigrationReport, TableStatus};
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Renders progress until [`Progress::finish`].
+pub struct Progress {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn eta(p: &Snapshot) -> String {
+    p.eta_secs.map_or("-".into(), |s| if s < 120.0 { format!("{s:.0}s") } else { format!("{:.1}m", s / 60.0) })
+}
+
+impl Progress {
+    /// Starts rendering `rx`: JSON lines when `json`, bars when `tty`, else a plain line every
+    /// few seconds. Everything goes to stderr except JSON lines (stdout, for piping).
+    pub fn start(mut rx: watch::Receiver<Snapshot>, json: bool, tty: bool) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let bar = (tty && !json).then(|| {
+                let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+                b.set_style(
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let every = if json { Duration::from_secs(1) } else if tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => break,
+                }
+                let p = rx.borrow_and_update().clone();
+                if json {
+                    println!("{}", serde_json::json!({"event": "progress", "progress": p}));
+                } else if let Some(b) = &bar {
+                    b.set_length(p.rows_total.max(p.rows_done));
+                    b.set_position(p.rows_done);
+                    let active: Vec<String> = p.active_tables.iter().map(|t| t.to_string()).collect();
+                    b.set_message(format!(
+                        "{:.1} MB  {:.1} MB/s  ETA {}  chunks {}/{}{}{}",
+                        p.bytes_done as f64 / 1e6,
+                        p.mb_per_sec,
+                        eta(&p),
+                        p.chunks_done,
+                        p.chunks_total,
+                        if p.paused { "  PAUSED" } else { "" },
+                        if active.is_empty() { String::new() } else { format!("\n  active: {}", active.join(", ")) }
+                    ));
+                } else if p.chunks_total > 0 {
+                    eprintln!(
+                        "{:>5.1}%  {}/{} rows  {}/{} chunks  {:.1} MB/s  ETA {}{}",
+                        if p.rows_total > 0 { p.rows_done as f64 * 100.0 / p.rows_total as f64 } else { 0.0 },
+                        p.rows_done,
+                        p.rows_total,
+                        p.chunks_done,
+                        p.chunks_total,
+                        p.mb_per_sec,
+                        eta(&p),
+                        if p.paused { " (paused)" } else { "" }
+                    );
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        });
+        Progress { stop, task }
+    }
+
+    /// Stops rendering.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The target side of a dry run, as Markdown.
+pub fn preflight_markdown(r: &MigrationReport) -> String {
+    let md = r.to_markdown();
+    match md.find("## Schema Drift").or_else(|| md.find("## Dry Run")) {
+        Some(i) => format!("## Target Preflight\n\n{}", &md[i..]),
+        None => "## Target Preflight\n\nall target tables reachable and compatible\n".into(),
+    }
+}
+
+/// A run's progress as seed 000 reports it.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Execution id.
+    pub run: String,
+    /// Run status.
+    pub status: String,
+    /// Tables in the run.
+    pub tables_total: usize,
+    /// Tables completed.
+    pub tables_completed: usize,
+    /// Tables with work in progress.
+    pub in_progress: Vec<String>,
+    /// Completed tables with when they finished.
+    pub completed: Vec<(String, Option<DateTime<Utc>>)>,
+    /// Failed tables with their errors.
+    pub failed: Vec<(String, String)>,
+    /// Deferred tables with reasons.
+    pub deferred: Vec<(String, String)>,
+    /// Chunks completed.
+    pub chunks_done: usize,
+    /// Chunks in the plan.
+    pub chunks_total: usize,
+    /// Rows written.
+    pub rows_done: u64,
+    /// Seconds left at the measured rate.
+    pub eta_secs: Option<f64>,
+    /// Chunk attempts (reads and writes issued), the API calls of seed 000.
+    pub chunk_attempts: u64,
+}
+
+/// Builds the status of `migration`'s latest run from the store.
+pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Option<Status>, Error> {
+    let Some(run) = store.latest_run(migration).await? else { return Ok(None) };
+    let tables = store.tables(&run.id).await?;
+    let chunks = store.chunks(&run.id).await?;
+    let done: Vec<_> = chunks.iter().filter(|c| c.status == ChunkStatus::Completed).collect();
+    let rows_done: u64 = done.iter().map(|c| c.rows).sum();
+    let ms: u64 = done.iter().filter_map(|c| c.duration_ms).sum();
+    let left: u64 = chunks.iter().filter(|c| !matches!(c.status, ChunkStatus::Completed | ChunkStatus::Skipped)).map(|c| c.estimated_rows).sum();
+    let rate = if ms > 0 { rows_done as f64 * 1000.0 / ms as f64 } else { 0.0 };
+    let by = |s: TableStatus| tables.iter().filter(move |t| t.status == s);
+    Ok(Some(Status {
+        run: run.id.to_string(),
+        status: run.status.as_str().to_string(),
+        tables_total: tables.len(),
+        tables_completed: by(TableStatus::Completed).count(),
+        in_progress: by(TableStatus::Running).map(|t| t.table.to_string()).collect(),
+        completed: by(TableStatus::Completed).map(|t| (t.table.to_string(), t.finished_at)).collect(),
+        failed: by(TableStatus::Failed).map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default())).collect(),
+        deferred: by(TableStatus::Deferred).map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default())).collect(),
+        chunks_done: done.len(),
+        chunks_total: chunks.len(),
+        rows_done,
+        eta_secs: (rate > 0.0 && left > 0).then(|| left as f64 / rate),
+        chunk_attempts: chunks.iter().map(|c| u64::from(c.attempts)).sum(),
+    }))
+}
+
+impl Status {
+    /// Seed 000's progress format.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "MIGRATION PROGRESS\n==================\nRun: {} ({})\nCurrent Status: {} of {} tables completed\n",
+            self.run, self.status, self.tables_completed, self.tables_total
+        );
+        s.push_str(&format!("Current Tables Being Processed: {}\n", if self.in_progress.is_empty() { "-".into() } else { self.in_progress.join(", ") }));
+        s.push_str("Tables Successfully Migrated:\n");
+        for (t, at) in &self.completed {
+            s.push_str(&format!("  - {t} ({})\n", at.map_or("-".into(), |a| a.to_rfc3339())));
+        }
+        s.push_str("Failed Tables:\n");
+        for (t, e) in &self.failed {
+            s.push_str(&format!("  - {t}: {e}\n"));
+        }
+        if !self.deferred.is_empty() {
+            s.push_str("Deferred Tables:\n");
+            for (t, r) in &self.deferred {
+                s.push_str(&format!("  - {t}: {r}\n"));
+            }
+        }
+        s.push_str(&format!("Chunks: {} of {} completed, {} rows\n", self.chunks_done, self.chunks_total, self.rows_done));
+        s.push_str(&format!("Estimated Time Remaining: {}\n", self.eta_secs.map_or("-".into(), |e| format!("{e:.0}s"))));
+        s.push_str(&format!("API Calls Made: {} chunk attempts\n", self.chunk_attempts));
+        s
+    }
+}
