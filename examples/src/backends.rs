@@ -12,8 +12,15 @@ fn scheme(url: &str) -> &str {
 
 fn unsupported(what: &str, url: &str) -> Error {
     match scheme(url) {
-        "bigquery" | "snowflake" => Error::config(format!("{what} {}: the {} backend is not built yet in this version", redact(url), scheme(url))),
-        _ => Error::config(format!("{what} {}: unknown URL scheme (use postgres://)", redact(url))),
+        "bigquery" | "snowflake" => Error::config(format!(
+            "{what} {}: the {} backend is not built yet in this version",
+            redact(url),
+            scheme(url)
+        )),
+        _ => Error::config(format!(
+            "{what} {}: unknown URL scheme (use postgres://)",
+            redact(url)
+        )),
     }
 }
 
@@ -36,14 +43,22 @@ pub fn sink(url: &str) -> Result<Arc<dyn Sink>, Error> {
 /// A checkpoint store: `sqlite://FILE` (the default) or `postgres://…` (shared by workers on
 /// several machines), plus the SQLite store itself when that is what it is (for seed 004's
 /// operator queries).
-pub async fn store(url: &str, schema: &str) -> Result<(Arc<dyn CheckpointStore>, Option<Arc<SqliteCheckpointStore>>), Error> {
+pub async fn store(
+    url: &str,
+    schema: &str,
+) -> Result<(Arc<dyn CheckpointStore>, Option<Arc<SqliteCheckpointStore>>), Error> {
     match scheme(url) {
         "sqlite" => {
             let path = url.trim_start_matches("sqlite://");
             let s = Arc::new(SqliteCheckpointStore::open(path).await?);
             Ok((s.clone(), Some(s)))
         }
-        "postgres" | "postgresql" => Ok((Arc::new(PgCheckpointStore::open(url, schema).await?), None)),
-        _ => Err(Error::config(format!("checkpoint store {}: use sqlite://FILE or postgres://…", redact(url)))),
+        "postgres" | "postgresql" => {
+            Ok((Arc::new(PgCheckpointStore::open(url, schema).await?), None))
+        }
+        _ => Err(Error::config(format!(
+            "checkpoint store {}: use sqlite://FILE or postgres://…",
+            redact(url)
+        ))),
     }
 }

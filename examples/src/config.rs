@@ -126,11 +126,18 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn bad<T>(&self, key: &str, v: &Spanned<T>, why: impl std::fmt::Display) -> Error {
-        Error::config(format!("{}: line {}: {key}: {why}", self.file, self.line(v.span().start)))
+        Error::config(format!(
+            "{}: line {}: {key}: {why}",
+            self.file,
+            self.line(v.span().start)
+        ))
     }
 
     fn duration(&self, key: &str, v: &Option<Spanned<String>>) -> Result<Option<Duration>, Error> {
@@ -141,7 +148,10 @@ impl Ctx<'_> {
 
     fn bytes(&self, key: &str, v: &Option<Spanned<String>>) -> Result<Option<u64>, Error> {
         v.as_ref()
-            .map(|s| parse_bytes(s.get_ref().trim_end_matches("/s")).map_err(|e| self.bad(key, s, e.message())))
+            .map(|s| {
+                parse_bytes(s.get_ref().trim_end_matches("/s"))
+                    .map_err(|e| self.bad(key, s, e.message()))
+            })
             .transpose()
     }
 }
@@ -170,12 +180,16 @@ fn substitute(text: &str, file: &str) -> Result<String, Error> {
         while let Some(i) = code.find("${") {
             out.push_str(&code[..i]);
             let after = &code[i + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| Error::config(format!("{file}: line {}: unterminated ${{", n + 1)))?;
+            let end = after.find('}').ok_or_else(|| {
+                Error::config(format!("{file}: line {}: unterminated ${{", n + 1))
+            })?;
             let name = &after[..end];
-            let value = std::env::var(name)
-                .map_err(|_| Error::config(format!("{file}: line {}: environment variable {name} is not set", n + 1)))?;
+            let value = std::env::var(name).map_err(|_| {
+                Error::config(format!(
+                    "{file}: line {}: environment variable {name} is not set",
+                    n + 1
+                ))
+            })?;
             out.push_str(&value);
             code = &after[end + 1..];
         }
@@ -188,9 +202,20 @@ fn substitute(text: &str, file: &str) -> Result<String, Error> {
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Settings, Error> {
     let file = path.display().to_string();
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, format!("cannot read config {file}"), e))?;
-    parse(&raw, &file, path.file_stem().and_then(|s| s.to_str()).unwrap_or("migration"))
+    let raw = std::fs::read_to_string(path).map_err(|e| {
+        Error::with_source(
+            migrate_core::ErrorKind::Config,
+            format!("cannot read config {file}"),
+            e,
+        )
+    })?;
+    parse(
+        &raw,
+        &file,
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("migration"),
+    )
 }
 
 /// Parses configuration text; `file` names it in errors, `default_name` names the migration
@@ -198,15 +223,30 @@ pub fn load(path: &Path) -> Result<Settings, Error> {
 pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Error> {
     let text = substitute(raw, file)?;
     let f: File = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let at = line.map_or(String::new(), |l| format!(" line {l}:"));
         Error::config(format!("{file}:{at} {}", e.message()))
     })?;
     let c = Ctx { file, text: &text };
-    let mut x = ExecutorConfig { migration: f.migration.name.clone().unwrap_or_else(|| default_name.to_string()), ..Default::default() };
-    x.tables = TableFilter { include: f.tables.include.clone(), exclude: f.tables.exclude.clone() };
+    let mut x = ExecutorConfig {
+        migration: f
+            .migration
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name.to_string()),
+        ..Default::default()
+    };
+    x.tables = TableFilter {
+        include: f.tables.include.clone(),
+        exclude: f.tables.exclude.clone(),
+    };
     for (table, p) in &f.tables.priority {
-        let level: Priority = p.get_ref().parse().map_err(|e: Error| c.bad(&format!("tables.priority.\"{table}\""), p, e.message()))?;
+        let level: Priority = p
+            .get_ref()
+            .parse()
+            .map_err(|e: Error| c.bad(&format!("tables.priority.\"{table}\""), p, e.message()))?;
         x.priorities.insert(table.clone(), level);
     }
     x.window = c.duration("constraints.window", &f.constraints.window)?;
@@ -239,23 +279,44 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
         x.on_parent_failure = match p.get_ref().as_str() {
             "skip" => OnParentFailure::Skip,
             "continue" => OnParentFailure::Continue,
-            other => return Err(c.bad("execution.on_parent_failure", p, format!("{other:?} is not skip or continue"))),
+            other => {
+                return Err(c.bad(
+                    "execution.on_parent_failure",
+                    p,
+                    format!("{other:?} is not skip or continue"),
+                ))
+            }
         };
     }
-    let incremental = IncrementalConfig { cursor_column: e.cursor_column.clone(), per_table: BTreeMap::new() };
+    let incremental = IncrementalConfig {
+        cursor_column: e.cursor_column.clone(),
+        per_table: BTreeMap::new(),
+    };
     if let Some(m) = &e.mode {
         x.mode = match m.get_ref().as_str() {
             "full" => Mode::Full,
             "dry-run" | "dry_run" => Mode::DryRun,
             "incremental" | "stream" if e.cursor_column.is_none() => {
-                return Err(c.bad("execution.mode", m, "incremental modes need execution.cursor_column"));
+                return Err(c.bad(
+                    "execution.mode",
+                    m,
+                    "incremental modes need execution.cursor_column",
+                ));
             }
             "incremental" => Mode::Incremental(incremental),
             "stream" => Mode::Stream {
                 incremental,
-                interval: c.duration("execution.stream_interval", &e.stream_interval)?.unwrap_or(Duration::from_secs(60)),
+                interval: c
+                    .duration("execution.stream_interval", &e.stream_interval)?
+                    .unwrap_or(Duration::from_secs(60)),
             },
-            other => return Err(c.bad("execution.mode", m, format!("{other:?} is not full, incremental, stream or dry-run"))),
+            other => {
+                return Err(c.bad(
+                    "execution.mode",
+                    m,
+                    format!("{other:?} is not full, incremental, stream or dry-run"),
+                ))
+            }
         };
     }
     let r = &f.retry;
@@ -286,7 +347,14 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     };
     for (key, v) in [("source.url", &f.source.url), ("target.url", &f.target.url)] {
         if !v.get_ref().contains("://") && !v.get_ref().contains('=') {
-            return Err(c.bad(key, v, format!("{:?} is not a URL", migrate_backend_postgres::redact(v.get_ref()))));
+            return Err(c.bad(
+                key,
+                v,
+                format!(
+                    "{:?} is not a URL",
+                    migrate_backend_postgres::redact(v.get_ref())
+                ),
+            ));
         }
     }
     Ok(Settings {
@@ -302,7 +370,8 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
 mod tests {
     use super::*;
 
-    const MIN: &str = "[source]\nurl = \"postgres://a@h/src\"\n[target]\nurl = \"postgres://a@h/dst\"\n";
+    const MIN: &str =
+        "[source]\nurl = \"postgres://a@h/src\"\n[target]\nurl = \"postgres://a@h/dst\"\n";
 
     #[test]
     fn the_minimum_parses_with_defaults() {
@@ -314,24 +383,73 @@ mod tests {
 
     #[test]
     fn errors_name_file_key_and_line() {
-        let e = parse(&format!("{MIN}[execution]\nparalelism = 2\n"), "m.toml", "m").unwrap_err().to_string();
-        assert!(e.contains("m.toml") && e.contains("line 6") && e.contains("paralelism"), "{e}");
-        let e = parse(&format!("{MIN}[constraints]\nwindow = \"4 fortnights\"\n"), "m.toml", "m").unwrap_err().to_string();
-        assert!(e.contains("line 6") && e.contains("constraints.window") && e.contains("fortnights"), "{e}");
-        let e = parse(&format!("{MIN}[execution]\nparallelism = \"two\"\n"), "m.toml", "m").unwrap_err().to_string();
-        assert!(e.contains("line 6") && e.contains("parallelism") || e.contains("invalid type"), "{e}");
-        let e = parse("[target]\nurl = \"postgres://a@h/dst\"\n", "m.toml", "m").unwrap_err().to_string();
+        let e = parse(
+            &format!("{MIN}[execution]\nparalelism = 2\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("m.toml") && e.contains("line 6") && e.contains("paralelism"),
+            "{e}"
+        );
+        let e = parse(
+            &format!("{MIN}[constraints]\nwindow = \"4 fortnights\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 6") && e.contains("constraints.window") && e.contains("fortnights"),
+            "{e}"
+        );
+        let e = parse(
+            &format!("{MIN}[execution]\nparallelism = \"two\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 6") && e.contains("parallelism") || e.contains("invalid type"),
+            "{e}"
+        );
+        let e = parse("[target]\nurl = \"postgres://a@h/dst\"\n", "m.toml", "m")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("source"), "{e}");
-        let e = parse(&MIN.replace("postgres://a@h/src", "nonsense"), "m.toml", "m").unwrap_err().to_string();
+        let e = parse(
+            &MIN.replace("postgres://a@h/src", "nonsense"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line 2") && e.contains("source.url"), "{e}");
     }
 
     #[test]
     fn variables_are_substituted_and_missing_ones_named() {
         std::env::set_var("MIGRATE_TEST_SECRET_PW", "s3cret");
-        let s = parse(&MIN.replace("a@h/src", "a:${MIGRATE_TEST_SECRET_PW}@h/src"), "m.toml", "m").unwrap();
+        let s = parse(
+            &MIN.replace("a@h/src", "a:${MIGRATE_TEST_SECRET_PW}@h/src"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
         assert_eq!(s.source_url, "postgres://a:s3cret@h/src");
-        let e = parse(&MIN.replace("a@h/dst", "a:${NO_SUCH_VAR_FOR_MIGRATE}@h/dst"), "m.toml", "m").unwrap_err().to_string();
-        assert!(e.contains("NO_SUCH_VAR_FOR_MIGRATE") && e.contains("line 4"), "{e}");
+        let e = parse(
+            &MIN.replace("a@h/dst", "a:${NO_SUCH_VAR_FOR_MIGRATE}@h/dst"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("NO_SUCH_VAR_FOR_MIGRATE") && e.contains("line 4"),
+            "{e}"
+        );
     }
 }

@@ -100,9 +100,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MIGRATE_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIGRATE_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -144,14 +151,20 @@ async fn migration(s: &config::Settings) -> Result<(Migration, Arc<dyn Checkpoin
     let source = backends::source(&s.source_url)?;
     let sink = backends::sink(&s.target_url)?;
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    Ok((Migration::new(source, sink, store.clone()).with_config(s.executor.clone()), store))
+    Ok((
+        Migration::new(source, sink, store.clone()).with_config(s.executor.clone()),
+        store,
+    ))
 }
 
 async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> {
     let source = backends::source(&s.source_url)?;
     let tables = source.discover(&s.executor.tables).await?;
     if tables.is_empty() {
-        return Err(Error::config(format!("no source table matches include {:?} / exclude {:?}", s.executor.tables.include, s.executor.tables.exclude)));
+        return Err(Error::config(format!(
+            "no source table matches include {:?} / exclude {:?}",
+            s.executor.tables.include, s.executor.tables.exclude
+        )));
     }
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
     let history = migrate_core::plan::measured_rates(&*store, &s.executor.migration).await?;
@@ -174,33 +187,65 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
     // The dry run adds the target's side: reachability, privileges, schema drift.
     let mut dry = s.executor.clone();
     dry.mode = migrate_core::Mode::DryRun;
-    let (m, _) = migration(&config::Settings { executor: dry, ..s.clone() }).await?;
+    let (m, _) = migration(&config::Settings {
+        executor: dry,
+        ..s.clone()
+    })
+    .await?;
     let preflight = m.run().await?;
-    let mut json = serde_json::to_value(&plan).map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
+    let mut json = serde_json::to_value(&plan)
+        .map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
     json["drift"] = serde_json::to_value(&preflight.drift).unwrap_or_default();
     json["preflight"] = serde_json::to_value(&preflight.preflight).unwrap_or_default();
     let ok = plan.feasible && preflight.status == RunStatus::Completed;
     json["ready"] = serde_json::Value::Bool(ok);
-    let md = format!("{}\n{}", plan.to_markdown(), output::preflight_markdown(&preflight));
+    let md = format!(
+        "{}\n{}",
+        plan.to_markdown(),
+        output::preflight_markdown(&preflight)
+    );
     let write = |name: &str, text: String| {
         let p = out.join(name);
-        std::fs::write(&p, text).map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, format!("cannot write {}", p.display()), e))
+        std::fs::write(&p, text).map_err(|e| {
+            Error::with_source(
+                migrate_core::ErrorKind::Config,
+                format!("cannot write {}", p.display()),
+                e,
+            )
+        })
     };
     write("plan.md", md.clone())?;
-    write("plan.json", serde_json::to_string_pretty(&json).unwrap_or_default())?;
+    write(
+        "plan.json",
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )?;
     println!("{md}");
-    eprintln!("wrote {} and {}", out.join("plan.md").display(), out.join("plan.json").display());
+    eprintln!(
+        "wrote {} and {}",
+        out.join("plan.md").display(),
+        out.join("plan.json").display()
+    );
     Ok(if ok { OK } else { FAILED })
 }
 
-async fn run(s: config::Settings, json: bool, force: bool, require_resumable: bool) -> Result<u8, Error> {
+async fn run(
+    s: config::Settings,
+    json: bool,
+    force: bool,
+    require_resumable: bool,
+) -> Result<u8, Error> {
     let mut s = s;
     s.executor.force = force;
     let (m, store) = migration(&s).await?;
     if require_resumable {
         match store.latest_run(&s.executor.migration).await? {
             Some(r) if r.status.is_resumable() => {}
-            _ => return Err(Error::config(format!("migration {:?} has no stopped run to resume", s.executor.migration))),
+            _ => {
+                return Err(Error::config(format!(
+                    "migration {:?} has no stopped run to resume",
+                    s.executor.migration
+                )))
+            }
         }
     }
     let handle = m.start();
@@ -231,12 +276,17 @@ async fn run(s: config::Settings, json: bool, force: bool, require_resumable: bo
     ui.finish().await;
     let report = result?;
     if json {
-        println!("{}", serde_json::json!({"event": "report", "report": report}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "report", "report": report})
+        );
     } else {
         println!("{}", report.to_markdown());
     }
     if interrupted.load(Ordering::SeqCst) > 0 || report.status == RunStatus::Cancelled {
-        eprintln!("interrupted: everything done so far is checkpointed; run `migrate run` to continue");
+        eprintln!(
+            "interrupted: everything done so far is checkpointed; run `migrate run` to continue"
+        );
         return Ok(INTERRUPTED);
     }
     Ok(if report.succeeded() { OK } else { FAILED })
@@ -248,12 +298,35 @@ async fn control(s: &config::Settings, c: Control) -> Result<u8, Error> {
         .latest_run(&s.executor.migration)
         .await?
         .filter(|r| r.status.is_resumable())
-        .ok_or_else(|| Error::config(format!("migration {:?} has no run in progress", s.executor.migration)))?;
+        .ok_or_else(|| {
+            Error::config(format!(
+                "migration {:?} has no run in progress",
+                s.executor.migration
+            ))
+        })?;
     store.set_control(&run.id, c).await?;
     store
-        .append_event(&run.id, &migrate_core::AuditEvent::new(if c == Control::Pause { "operator.pause" } else { "operator.cancel" }, "requested from the CLI"))
+        .append_event(
+            &run.id,
+            &migrate_core::AuditEvent::new(
+                if c == Control::Pause {
+                    "operator.pause"
+                } else {
+                    "operator.cancel"
+                },
+                "requested from the CLI",
+            ),
+        )
         .await?;
-    println!("{} requested for run {}", if c == Control::Pause { "pause" } else { "cancel" }, run.id);
+    println!(
+        "{} requested for run {}",
+        if c == Control::Pause {
+            "pause"
+        } else {
+            "cancel"
+        },
+        run.id
+    );
     Ok(OK)
 }
 
@@ -293,7 +366,13 @@ async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
     } else {
         println!("| Table | Source rows | Target rows | Result |\n|-------|-------------|-------------|--------|");
         for r in &rows {
-            println!("| {} | {} | {} | {} |", r["table"].as_str().unwrap_or(""), r["source_count"], r["target_count"], r["result"].as_str().unwrap_or(""));
+            println!(
+                "| {} | {} | {} | {} |",
+                r["table"].as_str().unwrap_or(""),
+                r["source_count"],
+                r["target_count"],
+                r["result"].as_str().unwrap_or("")
+            );
         }
         println!("\nverification {}", if ok { "PASSED" } else { "FAILED" });
     }
@@ -306,9 +385,15 @@ async fn rollback(s: &config::Settings, yes: bool, partial: bool) -> Result<u8, 
     println!("rollback of run {}:", plan.run);
     for a in &plan.actions {
         match a {
-            migrate_core::executor::RollbackAction::Drop { table } => println!("  drop {table} (created by the run)"),
-            migrate_core::executor::RollbackAction::Restore { table, backup } => println!("  restore {table} from {backup}"),
-            migrate_core::executor::RollbackAction::Impossible { table, reason } => println!("  CANNOT undo {table}: {reason}"),
+            migrate_core::executor::RollbackAction::Drop { table } => {
+                println!("  drop {table} (created by the run)")
+            }
+            migrate_core::executor::RollbackAction::Restore { table, backup } => {
+                println!("  restore {table} from {backup}")
+            }
+            migrate_core::executor::RollbackAction::Impossible { table, reason } => {
+                println!("  CANNOT undo {table}: {reason}")
+            }
         }
     }
     if !plan.feasible && !partial {
@@ -331,11 +416,19 @@ async fn rollback(s: &config::Settings, yes: bool, partial: bool) -> Result<u8, 
 
 async fn report(s: &config::Settings, json: bool) -> Result<u8, Error> {
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    let Some(r) = migrate_core::executor::stored_report(&*store, &s.executor.migration).await? else {
+    let Some(r) = migrate_core::executor::stored_report(&*store, &s.executor.migration).await?
+    else {
         println!("migration {:?} has no run yet", s.executor.migration);
         return Ok(OK);
     };
     println!("{}", if json { r.to_json() } else { r.to_markdown() });
-    let done = r.results.iter().all(|t| matches!(t.status, TableStatus::Completed | TableStatus::Deferred));
-    Ok(if done && r.status == RunStatus::Completed { OK } else { FAILED })
+    let done = r
+        .results
+        .iter()
+        .all(|t| matches!(t.status, TableStatus::Completed | TableStatus::Deferred));
+    Ok(if done && r.status == RunStatus::Completed {
+        OK
+    } else {
+        FAILED
+    })
 }

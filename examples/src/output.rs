@@ -17,7 +17,13 @@ pub struct Progress {
 }
 
 fn eta(p: &Snapshot) -> String {
-    p.eta_secs.map_or("-".into(), |s| if s < 120.0 { format!("{s:.0}s") } else { format!("{:.1}m", s / 60.0) })
+    p.eta_secs.map_or("-".into(), |s| {
+        if s < 120.0 {
+            format!("{s:.0}s")
+        } else {
+            format!("{:.1}m", s / 60.0)
+        }
+    })
 }
 
 impl Progress {
@@ -34,7 +40,13 @@ impl Progress {
                 );
                 b
             });
-            let every = if json { Duration::from_secs(1) } else if tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+            let every = if json {
+                Duration::from_secs(1)
+            } else if tty {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            };
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -42,11 +54,15 @@ impl Progress {
                 }
                 let p = rx.borrow_and_update().clone();
                 if json {
-                    println!("{}", serde_json::json!({"event": "progress", "progress": p}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "progress", "progress": p})
+                    );
                 } else if let Some(b) = &bar {
                     b.set_length(p.rows_total.max(p.rows_done));
                     b.set_position(p.rows_done);
-                    let active: Vec<String> = p.active_tables.iter().map(|t| t.to_string()).collect();
+                    let active: Vec<String> =
+                        p.active_tables.iter().map(|t| t.to_string()).collect();
                     b.set_message(format!(
                         "{:.1} MB  {:.1} MB/s  ETA {}  chunks {}/{}{}{}",
                         p.bytes_done as f64 / 1e6,
@@ -55,12 +71,20 @@ impl Progress {
                         p.chunks_done,
                         p.chunks_total,
                         if p.paused { "  PAUSED" } else { "" },
-                        if active.is_empty() { String::new() } else { format!("\n  active: {}", active.join(", ")) }
+                        if active.is_empty() {
+                            String::new()
+                        } else {
+                            format!("\n  active: {}", active.join(", "))
+                        }
                     ));
                 } else if p.chunks_total > 0 {
                     eprintln!(
                         "{:>5.1}%  {}/{} rows  {}/{} chunks  {:.1} MB/s  ETA {}{}",
-                        if p.rows_total > 0 { p.rows_done as f64 * 100.0 / p.rows_total as f64 } else { 0.0 },
+                        if p.rows_total > 0 {
+                            p.rows_done as f64 * 100.0 / p.rows_total as f64
+                        } else {
+                            0.0
+                        },
                         p.rows_done,
                         p.rows_total,
                         p.chunks_done,
@@ -127,24 +151,45 @@ pub struct Status {
 
 /// Builds the status of `migration`'s latest run from the store.
 pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Option<Status>, Error> {
-    let Some(run) = store.latest_run(migration).await? else { return Ok(None) };
+    let Some(run) = store.latest_run(migration).await? else {
+        return Ok(None);
+    };
     let tables = store.tables(&run.id).await?;
     let chunks = store.chunks(&run.id).await?;
-    let done: Vec<_> = chunks.iter().filter(|c| c.status == ChunkStatus::Completed).collect();
+    let done: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.status == ChunkStatus::Completed)
+        .collect();
     let rows_done: u64 = done.iter().map(|c| c.rows).sum();
     let ms: u64 = done.iter().filter_map(|c| c.duration_ms).sum();
-    let left: u64 = chunks.iter().filter(|c| !matches!(c.status, ChunkStatus::Completed | ChunkStatus::Skipped)).map(|c| c.estimated_rows).sum();
-    let rate = if ms > 0 { rows_done as f64 * 1000.0 / ms as f64 } else { 0.0 };
+    let left: u64 = chunks
+        .iter()
+        .filter(|c| !matches!(c.status, ChunkStatus::Completed | ChunkStatus::Skipped))
+        .map(|c| c.estimated_rows)
+        .sum();
+    let rate = if ms > 0 {
+        rows_done as f64 * 1000.0 / ms as f64
+    } else {
+        0.0
+    };
     let by = |s: TableStatus| tables.iter().filter(move |t| t.status == s);
     Ok(Some(Status {
         run: run.id.to_string(),
         status: run.status.as_str().to_string(),
         tables_total: tables.len(),
         tables_completed: by(TableStatus::Completed).count(),
-        in_progress: by(TableStatus::Running).map(|t| t.table.to_string()).collect(),
-        completed: by(TableStatus::Completed).map(|t| (t.table.to_string(), t.finished_at)).collect(),
-        failed: by(TableStatus::Failed).map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default())).collect(),
-        deferred: by(TableStatus::Deferred).map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default())).collect(),
+        in_progress: by(TableStatus::Running)
+            .map(|t| t.table.to_string())
+            .collect(),
+        completed: by(TableStatus::Completed)
+            .map(|t| (t.table.to_string(), t.finished_at))
+            .collect(),
+        failed: by(TableStatus::Failed)
+            .map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default()))
+            .collect(),
+        deferred: by(TableStatus::Deferred)
+            .map(|t| (t.table.to_string(), t.reason.clone().unwrap_or_default()))
+            .collect(),
         chunks_done: done.len(),
         chunks_total: chunks.len(),
         rows_done,
@@ -160,10 +205,20 @@ impl Status {
             "MIGRATION PROGRESS\n==================\nRun: {} ({})\nCurrent Status: {} of {} tables completed\n",
             self.run, self.status, self.tables_completed, self.tables_total
         );
-        s.push_str(&format!("Current Tables Being Processed: {}\n", if self.in_progress.is_empty() { "-".into() } else { self.in_progress.join(", ") }));
+        s.push_str(&format!(
+            "Current Tables Being Processed: {}\n",
+            if self.in_progress.is_empty() {
+                "-".into()
+            } else {
+                self.in_progress.join(", ")
+            }
+        ));
         s.push_str("Tables Successfully Migrated:\n");
         for (t, at) in &self.completed {
-            s.push_str(&format!("  - {t} ({})\n", at.map_or("-".into(), |a| a.to_rfc3339())));
+            s.push_str(&format!(
+                "  - {t} ({})\n",
+                at.map_or("-".into(), |a| a.to_rfc3339())
+            ));
         }
         s.push_str("Failed Tables:\n");
         for (t, e) in &self.failed {
@@ -175,9 +230,18 @@ impl Status {
                 s.push_str(&format!("  - {t}: {r}\n"));
             }
         }
-        s.push_str(&format!("Chunks: {} of {} completed, {} rows\n", self.chunks_done, self.chunks_total, self.rows_done));
-        s.push_str(&format!("Estimated Time Remaining: {}\n", self.eta_secs.map_or("-".into(), |e| format!("{e:.0}s"))));
-        s.push_str(&format!("API Calls Made: {} chunk attempts\n", self.chunk_attempts));
+        s.push_str(&format!(
+            "Chunks: {} of {} completed, {} rows\n",
+            self.chunks_done, self.chunks_total, self.rows_done
+        ));
+        s.push_str(&format!(
+            "Estimated Time Remaining: {}\n",
+            self.eta_secs.map_or("-".into(), |e| format!("{e:.0}s"))
+        ));
+        s.push_str(&format!(
+            "API Calls Made: {} chunk attempts\n",
+            self.chunk_attempts
+        ));
         s
     }
 }

@@ -15,12 +15,24 @@ pub const TEMPLATES: [(&str, &str); 3] = [
 pub fn write(name: &str, out: &Path) -> Result<(), Error> {
     let (_, text) = TEMPLATES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
         let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-        Error::config(format!("unknown template {name:?} (use one of {})", names.join(", ")))
+        Error::config(format!(
+            "unknown template {name:?} (use one of {})",
+            names.join(", ")
+        ))
     })?;
     if out.exists() {
-        return Err(Error::config(format!("{} exists; not overwriting it", out.display())));
+        return Err(Error::config(format!(
+            "{} exists; not overwriting it",
+            out.display()
+        )));
     }
-    std::fs::write(out, text).map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, format!("cannot write {}", out.display()), e))?;
+    std::fs::write(out, text).map_err(|e| {
+        Error::with_source(
+            migrate_core::ErrorKind::Config,
+            format!("cannot write {}", out.display()),
+            e,
+        )
+    })?;
     println!("wrote {} ({name} template)", out.display());
     Ok(())
 }
@@ -34,7 +46,8 @@ mod tests {
         std::env::set_var("SOURCE_PASSWORD", "x");
         std::env::set_var("TARGET_PASSWORD", "y");
         for (name, text) in TEMPLATES {
-            let s = crate::config::parse(text, name, name).unwrap_or_else(|e| panic!("template {name}: {e}"));
+            let s = crate::config::parse(text, name, name)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
             assert_eq!(s.checkpoint_url, "sqlite://migration.db");
         }
     }

@@ -170,7 +170,10 @@ impl PgCheckpointStore {
     }
 
     async fn conn(&self) -> Result<Object> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(e, self.config.redacted()))
     }
 
     fn q(&self, sql: &str) -> String {

@@ -54,13 +54,13 @@ pub fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
     Error::with_source(kind, message, e)
 }
 
-/// Wraps a pool error.
-pub fn pool_error(e: deadpool_postgres::PoolError) -> Error {
+/// Wraps a pool error, naming the server (password removed).
+pub fn pool_error(e: deadpool_postgres::PoolError, server: &str) -> Error {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => pg_error(e, "connecting to Postgres"),
+        deadpool_postgres::PoolError::Backend(e) => pg_error(e, &format!("connecting to {server}")),
         other => Error::with_source(
             ErrorKind::Transient,
-            "waiting for a Postgres connection",
+            format!("waiting for a connection to {server}"),
             other,
         ),
     }

@@ -88,7 +88,10 @@ impl PgSink {
     }
 
     async fn conn(&self) -> Result<Object> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(e, self.config.redacted()))
     }
 
     async fn target_meta(

@@ -78,7 +78,10 @@ impl PgSource {
     }
 
     async fn conn(&self) -> Result<Object> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(e, self.config.redacted()))
     }
 
     async fn table(&self, t: &TableInfo) -> Result<Arc<PgTable>> {

@@ -198,8 +198,13 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
 /// The report of `migration`'s latest run, rebuilt from the checkpoint store alone (another
 /// process may be running it). Verification figures are not stored: the report's verification
 /// says whether every table completed; `migrate verify` re-checks the data.
-pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migration: &str) -> Result<Option<MigrationReport>> {
-    let Some(run) = store.latest_run(migration).await? else { return Ok(None) };
+pub async fn stored_report(
+    store: &dyn crate::checkpoint::CheckpointStore,
+    migration: &str,
+) -> Result<Option<MigrationReport>> {
+    let Some(run) = store.latest_run(migration).await? else {
+        return Ok(None);
+    };
     let tables = store.tables(&run.id).await?;
     let chunks = store.chunks(&run.id).await?;
     let errors = chunks
@@ -207,7 +212,11 @@ pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migra
         .filter(|c| c.status == ChunkStatus::Failed)
         .map(|c| {
             let kind = c.error_kind.unwrap_or(ErrorKind::Fatal);
-            (Some(c.table.clone()), Some(c.index), Error::new(kind, c.error.clone().unwrap_or_default()))
+            (
+                Some(c.table.clone()),
+                Some(c.index),
+                Error::new(kind, c.error.clone().unwrap_or_default()),
+            )
         })
         .collect();
     let end = run.finished_at.unwrap_or_else(Utc::now);
@@ -217,7 +226,10 @@ pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migra
         resumed: false,
         already_done: 0,
         order: tables.iter().map(|t| t.table.clone()).collect(),
-        estimated: tables.iter().map(|t| (t.table.clone(), t.total_rows)).collect(),
+        estimated: tables
+            .iter()
+            .map(|t| (t.table.clone(), t.total_rows))
+            .collect(),
         verifications: Vec::new(),
         errors,
         reconciliation: Vec::new(),
@@ -230,7 +242,10 @@ pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migra
         deferred: tables
             .iter()
             .filter(|t| t.status == crate::checkpoint::TableStatus::Deferred)
-            .map(|t| crate::plan::Deferral { table: t.table.to_string(), reason: t.reason.clone().unwrap_or_default() })
+            .map(|t| crate::plan::Deferral {
+                table: t.table.to_string(),
+                reason: t.reason.clone().unwrap_or_default(),
+            })
             .collect(),
         plan: None,
         run: run.clone(),
@@ -238,9 +253,14 @@ pub async fn stored_report(store: &dyn crate::checkpoint::CheckpointStore, migra
     assemble(store, &run.id, i).await.map(Some)
 }
 
-async fn assemble(store: &dyn crate::checkpoint::CheckpointStore, run_id: &crate::checkpoint::RunId, i: ReportInputs) -> Result<MigrationReport> {
+async fn assemble(
+    store: &dyn crate::checkpoint::CheckpointStore,
+    run_id: &crate::checkpoint::RunId,
+    i: ReportInputs,
+) -> Result<MigrationReport> {
     let chunks = store.chunks(run_id).await?;
-    let tables: BTreeMap<TableName, crate::checkpoint::TableRecord> = store.tables(run_id)
+    let tables: BTreeMap<TableName, crate::checkpoint::TableRecord> = store
+        .tables(run_id)
         .await?
         .into_iter()
         .map(|t| (t.table.clone(), t))

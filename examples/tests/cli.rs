@@ -1,0 +1,315 @@
+//! The `migrate` binary end to end against Postgres: plan, run, status during a run, verify,
+//! report, rollback; SIGINT (exit 3) then run again; bad input (exit 2, nothing written).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use migrate_backend_postgres::{PgConfig, PgSink};
+use migrate_checkpoint_sqlite::SqliteCheckpointStore;
+use migrate_core::testing::{seed003_dataset, service_env};
+use migrate_core::{CheckpointStore, ChunkSpec, PrepareMode, PrepareOptions, Sink, VecBatchReader};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_migrate")
+}
+
+fn url_for(admin: &str, db: &str) -> String {
+    let base = admin.split('?').next().unwrap();
+    format!("{}/{db}", &base[..base.rfind('/').unwrap()])
+}
+
+async fn fresh_db(admin: &str, name: &str) -> String {
+    let c = PgConfig::from_url(admin).unwrap().connect().await.unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); "))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    url_for(admin, name)
+}
+
+async fn load_seed003(url: &str, scale: f64) {
+    let sink = PgSink::new(url).unwrap();
+    let data = seed003_dataset("public", scale);
+    for f in &data {
+        sink.prepare(
+            &f.table,
+            &PrepareOptions {
+                mode: PrepareMode::Recreate,
+                backup: false,
+            },
+        )
+        .await
+        .unwrap();
+        let mut r = VecBatchReader::from_rows(f.table.schema.clone(), f.rows.clone(), 5000);
+        sink.write_chunk(
+            &f.table,
+            &ChunkSpec::whole_table(f.table.name.clone(), 0),
+            &mut r,
+        )
+        .await
+        .unwrap();
+    }
+    for f in &data {
+        sink.finalize(&f.table).await.unwrap();
+    }
+}
+
+async fn tables_in(url: &str) -> i64 {
+    let c = PgConfig::from_url(url).unwrap().connect().await.unwrap();
+    c.query_one(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+fn write_config(dir: &Path, src: &str, dst: &str, extra: &str) -> PathBuf {
+    let p = dir.join("shop.toml");
+    let text = format!(
+        "[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[checkpoint]\nurl = \"sqlite://{}\"\n[tables]\ninclude = [\"public.*\"]\n[execution]\nparallelism = 2\nchunk_rows = 2000\n{extra}",
+        dir.join("state.db").display()
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn migrate(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(config.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_run_status_verify_report_rollback() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_dst").await;
+    load_seed003(&src, 0.002).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &src, &dst, "[constraints]\nwindow = \"1h\"\n[tables.priority]\n\"public.audit_logs\" = \"deferrable\"\n");
+
+    let o = migrate(&cfg, &["plan", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(plan["feasible"], true);
+    assert_eq!(plan["order"].as_array().unwrap().len(), 8);
+    assert!(plan["deferred"].as_array().unwrap().is_empty());
+    assert!(std::fs::read_to_string(dir.path().join("plan.md"))
+        .unwrap()
+        .contains("# Migration Plan"));
+    assert_eq!(
+        tables_in(&dst).await,
+        0,
+        "plan writes nothing to the target"
+    );
+
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("Status: COMPLETE"), "{}", text(&o));
+
+    let o = migrate(&cfg, &["status", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["status"], "completed");
+    assert_eq!(st["tables_completed"], 8);
+    assert_eq!(st["chunks_done"], st["chunks_total"]);
+    let o = migrate(&cfg, &["status"]);
+    assert!(
+        text(&o).contains("MIGRATION PROGRESS") && text(&o).contains("8 of 8 tables completed"),
+        "{}",
+        text(&o)
+    );
+
+    let o = migrate(&cfg, &["verify"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("verification PASSED"));
+
+    let o = migrate(&cfg, &["report", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["status"], "completed");
+
+    let o = migrate(&cfg, &["rollback", "--yes"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("drop public.transactions"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        tables_in(&dst).await,
+        0,
+        "rollback dropped the tables the run created"
+    );
+    let o = migrate(&cfg, &["verify"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "a missing target fails verification: {}",
+        text(&o)
+    );
+    let store = SqliteCheckpointStore::open(dir.path().join("state.db"))
+        .await
+        .unwrap();
+    let run = store.latest_run("shop").await.unwrap().unwrap();
+    let events = store.events(&run.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "rollback.completed"),
+        "rollback is in the audit log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_during_a_run_then_sigint_exits_3_and_run_again_finishes_exactly() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_int_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_int_dst").await;
+    load_seed003(&src, 0.01).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Throttled so the run lasts several seconds.
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "[constraints]\nbandwidth = \"4MB/s\"\n",
+    );
+    let child = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    let mut seen_running = false;
+    while start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(100));
+        let o = migrate(&cfg, &["status", "--json"]);
+        let Ok(st) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+            continue;
+        };
+        let done = st["chunks_done"].as_u64().unwrap_or(0);
+        if st["status"] == "running" && done >= 3 && done < st["chunks_total"].as_u64().unwrap_or(0)
+        {
+            seen_running = true;
+            break;
+        }
+    }
+    assert!(
+        seen_running,
+        "status shows the run in progress from another process"
+    );
+    assert!(Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "SIGINT exits 3 (resumable)");
+    let o = migrate(&cfg, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["status"], "cancelled", "paused then stopped cleanly");
+
+    let fast = write_config(dir.path(), &src, &dst, "");
+    let o = migrate(&fast, &["run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("resumed"),
+        "the second run continued the first: {}",
+        text(&o)
+    );
+    let o = migrate(&fast, &["verify"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "exact result after the interruption: {}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_bad_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_bad_dst").await;
+    load_seed003(&src, 0.0005).await;
+    let host = url_for(&admin, "x");
+    let host = &host[..host.len() - 2];
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("missing key", format!("[target]\nurl = \"{dst}\"\n"), "source"),
+        ("unknown key", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparalelism = 2\n"), "paralelism"),
+        ("wrong type", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparallelism = \"two\"\n"), "line 6"),
+        ("bad URL", format!("[source]\nurl = \"postgres://postgres@127.0.0.1:notaport/db\"\n[target]\nurl = \"{dst}\"\n"), "invalid Postgres URL"),
+        ("unreachable host", format!("[source]\nurl = \"postgres://postgres@127.0.0.1:1/db\"\n[target]\nurl = \"{dst}\"\n"), "127.0.0.1:1"),
+        ("unknown role", format!("[source]\nurl = \"{}\"\n[target]\nurl = \"{dst}\"\n", src.replace("postgres@", "no_such_role@")), "no_such_role"),
+        ("nonexistent table", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[tables]\ninclude = [\"public.no_such_table\"]\n"), "public.no_such_table"),
+        ("unset secret", format!("[source]\nurl = \"postgres://postgres:${{MIGRATE_UNSET_SECRET}}@{}/x\"\n[target]\nurl = \"{dst}\"\n", host.trim_start_matches("postgres://").split('@').next_back().unwrap()), "MIGRATE_UNSET_SECRET"),
+    ];
+    for (what, toml, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("bad.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{toml}[checkpoint]\nurl = \"sqlite://{}\"\n",
+                dir.path().join("state.db").display()
+            ),
+        )
+        .unwrap();
+        let o = migrate(&cfg, &["run"]);
+        assert_eq!(code(&o), 2, "{what}: exit 2: {}", text(&o));
+        assert!(
+            text(&o).contains(needle),
+            "{what}: the message names {needle:?}: {}",
+            text(&o)
+        );
+        assert!(!text(&o).contains("hunter"), "no secrets");
+        assert_eq!(
+            tables_in(&dst).await,
+            0,
+            "{what}: nothing written to the target"
+        );
+        if dir.path().join("state.db").exists() {
+            let store = SqliteCheckpointStore::open(dir.path().join("state.db"))
+                .await
+                .unwrap();
+            assert!(
+                store.latest_run("bad").await.unwrap().is_none(),
+                "{what}: no run recorded"
+            );
+        }
+    }
+}
