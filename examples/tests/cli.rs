@@ -313,3 +313,72 @@ async fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
         }
     }
 }
+
+#[test]
+fn init_writes_each_template_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in ["standard", "incremental", "bulk"] {
+        let out = dir.path().join(format!("{t}.toml"));
+        let o = Command::new(bin())
+            .args(["init", "--template", t, "--output"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        let body = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            body.contains("[source]") && body.contains("${SOURCE_PASSWORD}"),
+            "{t}"
+        );
+        let again = Command::new(bin())
+            .args(["init", "--template", t, "--output"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(code(&again), 2, "never overwrites: {}", text(&again));
+    }
+    let o = Command::new(bin())
+        .args(["init", "--template", "fancy", "--output"])
+        .arg(dir.path().join("x.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o).contains("fancy") && text(&o).contains("standard"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_json_prints_progress_events_and_the_report_as_json_lines() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_json_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_json_dst").await;
+    load_seed003(&src, 0.002).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "[constraints]\nbandwidth = \"2MB/s\"\n",
+    );
+    let o = migrate(&cfg, &["run", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "progress"
+                && l["progress"]["rows_total"].as_u64().unwrap_or(0) > 0),
+        "progress events"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "report");
+    assert_eq!(last["report"]["status"], "completed");
+}
