@@ -382,3 +382,67 @@ async fn run_json_prints_progress_events_and_the_report_as_json_lines() {
     assert_eq!(last["event"], "report");
     assert_eq!(last["report"]["status"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_cancel_from_another_terminal() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_ctl_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_ctl_dst").await;
+    load_seed003(&src, 0.01).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "[constraints]\nbandwidth = \"3MB/s\"\n",
+    );
+    let child = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |cfg: &Path| -> serde_json::Value {
+        serde_json::from_slice(&migrate(cfg, &["status", "--json"]).stdout)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let wait = |cfg: &Path, what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = Instant::now();
+        while !f(&status(cfg)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}: {}",
+                status(cfg)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait(&cfg, "progress", &|s| {
+        s["chunks_done"].as_u64().unwrap_or(0) >= 2
+    });
+    let o = migrate(&cfg, &["pause"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    wait(&cfg, "the run to pause", &|s| s["status"] == "paused");
+    let before = status(&cfg)["chunks_done"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        status(&cfg)["chunks_done"].as_u64().unwrap() <= before + 2,
+        "no new chunks start while paused"
+    );
+    let o = migrate(&cfg, &["cancel"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a run cancelled from another terminal exits 3 (resumable)"
+    );
+    assert_eq!(status(&cfg)["status"], "cancelled");
+    let o = migrate(&cfg, &["resume"]);
+    assert_eq!(code(&o), 0, "resume finishes it: {}", text(&o));
+    assert_eq!(code(&migrate(&cfg, &["verify"])), 0);
+}

@@ -162,6 +162,16 @@ async fn another_process_pauses_and_cancels_through_the_store() {
         .await
         .unwrap();
     progress.wait_for(|p| p.paused).await.unwrap();
+    // It stays paused: nothing moves until someone resumes it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(progress.borrow().paused, "a pause from the store holds");
+    let writes = rig.sink.write_log().len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        rig.sink.write_log().len(),
+        writes,
+        "no chunk starts while paused by another process"
+    );
     rig.store.set_control(&run.id, Control::Run).await.unwrap();
     progress.wait_for(|p| !p.paused).await.unwrap();
     rig.store

@@ -1092,10 +1092,14 @@ impl Coordinator {
         let mut in_flight = 0usize;
         let mut last_poll = Instant::now();
         let mut handle_gone = false;
+        let mut last_local = *control.borrow_and_update();
         loop {
-            // The handle writes through to the store, so other processes see it too.
+            // A request through the handle is written through to the store, so other processes
+            // see it too. Only a *new* request counts: the handle's unchanged value must not
+            // undo a pause or cancel that arrived through the store.
             let local = *control.borrow_and_update();
-            if local != self.control {
+            if local != last_local {
+                last_local = local;
                 let _ = ctx.store.set_control(&ctx.run, local).await;
                 self.apply_control(local).await;
             }
