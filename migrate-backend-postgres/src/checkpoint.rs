@@ -78,26 +78,6 @@ impl std::fmt::Debug for PgCheckpointStore {
     }
 }
 
-fn table_cols(t: &TableName) -> (String, Option<String>) {
-    (t.to_string(), t.schema.clone())
-}
-
-fn table_from(q: String, s: Option<String>) -> TableName {
-    match s {
-        Some(s) => {
-            let name = q
-                .strip_prefix(&format!("{s}."))
-                .map(str::to_string)
-                .unwrap_or(q);
-            TableName {
-                schema: Some(s),
-                name,
-            }
-        }
-        None => TableName::bare(q),
-    }
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
     serde_json::to_value(v)
         .map_err(|e| Error::with_source(ErrorKind::Fatal, "encoding a checkpoint value", e))
@@ -119,7 +99,7 @@ const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, t
 
 fn chunk_from(r: &Row) -> Result<ChunkRecord> {
     Ok(ChunkRecord {
-        table: table_from(r.get(0), r.get(1)),
+        table: TableName::from_columns(r.get(0), r.get(1)),
         index: r.get::<_, i32>(2) as u32,
         range: from_json(r.get(3))?,
         estimated_rows: r.get::<_, Option<i64>>(4).unwrap_or(0) as u64,
@@ -350,7 +330,7 @@ impl CheckpointStore for PgCheckpointStore {
             .await
             .map_err(|e| pg_error(e, "add_chunks"))?;
         for c in chunks {
-            let (t, s) = table_cols(&c.table);
+            let (t, s) = TableName::to_columns(&c.table);
             tx.execute(
                 &st,
                 &[
@@ -511,7 +491,7 @@ impl CheckpointStore for PgCheckpointStore {
 
     async fn put_table(&self, run: &RunId, t: &TableRecord) -> Result<()> {
         let conn = self.conn().await?;
-        let (name, schema) = table_cols(&t.table);
+        let (name, schema) = TableName::to_columns(&t.table);
         let prepared = t.prepared.as_ref().map(json).transpose()?;
         conn.execute(
             &self.q("INSERT INTO {s}.migrate_tables VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -533,7 +513,7 @@ impl CheckpointStore for PgCheckpointStore {
         rows.iter()
             .map(|r| {
                 Ok(TableRecord {
-                    table: table_from(r.get(0), r.get(1)),
+                    table: TableName::from_columns(r.get(0), r.get(1)),
                     status: from_json(serde_json::Value::String(r.get(2)))?,
                     rows: r.get::<_, i64>(3) as u64,
                     total_rows: r.get::<_, i64>(4) as u64,
@@ -551,7 +531,7 @@ impl CheckpointStore for PgCheckpointStore {
 
     async fn append_event(&self, run: &RunId, e: &AuditEvent) -> Result<()> {
         let conn = self.conn().await?;
-        let (t, s) = e.table.as_ref().map(table_cols).unzip();
+        let (t, s) = e.table.as_ref().map(TableName::to_columns).unzip();
         conn.execute(
             &self.q("INSERT INTO {s}.migrate_events (run_id, at, action, table_name, table_schema, chunk_index, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
             &[&run.0, &e.at, &e.action, &t, &s.flatten(), &e.chunk.map(|c| c as i32), &e.actor, &e.detail],
@@ -574,7 +554,7 @@ impl CheckpointStore for PgCheckpointStore {
                 action: r.get(1),
                 table: r
                     .get::<_, Option<String>>(2)
-                    .map(|t| table_from(t, r.get(3))),
+                    .map(|t| TableName::from_columns(t, r.get(3))),
                 chunk: r.get::<_, Option<i32>>(4).map(|c| c as u32),
                 actor: r.get(5),
                 detail: r.get(6),
@@ -585,7 +565,7 @@ impl CheckpointStore for PgCheckpointStore {
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
         let conn = self.conn().await?;
         for r in records {
-            let (t, s) = table_cols(&r.table);
+            let (t, s) = TableName::to_columns(&r.table);
             conn.execute(
                 &self.q("INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
                 &[&run.0, &t, &s, &(r.chunk as i32), &r.key, &r.reason, &r.at],
@@ -605,7 +585,7 @@ impl CheckpointStore for PgCheckpointStore {
         Ok(rows
             .iter()
             .map(|r| RejectedRecord {
-                table: table_from(r.get(0), r.get(1)),
+                table: TableName::from_columns(r.get(0), r.get(1)),
                 chunk: r.get::<_, i32>(2) as u32,
                 key: r.get(3),
                 reason: r.get(4),
@@ -621,7 +601,7 @@ impl CheckpointStore for PgCheckpointStore {
         mark: &Watermark,
     ) -> Result<()> {
         let conn = self.conn().await?;
-        let (t, s) = table_cols(table);
+        let (t, s) = TableName::to_columns(table);
         conn.execute(
             &self.q("INSERT INTO {s}.migrate_cursors VALUES ($1, $2, $3, $4, now())
                      ON CONFLICT (migration, table_name) DO UPDATE SET watermark = EXCLUDED.watermark, updated_at = now()"),

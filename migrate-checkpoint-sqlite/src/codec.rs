@@ -1,7 +1,7 @@
 //! Conversions between the core's types and the store's columns.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use migrate_core::{Error, ErrorKind, TableName};
+use migrate_core::{Error, ErrorKind};
 use rusqlite::ErrorCode;
 
 /// Timestamps are stored as fixed-width UTC text (`2024-01-15 10:00:00.123456`): readable by an
@@ -29,28 +29,6 @@ pub fn parse_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> 
             })
     })
     .transpose()
-}
-
-/// A table name as two columns: the qualified name (what operators read and seed 004's queries
-/// group by) and the schema part, so names with dots round-trip.
-pub fn table_cols(t: &TableName) -> (String, Option<String>) {
-    (t.to_string(), t.schema.clone())
-}
-
-pub fn table_from(qualified: String, schema: Option<String>) -> TableName {
-    match schema {
-        Some(s) => {
-            let name = qualified
-                .strip_prefix(&format!("{s}."))
-                .map(str::to_string)
-                .unwrap_or(qualified);
-            TableName {
-                schema: Some(s),
-                name,
-            }
-        }
-        None => TableName::bare(qualified),
-    }
 }
 
 pub fn json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
@@ -93,6 +71,7 @@ pub fn sql_error(e: rusqlite::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use migrate_core::TableName;
 
     #[test]
     fn times_round_trip_and_order_as_text() {
@@ -101,9 +80,12 @@ mod tests {
         assert_eq!(parse_time(Some(time(a))).unwrap(), Some(a));
         assert!(time(a) < time(b));
         let t = TableName::new("sales.eu", "orders");
-        let (q, s) = table_cols(&t);
-        assert_eq!(table_from(q, s), t);
-        assert_eq!(table_from("x".into(), None), TableName::bare("x"));
+        let (q, s) = t.to_columns();
+        assert_eq!(TableName::from_columns(q, s), t);
+        assert_eq!(
+            TableName::from_columns("x".into(), None),
+            TableName::bare("x")
+        );
     }
 
     #[test]

@@ -13,9 +13,7 @@ use migrate_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use crate::codec::{
-    enum_from, from_json, json, opt_time, parse_time, sql_error, table_cols, table_from, time,
-};
+use crate::codec::{enum_from, from_json, json, opt_time, parse_time, sql_error, time};
 use crate::schema;
 
 /// How durable each commit is.
@@ -175,7 +173,7 @@ const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, t
 
 fn chunk_from_row(r: &Row<'_>) -> rusqlite::Result<ChunkRecord> {
     Ok(ChunkRecord {
-        table: table_from(r.get(0)?, r.get(1)?),
+        table: TableName::from_columns(r.get(0)?, r.get(1)?),
         index: r.get(2)?,
         range: from_json(&r.get::<_, String>(3)?)?,
         estimated_rows: r.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64,
@@ -301,7 +299,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         let rows: Vec<(String, Option<String>, u32, String, i64)> = chunks
             .iter()
             .map(|c| {
-                let (t, s) = table_cols(&c.table);
+                let (t, s) = TableName::to_columns(&c.table);
                 Ok((t, s, c.index, json(&c.range)?, c.estimated_rows as i64))
             })
             .collect::<Result<_>>()?;
@@ -502,7 +500,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         let (run, rec) = (run.0.clone(), table.clone());
         let prepared = rec.prepared.as_ref().map(json).transpose()?;
         self.with(move |c| {
-            let (t, s) = table_cols(&rec.table);
+            let (t, s) = TableName::to_columns(&rec.table);
             c.execute(
                 "INSERT INTO migrate_tables (run_id, table_name, table_schema, status, rows, total_rows, prepared, reason, started_at, finished_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -529,7 +527,7 @@ impl CheckpointStore for SqliteCheckpointStore {
             let rows = st
                 .query_map([run], |r| {
                     Ok(TableRecord {
-                        table: table_from(r.get(0)?, r.get(1)?),
+                        table: TableName::from_columns(r.get(0)?, r.get(1)?),
                         status: enum_from(&r.get::<_, String>(2)?)?,
                         rows: r.get::<_, i64>(3)? as u64,
                         total_rows: r.get::<_, i64>(4)? as u64,
@@ -548,7 +546,7 @@ impl CheckpointStore for SqliteCheckpointStore {
     async fn append_event(&self, run: &RunId, event: &AuditEvent) -> Result<()> {
         let (run, e) = (run.0.clone(), event.clone());
         self.with(move |c| {
-            let (t, s) = e.table.as_ref().map(table_cols).unzip();
+            let (t, s) = e.table.as_ref().map(TableName::to_columns).unzip();
             c.execute(
                 "INSERT INTO migrate_events (run_id, at, action, table_name, table_schema, chunk_index, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![run, time(e.at), e.action, t, s.flatten(), e.chunk, e.actor, e.detail],
@@ -570,7 +568,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                     Ok(AuditEvent {
                         at: parse_time(r.get(0)?)?.unwrap_or_default(),
                         action: r.get(1)?,
-                        table: r.get::<_, Option<String>>(2)?.map(|t| table_from(t, r.get(3).ok().flatten())),
+                        table: r.get::<_, Option<String>>(2)?.map(|t| TableName::from_columns(t, r.get(3).ok().flatten())),
                         chunk: r.get(4)?,
                         actor: r.get(5)?,
                         detail: r.get(6)?,
@@ -591,7 +589,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                     .prepare("INSERT INTO migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
                     .map_err(sql_error)?;
                 for r in recs {
-                    let (t, s) = table_cols(&r.table);
+                    let (t, s) = TableName::to_columns(&r.table);
                     st.execute(params![run, t, s, r.chunk, r.key, r.reason, time(r.at)]).map_err(sql_error)?;
                 }
             }
@@ -609,7 +607,7 @@ impl CheckpointStore for SqliteCheckpointStore {
             let rows = st
                 .query_map([run], |r| {
                     Ok(RejectedRecord {
-                        table: table_from(r.get(0)?, r.get(1)?),
+                        table: TableName::from_columns(r.get(0)?, r.get(1)?),
                         chunk: r.get(2)?,
                         key: r.get(3)?,
                         reason: r.get(4)?,
@@ -630,7 +628,7 @@ impl CheckpointStore for SqliteCheckpointStore {
     ) -> Result<()> {
         let (m, tn, w) = (migration.to_string(), table.clone(), json(mark)?);
         self.with(move |c| {
-            let (t, s) = table_cols(&tn);
+            let (t, s) = TableName::to_columns(&tn);
             c.execute(
                 "INSERT INTO migrate_cursors (migration, table_name, table_schema, watermark, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (migration, table_name) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",

@@ -265,6 +265,29 @@ impl TableName {
         }
     }
 
+    /// The two columns checkpoint stores keep a name in: the qualified name (what operators read
+    /// and group by) and the schema part, so names containing dots round-trip.
+    pub fn to_columns(&self) -> (String, Option<String>) {
+        (self.to_string(), self.schema.clone())
+    }
+
+    /// The inverse of [`TableName::to_columns`].
+    pub fn from_columns(qualified: String, schema: Option<String>) -> Self {
+        match schema {
+            Some(s) => {
+                let name = qualified
+                    .strip_prefix(&format!("{s}."))
+                    .map(str::to_string)
+                    .unwrap_or(qualified);
+                TableName {
+                    schema: Some(s),
+                    name,
+                }
+            }
+            None => TableName::bare(qualified),
+        }
+    }
+
     /// Parses `schema.table` or `table`.
     pub fn parse(s: &str) -> Self {
         match s.split_once('.') {

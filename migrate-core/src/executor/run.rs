@@ -1018,11 +1018,8 @@ impl Coordinator {
             for p in self.dag.parents(&name) {
                 match self.runs[&p].state {
                     TState::Done(TableStatus::Completed) => {}
-                    TState::Done(s)
-                        if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue =>
-                    {
-                        let _ = s;
-                    }
+                    TState::Done(_)
+                        if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue => {}
                     TState::Done(s) => blocked = Some(format!("parent table {p} {}", s.as_str())),
                     _ => ready = false,
                 }
