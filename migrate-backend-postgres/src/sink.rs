@@ -202,89 +202,18 @@ impl PgSink {
             }
             cols.push(def);
         }
-        // The primary key is added by `finalize`, after the data: one sort instead of
-        // maintaining the index row by row during the load (as pgcopydb does).
+        let pk = table.primary_key();
+        if !pk.is_empty() {
+            cols.push(format!(
+                "PRIMARY KEY ({})",
+                pk.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+            ));
+        }
         Ok(format!(
             "CREATE TABLE {} ({})",
             sql::table(&table.name),
             cols.join(", ")
         ))
-    }
-
-    /// Adds the table's primary key if it has none yet. Idempotent, and safe when another
-    /// worker adds it at the same moment.
-    async fn ensure_primary_key(&self, conn: &Object, table: &TableInfo) -> Result<()> {
-        let pk = table.primary_key();
-        if pk.is_empty() {
-            return Ok(());
-        }
-        let name = sql::table(&table.name);
-        let has: bool = conn
-            .query_one("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)", &[&name])
-            .await
-            .map_err(|e| pg_error(e, "checking the primary key"))?
-            .get(0);
-        if has {
-            return Ok(());
-        }
-        let cols = pk.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ");
-        match conn
-            .batch_execute(&format!("ALTER TABLE {name} ADD PRIMARY KEY ({cols})"))
-            .await
-        {
-            Ok(()) => Ok(()),
-            // 42P16: another worker added it between our check and our ALTER.
-            Err(e) if e.code().is_some_and(|c| c.code() == "42P16") => Ok(()),
-            Err(e) => Err(
-                pg_error(e, &format!("adding the primary key of {}", table.name))
-                    .table(&table.name),
-            ),
-        }
-    }
-
-    /// One chunk in one transaction: optionally clear its range, then COPY the rows in.
-    async fn write(
-        &self,
-        table: &TableInfo,
-        chunk: &ChunkSpec,
-        rows: &mut dyn BatchReader,
-        clear: bool,
-    ) -> Result<WriteStats> {
-        let mut conn = self.conn().await?;
-        // ON CONFLICT needs the key, which a table created by a full run only gets at its end.
-        self.ensure_primary_key(&conn, table).await?;
-        let types = self.wire(&conn, table).await?;
-        let name = sql::table(&table.name);
-        let tx = conn
-            .transaction()
-            .await
-            .map_err(|e| pg_error(e, "write_chunk"))?;
-        if clear {
-            // Replace the range: whatever an earlier attempt committed there goes, in the same
-            // transaction as the new rows.
-            let delete = if chunk.range.is_all() || table.schema.primary_key.is_empty() {
-                format!("DELETE FROM {name}")
-            } else {
-                format!(
-                    "DELETE FROM {name} WHERE {}",
-                    range_predicate(&table.schema, &chunk.range)?
-                )
-            };
-            tx.batch_execute(&delete).await.map_err(|e| {
-                pg_error(
-                    e,
-                    &format!("clearing chunk {} of {}", chunk.index, table.name),
-                )
-            })?;
-        }
-        let stats = self.copy_into(&tx, &name, table, &types, rows).await?;
-        tx.commit().await.map_err(|e| {
-            pg_error(
-                e,
-                &format!("committing chunk {} of {}", chunk.index, table.name),
-            )
-        })?;
-        Ok(stats)
     }
 
     async fn copy_into(
@@ -540,18 +469,37 @@ impl Sink for PgSink {
         chunk: &ChunkSpec,
         rows: &mut dyn BatchReader,
     ) -> Result<WriteStats> {
-        self.write(table, chunk, rows, true).await
-    }
-
-    async fn write_new_chunk(
-        &self,
-        table: &TableInfo,
-        chunk: &ChunkSpec,
-        rows: &mut dyn BatchReader,
-    ) -> Result<WriteStats> {
-        // The range is known to be empty: skip the DELETE (which, before the primary key
-        // exists, would scan the table).
-        self.write(table, chunk, rows, false).await
+        let mut conn = self.conn().await?;
+        let types = self.wire(&conn, table).await?;
+        let name = sql::table(&table.name);
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "write_chunk"))?;
+        // Replace the range: whatever an earlier attempt committed there goes, in the same
+        // transaction as the new rows.
+        let clear = if chunk.range.is_all() || table.schema.primary_key.is_empty() {
+            format!("DELETE FROM {name}")
+        } else {
+            format!(
+                "DELETE FROM {name} WHERE {}",
+                range_predicate(&table.schema, &chunk.range)?
+            )
+        };
+        tx.batch_execute(&clear).await.map_err(|e| {
+            pg_error(
+                e,
+                &format!("clearing chunk {} of {}", chunk.index, table.name),
+            )
+        })?;
+        let stats = self.copy_into(&tx, &name, table, &types, rows).await?;
+        tx.commit().await.map_err(|e| {
+            pg_error(
+                e,
+                &format!("committing chunk {} of {}", chunk.index, table.name),
+            )
+        })?;
+        Ok(stats)
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
@@ -593,8 +541,6 @@ impl Sink for PgSink {
     async fn finalize(&self, table: &TableInfo) -> Result<()> {
         let conn = self.conn().await?;
         let name = sql::table(&table.name);
-        // Keys first: foreign keys referencing this table need its primary key.
-        self.ensure_primary_key(&conn, table).await?;
         if self.options.create_foreign_keys {
             for fk in &table.foreign_keys {
                 let cname = fk.name.clone().unwrap_or_else(|| {

@@ -114,19 +114,6 @@ pub trait Sink: Send + Sync {
         rows: &mut dyn BatchReader,
     ) -> Result<WriteStats>;
 
-    /// Like [`Sink::write_chunk`], for a chunk whose range is known to be empty in the target:
-    /// the table was created empty by this run and no earlier attempt of the chunk ever
-    /// started (the executor knows both). A sink may skip clearing the range — the usual first
-    /// write. Defaults to `write_chunk`.
-    async fn write_new_chunk(
-        &self,
-        table: &TableInfo,
-        chunk: &ChunkSpec,
-        rows: &mut dyn BatchReader,
-    ) -> Result<WriteStats> {
-        self.write_chunk(table, chunk, rows).await
-    }
-
     /// Count and canonical checksum of the rows in `range`; an error of kind `NotFound` when
     /// the table does not exist.
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;

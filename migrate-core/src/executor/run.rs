@@ -1192,14 +1192,11 @@ impl Coordinator {
                     break;
                 };
                 run.in_flight += 1;
-                // A table this run created started empty: a chunk's very first attempt has
-                // nothing to clear.
-                let created = run.record.prepared.as_ref().is_some_and(|p| p.created);
                 let (ctx, t) = (self.ctx.clone(), self.tables[&name].clone());
                 let span = info_span!(parent: &self.tables[&name].span, "chunk", chunk = index);
                 tasks.spawn(
                     async move {
-                        let outcome = run_chunk(&ctx, &t, index, created).await;
+                        let outcome = run_chunk(&ctx, &t, index).await;
                         Task::Chunk(t.info.name.clone(), index, outcome)
                     }
                     .instrument(span),
@@ -1442,7 +1439,7 @@ impl Coordinator {
     }
 }
 
-async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32, table_created: bool) -> ChunkOutcome {
+async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
     let name = &t.info.name;
     let lease = ctx.cfg.lease;
     ctx.call();
@@ -1457,15 +1454,11 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32, table_created: bool) -> 
     };
     let spec = claimed.spec();
     let mut retry = RetryState::default();
-    // The claim is recorded before any write, so attempts == 1 means no attempt of this chunk
-    // ever started before: with a table this run created, its range is empty.
-    let mut fresh = table_created && claimed.attempts == 1;
     loop {
         ctx.tracker.chunk_started(name);
         let started = Instant::now();
         let mut stats = PipeStats::default();
-        let attempt = attempt_chunk(ctx, t, &spec, &mut stats, fresh);
-        fresh = false;
+        let attempt = attempt_chunk(ctx, t, &spec, &mut stats);
         let heartbeat = async {
             loop {
                 tokio::time::sleep(lease / 3).await;
@@ -1587,7 +1580,6 @@ async fn attempt_chunk(
     t: &TableCtx,
     spec: &ChunkSpec,
     stats: &mut PipeStats,
-    fresh: bool,
 ) -> Result<()> {
     ctx.call();
     let (reader, cursor_index) = match &t.cursor {
@@ -1631,11 +1623,7 @@ async fn attempt_chunk(
     let result = if t.cursor.is_some() {
         ctx.sink.upsert(&t.target, &mut pipe).await
     } else {
-        if fresh {
-            ctx.sink.write_new_chunk(&t.target, spec, &mut pipe).await
-        } else {
-            ctx.sink.write_chunk(&t.target, spec, &mut pipe).await
-        }
+        ctx.sink.write_chunk(&t.target, spec, &mut pipe).await
     };
     pipe.held = None;
     *stats = std::mem::take(&mut pipe.stats);

@@ -79,22 +79,6 @@ async fn write(sink: &dyn Sink, t: &TableInfo, c: &ChunkSpec, rows: Vec<Row>) {
     assert_eq!(stats.rows, n, "write_chunk reports the rows it wrote");
 }
 
-async fn write_new(sink: &dyn Sink, t: &TableInfo, c: &ChunkSpec, rows: Vec<Row>) {
-    let n = rows.len() as u64;
-    let stats = sink
-        .write_new_chunk(t, c, &mut reader(t, rows))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} sink: first write of chunk {} of {}: {e}",
-                sink.kind(),
-                c.index,
-                t.name
-            )
-        });
-    assert_eq!(stats.rows, n, "write_new_chunk reports the rows it wrote");
-}
-
 /// Runs the sink contract. Panics with a message naming the broken rule.
 pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
     let ns = suite.namespace.as_deref();
@@ -142,9 +126,8 @@ pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
             estimated_rows: 40,
         })
         .collect();
-    // First writes into the freshly created table: the fast path, nothing to clear.
     for c in &chunks {
-        write_new(sink, &t, c, in_range(&t, &rows, &c.range)).await;
+        write(sink, &t, c, in_range(&t, &rows, &c.range)).await;
     }
     for c in &chunks {
         let want = RowChecksum::of_rows(&in_range(&t, &rows, &c.range));
