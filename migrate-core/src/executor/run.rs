@@ -1528,6 +1528,16 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
                         .await;
                     return ChunkOutcome::Cancelled;
                 }
+                // If our lease lapsed, another worker owns the chunk now (or finished it):
+                // hand it over instead of retrying or failing the table over its writes.
+                if let Ok(false) = ctx
+                    .store
+                    .renew_lease(&ctx.run, name, index, &ctx.cfg.worker_id, lease)
+                    .await
+                {
+                    warn!(error = %e, "lost the chunk's lease; another worker has it");
+                    return ChunkOutcome::NotClaimed;
+                }
                 let decision = ctx.cfg.retry.decide(&e, &mut retry);
                 warn!(error = %e, ?decision, "chunk attempt failed");
                 match decision {
