@@ -135,9 +135,8 @@ pub fn decode_numeric(raw: &[u8]) -> Result<Decimal, BoxError> {
     let weight = i32::from(i16_(&mut r)?);
     let sign = u16::from_be_bytes(take(&mut r)?);
     let dscale = u16::from_be_bytes(take(&mut r)?) as usize;
-    let mut digits = Vec::with_capacity(ndigits);
-    for _ in 0..ndigits {
-        digits.push(i16_(&mut r)?);
+    if r.len() < 2 * ndigits {
+        return Err("truncated numeric".into());
     }
     match sign {
         NUMERIC_NAN => return Ok(Decimal::nan()),
@@ -146,37 +145,48 @@ pub fn decode_numeric(raw: &[u8]) -> Result<Decimal, BoxError> {
         NUMERIC_POS | NUMERIC_NEG => {}
         other => return Err(format!("bad numeric sign {other:#x}").into()),
     }
-    let group = |i: i32| -> i16 {
-        if i < 0 {
+    let group = |i: i32| -> u16 {
+        if i < 0 || i as usize >= ndigits {
             0
         } else {
-            digits.get(i as usize).copied().unwrap_or(0)
+            let at = 2 * i as usize;
+            u16::from_be_bytes([r[at], r[at + 1]])
         }
     };
-    let mut int_part = String::new();
+    // The unscaled digits: integer groups (the first without leading zeros), then exactly
+    // `dscale` fractional digits.
+    let mut unscaled = String::with_capacity(4 * (weight.max(0) as usize + 1) + dscale);
     for g in 0..=weight {
-        if int_part.is_empty() {
-            let d = group(g);
+        let d = group(g);
+        if unscaled.is_empty() {
             if d != 0 {
-                int_part.push_str(&d.to_string());
+                unscaled.push_str(itoa::Buffer::new().format(d));
             }
         } else {
-            int_part.push_str(&format!("{:04}", group(g)));
+            push_group(&mut unscaled, d, 4);
         }
     }
-    let mut frac = String::with_capacity(dscale + 4);
+    let mut frac = 0;
     let mut g = weight + 1;
-    while frac.len() < dscale {
-        frac.push_str(&format!("{:04}", group(g)));
+    while frac < dscale {
+        let take = (dscale - frac).min(4);
+        push_group(&mut unscaled, group(g), take);
+        frac += take;
         g += 1;
     }
-    frac.truncate(dscale);
-    let unscaled = format!("{int_part}{frac}");
     Ok(Decimal::from_parts(
         sign == NUMERIC_NEG,
         &unscaled,
         dscale as u32,
     )?)
+}
+
+/// Appends the first `n` of a base-10000 digit's four decimal digits.
+fn push_group(out: &mut String, d: u16, n: usize) {
+    let ds = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10];
+    for x in &ds[..n] {
+        out.push(char::from(b'0' + (*x % 10) as u8));
+    }
 }
 
 /// Encodes a decimal as NUMERIC, keeping its scale as `dscale`.
@@ -195,52 +205,60 @@ pub fn encode_numeric(d: &Decimal, out: &mut BytesMut) {
         out.put_u16(0);
         return;
     };
+    // Pad the fraction to whole groups: the unscaled digits followed by `pad` zeros, cut into
+    // groups of four from the right, have `frac_groups` groups after the point.
     let scale = scale as usize;
-    // Split the unscaled digits into integer and fraction parts, padded to groups of four.
-    let (int_digits, frac_digits) = if digits.len() > scale {
-        digits.split_at(digits.len() - scale)
-    } else {
-        ("", digits)
+    let pad = (4 - scale % 4) % 4;
+    let frac_groups = (scale + pad) / 4;
+    let total = digits.len() + pad;
+    let groups = total.div_ceil(4);
+    let mut weight = groups as i32 - frac_groups as i32 - 1;
+    let digit_at = |i: usize| -> u16 {
+        // i-th decimal digit of the padded string, counted from the left.
+        digits.as_bytes().get(i).map_or(0, |b| u16::from(b - b'0'))
     };
-    let frac_full = format!(
-        "{}{}",
-        "0".repeat(scale.saturating_sub(frac_digits.len())),
-        frac_digits
-    );
-    let int_pad = (4 - int_digits.len() % 4) % 4;
-    let int_full = format!("{}{}", "0".repeat(int_pad), int_digits);
-    let frac_pad = (4 - frac_full.len() % 4) % 4;
-    let frac_full = format!("{frac_full}{}", "0".repeat(frac_pad));
-    let parse = |s: &str| -> Vec<i16> {
-        s.as_bytes()
-            .chunks(4)
-            .map(|c| c.iter().fold(0i16, |acc, b| acc * 10 + i16::from(b - b'0')))
-            .collect()
-    };
-    let mut groups = parse(&int_full);
-    let mut weight = groups.len() as i32 - 1;
-    groups.extend(parse(&frac_full));
-    // Strip leading zero groups (each lowers the weight) and trailing ones.
-    let lead = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..lead);
-    weight -= lead as i32;
-    while groups.last() == Some(&0) {
-        groups.pop();
+    let header = out.len();
+    out.put_slice(&[0u8; 8]);
+    let mut written = 0i16;
+    let mut zeros_pending = 0i16;
+    let first_len = total.saturating_sub(4 * groups.saturating_sub(1));
+    let mut pos = 0usize;
+    for g in 0..groups {
+        let len = if g == 0 { first_len } else { 4 };
+        let mut v = 0u16;
+        for i in pos..pos + len {
+            v = v * 10 + digit_at(i);
+        }
+        pos += len;
+        if v == 0 {
+            if written == 0 {
+                weight -= 1; // a leading zero group is dropped
+            } else {
+                zeros_pending += 1; // kept only if a non-zero group follows
+            }
+            continue;
+        }
+        for _ in 0..zeros_pending {
+            out.put_u16(0);
+        }
+        written += zeros_pending + 1;
+        zeros_pending = 0;
+        out.put_u16(v);
     }
-    if groups.is_empty() {
+    if written == 0 {
         weight = 0;
     }
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight as i16);
-    out.put_u16(if negative && !groups.is_empty() {
+    let sign = if negative && written > 0 {
         NUMERIC_NEG
     } else {
         NUMERIC_POS
-    });
-    out.put_u16(scale as u16);
-    for g in groups {
-        out.put_i16(g);
-    }
+    };
+    let mut h = [0u8; 8];
+    h[0..2].copy_from_slice(&written.to_be_bytes());
+    h[2..4].copy_from_slice(&(weight as i16).to_be_bytes());
+    h[4..6].copy_from_slice(&sign.to_be_bytes());
+    h[6..8].copy_from_slice(&(scale as u16).to_be_bytes());
+    out[header..header + 8].copy_from_slice(&h);
 }
 
 /// Encodes `v` for a column of type `ty`, widening where lossless (int2 into int8, ints into
@@ -380,6 +398,17 @@ mod tests {
             "-Infinity",
         ] {
             assert_eq!(round_trip(s), s, "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_numeric_round_trips(digits in "[1-9][0-9]{0,60}|0", scale in 0u32..40, neg: bool) {
+            let d = Decimal::from_parts(neg, &digits, scale).unwrap();
+            let mut b = BytesMut::new();
+            encode_numeric(&d, &mut b);
+            let back = decode_numeric(&b).unwrap();
+            proptest::prop_assert_eq!(back.to_string(), d.to_string());
         }
     }
 

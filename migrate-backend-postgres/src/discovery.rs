@@ -30,7 +30,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             "SELECT c.oid, n.nspname::text, c.relname::text, c.reltuples::float8, pg_table_size(c.oid)::bigint
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migrate')
                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
               ORDER BY 2, 3",
             &[],

@@ -21,6 +21,8 @@
 mod checkpoint;
 mod codec;
 mod config;
+pub mod copy_binary;
+mod deferred_key;
 mod discovery;
 pub mod error;
 mod reader;

@@ -7,20 +7,45 @@ use async_trait::async_trait;
 use deadpool_postgres::Object;
 use futures_util::StreamExt;
 use migrate_core::{Batch, BatchReader, Error, ErrorKind, Result, Row, Schema};
-use tokio_postgres::binary_copy::BinaryCopyOutStream;
+use tokio_postgres::types::Type;
+use tokio_postgres::CopyOutStream;
 
-use crate::codec::PgValue;
+use crate::copy_binary::TupleDecoder;
 use crate::error::pg_error;
 
 /// A chunk being read: the pooled connection (inside a read-only snapshot transaction) and the
 /// COPY stream. At most one batch is decoded at a time.
 pub struct CopyReader {
-    pub(crate) conn: Option<Object>,
-    pub(crate) stream: Pin<Box<BinaryCopyOutStream>>,
-    pub(crate) schema: Arc<Schema>,
-    pub(crate) batch_rows: usize,
-    pub(crate) done: bool,
-    pub(crate) table: String,
+    conn: Option<Object>,
+    stream: Pin<Box<CopyOutStream>>,
+    decoder: TupleDecoder,
+    schema: Arc<Schema>,
+    batch_rows: usize,
+    done: bool,
+    table: String,
+}
+
+impl CopyReader {
+    /// Reads `stream` (a `COPY … TO STDOUT (FORMAT binary)` on `conn`) whose columns have the
+    /// wire types `types`, committing `conn`'s transaction once the stream has ended.
+    pub(crate) fn new(
+        conn: Object,
+        stream: CopyOutStream,
+        types: Vec<Type>,
+        schema: Arc<Schema>,
+        batch_rows: usize,
+        table: String,
+    ) -> Self {
+        CopyReader {
+            conn: Some(conn),
+            stream: Box::pin(stream),
+            decoder: TupleDecoder::new(types),
+            schema,
+            batch_rows: batch_rows.max(1),
+            done: false,
+            table,
+        }
+    }
 }
 
 #[async_trait]
@@ -33,29 +58,27 @@ impl BatchReader for CopyReader {
         if self.done {
             return Ok(None);
         }
-        let width = self.schema.columns.len();
         let mut rows: Vec<Row> = Vec::with_capacity(self.batch_rows);
         while rows.len() < self.batch_rows {
             match self.stream.next().await {
-                Some(Ok(r)) => {
-                    let mut row = Vec::with_capacity(width);
-                    for i in 0..width {
-                        let v: PgValue = r.try_get(i).map_err(|e| {
-                            Error::with_source(
-                                ErrorKind::Validation,
-                                format!(
-                                    "table {}: column {:?} could not be decoded",
-                                    self.table, self.schema.columns[i].name
-                                ),
-                                e,
-                            )
-                        })?;
-                        row.push(v.0);
-                    }
-                    rows.push(row);
-                }
+                Some(Ok(chunk)) => self.decoder.feed(&chunk, &mut rows).map_err(|e| {
+                    let what = match e.column {
+                        Some(i) => format!(
+                            "table {}: column {:?} could not be decoded",
+                            self.table, self.schema.columns[i].name
+                        ),
+                        None => format!("table {}: malformed COPY BINARY stream", self.table),
+                    };
+                    Error::with_source(ErrorKind::Validation, what, e.source)
+                })?,
                 Some(Err(e)) => return Err(pg_error(e, &format!("reading {}", self.table))),
                 None => {
+                    if !self.decoder.ended() || self.decoder.has_partial() {
+                        return Err(Error::transient(format!(
+                            "table {}: the COPY stream ended before its trailer",
+                            self.table
+                        )));
+                    }
                     self.done = true;
                     if let Some(conn) = &self.conn {
                         conn.batch_execute("COMMIT")

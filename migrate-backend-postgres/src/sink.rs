@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
-use futures_util::pin_mut;
+use futures_util::{pin_mut, SinkExt};
 use migrate_core::{
     BatchReader, ChunkSpec, Error, ErrorKind, KeyRange, Preflight, PrepareMode, PrepareOptions,
     Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter, TableInfo, TableName,
     Value, WriteStats,
 };
-use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
-use crate::codec::PgParam;
 use crate::config::PgConfig;
+use crate::copy_binary::TupleEncoder;
+use crate::deferred_key;
 use crate::discovery::{discover, PgTable};
 use crate::error::{pg_error, pool_error};
 use crate::reader::CopyReader;
@@ -31,6 +31,11 @@ pub struct PgSinkOptions {
     pub create_foreign_keys: bool,
     /// `ANALYZE` each table once loaded (default true).
     pub analyze: bool,
+    /// Build the primary key of each table this sink creates after its data rather than
+    /// before (default true): much faster loads, at the price of a `_migrate` schema in the
+    /// target holding which tables are still loading (see the `deferred_key` module). Turn it
+    /// off where the target role may not create a schema.
+    pub keys_after_data: bool,
 }
 
 impl Default for PgSinkOptions {
@@ -38,6 +43,7 @@ impl Default for PgSinkOptions {
         PgSinkOptions {
             create_foreign_keys: true,
             analyze: true,
+            keys_after_data: true,
         }
     }
 }
@@ -49,6 +55,8 @@ pub struct PgSink {
     options: PgSinkOptions,
     /// Target column wire types, by table (from the target's catalog).
     targets: std::sync::Mutex<HashMap<TableName, Arc<PgTable>>>,
+    /// Whether the target has the deferred-key state tables (`None`: not looked yet).
+    key_state: std::sync::Mutex<Option<bool>>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -84,6 +92,7 @@ impl PgSink {
             config,
             options,
             targets: std::sync::Mutex::new(HashMap::new()),
+            key_state: std::sync::Mutex::new(None),
         })
     }
 
@@ -181,7 +190,26 @@ impl PgSink {
         out
     }
 
-    fn create_sql(table: &TableInfo) -> Result<String> {
+    /// Whether chunk writes should look for a deferred key's markers (the state tables exist;
+    /// looked up once per sink, since a resumed process may write without preparing).
+    async fn has_key_state(&self, conn: &Object) -> Result<bool> {
+        if !self.options.keys_after_data {
+            return Ok(false);
+        }
+        if let Some(known) = *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(known);
+        }
+        let exists: bool = conn
+            .query_one("SELECT to_regclass('_migrate.written') IS NOT NULL", &[])
+            .await
+            .map_err(|e| pg_error(e, "looking for the sink's state tables"))?
+            .get(0);
+        *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(exists);
+        Ok(exists)
+    }
+
+    /// `CREATE TABLE` for `table`, with its primary key unless `with_key` is false.
+    fn create_sql(table: &TableInfo, with_key: bool) -> Result<String> {
         let mut cols = Vec::new();
         for c in &table.schema.columns {
             let mut def = format!(
@@ -203,7 +231,7 @@ impl PgSink {
             cols.push(def);
         }
         let pk = table.primary_key();
-        if !pk.is_empty() {
+        if with_key && !pk.is_empty() {
             cols.push(format!(
                 "PRIMARY KEY ({})",
                 pk.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
@@ -231,30 +259,38 @@ impl PgSink {
             .map(|c| ident(&c.name))
             .collect();
         let sink = tx
-            .copy_in(&format!(
+            .copy_in::<_, bytes::Bytes>(&format!(
                 "COPY {target} ({}) FROM STDIN (FORMAT binary)",
                 cols.join(", ")
             ))
             .await
             .map_err(|e| pg_error(e, &format!("COPY into {}", table.name)))?;
-        let writer = BinaryCopyInWriter::new(sink, types);
-        pin_mut!(writer);
+        pin_mut!(sink);
+        let mut encoder = TupleEncoder::new();
         let mut stats = WriteStats::default();
+        let sending = |e| pg_error(e, &format!("writing rows of {}", table.name));
         while let Some(batch) = rows.next_batch().await? {
             stats.bytes += batch.byte_size() as u64;
             for row in batch.rows() {
-                let params: Vec<PgParam<'_>> = row.iter().map(PgParam).collect();
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                writer
-                    .as_mut()
-                    .write(&refs)
-                    .await
-                    .map_err(|e| pg_error(e, &format!("writing a row of {}", table.name)))?;
+                encoder.row(row, types).map_err(|(i, e)| {
+                    Error::with_source(
+                        ErrorKind::Validation,
+                        format!(
+                            "table {}: column {:?} could not be encoded",
+                            table.name, table.schema.columns[i].name
+                        ),
+                        e,
+                    )
+                })?;
                 stats.rows += 1;
+                if encoder.should_flush() {
+                    sink.as_mut().send(encoder.take()).await.map_err(sending)?;
+                }
             }
         }
-        writer
+        encoder.finish();
+        sink.as_mut().send(encoder.take()).await.map_err(sending)?;
+        sink.as_mut()
             .finish()
             .await
             .map_err(|e| pg_error(e, &format!("finishing COPY into {}", table.name)))?;
@@ -268,8 +304,19 @@ impl PgSink {
         options: &PrepareOptions,
     ) -> Result<Prepared> {
         let name = sql::table(&table.name);
+        // A table still loading was created by another run, or by a worker of this run racing
+        // us: its key is built now, so that writes into it from here on clear their ranges.
+        deferred_key::build(conn, &name).await?;
         let existing = self.target_meta(conn, &table.name, true).await?;
         let backup = backup_name(&table.name);
+        let add_key = match deferred_key::add_key_sql(table) {
+            Some(k) if self.options.keys_after_data => {
+                deferred_key::ensure_state(conn).await?;
+                *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(true);
+                Some(k)
+            }
+            _ => None,
+        };
         let mut prepared = Prepared::default();
         let tx = conn
             .transaction()
@@ -323,9 +370,12 @@ impl PgSink {
             }
             (None, _) => {}
         }
-        tx.batch_execute(&Self::create_sql(table)?)
+        tx.batch_execute(&Self::create_sql(table, add_key.is_none())?)
             .await
             .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
+        if let Some(add_key) = &add_key {
+            deferred_key::start(&tx, &name, add_key).await?;
+        }
         tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
         prepared.created = prepared.backup.is_none();
         self.target_meta(conn, &table.name, true).await?;
@@ -345,14 +395,14 @@ impl PgSink {
             .copy_out(q.as_str())
             .await
             .map_err(|e| not_found_or(e, t))?;
-        let mut reader = CopyReader {
-            stream: Box::pin(BinaryCopyOutStream::new(stream, &wire)),
-            conn: Some(conn),
-            schema: t.schema.clone(),
-            batch_rows: 10_000,
-            done: false,
-            table: t.name.to_string(),
-        };
+        let mut reader = CopyReader::new(
+            conn,
+            stream,
+            wire,
+            t.schema.clone(),
+            10_000,
+            t.name.to_string(),
+        );
         migrate_core::collect_rows(&mut reader).await
     }
 }
@@ -437,7 +487,7 @@ impl Sink for PgSink {
                         table.name
                     ));
                 }
-                if let Err(e) = Self::create_sql(table) {
+                if let Err(e) = Self::create_sql(table, true) {
                     p.problems.push(e.to_string());
                 }
             }
@@ -472,12 +522,14 @@ impl Sink for PgSink {
         let mut conn = self.conn().await?;
         let types = self.wire(&conn, table).await?;
         let name = sql::table(&table.name);
+        let markers = !table.schema.primary_key.is_empty() && self.has_key_state(&conn).await?;
         let tx = conn
             .transaction()
             .await
             .map_err(|e| pg_error(e, "write_chunk"))?;
+        let first = markers && deferred_key::first_write(&tx, &name, chunk.index).await?;
         // Replace the range: whatever an earlier attempt committed there goes, in the same
-        // transaction as the new rows.
+        // transaction as the new rows (unless no write of this chunk was ever committed).
         let clear = if chunk.range.is_all() || table.schema.primary_key.is_empty() {
             format!("DELETE FROM {name}")
         } else {
@@ -486,12 +538,14 @@ impl Sink for PgSink {
                 range_predicate(&table.schema, &chunk.range)?
             )
         };
-        tx.batch_execute(&clear).await.map_err(|e| {
-            pg_error(
-                e,
-                &format!("clearing chunk {} of {}", chunk.index, table.name),
-            )
-        })?;
+        if !first {
+            tx.batch_execute(&clear).await.map_err(|e| {
+                pg_error(
+                    e,
+                    &format!("clearing chunk {} of {}", chunk.index, table.name),
+                )
+            })?;
+        }
         let stats = self.copy_into(&tx, &name, table, &types, rows).await?;
         tx.commit().await.map_err(|e| {
             pg_error(
@@ -539,10 +593,13 @@ impl Sink for PgSink {
     }
 
     async fn finalize(&self, table: &TableInfo) -> Result<()> {
-        let conn = self.conn().await?;
+        let mut conn = self.conn().await?;
         let name = sql::table(&table.name);
+        deferred_key::build(&mut conn, &name).await?;
         if self.options.create_foreign_keys {
             for fk in &table.foreign_keys {
+                // A foreign key needs the parent's key, which may still be deferred.
+                deferred_key::build(&mut conn, &sql::table(&fk.referenced_table)).await?;
                 let cname = fk.name.clone().unwrap_or_else(|| {
                     format!("{}_{}_fkey", table.name.name, fk.columns.join("_"))
                 });
@@ -629,6 +686,8 @@ impl Sink for PgSink {
         let mut conn = self.conn().await?;
         let types = self.wire(&conn, table).await?;
         let name = sql::table(&table.name);
+        // ON CONFLICT needs the key.
+        deferred_key::build(&mut conn, &name).await?;
         let tx = conn
             .transaction()
             .await
@@ -699,6 +758,7 @@ impl Sink for PgSink {
             .transaction()
             .await
             .map_err(|e| pg_error(e, "rollback"))?;
+        deferred_key::forget(&tx, &name).await?;
         if let Some(b) = &prepared.backup {
             let backup = backup_name(&table.name);
             if backup.to_string() != *b {

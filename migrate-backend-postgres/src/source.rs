@@ -12,7 +12,6 @@ use migrate_core::{
     TableFilter, TableInfo, TableName, Value,
 };
 use tokio::sync::Mutex;
-use tokio_postgres::binary_copy::BinaryCopyOutStream;
 
 use crate::codec::PgValue;
 use crate::config::PgConfig;
@@ -191,14 +190,14 @@ impl PgSource {
             .copy_out(sql.as_str())
             .await
             .map_err(|e| pg_error(e, &format!("COPY from {}", t.info.name)))?;
-        Ok(Box::new(CopyReader {
-            stream: Box::pin(BinaryCopyOutStream::new(stream, &t.wire)),
-            conn: Some(conn),
-            schema: t.info.schema.clone(),
-            batch_rows: batch_rows.max(1),
-            done: false,
-            table: t.info.name.to_string(),
-        }))
+        Ok(Box::new(CopyReader::new(
+            conn,
+            stream,
+            t.wire.clone(),
+            t.info.schema.clone(),
+            batch_rows,
+            t.info.name.to_string(),
+        )))
     }
 
     async fn select_rows(&self, t: &PgTable, where_sql: &str) -> Result<Vec<Row>> {

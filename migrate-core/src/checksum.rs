@@ -112,52 +112,89 @@ pub fn encode_row(row: &[Value], out: &mut String) {
     }
 }
 
-/// Appends one field (`N` or `<len>:<text>`) to `out`.
+/// Appends one field (`N` or `<len>:<text>`) to `out`. This runs for every value migrated,
+/// so the common types are written without intermediate strings.
 pub fn encode_field(v: &Value, out: &mut String) {
-    if v.is_null() {
-        out.push('N');
-        return;
-    }
-    let text = canonical_text(v);
-    let _ = write!(out, "{}:", text.chars().count());
-    out.push_str(&text);
+    let mut num = itoa::Buffer::new();
+    let text: &str = match v {
+        Value::Null => return out.push('N'),
+        Value::Bool(b) => return out.push_str(if *b { "1:t" } else { "1:f" }),
+        Value::Int16(i) => num.format(*i),
+        Value::Int32(i) | Value::Date(i) => num.format(*i),
+        Value::Int64(i) | Value::Time(i) | Value::Timestamp(i) | Value::TimestampTz(i) => {
+            num.format(*i)
+        }
+        Value::Text(s) => s,
+        _ => {
+            // Written in place, then the length prefix is slipped in front of it.
+            let start = out.len();
+            write_canonical(v, out);
+            let n = out[start..].chars().count();
+            out.insert(start, ':');
+            out.insert_str(start, itoa::Buffer::new().format(n));
+            return;
+        }
+    };
+    let n = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    };
+    out.push_str(itoa::Buffer::new().format(n));
+    out.push(':');
+    out.push_str(text);
 }
 
 /// The canonical text of a non-null value (see the module docs); `N` for NULL.
 pub fn canonical_text(v: &Value) -> String {
+    let mut s = String::new();
+    write_canonical(v, &mut s);
+    s
+}
+
+/// Appends the canonical text of `v` to `out`.
+fn write_canonical(v: &Value, out: &mut String) {
     match v {
-        Value::Null => "N".to_string(),
-        Value::Bool(b) => if *b { "t" } else { "f" }.to_string(),
-        Value::Int16(i) => i.to_string(),
-        Value::Int32(i) => i.to_string(),
-        Value::Int64(i) => i.to_string(),
-        Value::Float32(x) => float_text(f64::from(*x)),
-        Value::Float64(x) => float_text(*x),
-        Value::Decimal(d) => d.normalized().to_string(),
-        Value::Text(s) => s.clone(),
-        Value::Bytes(b) => {
-            let mut s = String::with_capacity(b.len() * 2);
-            for byte in b {
-                let _ = write!(s, "{byte:02x}");
-            }
-            s
+        Value::Null => out.push('N'),
+        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Int16(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::Int32(i) | Value::Date(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::Int64(i) | Value::Time(i) | Value::Timestamp(i) | Value::TimestampTz(i) => {
+            out.push_str(itoa::Buffer::new().format(*i))
         }
-        Value::Date(d) => d.to_string(),
-        Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => t.to_string(),
-        Value::Interval(i) => format!("{}m{}d{}us", i.months, i.days, i.micros),
-        Value::Uuid(u) => uuid::Uuid::from_bytes(*u).hyphenated().to_string(),
+        Value::Float32(x) => out.push_str(&float_text(f64::from(*x))),
+        Value::Float64(x) => out.push_str(&float_text(*x)),
+        Value::Decimal(d) => d.write_normalized(out),
+        Value::Text(s) => out.push_str(s),
+        Value::Bytes(b) => {
+            for byte in b {
+                let _ = write!(out, "{byte:02x}");
+            }
+        }
+        Value::Interval(i) => {
+            let _ = write!(out, "{}m{}d{}us", i.months, i.days, i.micros);
+        }
+        Value::Uuid(u) => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            out.push_str(
+                uuid::Uuid::from_bytes(*u)
+                    .hyphenated()
+                    .encode_lower(&mut buf),
+            );
+        }
         Value::Json(s) => match serde_json::from_str::<serde_json::Value>(s) {
             // serde_json's map is ordered by key (no preserve_order feature): sorted output.
-            Ok(j) => j.to_string(),
-            Err(_) => s.clone(),
+            Ok(j) => {
+                let _ = write!(out, "{j}");
+            }
+            Err(_) => out.push_str(s),
         },
         Value::Array(items) => {
-            let mut s = String::from("[");
+            out.push('[');
             for i in items {
-                encode_field(i, &mut s);
+                encode_field(i, out);
             }
-            s.push(']');
-            s
+            out.push(']');
         }
     }
 }

@@ -150,6 +150,45 @@ impl Decimal {
         }
     }
 
+    /// Appends what `self.normalized().to_string()` would give, without allocating (the
+    /// checksum's per-value path).
+    pub fn write_normalized(&self, out: &mut String) {
+        let (negative, digits, scale) = match &self.repr {
+            Repr::Finite {
+                negative,
+                digits,
+                scale,
+            } => (*negative, digits.as_str(), *scale as usize),
+            Repr::NaN => return out.push_str("NaN"),
+            Repr::PosInf => return out.push_str("Infinity"),
+            Repr::NegInf => return out.push_str("-Infinity"),
+        };
+        let mut digits = digits;
+        let mut scale = scale;
+        while scale > 0 && digits.ends_with('0') {
+            digits = &digits[..digits.len() - 1];
+            scale -= 1;
+        }
+        if digits.is_empty() {
+            return out.push('0');
+        }
+        if negative {
+            out.push('-');
+        }
+        if scale == 0 {
+            out.push_str(digits);
+        } else if digits.len() > scale {
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            out.push_str(int);
+            out.push('.');
+            out.push_str(frac);
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', scale - digits.len()));
+            out.push_str(digits);
+        }
+    }
+
     /// The same value at a larger scale (pads zeros); `None` if `scale` is smaller than needed.
     pub fn with_scale(&self, new_scale: u32) -> Option<Decimal> {
         let n = self.normalized();
@@ -378,6 +417,16 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn write_normalized_is_normalized_to_string(v in any::<i64>(), scale in 0u32..12, neg: bool) {
+            let x = Decimal::from_parts(neg, &v.unsigned_abs().to_string(), scale).unwrap();
+            let mut out = String::from("x");
+            x.write_normalized(&mut out);
+            prop_assert_eq!(out, format!("x{}", x.normalized()));
+        }
     }
 
     #[test]

@@ -24,14 +24,15 @@ pub(crate) struct KeySample {
 }
 
 impl KeySample {
-    pub(crate) fn offer(&mut self, key: Vec<Value>, cap: usize) {
+    /// Offers one row's key; `key` is only built when the key is kept.
+    pub(crate) fn offer(&mut self, key: impl FnOnce() -> Vec<Value>, cap: usize) {
         self.seen += 1;
         if self.keys.len() < cap {
-            self.keys.push(key);
+            self.keys.push(key());
         } else if cap > 0 {
             let j = fastrand::u64(..self.seen) as usize;
             if j < cap {
-                self.keys[j] = key;
+                self.keys[j] = key();
             }
         }
     }
@@ -108,7 +109,7 @@ impl BatchReader for ChunkPipe<'_> {
             if !src_schema.primary_key.is_empty() {
                 self.stats
                     .sample
-                    .offer(src_schema.key_of(row), self.sample_cap);
+                    .offer(|| src_schema.key_of(row), self.sample_cap);
             }
         }
         if let (Some(ci), Some(last)) = (self.cursor_index, batch.rows().last()) {
