@@ -220,5 +220,36 @@ fn split_messages(wire: &Bytes, types: &[Type]) -> Vec<Bytes> {
     cuts.windows(2).map(|w| wire.slice(w[0]..w[1])).collect()
 }
 
-criterion_group!(benches, executor, per_value);
+/// The planner alone on 10,000 tables: a binary tree of foreign keys (wide and 14 deep) and a
+/// single chain (10,000 deep).
+fn planner(c: &mut Criterion) {
+    use migrate_core::plan::{plan, Constraints, PlanTable, Priority};
+    let mut g = c.benchmark_group("plan 10,000 tables");
+    g.sample_size(10);
+    for (shape, parent) in [
+        ("tree", (|i: usize| i / 2) as fn(usize) -> usize),
+        ("chain", |i: usize| i - 1),
+    ] {
+        let tables: Vec<PlanTable> = (1..=10_000usize)
+            .map(|i| PlanTable {
+                name: TableName::new("public", format!("t{i}")),
+                rows: 1_000 * i as u64,
+                bytes: 100_000 * i as u64,
+                depends_on: if i > 1 {
+                    vec![TableName::new("public", format!("t{}", parent(i)))]
+                } else {
+                    vec![]
+                },
+                priority: Priority::default(),
+                measured_bytes_per_sec: None,
+            })
+            .collect();
+        g.bench_function(shape, |b| {
+            b.iter(|| plan(&tables, &Constraints::default()).expect("plan"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, executor, per_value, planner);
 criterion_main!(benches);

@@ -381,11 +381,12 @@ pub fn generate_wide(db: &str, rows: u64) -> u64 {
     psql(
         &db_url(db),
         &format!(
-            "CREATE TABLE wide ({}); INSERT INTO wide SELECT {} FROM generate_series(1, {rows}) g; VACUUM ANALYZE wide",
+            "CREATE TABLE wide ({}); INSERT INTO wide SELECT {} FROM generate_series(1::bigint, {rows}) g",
             cols.join(", "),
             exprs.join(", ")
         ),
     );
+    psql(&db_url(db), "VACUUM ANALYZE wide");
     let out = Command::new("psql")
         .args([&db_url(db), "-AtX", "-c", "SELECT pg_table_size('wide')"])
         .output()

@@ -25,10 +25,17 @@ pub struct PgTable {
 
 /// Lists the tables passing `filter` with their columns, keys, foreign keys and estimates.
 pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+    // Sizes come from the statistics where a table was ever analyzed or vacuumed (asking the
+    // file system for each of 10,000 tables took half a second), else they are measured. Table
+    // lists go to the catalogs as a set to join (`IN (SELECT unnest(…))`), not `= ANY(…)`.
     let rels = client
         .query(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.reltuples::float8, pg_table_size(c.oid)::bigint
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.reltuples::float8,
+                    CASE WHEN c.reltuples >= 0
+                         THEN (c.relpages::bigint + COALESCE(tc.relpages, 0)) * current_setting('block_size')::bigint
+                         ELSE pg_table_size(c.oid)::bigint END
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migrate')
                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
@@ -61,7 +68,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
                LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
                LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-              WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE a.attrelid IN (SELECT unnest($1::oid[])) AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attrelid, a.attnum",
             &[&oids],
         )
@@ -73,7 +80,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                FROM pg_index i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indisprimary AND i.indrelid = ANY($1)
+              WHERE i.indisprimary AND i.indrelid IN (SELECT unnest($1::oid[]))
               GROUP BY i.indrelid",
             &[&oids],
         )
@@ -89,7 +96,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                FROM pg_constraint con
                JOIN pg_class fc ON fc.oid = con.confrelid
                JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-              WHERE con.contype = 'f' AND con.conrelid = ANY($1)
+              WHERE con.contype = 'f' AND con.conrelid IN (SELECT unnest($1::oid[]))
               ORDER BY con.conrelid, con.conname",
             &[&oids],
         )
@@ -102,7 +109,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                     COALESCE((SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY AS k(n, ord)
                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), '{}')
                FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-              WHERE i.indrelid = ANY($1) AND NOT i.indisprimary
+              WHERE i.indrelid IN (SELECT unnest($1::oid[])) AND NOT i.indisprimary
               ORDER BY i.indrelid, ic.relname",
             &[&oids],
         )

@@ -12,7 +12,10 @@
 //! - **Reads** stream `COPY (SELECT … WHERE key range) TO STDOUT (FORMAT binary)` in batches,
 //!   all inside one exported snapshot (see [`PgSource`] for what a resumed run sees).
 //! - **Writes** delete the chunk's key range and `COPY … FROM STDIN (FORMAT binary)` in one
-//!   transaction, so a retried chunk converges; foreign keys are added after the data.
+//!   transaction, so a retried chunk converges. Tables the sink creates get their primary key,
+//!   foreign keys and indexes after the data; until then a chunk's first write skips the
+//!   `DELETE`, made safe by markers in the target's `_migrate` schema (see the README's
+//!   decisions). COPY BINARY is framed by [`copy_binary`], not per row through `ToSql`.
 //! - **Checksums** are computed inside Postgres with the canonical encoding of
 //!   `migrate_core::checksum` (MD5 per row, summed), or by streaming rows where a type has no
 //!   exact SQL rendering (floats, json, intervals, arrays).

@@ -96,7 +96,20 @@ fn seed003_loose_window_keeps_everything() {
     assert_eq!(p.order.len(), 8);
     assert_eq!(p.feasibility, Feasibility::Yes);
     assert!((p.estimated_secs - 260.0).abs() < 0.01);
-    assert!(p.checkpoints.iter().any(|c| c.label == "after customers"));
+    // The full estimate's checkpoint expects every table; earlier ones a prefix of the order.
+    let last = p
+        .checkpoints
+        .iter()
+        .find(|c| c.label == "100% of the estimate")
+        .unwrap();
+    assert_eq!(last.expected_done, p.order);
+    let half = p
+        .checkpoints
+        .iter()
+        .find(|c| c.label == "50% of the estimate")
+        .unwrap();
+    assert!(half.expected_done.len() < p.order.len());
+    assert_eq!(half.expected_done[..], p.order[..half.expected_done.len()]);
 }
 
 #[test]

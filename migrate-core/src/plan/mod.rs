@@ -223,6 +223,43 @@ fn secs_for(t: &PlanTable, c: &Constraints) -> f64 {
     t.bytes as f64 / rate
 }
 
+/// Seconds along the longest dependency chain through `tables`, and that chain. Each table
+/// keeps only its best predecessor (the chain is rebuilt at the end), so this is linear in the
+/// number of tables and edges, however deep the graph.
+fn critical_path(
+    tables: &BTreeMap<TableName, &PlanTable>,
+    dag: &DependencyGraph,
+    c: &Constraints,
+) -> (f64, Vec<TableName>) {
+    let mut best: BTreeMap<&TableName, (f64, Option<&TableName>)> = BTreeMap::new();
+    let mut end: Option<(&TableName, f64)> = None;
+    for name in dag.order() {
+        let Some(t) = tables.get(name) else { continue };
+        let parents = dag.parents(name);
+        let (before, via) = parents
+            .iter()
+            .filter_map(|p| best.get_key_value(p).map(|(k, v)| (v.0, *k)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or((0.0, None), |(secs, k)| (secs, Some(k)));
+        let secs = before + secs_for(t, c);
+        best.insert(name, (secs, via));
+        if end.is_none_or(|(_, s)| secs > s) {
+            end = Some((name, secs));
+        }
+    }
+    let Some((last, secs)) = end else {
+        return (0.0, Vec::new());
+    };
+    let mut path = vec![last.clone()];
+    let mut at = last;
+    while let Some((_, Some(prev))) = best.get(at) {
+        path.push((*prev).clone());
+        at = prev;
+    }
+    path.reverse();
+    (secs, path)
+}
+
 /// Elapsed time for a set of tables: bandwidth-bound (all bytes share the bandwidth) but never
 /// shorter than the longest dependency chain.
 fn elapsed(
@@ -231,29 +268,17 @@ fn elapsed(
     c: &Constraints,
 ) -> (f64, Vec<TableName>, f64) {
     let total: f64 = tables.values().map(|t| secs_for(t, c)).sum();
-    // Longest path by time through kept tables.
-    let mut best: BTreeMap<TableName, (f64, Vec<TableName>)> = BTreeMap::new();
-    for name in dag.order() {
-        let Some(t) = tables.get(name) else { continue };
-        let (before, mut path) = dag
-            .parents(name)
-            .iter()
-            .filter_map(|p| best.get(p))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .cloned()
-            .unwrap_or((0.0, Vec::new()));
-        path.push(name.clone());
-        best.insert(name.clone(), (before + secs_for(t, c), path));
-    }
-    let (cp_secs, cp) = best
-        .into_values()
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .unwrap_or((0.0, Vec::new()));
+    let (cp_secs, cp) = critical_path(tables, dag, c);
     (total.max(cp_secs), cp, cp_secs)
 }
 
+/// When the last planned table is done, one after another.
+fn done_by_secs_total(planned: &[PlannedTable]) -> f64 {
+    planned.last().map_or(0.0, |p| p.done_by_secs)
+}
+
 /// Plans `tables` against `constraints`.
-pub fn plan(tables: &[PlanTable], constraints: &Constraints) -> Result<Plan> {
+pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) -> Result<Plan> {
     let c = constraints;
     if let Some(cap) = c.bandwidth_cap {
         if c.bandwidth_target > cap {
@@ -298,33 +323,64 @@ pub fn plan(tables: &[PlanTable], constraints: &Constraints) -> Result<Plan> {
     let (critical_secs, _, _) = elapsed(&critical, &dag, c);
 
     // Defer until it fits: deferrable before important, largest first, and only tables no kept
-    // table depends on.
+    // table depends on. Candidates wait in an ordered set and a parent joins it when its last
+    // kept child goes; the bandwidth-bound total is kept as a running sum and the critical
+    // path only recomputed once the total fits (it can only exceed the window then).
     let mut kept = by_name.clone();
     let mut deferred = Vec::new();
-    loop {
-        let (est, _, _) = elapsed(&kept, &dag, c);
-        if est <= window {
-            break;
-        }
-        let candidate = kept
-            .values()
-            .filter(|t| t.priority != Priority::Critical)
-            .filter(|t| {
-                dag.children(&t.name)
+    let mut kept_children: BTreeMap<&TableName, usize> = by_name
+        .keys()
+        .map(|n| {
+            (
+                n,
+                dag.children(n)
                     .iter()
-                    .all(|ch| !kept.contains_key(ch))
-            })
-            .min_by(|a, b| {
-                a.priority
-                    .cmp(&b.priority)
-                    .then(b.bytes.cmp(&a.bytes))
-                    .then(a.name.cmp(&b.name))
-            })
-            .map(|t| t.name.clone());
-        let Some(name) = candidate else { break };
+                    .filter(|ch| by_name.contains_key(*ch))
+                    .count(),
+            )
+        })
+        .collect();
+    type Key<'a> = (Priority, std::cmp::Reverse<u64>, &'a TableName);
+    let eligible = |t: &'a_plan PlanTable| -> Key<'a_plan> {
+        (t.priority, std::cmp::Reverse(t.bytes), &t.name)
+    };
+    let mut candidates: BTreeSet<Key<'_>> = by_name
+        .values()
+        .filter(|t| t.priority != Priority::Critical && kept_children[&t.name] == 0)
+        .map(|t| eligible(t))
+        .collect();
+    let mut total: f64 = kept.values().map(|t| secs_for(t, c)).sum();
+    loop {
+        let est = if total > window {
+            total
+        } else {
+            let (est, _, _) = elapsed(&kept, &dag, c);
+            if est <= window {
+                break;
+            }
+            est
+        };
+        let Some(key) = candidates.pop_first() else {
+            break;
+        };
+        let name = key.2.clone();
         let t = kept
             .remove(&name)
             .ok_or_else(|| Error::fatal("planner lost a table"))?;
+        total -= secs_for(t, c);
+        for p in dag.parents(&name) {
+            if let Some((pk, n)) = kept_children.get_key_value(&p).map(|(k, n)| (*k, *n)) {
+                let n = n.saturating_sub(1);
+                kept_children.insert(pk, n);
+                if n == 0 {
+                    if let Some(pt) = kept.get(&p) {
+                        if pt.priority != Priority::Critical {
+                            candidates.insert(eligible(pt));
+                        }
+                    }
+                }
+            }
+        }
         let reason = format!(
             "{} table of {:.0} MB ({:.1} s): the kept work needs {:.1} s of the {:.1} s window",
             match t.priority {
@@ -396,38 +452,40 @@ pub fn plan(tables: &[PlanTable], constraints: &Constraints) -> Result<Plan> {
             chunk_rows: (chunk_bytes / avg_row).clamp(1, t.rows.max(1)),
         });
     }
-    let max_level = level.values().copied().max().unwrap_or(0);
-    let phases: Vec<Phase> = (1..=max_level)
-        .map(|l| {
-            let ts: Vec<&PlannedTable> = planned.iter().filter(|p| p.phase == l).collect();
-            Phase {
-                number: l,
-                tables: ts.iter().map(|p| p.table.to_string()).collect(),
-                planned_secs: ts.iter().map(|p| p.estimated_secs).sum(),
-            }
+    // One pass each: a 10,000-table schema must plan in well under a second, so nothing here
+    // may be quadratic in the number of tables (phases of a long chain, or checkpoints that
+    // each list every table done before them, were).
+    let mut by_phase: BTreeMap<usize, Vec<&PlannedTable>> = BTreeMap::new();
+    for p in &planned {
+        by_phase.entry(p.phase).or_default().push(p);
+    }
+    let phases: Vec<Phase> = by_phase
+        .into_iter()
+        .map(|(number, ts)| Phase {
+            number,
+            tables: ts.iter().map(|p| p.table.to_string()).collect(),
+            planned_secs: ts.iter().map(|p| p.estimated_secs).sum(),
         })
         .collect();
-    let mut checkpoints: Vec<Checkpoint> = planned
+    // Go/no-go marks at fixed shares of the estimate and of the window (a table's own finish
+    // time is `done_by_secs` in `tables`). `planned` is in finishing order.
+    let expected_by = |at: f64| -> Vec<String> {
+        let n = planned.partition_point(|q| q.done_by_secs <= at + 1e-9);
+        planned[..n].iter().map(|q| q.table.to_string()).collect()
+    };
+    let mut checkpoints: Vec<Checkpoint> = [0.25, 0.5, 0.75, 1.0]
         .iter()
-        .map(|p| Checkpoint {
-            label: format!("after {}", p.table),
-            at_secs: p.done_by_secs,
-            expected_done: planned
-                .iter()
-                .filter(|q| q.done_by_secs <= p.done_by_secs)
-                .map(|q| q.table.to_string())
-                .collect(),
+        .map(|share| Checkpoint {
+            label: format!("{:.0}% of the estimate", share * 100.0),
+            at_secs: share * done_by_secs_total(&planned),
+            expected_done: expected_by(share * done_by_secs_total(&planned)),
         })
         .collect();
     let mark = 0.75 * window;
     checkpoints.push(Checkpoint {
         label: "75% of window".into(),
         at_secs: mark,
-        expected_done: planned
-            .iter()
-            .filter(|q| q.done_by_secs <= mark)
-            .map(|q| q.table.to_string())
-            .collect(),
+        expected_done: expected_by(mark),
     });
     let mut contingency = vec![
         "If falling behind: the executor re-estimates the finish from measured throughput and defers not-yet-started deferrable tables, then important ones; critical work continues.".to_string(),
