@@ -92,12 +92,7 @@ pub(crate) async fn first_write(tx: &Transaction<'_>, target: &str, chunk: u32) 
 pub(crate) async fn build(conn: &mut Object, target: &str) -> Result<()> {
     let failed = |e| pg_error(e, &format!("building the primary key of {target}"));
     // Without the state tables nothing is loading.
-    let has_state: bool = conn
-        .query_one("SELECT to_regclass('_migrate.loading') IS NOT NULL", &[])
-        .await
-        .map_err(failed)?
-        .get(0);
-    if !has_state {
+    if !has_state(&*conn).await? {
         return Ok(());
     }
     let tx = conn.transaction().await.map_err(failed)?;
@@ -128,12 +123,7 @@ pub(crate) async fn build(conn: &mut Object, target: &str) -> Result<()> {
 
 /// Forgets `target`'s loading state without building anything (its table is being dropped).
 pub(crate) async fn forget(tx: &impl GenericClient, target: &str) -> Result<()> {
-    let has_state: bool = tx
-        .query_one("SELECT to_regclass('_migrate.loading') IS NOT NULL", &[])
-        .await
-        .map_err(|e| pg_error(e, "forgetting the table's load state"))?
-        .get(0);
-    if has_state {
+    if has_state(tx).await? {
         tx.execute("DELETE FROM _migrate.loading WHERE target = $1", &[&target])
             .await
             .map_err(|e| pg_error(e, "forgetting the table's load state"))?;
@@ -142,4 +132,14 @@ pub(crate) async fn forget(tx: &impl GenericClient, target: &str) -> Result<()> 
             .map_err(|e| pg_error(e, "forgetting the table's load state"))?;
     }
     Ok(())
+}
+
+/// Whether the target has the state tables (a target this sink never created a table in has
+/// none, and then nothing is loading).
+async fn has_state(client: &impl GenericClient) -> Result<bool> {
+    Ok(client
+        .query_one("SELECT to_regclass('_migrate.loading') IS NOT NULL", &[])
+        .await
+        .map_err(|e| pg_error(e, "looking for the sink's state tables"))?
+        .get(0))
 }

@@ -272,11 +272,6 @@ fn elapsed(
     (total.max(cp_secs), cp, cp_secs)
 }
 
-/// When the last planned table is done, one after another.
-fn done_by_secs_total(planned: &[PlannedTable]) -> f64 {
-    planned.last().map_or(0.0, |p| p.done_by_secs)
-}
-
 /// Plans `tables` against `constraints`.
 pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) -> Result<Plan> {
     let c = constraints;
@@ -473,12 +468,13 @@ pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) ->
         let n = planned.partition_point(|q| q.done_by_secs <= at + 1e-9);
         planned[..n].iter().map(|q| q.table.to_string()).collect()
     };
+    let serial_secs = planned.last().map_or(0.0, |p| p.done_by_secs);
     let mut checkpoints: Vec<Checkpoint> = [0.25, 0.5, 0.75, 1.0]
         .iter()
         .map(|share| Checkpoint {
             label: format!("{:.0}% of the estimate", share * 100.0),
-            at_secs: share * done_by_secs_total(&planned),
-            expected_done: expected_by(share * done_by_secs_total(&planned)),
+            at_secs: share * serial_secs,
+            expected_done: expected_by(share * serial_secs),
         })
         .collect();
     let mark = 0.75 * window;
