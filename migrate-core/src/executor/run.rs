@@ -387,7 +387,6 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
 /// What identifies a plan: tables, their schemas and keys, chunking and transforms. A stopped
 /// run is continued only under the same plan.
 fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) -> String {
-    use md5::Digest;
     let tables: Vec<_> = ctxs
         .values()
         .map(|t| {
@@ -404,7 +403,7 @@ fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) ->
         })
         .collect();
     let doc = serde_json::json!({ "mode": mode_name(&cfg.mode), "chunk_rows": cfg.chunk_rows, "tables": tables });
-    let digest = md5::Md5::digest(doc.to_string().as_bytes());
+    let digest = md5_many::md5(doc.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
