@@ -46,6 +46,8 @@ pub struct TupleDecoder {
     header_done: bool,
     ended: bool,
     carry: BytesMut,
+    /// In-memory size of the rows decoded since the last [`Self::take_byte_size`].
+    byte_size: usize,
 }
 
 impl TupleDecoder {
@@ -56,7 +58,14 @@ impl TupleDecoder {
             header_done: false,
             ended: false,
             carry: BytesMut::new(),
+            byte_size: 0,
         }
+    }
+
+    /// The in-memory size ([`migrate_core::batch::row_byte_size`]) of the rows decoded since
+    /// the last call, summed while each value is still in cache rather than in a second pass.
+    pub fn take_byte_size(&mut self) -> usize {
+        std::mem::take(&mut self.byte_size)
     }
 
     /// Whether the trailer has been seen.
@@ -112,7 +121,10 @@ impl TupleDecoder {
                 Some((used, row)) => {
                     at += used;
                     match row {
-                        Some(row) => rows.push(row),
+                        Some((row, size)) => {
+                            self.byte_size += size;
+                            rows.push(row);
+                        }
                         None => self.ended = true,
                     }
                 }
@@ -125,10 +137,10 @@ impl TupleDecoder {
         Ok(at)
     }
 
-    /// One row (or the trailer, `Some(None)`) from the start of `buf`, with the bytes it took;
-    /// `None` when `buf` does not hold all of it yet.
+    /// One row and its in-memory size (or the trailer, `Some(None)`) from the start of `buf`,
+    /// with the bytes it took; `None` when `buf` does not hold all of it yet.
     #[allow(clippy::type_complexity)]
-    fn decode_row(&self, buf: &[u8]) -> Result<Option<(usize, Option<Row>)>, DecodeError> {
+    fn decode_row(&self, buf: &[u8]) -> Result<Option<(usize, Option<(Row, usize)>)>, DecodeError> {
         let mut r = buf;
         if r.len() < 2 {
             return Ok(None);
@@ -144,12 +156,14 @@ impl TupleDecoder {
             )));
         }
         let mut row = Vec::with_capacity(self.types.len());
+        let mut size = std::mem::size_of::<Row>();
         for (i, ty) in self.types.iter().enumerate() {
             if r.len() < 4 {
                 return Ok(None);
             }
             let len = r.get_i32();
             if len < 0 {
+                size += Value::Null.byte_size();
                 row.push(Value::Null);
                 continue;
             }
@@ -161,10 +175,11 @@ impl TupleDecoder {
                 column: Some(i),
                 source,
             })?;
+            size += v.byte_size();
             row.push(v);
             r.advance(len);
         }
-        Ok(Some((buf.len() - r.len(), Some(row))))
+        Ok(Some((buf.len() - r.len(), Some((row, size)))))
     }
 }
 

@@ -92,7 +92,8 @@ impl BatchReader for CopyReader {
         if rows.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Batch::new(self.schema.clone(), rows)))
+        let size = self.decoder.take_byte_size();
+        Ok(Some(Batch::with_byte_size(self.schema.clone(), rows, size)))
     }
 }
 
