@@ -16,11 +16,6 @@ use clap::{Parser, Subcommand};
 use migrate_core::{CheckpointStore, Control, Error, KeyRange, Migration, RunStatus, TableStatus};
 use migrate_examples::{backends, config, output, templates};
 
-/// A migration allocates a string per text value it moves; mimalloc takes about a tenth off
-/// migrate's CPU in the Postgres benchmark against glibc's allocator (`benches/README.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const OK: u8 = 0;
 const FAILED: u8 = 1;
 const USAGE: u8 = 2;

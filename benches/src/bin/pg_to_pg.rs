@@ -15,10 +15,6 @@
 
 use std::process::Command;
 
-/// The allocator the `migrate` CLI ships with (see `benches/README.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use migrate_benches::{
     db_url, generate, have_pgcopydb, measure, pgcopydb_command, pipe_command, pipe_script,

@@ -9,10 +9,6 @@
 // A measuring harness: when a step fails, stopping loudly is the right behaviour.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-/// The allocator the `migrate` CLI ships with (see `benches/README.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Instant;
 
 use clap::Parser;
