@@ -338,6 +338,41 @@ pub fn measure(
     median(v)
 }
 
+/// One tool of a side-by-side comparison: its row name, what resets the target before each run,
+/// and the command to time.
+pub struct Tool<'a> {
+    /// Row name in the printed table.
+    pub name: String,
+    /// Runs before each timed run (untimed).
+    pub prepare: Box<dyn Fn() + 'a>,
+    /// The timed command.
+    pub command: Box<dyn Fn() -> Command + 'a>,
+}
+
+/// Runs every tool `runs` times, **round-robin** (one run of each tool per round), and returns
+/// each tool's median in `tools`' order. These machines drift by tens of percent over minutes;
+/// running each tool's repetitions back to back let that drift land on one tool and not
+/// another, while interleaving spreads it over all of them, so the ratios hold.
+pub fn measure_interleaved(runs: usize, tools: &[Tool<'_>]) -> Vec<Option<(f64, f64)>> {
+    let mut all: Vec<Vec<(f64, f64)>> = tools.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        for (tool, got) in tools.iter().zip(all.iter_mut()) {
+            (tool.prepare)();
+            if let Some(r) = timed(&mut (tool.command)()) {
+                eprintln!(
+                    "  {} run {}: {:.2} s, {:.0} MiB",
+                    tool.name,
+                    round + 1,
+                    r.0,
+                    r.1
+                );
+                got.push(r);
+            }
+        }
+    }
+    all.into_iter().map(median).collect()
+}
+
 /// The `ALTER TABLE … ADD CONSTRAINT … PRIMARY KEY` statements of database `src` (from
 /// `pg_dump --section=post-data`), to build keys after a bare load.
 pub fn primary_keys_sql(src: &str) -> String {

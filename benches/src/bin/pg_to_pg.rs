@@ -1,7 +1,8 @@
 //! Postgres → Postgres, side by side in one run: psql's binary COPY pipe (the practical
 //! ceiling), pgcopydb, and migrate (library API) at parallelism 1 and 2, with SQLite and
-//! in-memory checkpoints. Each figure is the median of `--runs` runs; ratios are to the psql
-//! pipe measured in the same run.
+//! in-memory checkpoints. Each figure is the median of `--runs` runs, taken round-robin (one run
+//! of every tool per round, so the machine's drift is shared); ratios are to the psql pipe
+//! measured in the same run.
 //!
 //! ```text
 //! cargo run --release -p migrate-benches --bin pg_to_pg -- --scale 0.2 --runs 3
@@ -17,8 +18,9 @@ use std::process::Command;
 
 use clap::Parser;
 use migrate_benches::{
-    db_url, generate, have_pgcopydb, measure, pgcopydb_command, pipe_command, pipe_script,
-    primary_keys_sql, print_table, recreate, target_tables_only, MigrateRun, TABLES,
+    db_url, generate, have_pgcopydb, measure_interleaved, pgcopydb_command, pipe_command,
+    pipe_script, primary_keys_sql, print_table, recreate, target_tables_only, MigrateRun, Tool,
+    TABLES,
 };
 
 /// Postgres to Postgres benchmark.
@@ -47,16 +49,17 @@ fn main() {
     let exe = std::env::current_exe().expect("exe");
     let state = std::env::temp_dir().join("bench-state.db");
     let bare = || target_tables_only("bench_src", "bench_dst");
-    let pipe = || pipe_command("bench_src", "bench_dst", &TABLES);
     let keys = primary_keys_sql("bench_src");
-    let mut results: Vec<(String, Option<(f64, f64)>)> = vec![
-        (
-            "psql binary COPY pipe (p=1)".into(),
-            measure("pipe", args.runs, &bare, &pipe),
-        ),
-        (
-            "psql binary COPY pipe, then primary keys (p=1)".into(),
-            measure("pipe + keys", args.runs, &bare, &|| {
+    let mut tools = vec![
+        Tool {
+            name: "psql binary COPY pipe (p=1)".into(),
+            prepare: Box::new(bare),
+            command: Box::new(|| pipe_command("bench_src", "bench_dst", &TABLES)),
+        },
+        Tool {
+            name: "psql binary COPY pipe, then primary keys (p=1)".into(),
+            prepare: Box::new(bare),
+            command: Box::new(|| {
                 let mut c = Command::new("bash");
                 c.args([
                     "-o",
@@ -71,16 +74,16 @@ fn main() {
                 .env("KEYS", &keys);
                 c
             }),
-        ),
+        },
     ];
     let have_pgcopydb = have_pgcopydb();
     for jobs in [1, 2] {
         if have_pgcopydb {
-            let name = format!("pgcopydb copy table-data (jobs={jobs})");
-            let r = measure(&name, args.runs, &bare, &|| {
-                pgcopydb_command("bench_src", "bench_dst", jobs)
+            tools.push(Tool {
+                name: format!("pgcopydb copy table-data (jobs={jobs})"),
+                prepare: Box::new(bare),
+                command: Box::new(move || pgcopydb_command("bench_src", "bench_dst", jobs)),
             });
-            results.push((name, r));
         }
         for store in ["sqlite", "memory"] {
             if jobs == 2 && store == "memory" {
@@ -94,16 +97,22 @@ fn main() {
                 state: state.display().to_string(),
                 memory_budget: 0,
             };
-            let name = format!("migrate (p={jobs}, {store} checkpoints)");
-            let prepare = || {
-                recreate("bench_dst");
-                let _ = std::fs::remove_file(&state);
-                let _ = std::fs::remove_file(state.with_extension("db-wal"));
-            };
-            let r = measure(&name, args.runs, &prepare, &|| run.command(&exe));
-            results.push((name, r));
+            let state = state.clone();
+            let exe = exe.clone();
+            tools.push(Tool {
+                name: format!("migrate (p={jobs}, {store} checkpoints)"),
+                prepare: Box::new(move || {
+                    recreate("bench_dst");
+                    let _ = std::fs::remove_file(&state);
+                    let _ = std::fs::remove_file(state.with_extension("db-wal"));
+                }),
+                command: Box::new(move || run.command(&exe)),
+            });
         }
     }
+    let medians = measure_interleaved(args.runs, &tools);
+    let results: Vec<(String, Option<(f64, f64)>)> =
+        tools.iter().map(|t| t.name.clone()).zip(medians).collect();
     print_table(args.runs, rows, bytes, &results);
     if !have_pgcopydb {
         println!("\npgcopydb not installed (benches/run.sh installs Debian's package)");
