@@ -327,15 +327,12 @@ pub fn measure(
     prepare: &dyn Fn(),
     cmd: &dyn Fn() -> Command,
 ) -> Option<(f64, f64)> {
-    let mut v = Vec::new();
-    for i in 0..runs {
-        prepare();
-        if let Some(r) = timed(&mut cmd()) {
-            eprintln!("  {name} run {}: {:.2} s, {:.0} MiB", i + 1, r.0, r.1);
-            v.push(r);
-        }
-    }
-    median(v)
+    let tool = Tool {
+        name: name.into(),
+        prepare: Box::new(prepare),
+        command: Box::new(cmd),
+    };
+    measure_interleaved(runs, &[tool]).pop().flatten()
 }
 
 /// One tool of a side-by-side comparison: its row name, what resets the target before each run,
