@@ -5,7 +5,7 @@
 use std::error::Error as StdError;
 
 use bytes::{BufMut, BytesMut};
-use migrate_core::{Decimal, Interval, Value};
+use migrate_core::{checksum, Decimal, Interval, Value};
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type};
 
 type BoxError = Box<dyn StdError + Sync + Send>;
@@ -42,6 +42,19 @@ fn i32_(raw: &mut &[u8]) -> Result<i32, BoxError> {
 }
 fn i64_(raw: &mut &[u8]) -> Result<i64, BoxError> {
     Ok(i64::from_be_bytes(take(raw)?))
+}
+
+/// Appends the canonical checksum field of one non-null wire value to `out`: exactly
+/// `checksum::encode_field(&decode(ty, raw)?)`, but text is read in place instead of copied
+/// into a `String` first (most values migrated are text).
+pub fn checksum_field(ty: &Type, raw: &[u8], out: &mut String) -> Result<(), BoxError> {
+    match *ty {
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            checksum::encode_text_field(std::str::from_utf8(raw)?, out)
+        }
+        _ => checksum::encode_field(&decode(ty, raw)?, out),
+    }
+    Ok(())
 }
 
 /// Decodes one non-null value of type `ty`.

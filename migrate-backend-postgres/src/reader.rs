@@ -6,11 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use futures_util::StreamExt;
-use migrate_core::{Batch, BatchReader, Error, ErrorKind, Result, Row, Schema};
+use migrate_core::{
+    Batch, BatchReader, EncodedBatch, Encoding, Error, ErrorKind, Result, Row, RowCodec, Schema,
+    POSTGRES_COPY_BINARY,
+};
 use tokio_postgres::types::Type;
 use tokio_postgres::CopyOutStream;
 
-use crate::copy_binary::TupleDecoder;
+use crate::copy_binary::{checksum_tuple, decode_tuple, DecodeError, RowSplitter, TupleDecoder};
 use crate::error::pg_error;
 
 /// A chunk being read: the pooled connection (inside a read-only snapshot transaction) and the
@@ -19,6 +22,10 @@ pub struct CopyReader {
     conn: Option<Object>,
     stream: Pin<Box<CopyOutStream>>,
     decoder: TupleDecoder,
+    /// Cuts tuples for [`BatchReader::next_encoded`] (used instead of `decoder`, never with).
+    splitter: RowSplitter,
+    codec: Arc<PgRowCodec>,
+    encoding: Arc<Encoding>,
     schema: Arc<Schema>,
     batch_rows: usize,
     done: bool,
@@ -36,10 +43,23 @@ impl CopyReader {
         batch_rows: usize,
         table: String,
     ) -> Self {
+        let codec = Arc::new(PgRowCodec {
+            types: types.clone(),
+            schema: schema.clone(),
+            table: table.clone(),
+        });
+        let encoding = Arc::new(Encoding {
+            format: POSTGRES_COPY_BINARY,
+            column_types: types.iter().map(Type::oid).collect(),
+            codec: codec.clone(),
+        });
         CopyReader {
             conn: Some(conn),
             stream: Box::pin(stream),
+            splitter: RowSplitter::new(types.len()),
             decoder: TupleDecoder::new(types),
+            codec,
+            encoding,
             schema,
             batch_rows: batch_rows.max(1),
             done: false,
@@ -61,30 +81,14 @@ impl BatchReader for CopyReader {
         let mut rows: Vec<Row> = Vec::with_capacity(self.batch_rows);
         while rows.len() < self.batch_rows {
             match self.stream.next().await {
-                Some(Ok(chunk)) => self.decoder.feed(&chunk, &mut rows).map_err(|e| {
-                    let what = match e.column {
-                        Some(i) => format!(
-                            "table {}: column {:?} could not be decoded",
-                            self.table, self.schema.columns[i].name
-                        ),
-                        None => format!("table {}: malformed COPY BINARY stream", self.table),
-                    };
-                    Error::with_source(ErrorKind::Validation, what, e.source)
-                })?,
+                Some(Ok(chunk)) => self
+                    .decoder
+                    .feed(&chunk, &mut rows)
+                    .map_err(|e| self.codec.error(e))?,
                 Some(Err(e)) => return Err(pg_error(e, &format!("reading {}", self.table))),
                 None => {
-                    if !self.decoder.ended() || self.decoder.has_partial() {
-                        return Err(Error::transient(format!(
-                            "table {}: the COPY stream ended before its trailer",
-                            self.table
-                        )));
-                    }
-                    self.done = true;
-                    if let Some(conn) = &self.conn {
-                        conn.batch_execute("COMMIT")
-                            .await
-                            .map_err(|e| pg_error(e, "ending the read transaction"))?;
-                    }
+                    self.end(self.decoder.ended() && !self.decoder.has_partial())
+                        .await?;
                     break;
                 }
             }
@@ -94,6 +98,86 @@ impl BatchReader for CopyReader {
         }
         let size = self.decoder.take_byte_size();
         Ok(Some(Batch::with_byte_size(self.schema.clone(), rows, size)))
+    }
+
+    fn encoding(&self) -> Option<&Arc<Encoding>> {
+        Some(&self.encoding)
+    }
+
+    async fn next_encoded(&mut self) -> Result<Option<EncodedBatch>> {
+        if self.done {
+            return Ok(None);
+        }
+        while self.splitter.rows() < self.batch_rows {
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self
+                    .splitter
+                    .feed(&chunk)
+                    .map_err(|e| self.codec.error(e))?,
+                Some(Err(e)) => return Err(pg_error(e, &format!("reading {}", self.table))),
+                None => {
+                    self.end(self.splitter.ended() && !self.splitter.has_partial())
+                        .await?;
+                    break;
+                }
+            }
+        }
+        if self.splitter.rows() == 0 {
+            return Ok(None);
+        }
+        let (bytes, ends) = self.splitter.take();
+        Ok(Some(EncodedBatch::new(self.encoding.clone(), bytes, ends)))
+    }
+}
+
+impl CopyReader {
+    /// The stream has ended: `complete` if it ended with its trailer and nothing left over.
+    async fn end(&mut self, complete: bool) -> Result<()> {
+        if !complete {
+            return Err(Error::transient(format!(
+                "table {}: the COPY stream ended before its trailer",
+                self.table
+            )));
+        }
+        self.done = true;
+        if let Some(conn) = &self.conn {
+            conn.batch_execute("COMMIT")
+                .await
+                .map_err(|e| pg_error(e, "ending the read transaction"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads single COPY BINARY tuples of one table for the executor (checksum text, sampled
+/// keys, watermarks) when the rows themselves go to the sink undecoded.
+struct PgRowCodec {
+    types: Vec<Type>,
+    schema: Arc<Schema>,
+    table: String,
+}
+
+impl PgRowCodec {
+    /// A decoding failure as an error naming the table and, where one was at fault, the column.
+    fn error(&self, e: DecodeError) -> Error {
+        let what = match e.column.and_then(|i| self.schema.columns.get(i)) {
+            Some(c) => format!(
+                "table {}: column {:?} could not be decoded",
+                self.table, c.name
+            ),
+            None => format!("table {}: malformed COPY BINARY stream", self.table),
+        };
+        Error::with_source(ErrorKind::Validation, what, e.source)
+    }
+}
+
+impl RowCodec for PgRowCodec {
+    fn decode_row(&self, row: &[u8]) -> Result<Row> {
+        decode_tuple(&self.types, row).map_err(|e| self.error(e))
+    }
+
+    fn checksum_text(&self, row: &[u8], out: &mut String) -> Result<()> {
+        checksum_tuple(&self.types, row, out).map_err(|e| self.error(e))
     }
 }
 

@@ -10,12 +10,12 @@ use futures_util::{pin_mut, SinkExt};
 use migrate_core::{
     BatchReader, ChunkSpec, Error, ErrorKind, KeyRange, Preflight, PrepareMode, PrepareOptions,
     Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter, TableInfo, TableName,
-    Value, WriteStats,
+    Value, WriteStats, POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 
 use crate::config::PgConfig;
-use crate::copy_binary::TupleEncoder;
+use crate::copy_binary::{header, TupleEncoder, TRAILER};
 use crate::deferred_key;
 use crate::discovery::{discover, PgTable};
 use crate::error::{pg_error, pool_error};
@@ -266,9 +266,30 @@ impl PgSink {
             .await
             .map_err(|e| pg_error(e, &format!("COPY into {}", table.name)))?;
         pin_mut!(sink);
-        let mut encoder = TupleEncoder::new();
         let mut stats = WriteStats::default();
         let sending = |e| pg_error(e, &format!("writing rows of {}", table.name));
+        if passes_through(rows, table, types) {
+            // The source's tuples are already what this COPY takes: forward them.
+            sink.as_mut().send(header()).await.map_err(sending)?;
+            while let Some(batch) = rows.next_encoded().await? {
+                stats.bytes += batch.byte_size() as u64;
+                stats.rows += batch.len() as u64;
+                sink.as_mut()
+                    .send(batch.bytes().clone())
+                    .await
+                    .map_err(sending)?;
+            }
+            sink.as_mut()
+                .send(bytes::Bytes::from_static(TRAILER))
+                .await
+                .map_err(sending)?;
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(|e| pg_error(e, &format!("finishing COPY into {}", table.name)))?;
+            return Ok(stats);
+        }
+        let mut encoder = TupleEncoder::new();
         while let Some(batch) = rows.next_batch().await? {
             stats.bytes += batch.byte_size() as u64;
             for row in batch.rows() {
@@ -408,6 +429,20 @@ impl PgSink {
 }
 
 /// `*` and `?` are glob characters in table filters; escape them in an exact name.
+/// Whether `rows` can be forwarded undecoded into a COPY of `table`'s columns with the wire
+/// types `types`: the reader offers COPY BINARY tuples of exactly those types, in the same
+/// column order.
+fn passes_through(rows: &dyn BatchReader, table: &TableInfo, types: &[Type]) -> bool {
+    let Some(encoding) = rows.encoding() else {
+        return false;
+    };
+    let oids: Vec<u32> = types.iter().map(Type::oid).collect();
+    let names = |s: &migrate_core::Schema| -> Vec<String> {
+        s.columns.iter().map(|c| c.name.clone()).collect()
+    };
+    encoding.matches(POSTGRES_COPY_BINARY, &oids) && names(rows.schema()) == names(&table.schema)
+}
+
 fn glob_escape(s: &str) -> String {
     s.replace('*', "[*]").replace('?', "[?]")
 }

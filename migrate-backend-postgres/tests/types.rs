@@ -8,8 +8,8 @@ mod common;
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_core::testing::{all_types_table, Fixture};
 use migrate_core::{
-    collect_rows, ChunkSpec, Column, DataType, Decimal, KeyRange, RowChecksum, Schema, Sink,
-    Source, TableFilter, TableInfo, TableName, Value,
+    collect_rows, BatchReader, ChunkSpec, Column, DataType, Decimal, KeyRange, PrepareOptions,
+    RowChecksum, Schema, Sink, Source, TableFilter, TableInfo, TableName, Value,
 };
 
 fn extremes() -> Fixture {
@@ -144,6 +144,157 @@ async fn round_trip(url: &str, f: &Fixture) {
         expected,
         "sink checksum of {}",
         f.table.name
+    );
+    encoded_path(url, &source, t, &got, expected).await;
+}
+
+/// The same chunk read undecoded: the tuples decode to the same rows, their checksum (text
+/// read straight from the wire) is the decoded rows', and a sink whose target has the same
+/// wire types forwards them into a table that then holds exactly the source's rows.
+async fn encoded_path(
+    url: &str,
+    source: &PgSource,
+    t: &TableInfo,
+    decoded: &[Vec<Value>],
+    expected: RowChecksum,
+) {
+    let chunk = ChunkSpec::whole_table(t.name.clone(), 0);
+    let mut reader = source.read_chunk(t, &chunk, 1).await.unwrap();
+    assert!(
+        reader.encoding().is_some(),
+        "the Postgres reader offers tuples"
+    );
+    let (mut rows, mut checksum) = (Vec::new(), RowChecksum::new());
+    while let Some(b) = reader.next_encoded().await.unwrap() {
+        assert_eq!(b.len(), 1, "one row per batch, as asked");
+        checksum.add_encoded(&b).unwrap();
+        rows.extend(b.decode().unwrap());
+    }
+    let key = |r: &Vec<Value>| r[0].clone();
+    rows.sort_by(|a, b| key(a).cmp_key(&key(b)));
+    assert_eq!(rows, decoded, "{}: encoded rows decode alike", t.name);
+    assert_eq!(checksum, expected, "{}: checksum from the wire", t.name);
+
+    // Forwarded into a copy of the table in another schema of the same database.
+    let copy = TableInfo {
+        name: TableName::new("types_copy", &t.name.name),
+        ..t.clone()
+    };
+    common::client(url)
+        .await
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS types_copy")
+        .await
+        .unwrap();
+    let sink = PgSink::new(url).unwrap();
+    sink.prepare(&copy, &PrepareOptions::default())
+        .await
+        .unwrap();
+    let mut reader = Only {
+        inner: source.read_chunk(t, &chunk, 1000).await.unwrap(),
+        encoded: true,
+    };
+    let stats = sink.write_chunk(&copy, &chunk, &mut reader).await.unwrap();
+    assert_eq!(stats.rows, decoded.len() as u64);
+    sink.finalize(&copy).await.unwrap();
+    assert_eq!(
+        sink.checksum(&copy, &KeyRange::all()).await.unwrap(),
+        expected,
+        "{}: checksum of the forwarded copy",
+        t.name
+    );
+    let copies = PgSource::new(url).unwrap();
+    let found = copies
+        .discover(&TableFilter {
+            include: vec![copy.name.to_string()],
+            exclude: vec![],
+        })
+        .await
+        .unwrap();
+    let mut back = copies.read_chunk(&found[0], &chunk, 1000).await.unwrap();
+    let mut back = collect_rows(&mut *back).await.unwrap();
+    back.sort_by(|a, b| key(a).cmp_key(&key(b)));
+    assert_eq!(
+        back, decoded,
+        "{}: the forwarded copy reads back alike",
+        t.name
+    );
+}
+
+/// A reader that lets its consumer read one way only: encoded tuples or decoded batches (the
+/// other fails the test), to prove which path a sink took.
+struct Only {
+    inner: Box<dyn BatchReader>,
+    encoded: bool,
+}
+
+#[async_trait::async_trait]
+impl BatchReader for Only {
+    fn schema(&self) -> &std::sync::Arc<Schema> {
+        self.inner.schema()
+    }
+    async fn next_batch(&mut self) -> migrate_core::Result<Option<migrate_core::Batch>> {
+        assert!(
+            !self.encoded,
+            "the sink decoded rows it could have forwarded"
+        );
+        self.inner.next_batch().await
+    }
+    fn encoding(&self) -> Option<&std::sync::Arc<migrate_core::Encoding>> {
+        self.inner.encoding()
+    }
+    async fn next_encoded(&mut self) -> migrate_core::Result<Option<migrate_core::EncodedBatch>> {
+        assert!(
+            self.encoded,
+            "the sink forwarded tuples of other wire types"
+        );
+        self.inner.next_encoded().await
+    }
+}
+
+#[tokio::test]
+async fn a_target_with_other_wire_types_gets_decoded_rows() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let url = common::fresh_db(&admin, "migrate_t_wire_types").await;
+    common::client(&url)
+        .await
+        .batch_execute(
+            "CREATE TABLE narrow (id int4 PRIMARY KEY, n int2, label varchar(10));
+             INSERT INTO narrow SELECT g, g, 'row ' || g FROM generate_series(1, 50) g;
+             CREATE SCHEMA wide;
+             CREATE TABLE wide.narrow (id bigint PRIMARY KEY, n int4, label text);",
+        )
+        .await
+        .unwrap();
+    let source = PgSource::new(&url).unwrap();
+    let t = source
+        .discover(&TableFilter {
+            include: vec!["public.narrow".into()],
+            exclude: vec![],
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let target = TableInfo {
+        name: TableName::new("wide", "narrow"),
+        ..t.clone()
+    };
+    let sink = PgSink::new(&url).unwrap();
+    let chunk = ChunkSpec::whole_table(t.name.clone(), 0);
+    let mut reader = Only {
+        inner: source.read_chunk(&t, &chunk, 7).await.unwrap(),
+        encoded: false,
+    };
+    let stats = sink
+        .write_chunk(&target, &chunk, &mut reader)
+        .await
+        .unwrap();
+    assert_eq!(stats.rows, 50);
+    let want = source.checksum(&t, &KeyRange::all()).await.unwrap();
+    assert_eq!(
+        sink.checksum(&target, &KeyRange::all()).await.unwrap(),
+        want
     );
 }
 

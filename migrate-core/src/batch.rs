@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::encoded::{EncodedBatch, Encoding};
+use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -97,6 +98,19 @@ pub trait BatchReader: Send {
 
     /// The next batch, or `None` at the end. After an error the reader must not be polled again.
     async fn next_batch(&mut self) -> Result<Option<Batch>>;
+
+    /// The encoding this reader can also hand rows over in, undecoded, if any (see
+    /// [`crate::encoded`]). A consumer that recognises it may read with [`Self::next_encoded`]
+    /// instead of [`Self::next_batch`]; it uses one of the two for the whole stream.
+    fn encoding(&self) -> Option<&Arc<Encoding>> {
+        None
+    }
+
+    /// The next batch still in [`Self::encoding`], or `None` at the end. Only called on readers
+    /// that offer an encoding.
+    async fn next_encoded(&mut self) -> Result<Option<EncodedBatch>> {
+        Err(Error::fatal("this reader has no encoded form"))
+    }
 }
 
 /// A reader over batches already in memory (tests, small tables, transforms).

@@ -15,6 +15,7 @@ pub mod chunk;
 pub mod config_serde;
 pub mod dag;
 pub mod decimal;
+pub mod encoded;
 pub mod error;
 pub mod executor;
 pub mod plan;
@@ -37,6 +38,7 @@ pub use checkpoint::{
 pub use checksum::RowChecksum;
 pub use chunk::{ChunkSpec, KeyRange};
 pub use decimal::Decimal;
+pub use encoded::{EncodedBatch, Encoding, RowCodec, POSTGRES_COPY_BINARY};
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle, Mode};
 pub use report::MigrationReport;

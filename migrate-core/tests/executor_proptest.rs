@@ -31,6 +31,8 @@ struct Case {
     parallelism: usize,
     faults: Vec<(bool, u64, u8, usize)>, // (on write?, nth, kind, rows before failing)
     interrupts: Vec<Interrupt>,
+    /// Rows reach the sink undecoded (the pass-through path).
+    encoded: bool,
 }
 
 fn fixtures(case: &Case) -> Vec<Fixture> {
@@ -116,14 +118,16 @@ fn case() -> impl Strategy<Value = Case> {
         1usize..5,
         proptest::collection::vec((any::<bool>(), 1u64..12, any::<u8>(), 0usize..6), 0..8),
         proptest::collection::vec(interrupt, 0..4),
+        any::<bool>(),
     )
         .prop_map(
-            |(tables, chunk_rows, parallelism, faults, interrupts)| Case {
+            |(tables, chunk_rows, parallelism, faults, interrupts, encoded)| Case {
                 tables,
                 chunk_rows,
                 parallelism,
                 faults,
                 interrupts,
+                encoded,
             },
         )
 }
@@ -145,7 +149,10 @@ async fn completed(rig: &Rig) -> BTreeSet<(TableName, u32)> {
 }
 
 async fn check(case: Case) {
-    let rig = Rig::with(fixtures(&case));
+    let rig = match case.encoded {
+        true => Rig::encoded(fixtures(&case)),
+        false => Rig::with(fixtures(&case)),
+    };
     for (on_write, nth, k, after) in &case.faults {
         let faults = if *on_write {
             &rig.sink_faults

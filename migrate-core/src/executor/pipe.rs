@@ -10,6 +10,7 @@ use super::budget::{MemoryBudget, Reservation};
 use super::progress::Tracker;
 use crate::batch::{Batch, BatchReader};
 use crate::checksum::RowChecksum;
+use crate::encoded::{EncodedBatch, Encoding};
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableName};
 use crate::source::Watermark;
@@ -26,15 +27,26 @@ pub(crate) struct KeySample {
 impl KeySample {
     /// Offers one row's key; `key` is only built when the key is kept.
     pub(crate) fn offer(&mut self, key: impl FnOnce() -> Vec<Value>, cap: usize) {
+        let built: Result<()> = self.try_offer(|| Ok(key()), cap);
+        debug_assert!(built.is_ok());
+    }
+
+    /// [`Self::offer`] for keys that can fail to build (decoded from encoded rows).
+    pub(crate) fn try_offer(
+        &mut self,
+        key: impl FnOnce() -> Result<Vec<Value>>,
+        cap: usize,
+    ) -> Result<()> {
         self.seen += 1;
         if self.keys.len() < cap {
-            self.keys.push(key());
+            self.keys.push(key()?);
         } else if cap > 0 {
             let j = fastrand::u64(..self.seen) as usize;
             if j < cap {
-                self.keys[j] = key();
+                self.keys[j] = key()?;
             }
         }
+        Ok(())
     }
 
     /// Folds a chunk's sample into the table's, weighting by rows seen.
@@ -90,20 +102,11 @@ impl BatchReader for ChunkPipe<'_> {
     }
 
     async fn next_batch(&mut self) -> Result<Option<Batch>> {
-        // The sink asking for the next batch means it is done with the previous one.
-        self.held = None;
-        self.tracker.in_flight(self.budget.in_flight());
-        if self.cancel.is_cancelled() {
-            return Err(Error::cancelled("run cancelled").table(self.table));
-        }
+        self.before_next()?;
         let Some(batch) = self.inner.next_batch().await? else {
             return Ok(None);
         };
-        self.held = Some(self.budget.reserve(batch.byte_size() as u64).await);
-        if let Some(t) = self.throttle {
-            t.take(batch.byte_size() as u64).await;
-        }
-        self.tracker.in_flight(self.budget.in_flight());
+        self.admit(batch.byte_size()).await;
         let src_schema = batch.schema().clone();
         for row in batch.rows() {
             if !src_schema.primary_key.is_empty() {
@@ -128,10 +131,85 @@ impl BatchReader for ChunkPipe<'_> {
             out = res.batch;
         }
         self.stats.checksum.add_rows(out.rows());
-        let (rows, bytes) = (out.len() as u64, out.byte_size() as u64);
+        self.count(out.len(), out.byte_size());
+        Ok(Some(out))
+    }
+
+    fn encoding(&self) -> Option<&Arc<Encoding>> {
+        // Transforms need values; without them the sink may take the source's bytes as-is.
+        if self.transforms.is_empty() {
+            self.inner.encoding()
+        } else {
+            None
+        }
+    }
+
+    async fn next_encoded(&mut self) -> Result<Option<EncodedBatch>> {
+        if !self.transforms.is_empty() {
+            return Err(Error::fatal("encoded rows requested through transforms"));
+        }
+        self.before_next()?;
+        let Some(batch) = self.inner.next_encoded().await? else {
+            return Ok(None);
+        };
+        self.admit(batch.byte_size()).await;
+        let codec = &batch.encoding().codec;
+        let schema = self.inner.schema().clone();
+        let not_decoded = |e: Error| e.table(self.table).operation("decoding an encoded row");
+        if !schema.primary_key.is_empty() {
+            for row in batch.rows() {
+                self.stats
+                    .sample
+                    .try_offer(
+                        || Ok(schema.key_of(&codec.decode_row(row)?)),
+                        self.sample_cap,
+                    )
+                    .map_err(not_decoded)?;
+            }
+        }
+        let last = batch.len().checked_sub(1).and_then(|i| batch.row(i));
+        if let (Some(ci), Some(last)) = (self.cursor_index, last) {
+            let last = codec.decode_row(last).map_err(not_decoded)?;
+            self.stats.last_position = Some(Watermark {
+                cursor: last[ci].clone(),
+                key: schema.key_of(&last),
+            });
+        }
+        self.stats
+            .checksum
+            .add_encoded(&batch)
+            .map_err(not_decoded)?;
+        self.count(batch.len(), batch.byte_size());
+        Ok(Some(batch))
+    }
+}
+
+impl ChunkPipe<'_> {
+    /// Before reading on: the sink asking for the next batch means it is done with the
+    /// previous one; a cancelled run stops here.
+    fn before_next(&mut self) -> Result<()> {
+        self.held = None;
+        self.tracker.in_flight(self.budget.in_flight());
+        if self.cancel.is_cancelled() {
+            return Err(Error::cancelled("run cancelled").table(self.table));
+        }
+        Ok(())
+    }
+
+    /// Holds a batch of `size` bytes against the memory budget and the bandwidth limit.
+    async fn admit(&mut self, size: usize) {
+        self.held = Some(self.budget.reserve(size as u64).await);
+        if let Some(t) = self.throttle {
+            t.take(size as u64).await;
+        }
+        self.tracker.in_flight(self.budget.in_flight());
+    }
+
+    /// Counts rows handed to the sink.
+    fn count(&mut self, rows: usize, bytes: usize) {
+        let (rows, bytes) = (rows as u64, bytes as u64);
         self.stats.rows += rows;
         self.stats.bytes += bytes;
         self.tracker.rows(self.table, rows as i64, bytes as i64);
-        Ok(Some(out))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::faults::{Faults, Op};
-use crate::batch::{BatchReader, Row};
+use crate::batch::{Batch, BatchReader, Row};
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, Result};
@@ -159,6 +159,7 @@ struct State {
 pub struct MemorySink {
     state: Mutex<State>,
     faults: Arc<Faults>,
+    encoded_batches: std::sync::atomic::AtomicU64,
 }
 
 impl MemorySink {
@@ -177,6 +178,13 @@ impl MemorySink {
     /// The rows of a table, sorted by key (`None` if the table does not exist).
     pub fn rows(&self, table: &TableName) -> Option<Vec<Row>> {
         self.lock().tables.get(table).map(Table::all_rows)
+    }
+
+    /// Batches taken encoded so far (the pass-through path, see
+    /// [`super::MemorySource::with_encoded_rows`]).
+    pub fn encoded_batches(&self) -> u64 {
+        self.encoded_batches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every write attempt so far, in order.
@@ -298,7 +306,7 @@ impl Sink for MemorySink {
                 return Err(Error::new(e.kind(), e.message()));
             }
             let mut stats = WriteStats::default();
-            while let Some(batch) = rows.next_batch().await? {
+            while let Some(batch) = next_batch(rows, &self.encoded_batches).await? {
                 stats.bytes += batch.byte_size() as u64;
                 let mut st = self.lock();
                 let t = st
@@ -360,7 +368,7 @@ impl Sink for MemorySink {
             return Err(e.table(&table.name).operation("upsert"));
         }
         let mut stats = WriteStats::default();
-        while let Some(batch) = rows.next_batch().await? {
+        while let Some(batch) = next_batch(rows, &self.encoded_batches).await? {
             stats.bytes += batch.byte_size() as u64;
             let mut st = self.lock();
             let t = st
@@ -404,5 +412,26 @@ impl Sink for MemorySink {
             st.tables.remove(&table.name);
         }
         Ok(())
+    }
+}
+
+/// The next batch, taken encoded when the reader offers [`super::memory_source::MEMORY_ROWS`]
+/// (as a real sink forwards a format it shares with the source), decoded otherwise.
+async fn next_batch(
+    rows: &mut dyn BatchReader,
+    encoded: &std::sync::atomic::AtomicU64,
+) -> Result<Option<Batch>> {
+    let shared = rows
+        .encoding()
+        .is_some_and(|e| e.format == super::memory_source::MEMORY_ROWS);
+    if !shared {
+        return rows.next_batch().await;
+    }
+    match rows.next_encoded().await? {
+        Some(b) => {
+            encoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Some(Batch::new(rows.schema().clone(), b.decode()?)))
+        }
+        None => Ok(None),
     }
 }

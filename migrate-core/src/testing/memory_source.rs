@@ -10,6 +10,7 @@ use super::fixtures::Fixture;
 use crate::batch::{Batch, BatchReader, Row};
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
+use crate::encoded::{EncodedBatch, Encoding, RowCodec};
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableInfo, TableName};
 use crate::source::{ChangeRequest, Source, TableFilter, Watermark};
@@ -24,6 +25,7 @@ pub struct MemorySource {
     tables: Mutex<Tables>,
     faults: Arc<Faults>,
     reads: Mutex<Vec<(TableName, u32)>>,
+    encoded: bool,
 }
 
 impl MemorySource {
@@ -42,6 +44,40 @@ impl MemorySource {
             s.add_table(f.table.clone(), f.rows.clone());
         }
         s
+    }
+
+    /// Readers also offer their rows encoded ([`MEMORY_ROWS`], which [`super::MemorySink`]
+    /// takes as-is), so the executor's pass-through path runs against in-memory backends.
+    pub fn with_encoded_rows(mut self) -> Self {
+        self.encoded = true;
+        self
+    }
+
+    /// A reader over `rows`, offering them encoded too where asked to.
+    fn reader(
+        &self,
+        table: &TableInfo,
+        rows: Vec<Row>,
+        batch_rows: usize,
+        fault: Option<(usize, Error)>,
+    ) -> MemReader {
+        let encoding = self.encoded.then(|| {
+            Arc::new(Encoding {
+                format: MEMORY_ROWS,
+                column_types: vec![],
+                codec: Arc::new(MemRowCodec {
+                    rows: Arc::new(rows.clone()),
+                }),
+            })
+        });
+        MemReader {
+            schema: table.schema.clone(),
+            rows: rows.into_iter(),
+            batch_rows: batch_rows.max(1),
+            fault,
+            sent: 0,
+            encoding,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -117,6 +153,32 @@ fn sort_rows(schema: &Schema, rows: &mut [Row]) {
     }
 }
 
+/// The in-memory backends' encoding: a row is its index (u64, big-endian) into the chunk's
+/// rows, which the codec holds. Not a wire format; it exercises the plumbing.
+pub const MEMORY_ROWS: &str = "memory-rows";
+
+/// Reads [`MEMORY_ROWS`] rows.
+struct MemRowCodec {
+    rows: Arc<Vec<Row>>,
+}
+
+impl RowCodec for MemRowCodec {
+    fn decode_row(&self, row: &[u8]) -> Result<Row> {
+        let i = <[u8; 8]>::try_from(row)
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::validation("not a memory-rows row"))?;
+        self.rows
+            .get(i as usize)
+            .cloned()
+            .ok_or_else(|| Error::validation(format!("memory-rows row {i} does not exist")))
+    }
+
+    fn checksum_text(&self, row: &[u8], out: &mut String) -> Result<()> {
+        crate::checksum::encode_row(&self.decode_row(row)?, out);
+        Ok(())
+    }
+}
+
 /// Streams rows in batches, failing after `fail_after` rows when a fault is scripted.
 struct MemReader {
     schema: Arc<Schema>,
@@ -124,6 +186,7 @@ struct MemReader {
     batch_rows: usize,
     fault: Option<(usize, Error)>,
     sent: usize,
+    encoding: Option<Arc<Encoding>>,
 }
 
 #[async_trait]
@@ -133,6 +196,37 @@ impl BatchReader for MemReader {
     }
 
     async fn next_batch(&mut self) -> Result<Option<Batch>> {
+        let Some(rows) = self.next_rows()? else {
+            return Ok(None);
+        };
+        Ok(Some(Batch::new(self.schema.clone(), rows)))
+    }
+
+    fn encoding(&self) -> Option<&Arc<Encoding>> {
+        self.encoding.as_ref()
+    }
+
+    async fn next_encoded(&mut self) -> Result<Option<EncodedBatch>> {
+        let encoding = self
+            .encoding
+            .clone()
+            .ok_or_else(|| Error::fatal("this reader has no encoded form"))?;
+        let first = self.sent;
+        let Some(rows) = self.next_rows()? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(rows.len() * 8);
+        for i in first..first + rows.len() {
+            bytes.extend_from_slice(&(i as u64).to_be_bytes());
+        }
+        let ends = (1..=rows.len()).map(|n| n * 8).collect();
+        Ok(Some(EncodedBatch::new(encoding, bytes.into(), ends)))
+    }
+}
+
+impl MemReader {
+    /// The next rows, or the scripted fault once its row count is reached.
+    fn next_rows(&mut self) -> Result<Option<Vec<Row>>> {
         let mut limit = self.batch_rows;
         if let Some((after, _)) = &self.fault {
             if self.sent >= *after {
@@ -152,7 +246,7 @@ impl BatchReader for MemReader {
             };
         }
         self.sent += rows.len();
-        Ok(Some(Batch::new(self.schema.clone(), rows)))
+        Ok(Some(rows))
     }
 }
 
@@ -210,13 +304,7 @@ impl Source for MemorySource {
             return Err(e.table(&table.name).chunk(chunk.index));
         }
         let rows = self.rows_in(table, &chunk.range)?;
-        Ok(Box::new(MemReader {
-            schema: table.schema.clone(),
-            rows: rows.into_iter(),
-            batch_rows: batch_rows.max(1),
-            fault,
-            sent: 0,
-        }))
+        Ok(Box::new(self.reader(table, rows, batch_rows, fault)))
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
@@ -279,13 +367,7 @@ impl Source for MemorySource {
                 .cmp_key(&pb.cursor)
                 .then_with(|| cmp_keys(&pa.key, &pb.key))
         });
-        Ok(Box::new(MemReader {
-            schema: table.schema.clone(),
-            rows: changed.into_iter(),
-            batch_rows: batch_rows.max(1),
-            fault,
-            sent: 0,
-        }))
+        Ok(Box::new(self.reader(table, changed, batch_rows, fault)))
     }
 }
 

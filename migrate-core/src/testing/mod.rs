@@ -26,6 +26,6 @@ pub use faults::{FaultRule, Faults, Op};
 pub use fixtures::{all_types_table, fixture_tables, keyless_table, Fixture};
 pub use memory_checkpoint::MemoryCheckpointStore;
 pub use memory_sink::{MemorySink, WriteLog};
-pub use memory_source::MemorySource;
+pub use memory_source::{MemorySource, MEMORY_ROWS};
 pub use seed003::{seed003_dataset, SEED003_ROWS};
 pub use services::{http_request, service_env, services_required, HttpResponse};

@@ -35,13 +35,25 @@ impl Rig {
 
     /// A rig around `fixtures`.
     pub fn with(fixtures: Vec<Fixture>) -> Rig {
+        Rig::build(fixtures, false)
+    }
+
+    /// A rig whose source also offers its rows encoded, which the sink then takes as-is (the
+    /// executor's pass-through path).
+    pub fn encoded(fixtures: Vec<Fixture>) -> Rig {
+        Rig::build(fixtures, true)
+    }
+
+    fn build(fixtures: Vec<Fixture>, encoded: bool) -> Rig {
         let source_faults = Arc::new(Faults::new());
         let sink_faults = Arc::new(Faults::new());
+        let source = MemorySource::with_fixtures(&fixtures, source_faults.clone());
         Rig {
-            source: Arc::new(MemorySource::with_fixtures(
-                &fixtures,
-                source_faults.clone(),
-            )),
+            source: Arc::new(if encoded {
+                source.with_encoded_rows()
+            } else {
+                source
+            }),
             sink: Arc::new(MemorySink::new(sink_faults.clone())),
             store: Arc::new(MemoryCheckpointStore::new()),
             fixtures,
