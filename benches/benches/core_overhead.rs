@@ -1,7 +1,8 @@
 //! What migrate itself costs per row, with no database in the way: rows/s through the whole
 //! executor (in-memory source → a transform → in-memory sink, checkpointing in memory) for
 //! narrow and wide rows, and the MB/s of the per-value work every Postgres run does — COPY
-//! BINARY decoding and encoding and the canonical checksum.
+//! BINARY decoding and encoding and the canonical checksum — and of the pass-through path that
+//! replaces them for Postgres → Postgres (tuples cut undecoded, checksummed from the wire).
 //!
 //! ```text
 //! cargo bench -p migrate-benches --bench core_overhead
@@ -15,11 +16,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use migrate_backend_postgres::copy_binary::{TupleDecoder, TupleEncoder};
+use migrate_backend_postgres::copy_binary::{
+    checksum_tuple, decode_tuple, RowSplitter, TupleDecoder, TupleEncoder,
+};
 use migrate_core::testing::{Faults, MemoryCheckpointStore, MemorySink, MemorySource};
 use migrate_core::{
-    Batch, Column, DataType, ExecutorConfig, Migration, Result, Row, RowChecksum, Schema,
-    TableInfo, TableName, Transform, TransformOutput, Value,
+    Batch, Column, DataType, EncodedBatch, Encoding, ExecutorConfig, Migration, Result, Row,
+    RowChecksum, RowCodec, Schema, TableInfo, TableName, Transform, TransformOutput, Value,
+    POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 
@@ -193,8 +197,51 @@ fn per_value(c: &mut Criterion) {
         g.bench_function("canonical checksum", |b| {
             b.iter(|| RowChecksum::of_rows(&rows))
         });
+        // The pass-through path: tuples cut out of the stream undecoded, and the checksum
+        // computed from them.
+        g.bench_function("COPY BINARY split (undecoded)", |b| {
+            b.iter(|| {
+                let mut s = RowSplitter::new(types.len());
+                for m in &messages {
+                    s.feed(m).expect("split");
+                }
+                assert_eq!(s.rows(), rows.len());
+                s.take()
+            })
+        });
+        let mut s = RowSplitter::new(types.len());
+        s.feed(&wire).expect("split");
+        let (tuples, ends) = s.take();
+        let encoding = Arc::new(Encoding {
+            format: POSTGRES_COPY_BINARY,
+            column_types: types.iter().map(Type::oid).collect(),
+            codec: Arc::new(WireCodec(types.clone())),
+        });
+        let batch = EncodedBatch::new(encoding, tuples, ends);
+        g.bench_function("canonical checksum from the wire", |b| {
+            b.iter(|| {
+                let mut c = RowChecksum::new();
+                c.add_encoded(&batch).expect("checksum");
+                assert_eq!(c.count, rows.len() as u64);
+                c
+            })
+        });
         g.finish();
         drop(info);
+    }
+}
+
+/// Reads tuples the way the Postgres reader's codec does.
+struct WireCodec(Vec<Type>);
+
+impl RowCodec for WireCodec {
+    fn decode_row(&self, row: &[u8]) -> Result<Row> {
+        decode_tuple(&self.0, row)
+            .map_err(|e| migrate_core::Error::validation(e.source.to_string()))
+    }
+    fn checksum_text(&self, row: &[u8], out: &mut String) -> Result<()> {
+        checksum_tuple(&self.0, row, out)
+            .map_err(|e| migrate_core::Error::validation(e.source.to_string()))
     }
 }
 

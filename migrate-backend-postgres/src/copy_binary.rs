@@ -327,7 +327,7 @@ impl RowSplitter {
 }
 
 /// Decodes exactly one tuple (as cut by [`RowSplitter`]).
-pub(crate) fn decode_tuple(types: &[Type], tuple: &[u8]) -> Result<Row, DecodeError> {
+pub fn decode_tuple(types: &[Type], tuple: &[u8]) -> Result<Row, DecodeError> {
     match decode_row(types, tuple)? {
         Some((n, Some((row, _)))) if n == tuple.len() => Ok(row),
         _ => Err(DecodeError::framing("not one whole tuple")),
@@ -336,11 +336,7 @@ pub(crate) fn decode_tuple(types: &[Type], tuple: &[u8]) -> Result<Row, DecodeEr
 
 /// Appends one tuple's canonical checksum encoding to `out`, reading text straight from the
 /// wire (see [`crate::codec::checksum_field`]).
-pub(crate) fn checksum_tuple(
-    types: &[Type],
-    tuple: &[u8],
-    out: &mut String,
-) -> Result<(), DecodeError> {
+pub fn checksum_tuple(types: &[Type], tuple: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let not_a_tuple = || DecodeError::framing("not one whole tuple");
     let mut r = tuple;
     if r.len() < 2 || field_count(&mut r, types.len())?.is_none() {

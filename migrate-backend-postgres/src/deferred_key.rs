@@ -13,6 +13,9 @@
 //! lapsed) serialize on it and the later one sees the earlier one's rows; the write holds a
 //! share lock on the table's loading row, so building the key waits for writes in flight and
 //! writes after it take the usual path. The state lives in the target, in schema `_migrate`.
+//!
+//! An existing table that is empty when prepared loads the same way, with nothing to build at
+//! the end: its range `DELETE`s would scan it whole wherever it has no index on the key yet.
 
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use migrate_core::{Error, Result, TableInfo};
@@ -52,8 +55,9 @@ pub(crate) fn add_key_sql(table: &TableInfo) -> Option<String> {
     })
 }
 
-/// Marks `target`, just created without its key in `tx`, as loading (forgetting any markers a
-/// dropped table of the same name left).
+/// Marks `target`, just created without its key in `tx` (or found existing and empty, with
+/// `add_key` empty: nothing to build), as loading (forgetting any markers a dropped table of
+/// the same name left).
 pub(crate) async fn start(tx: &Transaction<'_>, target: &str, add_key: &str) -> Result<()> {
     tx.execute("DELETE FROM _migrate.written WHERE target = $1", &[&target])
         .await
@@ -111,7 +115,8 @@ pub(crate) async fn build(conn: &mut Object, target: &str) -> Result<()> {
             .await
             .map_err(failed)?
             .get(0);
-        if exists {
+        // Empty: an existing table loaded with markers, which has nothing to build.
+        if exists && !add_key.is_empty() {
             tx.batch_execute(&add_key).await.map_err(failed)?;
         }
         tx.execute("DELETE FROM _migrate.written WHERE target = $1", &[&target])

@@ -16,6 +16,9 @@
 //!   foreign keys and indexes after the data; until then a chunk's first write skips the
 //!   `DELETE`, made safe by markers in the target's `_migrate` schema (see the README's
 //!   decisions). COPY BINARY is framed by [`copy_binary`], not per row through `ToSql`.
+//! - **Postgres → Postgres** without transforms forwards the source's COPY BINARY tuples
+//!   undecoded when the target's columns have the same wire types (see
+//!   `migrate_core::encoded`); the executor still checksums every row, from the wire.
 //! - **Checksums** are computed inside Postgres with the canonical encoding of
 //!   `migrate_core::checksum` (MD5 per row, summed), or by streaming rows where a type has no
 //!   exact SQL rendering (floats, json, intervals, arrays).

@@ -370,6 +370,14 @@ impl PgSink {
                     .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
                     prepared.backup = Some(backup.to_string());
                 }
+                // An empty existing table loads like one this sink created: each chunk's first
+                // write skips its range DELETE — which, where the target has no index on the
+                // key (schemas created data-first, as pg_dump's pre-data section does), would
+                // scan the whole table once per chunk. Nothing is built at finalize: the
+                // table's own indexes are its owner's business.
+                if add_key.is_some() && is_empty(&tx, &name).await? {
+                    deferred_key::start(&tx, &name, "").await?;
+                }
                 tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
                 return Ok(prepared);
             }
@@ -429,6 +437,15 @@ impl PgSink {
 }
 
 /// `*` and `?` are glob characters in table filters; escape them in an exact name.
+/// Whether table `name` (quoted) holds no rows, as `tx` sees it.
+async fn is_empty(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<bool> {
+    Ok(tx
+        .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {name})"), &[])
+        .await
+        .map_err(|e| pg_error(e, &format!("looking into {name}")))?
+        .get(0))
+}
+
 /// Whether `rows` can be forwarded undecoded into a COPY of `table`'s columns with the wire
 /// types `types`: the reader offers COPY BINARY tuples of exactly those types, in the same
 /// column order.

@@ -99,6 +99,63 @@ async fn the_key_comes_at_finalize_and_a_rewritten_chunk_replaces_its_rows() {
     assert!(has_key(&url, "customers").await);
 }
 
+/// Rows in the sink's load state: (tables loading with nothing to build, tables loading with
+/// a key to build, chunk markers).
+async fn load_state(url: &str) -> (i64, i64, i64) {
+    let r = client(url)
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM _migrate.loading WHERE add_key = ''),
+                    (SELECT count(*) FROM _migrate.loading WHERE add_key <> ''),
+                    (SELECT count(*) FROM _migrate.written)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_existing_table_loads_with_markers_and_gets_no_key() {
+    let Some(admin) = admin_url() else { return };
+    let url = fresh_db(&admin, "migrate_deferred_key_c").await;
+    let (t, rows) = customers();
+    // A bare table without its key, as pg_dump's pre-data section leaves one: created by a
+    // sink whose load state is then dropped.
+    let first = PgSink::new(&url).unwrap();
+    first.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    client(&url)
+        .await
+        .batch_execute("DELETE FROM _migrate.loading; DELETE FROM _migrate.written")
+        .await
+        .unwrap();
+
+    let sink = PgSink::new(&url).unwrap();
+    let prepared = sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    assert!(!prepared.created);
+    assert_eq!(
+        load_state(&url).await,
+        (1, 0, 0),
+        "loading, nothing to build"
+    );
+    write(&sink, &t, &rows).await; // first write: no DELETE
+    write(&sink, &t, &rows).await; // the chunk again: replaces
+    assert_eq!(counts(&url).await, (300, 300));
+    assert_eq!(load_state(&url).await, (1, 0, 1));
+    sink.finalize(&t).await.unwrap();
+    assert!(
+        !has_key(&url, "customers").await,
+        "the table's indexes are its owner's"
+    );
+    assert_eq!(load_state(&url).await, (0, 0, 0));
+
+    // Not empty any more: preparing again marks nothing, and a rewrite still replaces.
+    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    assert_eq!(load_state(&url).await, (0, 0, 0));
+    write(&sink, &t, &rows).await;
+    assert_eq!(counts(&url).await, (300, 300));
+}
+
 /// Yields its rows, then waits for `release` before ending, holding the write open.
 struct HeldReader {
     schema: Arc<Schema>,

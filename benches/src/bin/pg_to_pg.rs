@@ -85,10 +85,14 @@ fn main() {
                 command: Box::new(move || pgcopydb_command("bench_src", "bench_dst", jobs)),
             });
         }
-        for store in ["sqlite", "memory"] {
+        for store in ["sqlite", "memory", "bare"] {
             if jobs == 2 && store == "memory" {
                 continue;
             }
+            // `bare`: SQLite checkpoints, loading into the same keyless tables as the pipe and
+            // pgcopydb (equal work: migrate then builds no keys).
+            let bare_target = store == "bare";
+            let store = if bare_target { "sqlite" } else { store };
             let run = MigrateRun {
                 parallelism: jobs,
                 store: store.into(),
@@ -100,9 +104,15 @@ fn main() {
             let state = state.clone();
             let exe = exe.clone();
             tools.push(Tool {
-                name: format!("migrate (p={jobs}, {store} checkpoints)"),
+                name: match bare_target {
+                    true => format!("migrate (p={jobs}, {store}, into the bare tables: data only)"),
+                    false => format!("migrate (p={jobs}, {store} checkpoints)"),
+                },
                 prepare: Box::new(move || {
-                    recreate("bench_dst");
+                    match bare_target {
+                        true => bare(),
+                        false => recreate("bench_dst"),
+                    }
                     let _ = std::fs::remove_file(&state);
                     let _ = std::fs::remove_file(state.with_extension("db-wal"));
                 }),
