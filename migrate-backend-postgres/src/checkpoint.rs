@@ -429,7 +429,7 @@ impl CheckpointStore for PgCheckpointStore {
                             SET status = 'completed', records_processed = $5, bytes = $6, checksum = $7, duration_ms = $8,
                                 completed_at = now(), lease_until = NULL, error_message = NULL, error_kind = NULL
                           WHERE run_id = $1 AND table_name = $2 AND chunk_index = $3 AND phase = 'execution' AND status = 'running' AND worker_id = $4"),
-                &[&run.0, &table.to_string(), &(index as i32), &worker, &(result.rows as i64), &(result.bytes as i64), &json(&result.checksum)?, &(result.duration_ms as i64)],
+                &[&run.0, &table.to_string(), &(index as i32), &worker, &(result.rows as i64), &(result.bytes as i64), &result.checksum.map(|c| json(&c)).transpose()?, &(result.duration_ms as i64)],
             )
             .await
             .map_err(|e| pg_error(e, "complete_chunk"))?;

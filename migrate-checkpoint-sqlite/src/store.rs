@@ -407,7 +407,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         result: &ChunkResult,
     ) -> Result<bool> {
         let (run, t, worker, r) = (run.0.clone(), table.clone(), worker.to_string(), *result);
-        let checksum = json(&r.checksum)?;
+        let checksum = r.checksum.map(|c| json(&c)).transpose()?;
         self.with(move |c| {
             let n = c
                 .execute(

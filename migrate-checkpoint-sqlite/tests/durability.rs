@@ -88,7 +88,7 @@ fn result(i: u32) -> ChunkResult {
     ChunkResult {
         rows: u64::from(i),
         bytes: u64::from(i) * 8,
-        checksum: RowChecksum::new(),
+        checksum: Some(RowChecksum::new()),
         duration_ms: 1,
     }
 }

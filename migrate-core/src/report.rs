@@ -124,7 +124,8 @@ pub struct TableResult {
     pub rows: u64,
     /// Rows expected.
     pub total_rows: u64,
-    /// Bytes written.
+    /// Bytes written: batches' in-memory size, or their wire size where rows went through
+    /// undecoded (see [`crate::encoded`]).
     pub bytes: u64,
     /// Chunks completed / in the plan.
     pub chunks_completed: u64,

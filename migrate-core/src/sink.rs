@@ -74,7 +74,8 @@ pub struct Preflight {
 pub struct WriteStats {
     /// Rows written.
     pub rows: u64,
-    /// Bytes written (in-memory size of the batches consumed).
+    /// Bytes written: the size of the batches consumed ([`crate::Batch::byte_size`], or
+    /// [`crate::EncodedBatch::byte_size`] for batches taken undecoded).
     pub bytes: u64,
 }
 

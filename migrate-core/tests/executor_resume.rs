@@ -441,3 +441,36 @@ async fn a_run_whose_handle_is_dropped_still_finishes() {
     }
     rig.assert_target_equals_source();
 }
+
+#[tokio::test]
+async fn chunks_written_without_checksums_are_verified_against_the_source_on_resume() {
+    let rig = Rig::seed003(0.001);
+    rig.sink_faults.fail_nth(Op::Write, 40, ErrorKind::Fatal);
+    let mut off = cfg("unverified");
+    off.verify.checksums = false;
+    let first = rig.migration(off).run().await.unwrap();
+    assert_eq!(first.status, RunStatus::Failed);
+    let run = RunId(first.execution_id.clone());
+    let chunks = rig.store.chunks(&run).await.unwrap();
+    let done = chunks
+        .iter()
+        .filter(|c| c.status == ChunkStatus::Completed)
+        .count();
+    assert!(done > 0);
+    assert!(
+        chunks.iter().all(|c| c.checksum.is_none()),
+        "nothing checksummed with verification off"
+    );
+
+    let second = rig.migration(cfg("unverified")).run().await.unwrap();
+    assert!(
+        second.succeeded() && second.verification.passed,
+        "{}",
+        second.to_markdown()
+    );
+    assert_eq!(second.execution_id, first.execution_id);
+    let chunks = rig.store.chunks(&run).await.unwrap();
+    let with = chunks.iter().filter(|c| c.checksum.is_some()).count();
+    assert_eq!(chunks.len() - with, done, "only the resumed chunks carry checksums");
+    rig.assert_target_equals_source();
+}

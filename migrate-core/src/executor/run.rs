@@ -1487,7 +1487,7 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
                 let res = ChunkResult {
                     rows: stats.rows,
                     bytes: stats.bytes,
-                    checksum: stats.checksum,
+                    checksum: ctx.cfg.verify.checksums.then_some(stats.checksum),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
                 ctx.call();
@@ -1624,6 +1624,7 @@ async fn attempt_chunk(
         table: &t.info.name,
         cancel: &ctx.cancel,
         sample_cap: ctx.cfg.verify.sample_size,
+        checksums: ctx.cfg.verify.checksums,
         throttle: ctx.throttle.as_ref(),
         cursor_index,
         stats: PipeStats::default(),

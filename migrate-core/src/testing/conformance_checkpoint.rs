@@ -35,7 +35,7 @@ fn result(rows: u64) -> ChunkResult {
     ChunkResult {
         rows,
         bytes: rows * 10,
-        checksum: RowChecksum::of_rows(&[vec![Value::Int64(rows as i64)]]),
+        checksum: Some(RowChecksum::of_rows(&[vec![Value::Int64(rows as i64)]])),
         duration_ms: 5,
     }
 }
@@ -211,7 +211,7 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
         "a completed chunk stays completed"
     );
     assert_eq!((done.rows, done.bytes), (100, 1000));
-    assert_eq!(done.checksum, Some(result(100).checksum));
+    assert_eq!(done.checksum, result(100).checksum);
     assert_eq!(
         done.duration_ms,
         Some(5),
@@ -323,6 +323,26 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
     assert_eq!(
         find(store, &run.id, &b, 0).await.status,
         ChunkStatus::Skipped
+    );
+
+    // A run that does not verify records no checksum, and reads back none (not a zero).
+    store
+        .claim_chunk(&run.id, &a, 0, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimable after the reset");
+    let unverified = ChunkResult {
+        checksum: None,
+        ..result(7)
+    };
+    assert!(store
+        .complete_chunk(&run.id, &a, 0, "w1", &unverified)
+        .await
+        .expect("complete"));
+    let u = find(store, &run.id, &a, 0).await;
+    assert_eq!(
+        (u.status, u.rows, u.checksum),
+        (ChunkStatus::Completed, 7, None)
     );
 
     // Another run's chunks are separate.

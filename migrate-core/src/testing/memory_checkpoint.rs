@@ -195,7 +195,7 @@ impl CheckpointStore for MemoryCheckpointStore {
         c.status = ChunkStatus::Completed;
         c.rows = result.rows;
         c.bytes = result.bytes;
-        c.checksum = Some(result.checksum);
+        c.checksum = result.checksum;
         c.duration_ms = Some(result.duration_ms);
         c.error = None;
         c.error_kind = None;
