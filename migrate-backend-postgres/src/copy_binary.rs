@@ -335,7 +335,8 @@ pub fn decode_tuple(types: &[Type], tuple: &[u8]) -> Result<Row, DecodeError> {
 }
 
 /// Appends one tuple's canonical checksum encoding to `out`, reading text straight from the
-/// wire (see [`crate::codec::checksum_field`]).
+/// wire: text in place, other types through the same decoder as [`TupleDecoder`], so the
+/// text equals `checksum::encode_row` of the decoded row.
 pub fn checksum_tuple(types: &[Type], tuple: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let not_a_tuple = || DecodeError::framing("not one whole tuple");
     let mut r = tuple;

@@ -471,6 +471,10 @@ async fn chunks_written_without_checksums_are_verified_against_the_source_on_res
     assert_eq!(second.execution_id, first.execution_id);
     let chunks = rig.store.chunks(&run).await.unwrap();
     let with = chunks.iter().filter(|c| c.checksum.is_some()).count();
-    assert_eq!(chunks.len() - with, done, "only the resumed chunks carry checksums");
+    assert_eq!(
+        chunks.len() - with,
+        done,
+        "only the resumed chunks carry checksums"
+    );
     rig.assert_target_equals_source();
 }

@@ -14,7 +14,8 @@ use std::time::Instant;
 use clap::Parser;
 use migrate_backend_postgres::PgSource;
 use migrate_benches::{
-    db_url, generate, measure, pipe_command, psql, recreate, target_tables_only, MigrateRun, TABLES,
+    db_url, generate, measure_interleaved, pipe_command, psql, recreate, target_tables_only,
+    MigrateRun, Tool, TABLES,
 };
 use migrate_core::plan::{plan, Constraints, PlanTable, Priority};
 use migrate_core::{Source, TableFilter};
@@ -52,35 +53,50 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("exe");
     let state = std::env::temp_dir().join("bench-scaling-state.db");
+    // Both sizes exist side by side so their runs can be taken round-robin: generated one
+    // after the other and measured in two phases, the machine's drift between the phases
+    // landed on the ratio (one evening printed 5.03x, minutes before a run that printed 2.99x).
+    let sizes = [
+        ("bench_scale_small", args.scale),
+        ("bench_scale_large", 4.0 * args.scale),
+    ];
     let mut rows_of = Vec::new();
-    let mut times: Vec<(Option<f64>, Option<f64>)> = Vec::new();
-    for scale in [args.scale, 4.0 * args.scale] {
-        eprintln!("generating seed 003 at scale {scale} …");
-        let (rows, _) = generate("bench_scale_src", scale);
-        rows_of.push(rows);
-        let bare = || target_tables_only("bench_scale_src", "bench_scale_dst");
-        let pipe = measure("pipe", args.runs, &bare, &|| {
-            pipe_command("bench_scale_src", "bench_scale_dst", &TABLES)
+    for (db, scale) in sizes {
+        eprintln!("generating seed 003 at scale {scale} into {db} …");
+        rows_of.push(generate(db, scale).0);
+    }
+    let mut tools = Vec::new();
+    for (db, _) in sizes {
+        tools.push(Tool {
+            name: format!("pipe {db}"),
+            prepare: Box::new(move || target_tables_only(db, "bench_scale_dst")),
+            command: Box::new(move || pipe_command(db, "bench_scale_dst", &TABLES)),
         });
+    }
+    for (db, _) in sizes {
         let run = MigrateRun {
             parallelism: 1,
             store: "sqlite".into(),
-            src: "bench_scale_src".into(),
+            src: db.into(),
             dst: "bench_scale_dst".into(),
             state: state.display().to_string(),
             memory_budget: 0,
         };
-        let migrate = measure(
-            "migrate",
-            args.runs,
-            &|| {
+        let (state, exe) = (state.clone(), exe.clone());
+        tools.push(Tool {
+            name: format!("migrate {db}"),
+            prepare: Box::new(move || {
                 recreate("bench_scale_dst");
                 let _ = std::fs::remove_file(&state);
-            },
-            &|| run.command(&exe),
-        );
-        times.push((pipe.map(|r| r.0), migrate.map(|r| r.0)));
+            }),
+            command: Box::new(move || run.command(&exe)),
+        });
     }
+    let medians: Vec<Option<f64>> = measure_interleaved(args.runs, &tools)
+        .into_iter()
+        .map(|m| m.map(|r| r.0))
+        .collect();
+    let times = [(medians[0], medians[2]), (medians[1], medians[3])];
     println!(
         "\n| tool | {} rows, s | {} rows ({:.1}x), s | time ratio | target |",
         rows_of[0],
