@@ -16,6 +16,10 @@
 //!
 //! An existing table that is empty when prepared loads the same way, with nothing to build at
 //! the end: its range `DELETE`s would scan it whole wherever it has no index on the key yet.
+//! Unlike a table created in the preparing transaction, an existing one can be written by
+//! another worker between the emptiness check and the start of loading; so every chunk write
+//! leaves its marker, loading or not, and starting to load an existing table keeps the
+//! markers. A chunk is then taken for a first write only if no write of it ever committed.
 
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use migrate_core::{Error, Result, TableInfo};
@@ -58,10 +62,22 @@ pub(crate) fn add_key_sql(table: &TableInfo) -> Option<String> {
 /// Marks `target`, just created without its key in `tx` (or found existing and empty, with
 /// `add_key` empty: nothing to build), as loading (forgetting any markers a dropped table of
 /// the same name left).
-pub(crate) async fn start(tx: &Transaction<'_>, target: &str, add_key: &str) -> Result<()> {
-    tx.execute("DELETE FROM _migrate.written WHERE target = $1", &[&target])
-        .await
-        .map_err(|e| pg_error(e, "recording the table as loading"))?;
+///
+/// `forget_markers` is for a table created in `tx`: markers can only be a dropped namesake's.
+/// An existing table keeps its markers — a chunk may have been written into it, by another
+/// worker, between the emptiness check and this call, and its marker is what sends that
+/// chunk's retries down the clearing path.
+pub(crate) async fn start(
+    tx: &Transaction<'_>,
+    target: &str,
+    add_key: &str,
+    forget_markers: bool,
+) -> Result<()> {
+    if forget_markers {
+        tx.execute("DELETE FROM _migrate.written WHERE target = $1", &[&target])
+            .await
+            .map_err(|e| pg_error(e, "recording the table as loading"))?;
+    }
     tx.execute(
         "INSERT INTO _migrate.loading (target, add_key) VALUES ($1, $2)
          ON CONFLICT (target) DO UPDATE SET add_key = EXCLUDED.add_key",
@@ -73,21 +89,30 @@ pub(crate) async fn start(tx: &Transaction<'_>, target: &str, add_key: &str) -> 
 }
 
 /// In a chunk's write transaction: whether this is the chunk's first write into a loading
-/// table (so its range is empty and needs no `DELETE`). Leaves the marker that makes every
-/// later write of the chunk take the clearing path, and waits for a concurrent write of the
-/// same chunk to finish first.
+/// table (so its range is empty and needs no `DELETE`). Every write leaves the chunk's marker,
+/// loading or not — an existing table can start loading while other workers write into it,
+/// and a chunk written just before must still take the clearing path when retried — and waits
+/// for a concurrent write of the same chunk to finish first.
 pub(crate) async fn first_write(tx: &Transaction<'_>, target: &str, chunk: u32) -> Result<bool> {
     let chunk = i32::try_from(chunk).map_err(|_| Error::fatal("chunk index out of range"))?;
-    let n = tx
+    let failed = |e| pg_error(e, "recording the chunk write");
+    // Held until commit: building the key (which ends loading) waits for this write.
+    let loading = tx
+        .query_opt(
+            "SELECT 1 FROM _migrate.loading WHERE target = $1 FOR SHARE",
+            &[&target],
+        )
+        .await
+        .map_err(failed)?
+        .is_some();
+    let marked = tx
         .execute(
-            "WITH l AS (SELECT 1 FROM _migrate.loading WHERE target = $1 FOR SHARE)
-             INSERT INTO _migrate.written (target, chunk) SELECT $1, $2 FROM l
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO _migrate.written (target, chunk) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&target, &chunk],
         )
         .await
-        .map_err(|e| pg_error(e, "recording the chunk write"))?;
-    Ok(n == 1)
+        .map_err(failed)?;
+    Ok(loading && marked == 1)
 }
 
 /// Ends `target`'s loading state, building its primary key; a no-op when it is not loading

@@ -376,7 +376,7 @@ impl PgSink {
                 // scan the whole table once per chunk. Nothing is built at finalize: the
                 // table's own indexes are its owner's business.
                 if add_key.is_some() && is_empty(&tx, &name).await? {
-                    deferred_key::start(&tx, &name, "").await?;
+                    deferred_key::start(&tx, &name, "", false).await?;
                 }
                 tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
                 return Ok(prepared);
@@ -403,7 +403,7 @@ impl PgSink {
             .await
             .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
         if let Some(add_key) = &add_key {
-            deferred_key::start(&tx, &name, add_key).await?;
+            deferred_key::start(&tx, &name, add_key, true).await?;
         }
         tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
         prepared.created = prepared.backup.is_none();

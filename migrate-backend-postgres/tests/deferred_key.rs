@@ -156,6 +156,37 @@ async fn an_empty_existing_table_loads_with_markers_and_gets_no_key() {
     assert_eq!(counts(&url).await, (300, 300));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_written_just_before_loading_starts_is_cleared_when_retried() {
+    let Some(admin) = admin_url() else { return };
+    let url = fresh_db(&admin, "migrate_deferred_key_d").await;
+    let (t, rows) = customers();
+    let sink = PgSink::new(&url).unwrap();
+    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    let c = client(&url).await;
+    let target: String = c
+        .query_one("SELECT target FROM _migrate.loading", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // A bare, empty table that is not loading; another worker writes chunk 0 into it ...
+    c.batch_execute("DELETE FROM _migrate.loading; DELETE FROM _migrate.written")
+        .await
+        .unwrap();
+    write(&sink, &t, &rows).await;
+    // ... right after a preparing worker found the table empty and before it marked the table
+    // loading (the interleaving of two workers' prepare and write, replayed in order).
+    c.execute(
+        "INSERT INTO _migrate.loading (target, add_key) VALUES ($1, '')",
+        &[&target],
+    )
+    .await
+    .unwrap();
+    // The retry must clear the chunk's range, not take it for a first write.
+    write(&sink, &t, &rows).await;
+    assert_eq!(counts(&url).await, (300, 300));
+}
+
 /// Yields its rows, then waits for `release` before ending, holding the write open.
 struct HeldReader {
     schema: Arc<Schema>,
