@@ -120,6 +120,9 @@ async fn three_workers() -> bool {
             continue;
         }
         signal("-STOP", victim.id());
+        // A statement w1 sent just before it froze (completing its chunk, say) still runs on
+        // the server: let it land before reading what w1 holds.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         held = held_by_w1(&store.chunks(&run.id).await.unwrap());
         if held.is_empty() {
             signal("-CONT", victim.id());
