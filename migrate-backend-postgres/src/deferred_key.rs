@@ -60,8 +60,7 @@ pub(crate) fn add_key_sql(table: &TableInfo) -> Option<String> {
 }
 
 /// Marks `target`, just created without its key in `tx` (or found existing and empty, with
-/// `add_key` empty: nothing to build), as loading (forgetting any markers a dropped table of
-/// the same name left).
+/// `add_key` empty: nothing to build), as loading.
 ///
 /// `forget_markers` is for a table created in `tx`: markers can only be a dropped namesake's.
 /// An existing table keeps its markers — a chunk may have been written into it, by another

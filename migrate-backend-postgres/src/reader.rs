@@ -80,18 +80,14 @@ impl BatchReader for CopyReader {
         }
         let mut rows: Vec<Row> = Vec::with_capacity(self.batch_rows);
         while rows.len() < self.batch_rows {
-            match self.stream.next().await {
-                Some(Ok(chunk)) => self
-                    .decoder
-                    .feed(&chunk, &mut rows)
-                    .map_err(|e| self.codec.error(e))?,
-                Some(Err(e)) => return Err(pg_error(e, &format!("reading {}", self.table))),
-                None => {
-                    self.end(self.decoder.ended() && !self.decoder.has_partial())
-                        .await?;
-                    break;
-                }
-            }
+            let Some(chunk) = self.next_chunk().await? else {
+                self.end(self.decoder.ended() && !self.decoder.has_partial())
+                    .await?;
+                break;
+            };
+            self.decoder
+                .feed(&chunk, &mut rows)
+                .map_err(|e| self.codec.error(e))?;
         }
         if rows.is_empty() {
             return Ok(None);
@@ -109,18 +105,14 @@ impl BatchReader for CopyReader {
             return Ok(None);
         }
         while self.splitter.rows() < self.batch_rows {
-            match self.stream.next().await {
-                Some(Ok(chunk)) => self
-                    .splitter
-                    .feed(&chunk)
-                    .map_err(|e| self.codec.error(e))?,
-                Some(Err(e)) => return Err(pg_error(e, &format!("reading {}", self.table))),
-                None => {
-                    self.end(self.splitter.ended() && !self.splitter.has_partial())
-                        .await?;
-                    break;
-                }
-            }
+            let Some(chunk) = self.next_chunk().await? else {
+                self.end(self.splitter.ended() && !self.splitter.has_partial())
+                    .await?;
+                break;
+            };
+            self.splitter
+                .feed(&chunk)
+                .map_err(|e| self.codec.error(e))?;
         }
         if self.splitter.rows() == 0 {
             return Ok(None);
@@ -131,6 +123,15 @@ impl BatchReader for CopyReader {
 }
 
 impl CopyReader {
+    /// The stream's next piece, or `None` at its end.
+    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>> {
+        self.stream
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| pg_error(e, &format!("reading {}", self.table)))
+    }
+
     /// The stream has ended: `complete` if it ended with its trailer and nothing left over.
     async fn end(&mut self, complete: bool) -> Result<()> {
         if !complete {

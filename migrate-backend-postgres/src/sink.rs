@@ -283,34 +283,30 @@ impl PgSink {
                 .send(bytes::Bytes::from_static(TRAILER))
                 .await
                 .map_err(sending)?;
-            sink.as_mut()
-                .finish()
-                .await
-                .map_err(|e| pg_error(e, &format!("finishing COPY into {}", table.name)))?;
-            return Ok(stats);
-        }
-        let mut encoder = TupleEncoder::new();
-        while let Some(batch) = rows.next_batch().await? {
-            stats.bytes += batch.byte_size() as u64;
-            for row in batch.rows() {
-                encoder.row(row, types).map_err(|(i, e)| {
-                    Error::with_source(
-                        ErrorKind::Validation,
-                        format!(
-                            "table {}: column {:?} could not be encoded",
-                            table.name, table.schema.columns[i].name
-                        ),
-                        e,
-                    )
-                })?;
-                stats.rows += 1;
-                if encoder.should_flush() {
-                    sink.as_mut().send(encoder.take()).await.map_err(sending)?;
+        } else {
+            let mut encoder = TupleEncoder::new();
+            while let Some(batch) = rows.next_batch().await? {
+                stats.bytes += batch.byte_size() as u64;
+                for row in batch.rows() {
+                    encoder.row(row, types).map_err(|(i, e)| {
+                        Error::with_source(
+                            ErrorKind::Validation,
+                            format!(
+                                "table {}: column {:?} could not be encoded",
+                                table.name, table.schema.columns[i].name
+                            ),
+                            e,
+                        )
+                    })?;
+                    stats.rows += 1;
+                    if encoder.should_flush() {
+                        sink.as_mut().send(encoder.take()).await.map_err(sending)?;
+                    }
                 }
             }
+            encoder.finish();
+            sink.as_mut().send(encoder.take()).await.map_err(sending)?;
         }
-        encoder.finish();
-        sink.as_mut().send(encoder.take()).await.map_err(sending)?;
         sink.as_mut()
             .finish()
             .await
@@ -436,7 +432,6 @@ impl PgSink {
     }
 }
 
-/// `*` and `?` are glob characters in table filters; escape them in an exact name.
 /// Whether table `name` (quoted) holds no rows, as `tx` sees it.
 async fn is_empty(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<bool> {
     Ok(tx
@@ -454,12 +449,13 @@ fn passes_through(rows: &dyn BatchReader, table: &TableInfo, types: &[Type]) -> 
         return false;
     };
     let oids: Vec<u32> = types.iter().map(Type::oid).collect();
-    let names = |s: &migrate_core::Schema| -> Vec<String> {
-        s.columns.iter().map(|c| c.name.clone()).collect()
-    };
-    encoding.matches(POSTGRES_COPY_BINARY, &oids) && names(rows.schema()) == names(&table.schema)
+    let (from, to) = (&rows.schema().columns, &table.schema.columns);
+    encoding.matches(POSTGRES_COPY_BINARY, &oids)
+        && from.len() == to.len()
+        && from.iter().zip(to).all(|(f, t)| f.name == t.name)
 }
 
+/// `*` and `?` are glob characters in table filters; escape them in an exact name.
 fn glob_escape(s: &str) -> String {
     s.replace('*', "[*]").replace('?', "[?]")
 }

@@ -115,20 +115,33 @@ async fn load_state(url: &str) -> (i64, i64, i64) {
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// A bare table without its key that is not loading, as pg_dump's pre-data section leaves
+/// one: created by a sink whose load state is then dropped. Returns its name as the load
+/// state records it.
+async fn bare_table(url: &str, t: &TableInfo) -> String {
+    PgSink::new(url)
+        .unwrap()
+        .prepare(t, &PrepareOptions::default())
+        .await
+        .unwrap();
+    let c = client(url).await;
+    let target: String = c
+        .query_one("SELECT target FROM _migrate.loading", &[])
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("DELETE FROM _migrate.loading; DELETE FROM _migrate.written")
+        .await
+        .unwrap();
+    target
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_existing_table_loads_with_markers_and_gets_no_key() {
     let Some(admin) = admin_url() else { return };
     let url = fresh_db(&admin, "migrate_deferred_key_c").await;
     let (t, rows) = customers();
-    // A bare table without its key, as pg_dump's pre-data section leaves one: created by a
-    // sink whose load state is then dropped.
-    let first = PgSink::new(&url).unwrap();
-    first.prepare(&t, &PrepareOptions::default()).await.unwrap();
-    client(&url)
-        .await
-        .batch_execute("DELETE FROM _migrate.loading; DELETE FROM _migrate.written")
-        .await
-        .unwrap();
+    bare_table(&url, &t).await;
 
     let sink = PgSink::new(&url).unwrap();
     let prepared = sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
@@ -161,18 +174,10 @@ async fn a_chunk_written_just_before_loading_starts_is_cleared_when_retried() {
     let Some(admin) = admin_url() else { return };
     let url = fresh_db(&admin, "migrate_deferred_key_d").await;
     let (t, rows) = customers();
-    let sink = PgSink::new(&url).unwrap();
-    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
-    let c = client(&url).await;
-    let target: String = c
-        .query_one("SELECT target FROM _migrate.loading", &[])
-        .await
-        .unwrap()
-        .get(0);
     // A bare, empty table that is not loading; another worker writes chunk 0 into it ...
-    c.batch_execute("DELETE FROM _migrate.loading; DELETE FROM _migrate.written")
-        .await
-        .unwrap();
+    let target = bare_table(&url, &t).await;
+    let sink = PgSink::new(&url).unwrap();
+    let c = client(&url).await;
     write(&sink, &t, &rows).await;
     // ... right after a preparing worker found the table empty and before it marked the table
     // loading (the interleaving of two workers' prepare and write, replayed in order).

@@ -110,8 +110,8 @@ impl BatchReader for ChunkPipe<'_> {
         };
         self.admit(batch.byte_size()).await;
         let src_schema = batch.schema().clone();
-        for row in batch.rows() {
-            if !src_schema.primary_key.is_empty() {
+        if self.samples(&src_schema) {
+            for row in batch.rows() {
                 self.stats
                     .sample
                     .offer(|| src_schema.key_of(row), self.sample_cap);
@@ -160,7 +160,7 @@ impl BatchReader for ChunkPipe<'_> {
         let codec = &batch.encoding().codec;
         let schema = self.inner.schema().clone();
         let not_decoded = |e: Error| e.table(self.table).operation("decoding an encoded row");
-        if !schema.primary_key.is_empty() {
+        if self.samples(&schema) {
             for row in batch.rows() {
                 self.stats
                     .sample
@@ -209,6 +209,12 @@ impl ChunkPipe<'_> {
             t.take(size as u64).await;
         }
         self.tracker.in_flight(self.budget.in_flight());
+    }
+
+    /// Whether rows of `schema` are offered to the key sample (not when it is off, nor for
+    /// keyless tables: nothing would read what the loop over every row gathered).
+    fn samples(&self, schema: &Schema) -> bool {
+        self.sample_cap > 0 && !schema.primary_key.is_empty()
     }
 
     /// Counts rows handed to the sink.
