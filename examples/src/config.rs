@@ -9,7 +9,7 @@ use std::time::Duration;
 use migrate_core::config_serde::{parse_bytes, parse_duration};
 use migrate_core::executor::{IncrementalConfig, Mode, OnParentFailure};
 use migrate_core::plan::Priority;
-use migrate_core::{Error, ExecutorConfig, TableFilter};
+use migrate_core::{Error, ExecutorConfig, ExistingRows, TableFilter};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -78,6 +78,13 @@ struct RetrySection {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PrepareSection {
+    existing_rows: Option<Spanned<String>>,
+    backup: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct VerifySection {
     checksums: Option<bool>,
     sample_size: Option<usize>,
@@ -100,6 +107,8 @@ struct File {
     execution: ExecutionSection,
     #[serde(default)]
     retry: RetrySection,
+    #[serde(default)]
+    prepare: PrepareSection,
     #[serde(default)]
     verify: VerifySection,
 }
@@ -335,6 +344,23 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     if let Some(j) = r.jitter {
         x.retry.jitter = j;
     }
+    if let Some(p) = &f.prepare.existing_rows {
+        x.prepare.existing_rows = match p.get_ref().as_str() {
+            "fail" => ExistingRows::Fail,
+            "replace" => ExistingRows::Replace,
+            "merge" => ExistingRows::Merge,
+            other => {
+                return Err(c.bad(
+                    "prepare.existing_rows",
+                    p,
+                    format!("{other:?} is not fail, replace or merge"),
+                ))
+            }
+        };
+    }
+    if let Some(b) = f.prepare.backup {
+        x.prepare.backup = b;
+    }
     if let Some(v) = f.verify.checksums {
         x.verify.checksums = v;
     }
@@ -428,6 +454,37 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line 2") && e.contains("source.url"), "{e}");
+    }
+
+    #[test]
+    fn the_prepare_section_sets_the_existing_rows_policy_and_backups() {
+        let s = parse(
+            &format!("{MIN}[prepare]\nexisting_rows = \"merge\"\nbackup = true\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        assert_eq!(s.executor.prepare.existing_rows, ExistingRows::Merge);
+        assert!(s.executor.prepare.backup);
+        assert_eq!(
+            parse(MIN, "m.toml", "m")
+                .unwrap()
+                .executor
+                .prepare
+                .existing_rows,
+            ExistingRows::Fail
+        );
+        let e = parse(
+            &format!("{MIN}[prepare]\nexisting_rows = \"overwrite\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 6") && e.contains("prepare.existing_rows") && e.contains("overwrite"),
+            "{e}"
+        );
     }
 
     #[test]

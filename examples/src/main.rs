@@ -49,6 +49,11 @@ enum Command {
         /// Start a new run even if a stopped run has a different plan.
         #[arg(long)]
         force: bool,
+        /// Copy everything again although the migration completed: the source's rows replace
+        /// the rows earlier runs wrote. Without it a completed migration is not run again, and
+        /// a run after deferrals loads only the tables that were deferred or failed.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Continue a stopped run (fails if there is none).
     Resume {
@@ -135,8 +140,12 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
     let settings = config::load(&cli.config)?;
     match cli.command {
         Command::Plan { out } => plan(&settings, &out).await,
-        Command::Run { json, force } => run(settings, json, force, false).await,
-        Command::Resume { json } => run(settings, json, false, true).await,
+        Command::Run {
+            json,
+            force,
+            refresh,
+        } => run(settings, json, force, refresh, false).await,
+        Command::Resume { json } => run(settings, json, false, false, true).await,
         Command::Pause => control(&settings, Control::Pause).await,
         Command::Cancel => control(&settings, Control::Cancel).await,
         Command::Status { json } => status(&settings, json).await,
@@ -232,10 +241,12 @@ async fn run(
     s: config::Settings,
     json: bool,
     force: bool,
+    refresh: bool,
     require_resumable: bool,
 ) -> Result<u8, Error> {
     let mut s = s;
     s.executor.force = force;
+    s.executor.refresh = refresh;
     let (m, store) = migration(&s).await?;
     if require_resumable {
         match store.latest_run(&s.executor.migration).await? {
@@ -387,6 +398,9 @@ async fn rollback(s: &config::Settings, yes: bool, partial: bool) -> Result<u8, 
         match a {
             migrate_core::executor::RollbackAction::Drop { table } => {
                 println!("  drop {table} (created by the run)")
+            }
+            migrate_core::executor::RollbackAction::Empty { table } => {
+                println!("  empty {table} (it was empty before the run)")
             }
             migrate_core::executor::RollbackAction::Restore { table, backup } => {
                 println!("  restore {table} from {backup}")

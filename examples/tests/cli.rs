@@ -40,8 +40,9 @@ async fn load_seed003(url: &str, scale: f64) {
             &f.table,
             &PrepareOptions {
                 mode: PrepareMode::Recreate,
-                backup: false,
+                ..Default::default()
             },
+            &migrate_core::RunId::generate(),
         )
         .await
         .unwrap();

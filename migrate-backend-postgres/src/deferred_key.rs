@@ -38,7 +38,8 @@ pub(crate) async fn ensure_state(conn: &mut Object) -> Result<()> {
         "SELECT pg_advisory_xact_lock(hashtext('migrate sink state'));
          CREATE SCHEMA IF NOT EXISTS _migrate;
          CREATE TABLE IF NOT EXISTS _migrate.loading (target text PRIMARY KEY, add_key text NOT NULL);
-         CREATE TABLE IF NOT EXISTS _migrate.written (target text, chunk integer, PRIMARY KEY (target, chunk));",
+         CREATE TABLE IF NOT EXISTS _migrate.written (target text, chunk integer, PRIMARY KEY (target, chunk));
+         CREATE TABLE IF NOT EXISTS _migrate.prepared (target text, run text, prepared text NOT NULL, PRIMARY KEY (target, run));",
     )
     .await
     .map_err(|e| pg_error(e, "creating the sink's state tables"))?;

@@ -31,6 +31,7 @@ pub mod copy_binary;
 mod deferred_key;
 mod discovery;
 pub mod error;
+mod preparation;
 mod reader;
 mod sink;
 mod source;

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::{pin_mut, SinkExt};
 use migrate_core::{
-    BatchReader, ChunkSpec, Error, ErrorKind, KeyRange, Preflight, PrepareMode, PrepareOptions,
-    Prepared, Result, Row, RowChecksum, Sink, SinkCapabilities, TableFilter, TableInfo, TableName,
-    Value, WriteStats, POSTGRES_COPY_BINARY,
+    BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, Preflight, PrepareMode,
+    PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities, TableFilter,
+    TableInfo, TableName, Value, WriteStats, POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 
@@ -19,6 +19,7 @@ use crate::copy_binary::{header, TupleEncoder, TRAILER};
 use crate::deferred_key;
 use crate::discovery::{discover, PgTable};
 use crate::error::{pg_error, pool_error};
+use crate::preparation;
 use crate::reader::CopyReader;
 use crate::sql::{self, ident, keys_predicate, range_predicate};
 use crate::types::ddl_type;
@@ -68,13 +69,33 @@ impl std::fmt::Debug for PgSink {
     }
 }
 
-fn backup_name(t: &TableName) -> TableName {
-    let mut name = format!("{}__migrate_backup", t.name);
-    name.truncate(63);
+/// The backup of `t` taken by `run`: one per run, so a later run's backup never overwrites
+/// the one an earlier run's rollback needs.
+fn backup_name(t: &TableName, run: &RunId) -> TableName {
+    let mut name: String = t.name.chars().take(40).collect();
+    name.push_str("__backup_");
+    name.extend(run.0.chars().filter(char::is_ascii_alphanumeric).take(8));
     TableName {
         schema: t.schema.clone(),
         name,
     }
+}
+
+/// The name of a foreign key of `table`: the source's, or Postgres's default form.
+fn fk_name(table: &TableInfo, fk: &migrate_core::ForeignKey) -> String {
+    fk.name
+        .clone()
+        .unwrap_or_else(|| format!("{}_{}_fkey", table.name.name, fk.columns.join("_")))
+}
+
+/// Rows in table `name` (quoted).
+async fn count_rows(client: &impl deadpool_postgres::GenericClient, name: &str) -> Result<u64> {
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+        .await
+        .map_err(|e| pg_error(e, &format!("counting the rows of {name}")))?
+        .get(0);
+    Ok(n.max(0) as u64)
 }
 
 use migrate_core::plan::compatible;
@@ -319,21 +340,21 @@ impl PgSink {
         conn: &mut Object,
         table: &TableInfo,
         options: &PrepareOptions,
+        run: &RunId,
     ) -> Result<Prepared> {
         let name = sql::table(&table.name);
         // A table still loading was created by another run, or by a worker of this run racing
         // us: its key is built now, so that writes into it from here on clear their ranges.
         deferred_key::build(conn, &name).await?;
+        deferred_key::ensure_state(conn).await?;
+        *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(true);
         let existing = self.target_meta(conn, &table.name, true).await?;
-        let backup = backup_name(&table.name);
-        let add_key = match deferred_key::add_key_sql(table) {
-            Some(k) if self.options.keys_after_data => {
-                deferred_key::ensure_state(conn).await?;
-                *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(true);
-                Some(k)
+        if existing.is_some() {
+            if let Some(p) = preparation::load(&*conn, &name, run).await? {
+                return Ok(p);
             }
-            _ => None,
-        };
+        }
+        let add_key = deferred_key::add_key_sql(table).filter(|_| self.options.keys_after_data);
         let mut prepared = Prepared::default();
         let tx = conn
             .transaction()
@@ -357,28 +378,61 @@ impl PgSink {
                 if !problems.is_empty() {
                     return Err(Error::schema(problems.join("; ")).table(&table.name));
                 }
-                if options.backup {
-                    tx.batch_execute(&format!(
-                        "DROP TABLE IF EXISTS {b}; CREATE TABLE {b} (LIKE {name} INCLUDING ALL); INSERT INTO {b} SELECT * FROM {name}",
-                        b = sql::table(&backup)
-                    ))
-                    .await
-                    .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
-                    prepared.backup = Some(backup.to_string());
-                }
-                // An empty existing table loads like one this sink created: each chunk's first
-                // write skips its range DELETE — which, where the target has no index on the
-                // key (schemas created data-first, as pg_dump's pre-data section does), would
-                // scan the whole table once per chunk. Nothing is built at finalize: the
-                // table's own indexes are its owner's business.
-                if add_key.is_some() && is_empty(&tx, &name).await? {
+                let rows = count_rows(&tx, &name).await?;
+                prepared.existing_rows = Some(rows);
+                if rows > 0 {
+                    match options.existing_rows {
+                        ExistingRows::Fail => {
+                            return Err(Error::config(format!(
+                                "target table {} already holds {rows} rows and prepare.existing_rows is \"fail\": nothing was written to it",
+                                table.name
+                            ))
+                            .table(&table.name));
+                        }
+                        ExistingRows::Merge => prepared.merge = true,
+                        // Chunk writes clear their ranges; this table's own foreign keys
+                        // (the ones finalize adds back) must not hold its parents' deletes up.
+                        ExistingRows::Replace => {
+                            for fk in &table.foreign_keys {
+                                tx.batch_execute(&format!(
+                                    "ALTER TABLE {name} DROP CONSTRAINT IF EXISTS {}",
+                                    ident(&fk_name(table, fk))
+                                ))
+                                .await
+                                .map_err(|e| {
+                                    pg_error(
+                                        e,
+                                        &format!("dropping the foreign keys of {}", table.name),
+                                    )
+                                })?;
+                            }
+                        }
+                    }
+                    if options.backup {
+                        let b = sql::table(&backup_name(&table.name, run));
+                        tx.batch_execute(&format!(
+                            "DROP TABLE IF EXISTS {b}; CREATE TABLE {b} AS TABLE {name}"
+                        ))
+                        .await
+                        .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                        prepared.backup = Some(backup_name(&table.name, run).to_string());
+                    }
+                } else if add_key.is_some() {
+                    // An empty existing table loads like one this sink created: each chunk's
+                    // first write skips its range DELETE — which, where the target has no index
+                    // on the key (schemas created data-first, as pg_dump's pre-data section
+                    // does), would scan the whole table once per chunk. Nothing is built at
+                    // finalize: the table's own indexes are its owner's business.
                     deferred_key::start(&tx, &name, "", false).await?;
                 }
+                preparation::save(&tx, &name, run, &prepared).await?;
                 tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
                 return Ok(prepared);
             }
             (Some(_), PrepareMode::Recreate) => {
                 if options.backup {
+                    // The old table itself becomes the backup (rollback renames it back).
+                    let backup = backup_name(&table.name, run);
                     tx.batch_execute(&format!(
                         "DROP TABLE IF EXISTS {}; ALTER TABLE {name} RENAME TO {}",
                         sql::table(&backup),
@@ -401,8 +455,9 @@ impl PgSink {
         if let Some(add_key) = &add_key {
             deferred_key::start(&tx, &name, add_key, true).await?;
         }
-        tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
         prepared.created = prepared.backup.is_none();
+        preparation::save(&tx, &name, run, &prepared).await?;
+        tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
         self.target_meta(conn, &table.name, true).await?;
         Ok(prepared)
     }
@@ -430,15 +485,6 @@ impl PgSink {
         );
         migrate_core::collect_rows(&mut reader).await
     }
-}
-
-/// Whether table `name` (quoted) holds no rows, as `tx` sees it.
-async fn is_empty(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<bool> {
-    Ok(tx
-        .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {name})"), &[])
-        .await
-        .map_err(|e| pg_error(e, &format!("looking into {name}")))?
-        .get(0))
 }
 
 /// Whether `rows` can be forwarded undecoded into a COPY of `table`'s columns with the wire
@@ -494,9 +540,8 @@ impl Sink for PgSink {
             Ok(c) => c,
             Err(e) => {
                 return Ok(Preflight {
-                    reachable: false,
-                    exists: false,
                     problems: vec![e.to_string()],
+                    ..Default::default()
                 })
             }
         };
@@ -516,6 +561,17 @@ impl Sink for PgSink {
                 if !ok {
                     p.problems
                         .push(format!("no INSERT and DELETE privilege on {}", table.name));
+                }
+                let can_read: bool = conn
+                    .query_one(
+                        "SELECT has_table_privilege($1, 'SELECT')",
+                        &[&sql::table(&table.name)],
+                    )
+                    .await
+                    .map_err(|e| pg_error(e, "checking privileges"))?
+                    .get(0);
+                if can_read {
+                    p.rows = Some(count_rows(&conn, &sql::table(&table.name)).await?);
                 }
             }
             None => {
@@ -543,7 +599,12 @@ impl Sink for PgSink {
         Ok(p)
     }
 
-    async fn prepare(&self, table: &TableInfo, options: &PrepareOptions) -> Result<Prepared> {
+    async fn prepare(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+    ) -> Result<Prepared> {
         let mut conn = self.conn().await?;
         // Workers sharing a migration may prepare the same table at once: serialize them on a
         // per-table advisory lock and decide only after taking it (the lock goes with the
@@ -552,7 +613,7 @@ impl Sink for PgSink {
         conn.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])
             .await
             .map_err(|e| pg_error(e, "locking the table for prepare"))?;
-        let result = self.prepare_locked(&mut conn, table, options).await;
+        let result = self.prepare_locked(&mut conn, table, options, run).await;
         let unlocked = conn
             .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key])
             .await;
@@ -648,9 +709,7 @@ impl Sink for PgSink {
             for fk in &table.foreign_keys {
                 // A foreign key needs the parent's key, which may still be deferred.
                 deferred_key::build(&mut conn, &sql::table(&fk.referenced_table)).await?;
-                let cname = fk.name.clone().unwrap_or_else(|| {
-                    format!("{}_{}_fkey", table.name.name, fk.columns.join("_"))
-                });
+                let cname = fk_name(table, fk);
                 let exists: bool = conn
                     .query_one(
                         "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2))",
@@ -799,39 +858,67 @@ impl Sink for PgSink {
             .map(|m| m.info.clone()))
     }
 
-    async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()> {
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
         let mut conn = self.conn().await?;
-        let name = sql::table(&table.name);
         let tx = conn
             .transaction()
             .await
             .map_err(|e| pg_error(e, "rollback"))?;
-        deferred_key::forget(&tx, &name).await?;
-        if let Some(b) = &prepared.backup {
-            let backup = backup_name(&table.name);
-            if backup.to_string() != *b {
+        let undo = |what: &str, t: &TableName| format!("rolling back {t}: {what}");
+        // Children first: drop what the run created, empty what it wrote into.
+        for (t, p) in tables {
+            let name = sql::table(&t.name);
+            deferred_key::forget(&tx, &name).await?;
+            preparation::forget(&tx, &name).await?;
+            let step = match (p.created, &p.backup, p.existing_rows) {
+                // A recreated table: its predecessor was renamed to the backup.
+                (_, Some(_), None) | (true, None, _) => format!("DROP TABLE IF EXISTS {name}"),
+                (false, Some(_), Some(_)) | (false, None, Some(0)) => format!("DELETE FROM {name}"),
+                _ => continue, // rows that cannot be told apart: the executor refuses these
+            };
+            tx.batch_execute(&step)
+                .await
+                .map_err(|e| pg_error(e, &undo("clearing", &t.name)))?;
+        }
+        // Parents first: put the backed-up rows back, so foreign keys between them hold.
+        for (t, p) in tables.iter().rev() {
+            let Some(b) = &p.backup else { continue };
+            let backup = TableName::parse(b);
+            if backup.schema != t.name.schema || !backup.name.contains("__backup_") {
                 return Err(Error::fatal(format!(
                     "unexpected backup name {b} for {}",
-                    table.name
+                    t.name
                 )));
             }
-            tx.batch_execute(&format!(
-                "DROP TABLE IF EXISTS {name}; ALTER TABLE {} RENAME TO {}",
-                sql::table(&backup),
-                ident(&table.name.name)
-            ))
-            .await
-            .map_err(|e| pg_error(e, &format!("restoring {} from {b}", table.name)))?;
-        } else if prepared.created {
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+            let (name, b) = (sql::table(&t.name), sql::table(&backup));
+            let step = match p.existing_rows {
+                None => format!("ALTER TABLE {b} RENAME TO {}", ident(&t.name.name)),
+                Some(_) => {
+                    // Generated columns are computed again; identity values are kept.
+                    let cols: String = tx
+                        .query_one(
+                            "SELECT coalesce(string_agg(quote_ident(attname), ', ' ORDER BY attnum), '')
+                             FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0
+                               AND NOT attisdropped AND attgenerated = ''",
+                            &[&name],
+                        )
+                        .await
+                        .map_err(|e| pg_error(e, &undo("reading its columns", &t.name)))?
+                        .get(0);
+                    format!(
+                        "INSERT INTO {name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {b}; DROP TABLE {b}"
+                    )
+                }
+            };
+            tx.batch_execute(&step)
                 .await
-                .map_err(|e| pg_error(e, &format!("dropping {}", table.name)))?;
+                .map_err(|e| pg_error(e, &undo("restoring the backup", &t.name)))?;
         }
         tx.commit().await.map_err(|e| pg_error(e, "rollback"))?;
-        self.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&table.name);
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        for (t, _) in tables {
+            targets.remove(&t.name);
+        }
         Ok(())
     }
 }

@@ -57,7 +57,13 @@ async fn the_key_comes_at_finalize_and_a_rewritten_chunk_replaces_its_rows() {
     let url = fresh_db(&admin, "migrate_deferred_key_a").await;
     let sink = PgSink::new(&url).unwrap();
     let (t, rows) = customers();
-    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    sink.prepare(
+        &t,
+        &PrepareOptions::default(),
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
     assert!(
         !has_key(&url, "customers").await,
         "key built before the data"
@@ -89,9 +95,11 @@ async fn the_key_comes_at_finalize_and_a_rewritten_chunk_replaces_its_rows() {
     // A table recreated under the same name starts a fresh load (old markers forgotten).
     let recreate = PrepareOptions {
         mode: PrepareMode::Recreate,
-        backup: false,
+        ..Default::default()
     };
-    sink.prepare(&t, &recreate).await.unwrap();
+    sink.prepare(&t, &recreate, &migrate_core::RunId::generate())
+        .await
+        .unwrap();
     assert!(!has_key(&url, "customers").await);
     write(&sink, &t, &rows[..120]).await;
     assert_eq!(counts(&url).await, (120, 120));
@@ -121,7 +129,11 @@ async fn load_state(url: &str) -> (i64, i64, i64) {
 async fn bare_table(url: &str, t: &TableInfo) -> String {
     PgSink::new(url)
         .unwrap()
-        .prepare(t, &PrepareOptions::default())
+        .prepare(
+            t,
+            &PrepareOptions::default(),
+            &migrate_core::RunId::generate(),
+        )
         .await
         .unwrap();
     let c = client(url).await;
@@ -144,7 +156,14 @@ async fn an_empty_existing_table_loads_with_markers_and_gets_no_key() {
     bare_table(&url, &t).await;
 
     let sink = PgSink::new(&url).unwrap();
-    let prepared = sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    let prepared = sink
+        .prepare(
+            &t,
+            &PrepareOptions::default(),
+            &migrate_core::RunId::generate(),
+        )
+        .await
+        .unwrap();
     assert!(!prepared.created);
     assert_eq!(
         load_state(&url).await,
@@ -162,8 +181,18 @@ async fn an_empty_existing_table_loads_with_markers_and_gets_no_key() {
     );
     assert_eq!(load_state(&url).await, (0, 0, 0));
 
-    // Not empty any more: preparing again marks nothing, and a rewrite still replaces.
-    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    // Not empty any more: preparing again (for a run that replaces its rows) marks nothing,
+    // and a rewrite still replaces.
+    sink.prepare(
+        &t,
+        &PrepareOptions {
+            existing_rows: migrate_core::ExistingRows::Replace,
+            ..Default::default()
+        },
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
     assert_eq!(load_state(&url).await, (0, 0, 0));
     write(&sink, &t, &rows).await;
     assert_eq!(counts(&url).await, (300, 300));
@@ -224,7 +253,13 @@ async fn a_stale_writer_and_its_successor_never_duplicate_a_chunk() {
     let url = fresh_db(&admin, "migrate_deferred_key_b").await;
     let sink = Arc::new(PgSink::new(&url).unwrap());
     let (t, rows) = customers();
-    sink.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    sink.prepare(
+        &t,
+        &PrepareOptions::default(),
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
 
     // Writer A (whose lease will have lapsed) has sent its rows but not committed when
     // writer B, the chunk's new owner, writes the same chunk.
@@ -266,7 +301,17 @@ async fn a_stale_writer_and_its_successor_never_duplicate_a_chunk() {
     // A worker that prepares a table another worker left loading builds its key at once, so
     // its own writes clear their ranges.
     let other = PgSink::new(&url).unwrap();
-    other.prepare(&t, &PrepareOptions::default()).await.unwrap();
+    other
+        .prepare(
+            &t,
+            &PrepareOptions {
+                existing_rows: migrate_core::ExistingRows::Replace,
+                ..Default::default()
+            },
+            &migrate_core::RunId::generate(),
+        )
+        .await
+        .unwrap();
     assert!(has_key(&url, "customers").await);
     write(&other, &t, &rows).await;
     assert_eq!(counts(&url).await, (300, 300));

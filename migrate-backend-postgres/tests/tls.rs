@@ -51,9 +51,13 @@ async fn require_encrypts_and_verify_full_refuses_an_untrusted_certificate() {
     // The pool used by the sink encrypts too, and data goes through.
     let sink = PgSink::new(&tls_url).unwrap();
     let f = fixture_tables(Some("public"), 30).swap_remove(0);
-    sink.prepare(&f.table, &PrepareOptions::default())
-        .await
-        .unwrap();
+    sink.prepare(
+        &f.table,
+        &PrepareOptions::default(),
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
     let chunk = ChunkSpec::whole_table(f.table.name.clone(), 30);
     sink.write_chunk(
         &f.table,

@@ -186,9 +186,13 @@ async fn encoded_path(
         .await
         .unwrap();
     let sink = PgSink::new(url).unwrap();
-    sink.prepare(&copy, &PrepareOptions::default())
-        .await
-        .unwrap();
+    sink.prepare(
+        &copy,
+        &PrepareOptions::default(),
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
     let mut reader = Only {
         inner: source.read_chunk(t, &chunk, 1000).await.unwrap(),
         encoded: true,

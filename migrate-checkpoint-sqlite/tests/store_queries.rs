@@ -128,6 +128,7 @@ async fn retention_prunes_old_completed_runs_but_never_a_resumable_one() {
     for _ in 0..4 {
         let mut c = cfg("ret");
         c.prepare.mode = migrate_core::PrepareMode::Recreate;
+        c.refresh = true; // a new run each time, although the last one completed
         let r = Migration::new(source.clone(), sink.clone(), store.clone())
             .with_config(c)
             .run()
@@ -140,8 +141,10 @@ async fn retention_prunes_old_completed_runs_but_never_a_resumable_one() {
     let faults = Arc::new(Faults::new());
     faults.fail_nth(Op::Write, 1, ErrorKind::Fatal);
     let failing = Arc::new(MemorySink::new(faults));
+    let mut c = cfg("ret");
+    c.refresh = true;
     let r = Migration::new(source.clone(), failing, store.clone())
-        .with_config(cfg("ret"))
+        .with_config(c)
         .run()
         .await
         .unwrap();

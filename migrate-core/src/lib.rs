@@ -44,7 +44,8 @@ pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle
 pub use report::MigrationReport;
 pub use schema::{Column, DataType, ForeignKey, IndexDef, Schema, TableInfo, TableName};
 pub use sink::{
-    Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities, WriteStats,
+    ExistingRows, Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities,
+    WriteStats,
 };
 pub use source::{ChangeRequest, Source, TableFilter, Watermark};
 pub use transform::{Rejected, Transform, TransformOutput};

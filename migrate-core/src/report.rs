@@ -161,6 +161,10 @@ pub struct TableVerification {
     pub count_match: bool,
     /// Checksums matched for every chunk.
     pub checksum_match: bool,
+    /// Why the range counts and checksums were not compared, when they were not (the other
+    /// figures then say nothing about the table).
+    #[serde(default)]
+    pub not_compared: Option<String>,
     /// Chunks that did not match, with what differed.
     pub mismatches: Vec<ChunkMismatch>,
     /// Field-by-field comparison of sampled keys.
@@ -239,6 +243,12 @@ pub struct PreflightResult {
     pub reachable: bool,
     /// The target table exists.
     pub exists: bool,
+    /// Rows the existing target table holds, counted.
+    #[serde(default)]
+    pub target_rows: Option<u64>,
+    /// What the run will do to the target table, in words ("create", "replace its 3 rows", …).
+    #[serde(default)]
+    pub action: String,
     /// Reasons it could not be written.
     pub problems: Vec<String>,
 }
@@ -378,19 +388,26 @@ impl MigrationReport {
                     Some(why) => format!("; sample skipped: {why}"),
                     None => format!("; sample {}/{} matched", s.matched_records, s.sample_size),
                 });
-            let _ = writeln!(
-                m,
-                "- {}: target {} rows{}; checksum {}{sample}",
-                v.table,
-                v.target_count,
-                v.source_count
-                    .map_or(String::new(), |s| format!(", source {s}")),
-                if v.checksum_match {
-                    "match"
-                } else {
-                    "MISMATCH"
-                }
-            );
+            let _ = match &v.not_compared {
+                Some(why) => writeln!(
+                    m,
+                    "- {}: counts and checksums not compared ({why}){sample}",
+                    v.table
+                ),
+                None => writeln!(
+                    m,
+                    "- {}: target {} rows{}; checksum {}{sample}",
+                    v.table,
+                    v.target_count,
+                    v.source_count
+                        .map_or(String::new(), |s| format!(", source {s}")),
+                    if v.checksum_match {
+                        "match"
+                    } else {
+                        "MISMATCH"
+                    }
+                ),
+            };
             for c in &v.mismatches {
                 let _ = writeln!(m, "  - chunk {}: {}", c.chunk, c.detail);
             }
@@ -445,20 +462,25 @@ impl MigrationReport {
             let _ = writeln!(m, "\n## Dry Run\n");
             let _ = writeln!(
                 m,
-                "| Table | Chunks | Est. rows | Target exists | Problems |"
+                "| Table | Chunks | Est. rows | Target rows | Run will | Problems |"
             );
             let _ = writeln!(
                 m,
-                "|-------|--------|-----------|---------------|----------|"
+                "|-------|--------|-----------|-------------|----------|----------|"
             );
             for p in &self.preflight {
                 let _ = writeln!(
                     m,
-                    "| {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} |",
                     p.table,
                     p.chunks,
                     p.estimated_rows,
-                    if p.exists { "yes" } else { "no" },
+                    match (p.exists, p.target_rows) {
+                        (false, _) => "no table".to_string(),
+                        (true, Some(n)) => n.to_string(),
+                        (true, None) => "exists, not counted".to_string(),
+                    },
+                    p.action,
                     if p.problems.is_empty() {
                         "none".into()
                     } else {

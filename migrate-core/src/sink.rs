@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchReader, Row};
+use crate::checkpoint::RunId;
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::Result;
@@ -39,22 +40,68 @@ pub enum PrepareMode {
     RequireExisting,
 }
 
+/// What a run does to a target table that already holds rows before the run first writes it.
+/// Rows already in a target are never replaced or deleted unless the configuration says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingRows {
+    /// Refuse to write the table (the default): the run stops before its first write and names
+    /// every such table with its row count.
+    #[default]
+    Fail,
+    /// The run's rows replace the table's: each chunk clears its key range, and the ranges
+    /// together cover every key, so the table ends holding exactly the source's rows.
+    Replace,
+    /// Upsert by primary key: source rows are inserted or update the target row with the same
+    /// key; rows only the target holds are kept. Needs a primary key in the target.
+    Merge,
+}
+
+impl ExistingRows {
+    /// Stable lowercase name, as written in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExistingRows::Fail => "fail",
+            ExistingRows::Replace => "replace",
+            ExistingRows::Merge => "merge",
+        }
+    }
+}
+
 /// Options for [`Sink::prepare`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PrepareOptions {
     /// What to do with an existing table.
     pub mode: PrepareMode,
-    /// Back up an existing table before changing it, so rollback can restore it.
+    /// What to do with rows an existing table already holds.
+    pub existing_rows: ExistingRows,
+    /// Back up an existing table before the run's first write to it, so rollback can restore
+    /// it.
     pub backup: bool,
 }
 
 /// What `prepare` did; recorded by the executor so rollback can undo exactly that.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Prepared {
     /// The table did not exist and was created by this run.
     pub created: bool,
     /// Name of the backup taken of a table that existed before, if any.
     pub backup: Option<String>,
+    /// Rows the table held when the run first prepared it (`None` when the run created it).
+    pub existing_rows: Option<u64>,
+    /// Chunks are upserted by key instead of replacing their range ([`ExistingRows::Merge`]
+    /// on a table that held rows).
+    pub merge: bool,
+}
+
+impl Prepared {
+    /// Whether rolling back can restore the table as it was before the run: the run created
+    /// it, backed it up, or found it empty.
+    pub fn reversible(&self) -> bool {
+        self.created || self.backup.is_some() || self.existing_rows == Some(0)
+    }
 }
 
 /// What a dry run learns about one target table without writing anything.
@@ -67,6 +114,9 @@ pub struct Preflight {
     /// Reasons the run could not write this table (permissions, incompatible columns); empty
     /// when it can.
     pub problems: Vec<String>,
+    /// Rows the existing table holds, counted (`None` when it does not exist or could not be
+    /// counted).
+    pub rows: Option<u64>,
 }
 
 /// What one write did.
@@ -98,7 +148,18 @@ pub trait Sink: Send + Sync {
     /// that the existing one is compatible (an incompatibility is an error of kind `Schema`
     /// naming the column). Called once per table per run, before any chunk of it; calling it
     /// again on a resumed run must not lose rows already written.
-    async fn prepare(&self, table: &TableInfo, options: &PrepareOptions) -> Result<Prepared>;
+    ///
+    /// `run` identifies the run: a second call for the same table and run (another worker, a
+    /// resumed process) must return what the first returned and change nothing, so that a
+    /// backup is taken once, before the run's first write. An existing table holding rows is
+    /// refused under [`ExistingRows::Fail`] with an error of kind `Config` naming the table, its
+    /// row count and the setting that decides.
+    async fn prepare(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+    ) -> Result<Prepared>;
 
     /// Writes one chunk **idempotently**: afterwards the target holds, within `chunk.range`,
     /// exactly the rows `rows` yielded — whatever an earlier, possibly partial, attempt of the
@@ -144,6 +205,10 @@ pub trait Sink: Send + Sync {
         Err(unsupported(self.kind(), "describe", &table.name))
     }
 
-    /// Undoes what `prepare` did: drops a table the run created, restores a backup.
-    async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()>;
+    /// Undoes what `prepare` and the run's writes did to `tables`, listed children before
+    /// parents: drops the tables the run created, empties the tables it found empty, puts back
+    /// the rows of backed-up tables (and drops the backups). Foreign keys between the tables
+    /// must hold throughout, so a sink clears children before parents and refills parents
+    /// before children; where it can, it does all of it in one transaction.
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()>;
 }

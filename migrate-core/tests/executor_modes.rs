@@ -126,8 +126,13 @@ impl Sink for LossySink {
     async fn preflight(&self, t: &TableInfo) -> Result<Preflight> {
         self.0.preflight(t).await
     }
-    async fn prepare(&self, t: &TableInfo, o: &PrepareOptions) -> Result<Prepared> {
-        self.0.prepare(t, o).await
+    async fn prepare(
+        &self,
+        t: &TableInfo,
+        o: &PrepareOptions,
+        run: &migrate_core::RunId,
+    ) -> Result<Prepared> {
+        self.0.prepare(t, o, run).await
     }
     async fn write_chunk(
         &self,
@@ -144,8 +149,8 @@ impl Sink for LossySink {
     async fn checksum(&self, t: &TableInfo, r: &KeyRange) -> Result<RowChecksum> {
         self.0.checksum(t, r).await
     }
-    async fn rollback(&self, t: &TableInfo, p: &Prepared) -> Result<()> {
-        self.0.rollback(t, p).await
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
+        self.0.rollback(tables).await
     }
 }
 

@@ -12,8 +12,8 @@ use common::{cfg, t, Rig};
 use migrate_core::executor::{IncrementalConfig, Mode, RollbackAction};
 use migrate_core::testing::{fixture_tables, Op};
 use migrate_core::{
-    CheckpointStore, ChunkStatus, Control, ErrorKind, PrepareMode, RunId, RunStatus, TableName,
-    TableStatus, Value,
+    CheckpointStore, ChunkStatus, Control, ErrorKind, ExistingRows, PrepareMode, RunId, RunStatus,
+    TableName, TableStatus, Value,
 };
 
 async fn completed_chunks(rig: &Rig, run: &str) -> BTreeSet<(TableName, u32)> {
@@ -250,13 +250,84 @@ async fn a_changed_plan_is_refused_unless_forced() {
 }
 
 #[tokio::test]
-async fn a_completed_migration_run_again_starts_a_new_run() {
+async fn a_completed_migration_run_again_does_nothing_and_a_refresh_copies_it_again() {
     let rig = Rig::seed003(0.0005);
     let a = rig.migration(cfg("twice")).run().await.unwrap();
     let b = rig.migration(cfg("twice")).run().await.unwrap();
-    assert!(a.succeeded() && b.succeeded());
-    assert_ne!(a.execution_id, b.execution_id);
-    assert!(!b.resumed);
+    assert!(a.succeeded() && b.succeeded(), "{}", b.to_markdown());
+    assert_eq!(a.execution_id, b.execution_id, "nothing new was started");
+    assert!(
+        b.reconciliation.join(" ").contains("nothing to do"),
+        "{:?}",
+        b.reconciliation
+    );
+    let writes = rig.sink.write_log().len();
+    // A source row changes; a refresh copies everything again and converges on it.
+    let f = &rig.fixtures[0];
+    let mut changed = f.rows[0].clone();
+    changed[1] = Value::Text("refreshed".into());
+    rig.source
+        .upsert_rows(&f.table.name, vec![changed])
+        .unwrap();
+    let mut refresh = cfg("twice");
+    refresh.refresh = true;
+    let c = rig.migration(refresh).run().await.unwrap();
+    assert!(c.succeeded(), "{}", c.to_markdown());
+    assert_ne!(c.execution_id, a.execution_id, "a refresh is a new run");
+    assert!(rig.sink.write_log().len() > writes);
+    let rows = rig.sink.rows(&f.table.name).unwrap();
+    assert_eq!(rows.len(), f.rows.len());
+    assert!(
+        rows.iter().any(|r| r[1] == Value::Text("refreshed".into())),
+        "the refresh carried the changed row"
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_run_loads_exactly_the_deferred_tables() {
+    let rig = Rig::seed003(0.0005);
+    let mut c = cfg("follow");
+    c.window = Some(std::time::Duration::from_secs(1));
+    c.bandwidth_target = Some(1);
+    c.priorities.insert(
+        "public.audit_logs".into(),
+        migrate_core::plan::Priority::Deferrable,
+    );
+    let first = rig.migration(c.clone()).run().await.unwrap();
+    assert!(
+        first
+            .results
+            .iter()
+            .any(|r| r.status == TableStatus::Deferred),
+        "{}",
+        first.to_markdown()
+    );
+    assert_eq!(first.status, RunStatus::Completed);
+    let completed_writes: Vec<_> = rig.sink.write_log();
+    // The follow-up, without the window that deferred them.
+    let mut follow = cfg("follow");
+    follow.priorities = c.priorities.clone();
+    let second = rig.migration(follow).run().await.unwrap();
+    assert!(second.succeeded(), "{}", second.to_markdown());
+    assert_eq!(
+        second.execution_id, first.execution_id,
+        "the same run, followed up"
+    );
+    let deferred: Vec<_> = first
+        .results
+        .iter()
+        .filter(|r| r.status == TableStatus::Deferred)
+        .map(|r| r.table.clone())
+        .collect();
+    let rewritten: std::collections::BTreeSet<_> = rig.sink.write_log()[completed_writes.len()..]
+        .iter()
+        .map(|w| w.table.clone())
+        .collect();
+    assert_eq!(
+        rewritten,
+        deferred.iter().cloned().collect(),
+        "the follow-up wrote exactly the deferred tables"
+    );
     rig.assert_target_equals_source();
 }
 
@@ -370,9 +441,11 @@ async fn rollback_reports_feasibility_then_drops_what_the_run_created() {
 #[tokio::test]
 async fn rollback_of_a_table_that_existed_without_backup_is_refused() {
     let rig = Rig::seed003(0.0005);
-    // The target already has customers.
+    // The target already has every table, from another migration.
     assert!(rig.migration(cfg("pre")).run().await.unwrap().succeeded());
-    let m = rig.migration(cfg("second"));
+    let mut c = cfg("second");
+    c.prepare.existing_rows = ExistingRows::Replace;
+    let m = rig.migration(c);
     assert!(m.clone().run().await.unwrap().succeeded());
     let plan = m.rollback_plan(None).await.unwrap();
     assert!(!plan.feasible);
@@ -381,10 +454,11 @@ async fn rollback_of_a_table_that_existed_without_backup_is_refused() {
         .iter()
         .any(|a| matches!(a, RollbackAction::Impossible { .. })));
     let e = m.rollback(None, false).await.unwrap_err();
-    assert!(e.to_string().contains("no backup was taken"), "{e}");
+    assert!(e.to_string().contains("prepare.backup = true"), "{e}");
     // With backups, the same situation is reversible.
     let mut c = cfg("third");
     c.prepare.backup = true;
+    c.prepare.existing_rows = ExistingRows::Replace;
     let m = rig.migration(c);
     assert!(m.clone().run().await.unwrap().succeeded());
     let plan = m.rollback_plan(None).await.unwrap();

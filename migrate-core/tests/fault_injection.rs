@@ -18,9 +18,13 @@ async fn fails_the_nth_write_with_the_chosen_kind_and_leaves_a_partial_chunk() {
     faults.fail_nth_after(Op::Write, 3, 5, ErrorKind::Transient);
     let sink = MemorySink::new(faults.clone());
     let f = fixture_tables(None, 30).swap_remove(0);
-    sink.prepare(&f.table, &PrepareOptions::default())
-        .await
-        .unwrap();
+    sink.prepare(
+        &f.table,
+        &PrepareOptions::default(),
+        &migrate_core::RunId::generate(),
+    )
+    .await
+    .unwrap();
     let chunk = ChunkSpec::whole_table(f.table.name.clone(), 30);
     let write = |n: usize| {
         let rows = f.rows[..n].to_vec();

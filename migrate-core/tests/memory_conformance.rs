@@ -63,8 +63,9 @@ impl migrate_core::Sink for UpsertingSink {
         &self,
         t: &migrate_core::TableInfo,
         o: &migrate_core::PrepareOptions,
+        run: &migrate_core::RunId,
     ) -> migrate_core::Result<migrate_core::Prepared> {
-        self.0.prepare(t, o).await
+        self.0.prepare(t, o, run).await
     }
     async fn write_chunk(
         &self,
@@ -83,10 +84,9 @@ impl migrate_core::Sink for UpsertingSink {
     }
     async fn rollback(
         &self,
-        t: &migrate_core::TableInfo,
-        p: &migrate_core::Prepared,
+        tables: &[(migrate_core::TableInfo, migrate_core::Prepared)],
     ) -> migrate_core::Result<()> {
-        self.0.rollback(t, p).await
+        self.0.rollback(tables).await
     }
 }
 

@@ -58,10 +58,10 @@ pub async fn load(url: &str, fixtures: &[Fixture]) {
     let sink = PgSink::new(url).expect("sink");
     let opts = PrepareOptions {
         mode: PrepareMode::Recreate,
-        backup: false,
+        ..Default::default()
     };
     for f in fixtures {
-        sink.prepare(&f.table, &opts)
+        sink.prepare(&f.table, &opts, &migrate_core::RunId::generate())
             .await
             .expect("prepare fixture table");
         let chunk = ChunkSpec::whole_table(f.table.name.clone(), f.rows.len() as u64);

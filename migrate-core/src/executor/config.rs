@@ -135,6 +135,12 @@ pub struct ExecutorConfig {
     pub extra_dependencies: Vec<(TableName, TableName)>,
     /// Start a new run even when a stopped run of this migration exists with a different plan.
     pub force: bool,
+    /// Copy everything again although the migration's latest run completed: a new run whose
+    /// writes replace the rows earlier runs of this migration wrote (foreign keys the sink
+    /// created are dropped and re-added around the copy). Without it, running a completed
+    /// migration again does nothing, and a follow-up run only migrates the tables that were
+    /// deferred or failed.
+    pub refresh: bool,
     /// This worker's id in chunk leases (default: host-pid-random).
     pub worker_id: String,
     /// How long a worker's claim on a chunk lasts without renewal (default 30 s). A heartbeat
@@ -179,6 +185,7 @@ impl Default for ExecutorConfig {
             prepare: PrepareOptions::default(),
             extra_dependencies: Vec::new(),
             force: false,
+            refresh: false,
             worker_id: default_worker_id(),
             lease: Duration::from_secs(30),
             bandwidth_target: None,

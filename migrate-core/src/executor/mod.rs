@@ -16,6 +16,7 @@
 
 mod budget;
 mod config;
+mod existing;
 mod pipe;
 mod progress;
 mod rollback;

@@ -18,7 +18,12 @@ pub enum RollbackAction {
         /// The table.
         table: TableName,
     },
-    /// The table existed and was backed up: restore the backup.
+    /// The table existed empty: delete the rows the run wrote.
+    Empty {
+        /// The table.
+        table: TableName,
+    },
+    /// The table existed and was backed up: put the backup's rows back.
     Restore {
         /// The table.
         table: TableName,
@@ -85,19 +90,23 @@ pub(crate) async fn plan(m: &Migration, run: Option<&RunId>) -> Result<RollbackP
             continue;
         };
         let Some(p) = &rec.prepared else { continue };
-        actions.push(match (&p.backup, p.created) {
-            (Some(b), _) => RollbackAction::Restore {
+        actions.push(match (&p.backup, p.created, p.existing_rows) {
+            (Some(b), _, _) => RollbackAction::Restore {
                 table: name.clone(),
                 backup: b.clone(),
             },
-            (None, true) => RollbackAction::Drop {
+            (None, true, _) => RollbackAction::Drop {
                 table: name.clone(),
             },
-            (None, false) => RollbackAction::Impossible {
+            (None, false, Some(0)) => RollbackAction::Empty {
                 table: name.clone(),
-                reason:
-                    "the table existed before the run and no backup was taken (set prepare.backup)"
-                        .into(),
+            },
+            (None, false, rows) => RollbackAction::Impossible {
+                table: name.clone(),
+                reason: format!(
+                    "the table held {} before the run and no backup was taken (set prepare.backup = true before a run that writes into existing rows)",
+                    rows.map_or("rows".to_string(), |n| format!("{n} rows"))
+                ),
             },
         });
     }
@@ -141,9 +150,13 @@ pub(crate) async fn execute(
             &AuditEvent::new("rollback.started", format!("{} steps", p.actions.len())),
         )
         .await?;
+    // One call for every table (children first), so the sink can keep foreign keys between
+    // them satisfied and, where it can, undo everything in one transaction.
+    let mut steps = Vec::new();
     for a in &p.actions {
         let (table, what) = match a {
             RollbackAction::Drop { table } => (table, "dropped"),
+            RollbackAction::Empty { table } => (table, "emptied"),
             RollbackAction::Restore { table, .. } => (table, "restored from backup"),
             RollbackAction::Impossible { .. } => continue,
         };
@@ -153,14 +166,25 @@ pub(crate) async fn execute(
             ))
         })?;
         let rec = records
+            .iter()
+            .find(|r| &r.table == table)
+            .ok_or_else(|| Error::fatal("table record vanished"))?;
+        steps.push((info.clone(), rec.prepared.clone().unwrap_or_default(), what));
+    }
+    let tables: Vec<_> = steps
+        .iter()
+        .map(|(i, p, _)| (i.clone(), p.clone()))
+        .collect();
+    m.sink
+        .rollback(&tables)
+        .await
+        .map_err(|e| e.operation("rollback"))?;
+    for (info, _, what) in &steps {
+        let table = &info.name;
+        let rec = records
             .iter_mut()
             .find(|r| &r.table == table)
             .ok_or_else(|| Error::fatal("table record vanished"))?;
-        let prepared = rec.prepared.clone().unwrap_or_default();
-        m.sink
-            .rollback(info, &prepared)
-            .await
-            .map_err(|e| e.table(table).operation("rollback"))?;
         rec.prepared = None;
         rec.status = crate::checkpoint::TableStatus::Pending;
         rec.rows = 0;
@@ -169,7 +193,7 @@ pub(crate) async fn execute(
         m.store
             .append_event(
                 &p.run,
-                &AuditEvent::new("rollback.table", what).on(table, None),
+                &AuditEvent::new("rollback.table", *what).on(table, None),
             )
             .await?;
     }

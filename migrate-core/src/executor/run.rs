@@ -44,6 +44,8 @@ pub(crate) struct TableCtx {
     pub(crate) cursor: Option<(String, usize, Option<Value>)>,
     /// Parent span of the table's chunk and verification spans.
     pub(crate) span: tracing::Span,
+    /// Chunks are upserted by key rather than replacing their range (`Prepared::merge`).
+    pub(crate) merge: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by the coordinator and the chunk tasks.
@@ -171,14 +173,30 @@ async fn execute_once(
             return dry_run(&m, &cfg, &dag, &ctxs, &plan_hash, started).await;
         }
 
-        // Continue a stopped run of the same migration, or start a new one.
+        // Continue a stopped run of the same migration, follow up a completed one that left
+        // tables behind, or start a new one.
         // Throughput measured by the previous run of this migration refines the plan; read it
         // before this run becomes the latest.
         let history = match cfg.window {
             Some(_) => crate::plan::measured_rates(&*m.store, &cfg.migration).await?,
             None => BTreeMap::new(),
         };
-        let (run, resumed) = open_run(&m, &cfg, &plan_hash).await?;
+        let (opening, owners) = opening(&m, &cfg, &plan_hash, &ctxs).await?;
+        let (run, resumed, follow_up) = match open_run(&m, &cfg, &plan_hash, &ctxs, opening, &owners).await? {
+            Opened::Run { run, resumed, follow_up } => (run, resumed, follow_up),
+            Opened::AlreadyDone(r) => {
+                let mut report = verify::stored_report(&*m.store, &cfg.migration)
+                    .await?
+                    .ok_or_else(|| Error::fatal("the completed run vanished from the store"))?;
+                report.reconciliation.push(format!(
+                    "run {} already completed every table of this plan: nothing to do (run with refresh to copy everything again)",
+                    r.id
+                ));
+                info!(run = %r.id, "already completed; nothing to do");
+                tracker.phase(Phase::Done);
+                return Ok(report);
+            }
+        };
         let batch_rows = batch_rows(&cfg, &ctxs);
         let ctx = Arc::new(Ctx {
             source: m.source.clone(),
@@ -196,7 +214,9 @@ async fn execute_once(
         m.store.set_run_status(&run.id, RunStatus::Running).await?;
         m.store.set_control(&run.id, Control::Run).await?;
         ctx.audit(AuditEvent::new(
-            if resumed {
+            if follow_up {
+                "run.follow_up"
+            } else if resumed {
                 "run.resumed"
             } else {
                 "run.started"
@@ -206,28 +226,8 @@ async fn execute_once(
         .await;
         info!(run = %run.id, resumed, "run started");
 
-        let plan = match cfg.window {
-            Some(window) => {
-                let tables: Vec<crate::plan::PlanTable> = ctxs
-                    .values()
-                    .map(|t| crate::plan::PlanTable {
-                        measured_bytes_per_sec: history.get(&t.info.name).copied(),
-                        ..crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name))
-                    })
-                    .collect();
-                let constraints = crate::plan::Constraints {
-                    window,
-                    memory_budget: cfg.memory_budget,
-                    bandwidth_target: cfg.throttle_rate().unwrap_or(u64::MAX / 4),
-                    bandwidth_cap: cfg.bandwidth_cap,
-                    parallelism: cfg.parallelism,
-                };
-                Some(crate::plan::plan(&tables, &constraints)?)
-            }
-            None => None,
-        };
-        let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed);
-        coordinator.plan = plan;
+        let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed, owners);
+        coordinator.history = history;
         let outcome = coordinator.run(control).await;
         let status = coordinator.final_status(&outcome);
         m.store.set_run_status(&run.id, status).await?;
@@ -253,38 +253,184 @@ async fn execute_once(
     .await
 }
 
-/// Continues the migration's resumable run under the same plan, or starts a new one. Two
-/// processes starting at once both try to create; the store lets one win and the other resumes it.
+/// How this execution relates to the migration's earlier runs.
+enum Opening {
+    /// Continue `run`: stopped, or completed with tables deferred or failed (a follow-up).
+    Continue { run: RunRecord, follow_up: bool },
+    /// The latest run completed every table under this plan.
+    Done(RunRecord),
+    /// Start a new run, first marking `supersede` (a stopped run) superseded.
+    New { supersede: Option<RunRecord> },
+}
+
+enum Opened {
+    Run {
+        run: RunRecord,
+        resumed: bool,
+        follow_up: bool,
+    },
+    AlreadyDone(RunRecord),
+}
+
+fn incremental_mode(cfg: &ExecutorConfig) -> bool {
+    matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. })
+}
+
+/// The tables a run prepared (its rows in them are the migration's own).
+fn prepared_tables(records: &[TableRecord]) -> BTreeSet<TableName> {
+    records
+        .iter()
+        .filter(|r| r.prepared.is_some())
+        .map(|r| r.table.clone())
+        .collect()
+}
+
+/// Decides, from the store alone, whether this execution continues a run, has nothing to do, or
+/// starts a new run — and whose rows the target tables hold.
+///
+/// - a stopped run under the same plan is continued (a different plan needs `force`);
+/// - after a completed full run, the same plan is "nothing to do" unless tables were deferred
+///   or failed, which a follow-up run of the same run migrates; completed tables are left
+///   alone. A different plan needs `refresh`;
+/// - `refresh`, and every incremental run, start a new run.
+async fn opening(
+    m: &Migration,
+    cfg: &ExecutorConfig,
+    plan_hash: &str,
+    ctxs: &BTreeMap<TableName, Arc<TableCtx>>,
+) -> Result<(Opening, super::existing::Ownership)> {
+    let mut owners = super::existing::Ownership {
+        refresh: cfg.refresh,
+        tables: BTreeSet::new(),
+    };
+    if incremental_mode(cfg) {
+        // A table with a watermark was loaded by this migration's incremental runs.
+        for name in ctxs.keys() {
+            if m.store.cursor(&cfg.migration, name).await?.is_some() {
+                owners.tables.insert(name.clone());
+            }
+        }
+    }
+    let Some(latest) = m.store.latest_run(&cfg.migration).await? else {
+        return Ok((Opening::New { supersede: None }, owners));
+    };
+    let records = m.store.tables(&latest.id).await?;
+    let same_plan = latest.plan_hash == plan_hash;
+    let opening = if latest.status.is_resumable() {
+        if same_plan {
+            Opening::Continue {
+                run: latest,
+                follow_up: false,
+            }
+        } else if cfg.force {
+            owners.tables.extend(prepared_tables(&records));
+            Opening::New {
+                supersede: Some(latest),
+            }
+        } else {
+            return Err(Error::config(format!(
+                "the plan of migration {:?} changed since run {} stopped (tables, schemas, chunking or transforms differ), so its chunk progress cannot be reused; finish it with the old settings, or force a new run",
+                cfg.migration, latest.id
+            )));
+        }
+    } else if latest.status == RunStatus::Completed && !incremental_mode(cfg) && !cfg.refresh {
+        if !same_plan {
+            return Err(Error::config(format!(
+                "migration {:?} completed run {} under another plan (tables, schemas, chunking or transforms differ); run it with refresh to copy everything again under this plan, or give the migration a new name",
+                cfg.migration, latest.id
+            )));
+        }
+        if records.iter().any(|r| r.status != TableStatus::Completed) {
+            Opening::Continue {
+                run: latest,
+                follow_up: true,
+            }
+        } else {
+            Opening::Done(latest)
+        }
+    } else {
+        owners.tables.extend(prepared_tables(&records));
+        Opening::New { supersede: None }
+    };
+    Ok((opening, owners))
+}
+
+/// Opens the run `opening` decided on, after refusing — before anything is written — to touch
+/// target tables that hold rows the configuration says to keep. Two processes starting at once
+/// both try to create; the store lets one win and the other continues its run.
 async fn open_run(
     m: &Migration,
     cfg: &ExecutorConfig,
     plan_hash: &str,
-) -> Result<(RunRecord, bool)> {
+    ctxs: &BTreeMap<TableName, Arc<TableCtx>>,
+    mut opening: Opening,
+    owners: &super::existing::Ownership,
+) -> Result<Opened> {
     for _ in 0..3 {
-        match m.store.latest_run(&cfg.migration).await? {
-            Some(r) if r.status.is_resumable() && r.plan_hash == plan_hash => return Ok((r, true)),
-            Some(r) if r.status.is_resumable() && !cfg.force => {
-                return Err(Error::config(format!(
-                    "the plan of migration {:?} changed since run {} stopped (tables, schemas, chunking or transforms differ), so its chunk progress cannot be reused; finish it with the old settings, or force a new run",
-                    cfg.migration, r.id
-                )));
+        // Tables this run has yet to prepare.
+        let unprepared: BTreeSet<TableName> = match &opening {
+            Opening::Done(r) => return Ok(Opened::AlreadyDone(r.clone())),
+            Opening::Continue { run, .. } => {
+                let done = prepared_tables(&m.store.tables(&run.id).await?);
+                ctxs.keys()
+                    .filter(|n| !done.contains(*n))
+                    .cloned()
+                    .collect()
             }
-            Some(r) if r.status.is_resumable() => {
-                m.store.set_run_status(&r.id, RunStatus::Superseded).await?;
-                m.store
-                    .append_event(
-                        &r.id,
-                        &AuditEvent::new("run.superseded", "a new plan was forced"),
-                    )
-                    .await?;
+            Opening::New { .. } => ctxs.keys().cloned().collect(),
+        };
+        let settled = || async {
+            // Another worker of the same run prepares a table before writing it.
+            match m.store.latest_run(&cfg.migration).await? {
+                Some(r) if r.plan_hash == plan_hash && r.status.is_resumable() => {
+                    Ok(prepared_tables(&m.store.tables(&r.id).await?))
+                }
+                _ => Ok(BTreeSet::new()),
             }
-            _ => {}
-        }
-        let r = RunRecord::new(cfg.migration.clone(), plan_hash.to_string());
-        match m.store.create_run(&r).await {
-            Ok(()) => return Ok((r, false)),
-            Err(e) if e.kind() == ErrorKind::Constraint => continue, // another process won
-            Err(e) => return Err(e),
+        };
+        super::existing::check(
+            &*m.sink,
+            cfg,
+            owners,
+            unprepared.iter().map(|n| &ctxs[n].target),
+            settled,
+        )
+        .await?;
+        match opening {
+            Opening::Done(r) => return Ok(Opened::AlreadyDone(r)),
+            Opening::Continue { run, follow_up } => {
+                return Ok(Opened::Run {
+                    run,
+                    resumed: true,
+                    follow_up,
+                })
+            }
+            Opening::New { supersede } => {
+                if let Some(r) = supersede {
+                    m.store.set_run_status(&r.id, RunStatus::Superseded).await?;
+                    m.store
+                        .append_event(
+                            &r.id,
+                            &AuditEvent::new("run.superseded", "a new plan was forced"),
+                        )
+                        .await?;
+                }
+                let r = RunRecord::new(cfg.migration.clone(), plan_hash.to_string());
+                match m.store.create_run(&r).await {
+                    Ok(()) => {
+                        return Ok(Opened::Run {
+                            run: r,
+                            resumed: false,
+                            follow_up: false,
+                        })
+                    }
+                    // Another process won: continue its run.
+                    Err(e) if e.kind() == ErrorKind::Constraint => {
+                        opening = self::opening(m, cfg, plan_hash, ctxs).await?.0;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
     Err(Error::transient(format!(
@@ -381,6 +527,7 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
         sample: Mutex::new(KeySample::default()),
         cursor,
         span,
+        merge: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -402,7 +549,12 @@ fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) ->
             )
         })
         .collect();
-    let doc = serde_json::json!({ "mode": mode_name(&cfg.mode), "chunk_rows": cfg.chunk_rows, "tables": tables });
+    // A dry run describes the full run it stands for.
+    let mode = match cfg.mode {
+        Mode::DryRun => "full",
+        ref m => mode_name(m),
+    };
+    let doc = serde_json::json!({ "mode": mode, "chunk_rows": cfg.chunk_rows, "tables": tables });
     let digest = md5_many::md5(doc.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -434,10 +586,29 @@ async fn dry_run(
 ) -> Result<MigrationReport> {
     let mut preflight = Vec::new();
     let mut results = Vec::new();
+    let (opening, owners) = opening(m, cfg, plan_hash, ctxs).await?;
+    // Tables the run to be continued (or the completed one) has already settled.
+    let settled: BTreeMap<TableName, String> = match &opening {
+        Opening::New { .. } => BTreeMap::new(),
+        Opening::Continue { run, .. } | Opening::Done(run) => m
+            .store
+            .tables(&run.id)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let what = match (r.status, &r.prepared) {
+                    (TableStatus::Completed, _) => format!("nothing: completed by run {}", run.id),
+                    (_, Some(_)) => format!("continue loading it (run {})", run.id),
+                    _ => return None,
+                };
+                Some((r.table, what))
+            })
+            .collect(),
+    };
     for name in dag.order() {
         let t = &ctxs[name];
         let chunks = m.source.chunks(&t.info, cfg.chunk_rows).await?.len() as u64;
-        let p = match m.sink.preflight(&t.target).await {
+        let mut p = match m.sink.preflight(&t.target).await {
             Ok(p) => p,
             Err(e)
                 if e.kind() == ErrorKind::Permission
@@ -446,15 +617,23 @@ async fn dry_run(
             {
                 crate::sink::Preflight {
                     reachable: true,
-                    exists: false,
                     problems: vec![e.to_string()],
+                    ..Default::default()
                 }
             }
             Err(e) => crate::sink::Preflight {
-                reachable: false,
-                exists: false,
                 problems: vec![e.to_string()],
+                ..Default::default()
             },
+        };
+        let action = match settled.get(name) {
+            Some(what) => what.clone(),
+            None => {
+                let policy = owners.policy(cfg, name);
+                let (action, problem) = super::existing::action(&p, policy, cfg.prepare.backup);
+                p.problems.extend(problem);
+                action
+            }
         };
         results.push(report::TableResult {
             table: name.clone(),
@@ -474,6 +653,8 @@ async fn dry_run(
             estimated_rows: t.info.estimated_rows,
             reachable: p.reachable,
             exists: p.exists,
+            target_rows: p.rows,
+            action,
             problems: p.problems,
         });
     }
@@ -571,6 +752,10 @@ struct Coordinator {
     bytes_written: u64,
     /// The plan made before the run (when a window was given).
     plan: Option<crate::plan::Plan>,
+    /// Throughput measured by the migration's previous run, per table (refines the plan).
+    history: BTreeMap<TableName, f64>,
+    /// Whose rows the target tables hold (what prepare may do to them).
+    owners: super::existing::Ownership,
     /// Tables deferred (by the plan or mid-run), with reasons.
     deferrals: Vec<crate::plan::Deferral>,
     /// Bytes written per table in this execution.
@@ -584,6 +769,7 @@ impl Coordinator {
         dag: DependencyGraph,
         tables: BTreeMap<TableName, Arc<TableCtx>>,
         resumed: bool,
+        owners: super::existing::Ownership,
     ) -> Self {
         Coordinator {
             ctx,
@@ -603,6 +789,8 @@ impl Coordinator {
             rows_written: 0,
             bytes_written: 0,
             plan: None,
+            history: BTreeMap::new(),
+            owners,
             deferrals: Vec::new(),
             bytes_by_table: BTreeMap::new(),
             started: Instant::now(),
@@ -624,6 +812,7 @@ impl Coordinator {
             self.reconcile().await?;
         }
         self.publish_tables();
+        self.plan = self.make_plan()?;
         self.apply_plan().await?;
         self.ctx.tracker.phase(Phase::Preparing);
         self.prepare().await?;
@@ -803,31 +992,40 @@ impl Coordinator {
         let ctx = self.ctx.clone();
         for name in self.dag.order().to_vec() {
             let run = &self.runs[&name];
-            if run.record.prepared.is_some() || run.state == TState::Done(TableStatus::Completed) {
+            let t = self.tables[&name].clone();
+            if let Some(p) = &run.record.prepared {
+                t.merge.store(p.merge, Ordering::Relaxed);
                 continue;
             }
-            let t = self.tables[&name].clone();
+            if run.state == TState::Done(TableStatus::Completed) {
+                continue;
+            }
+            let options = crate::sink::PrepareOptions {
+                existing_rows: self.owners.policy(&ctx.cfg, &name),
+                ..ctx.cfg.prepare.clone()
+            };
             ctx.call();
-            match ctx.sink.prepare(&t.target, &ctx.cfg.prepare).await {
+            match ctx.sink.prepare(&t.target, &options, &ctx.run).await {
                 Ok(p) => {
+                    t.merge.store(p.merge, Ordering::Relaxed);
                     let run = self
                         .runs
                         .get_mut(&name)
                         .ok_or_else(|| Error::fatal("table run missing"))?;
                     run.record.prepared = Some(p.clone());
                     ctx.store.put_table(&ctx.run, &run.record).await?;
-                    ctx.audit(
-                        AuditEvent::new(
-                            "table.prepared",
-                            if p.created {
-                                "created".to_string()
-                            } else {
-                                "existing table kept".to_string()
-                            },
-                        )
-                        .on(&name, None),
-                    )
-                    .await;
+                    let what = match (p.created, p.existing_rows, p.merge) {
+                        (true, _, _) => "created".to_string(),
+                        (false, Some(0) | None, _) => "existing empty table".to_string(),
+                        (false, Some(n), true) => format!("merging into {n} existing rows"),
+                        (false, Some(n), false) => format!("replacing {n} existing rows"),
+                    };
+                    let what = match &p.backup {
+                        Some(b) => format!("{what}; backed up to {b}"),
+                        None => what,
+                    };
+                    ctx.audit(AuditEvent::new("table.prepared", what).on(&name, None))
+                        .await;
                 }
                 Err(e) if e.kind().stops_run() => return Err(e.table(&name).operation("prepare")),
                 Err(e) => {
@@ -866,6 +1064,32 @@ impl Coordinator {
             self.stop = Some(Error::new(e.kind(), format!("stop_on_first_error: {e}")));
         }
         Ok(())
+    }
+
+    /// With a window, plans the tables this run still has to load (a follow-up run plans only
+    /// what is left) against the constraints.
+    fn make_plan(&self) -> Result<Option<crate::plan::Plan>> {
+        let cfg = &self.ctx.cfg;
+        let Some(window) = cfg.window else {
+            return Ok(None);
+        };
+        let tables: Vec<crate::plan::PlanTable> = self
+            .tables
+            .values()
+            .filter(|t| self.runs[&t.info.name].state != TState::Done(TableStatus::Completed))
+            .map(|t| crate::plan::PlanTable {
+                measured_bytes_per_sec: self.history.get(&t.info.name).copied(),
+                ..crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name))
+            })
+            .collect();
+        let constraints = crate::plan::Constraints {
+            window,
+            memory_budget: cfg.memory_budget,
+            bandwidth_target: cfg.throttle_rate().unwrap_or(u64::MAX / 4),
+            bandwidth_cap: cfg.bandwidth_cap,
+            parallelism: cfg.parallelism,
+        };
+        Ok(Some(crate::plan::plan(&tables, &constraints)?))
     }
 
     /// Defers the tables the plan could not fit (only those with nothing loaded yet: a table
@@ -1630,7 +1854,7 @@ async fn attempt_chunk(
         stats: PipeStats::default(),
     };
     ctx.call();
-    let result = if t.cursor.is_some() {
+    let result = if t.cursor.is_some() || t.merge.load(Ordering::Relaxed) {
         ctx.sink.upsert(&t.target, &mut pipe).await
     } else {
         ctx.sink.write_chunk(&t.target, spec, &mut pipe).await

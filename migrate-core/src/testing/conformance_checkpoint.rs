@@ -384,7 +384,9 @@ async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
     rec.reason = Some("schema mismatch on column \"amount\"".into());
     rec.prepared = Some(crate::sink::Prepared {
         created: true,
-        backup: None,
+        existing_rows: Some(3),
+        merge: true,
+        ..Default::default()
     });
     store
         .put_table(&run.id, &rec)

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::fixtures::{all_types_table, fixture_tables, keyless_table, Fixture};
 use crate::batch::{Batch, BatchReader, Row, VecBatchReader};
+use crate::checkpoint::RunId;
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, ErrorKind, Result};
@@ -94,8 +95,9 @@ pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
         "{kind}: preflight of a new table: {pre:?}"
     );
     let opts = PrepareOptions::default();
+    let run = RunId::generate();
     let prepared = sink
-        .prepare(&t, &opts)
+        .prepare(&t, &opts, &run)
         .await
         .unwrap_or_else(|e| panic!("{kind}: prepare: {e}"));
     assert!(
@@ -103,12 +105,20 @@ pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
         "{kind}: prepare reports that it created the table"
     );
     let again = sink
-        .prepare(&t, &opts)
+        .prepare(&t, &opts, &run)
         .await
         .unwrap_or_else(|e| panic!("{kind}: prepare again: {e}"));
+    assert_eq!(
+        again, prepared,
+        "{kind}: preparing again in the same run returns what the first call did"
+    );
+    let other = sink
+        .prepare(&t, &opts, &RunId::generate())
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: prepare in another run: {e}"));
     assert!(
-        !again.created,
-        "{kind}: preparing an existing compatible table creates nothing"
+        !other.created && other.existing_rows == Some(0),
+        "{kind}: another run finds the table it did not create, empty: {other:?}"
     );
     assert!(
         sink.preflight(&t).await.map(|p| p.exists).unwrap_or(false),
@@ -190,9 +200,10 @@ pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
 
     keyless(sink, ns).await;
     all_types(sink, suite).await;
+    existing_rows(sink, ns).await;
 
     // Rollback of a table this run created removes it.
-    sink.rollback(&t, &prepared)
+    sink.rollback(&[(t.clone(), prepared)])
         .await
         .unwrap_or_else(|e| panic!("{kind}: rollback: {e}"));
     let gone = sink.checksum(&t, &KeyRange::all()).await;
@@ -208,10 +219,10 @@ async fn keyless(sink: &dyn Sink, ns: Option<&str>) {
     let Fixture { table: t, rows } = keyless_table(ns, 30);
     let opts = PrepareOptions {
         mode: PrepareMode::Recreate,
-        backup: false,
+        ..Default::default()
     };
     let prepared = sink
-        .prepare(&t, &opts)
+        .prepare(&t, &opts, &RunId::generate())
         .await
         .unwrap_or_else(|e| panic!("{kind}: prepare keyless: {e}"));
     let whole = ChunkSpec::whole_table(t.name.clone(), 30);
@@ -222,7 +233,7 @@ async fn keyless(sink: &dyn Sink, ns: Option<&str>) {
         RowChecksum::of_rows(&rows),
         "{kind}: a keyless table written twice holds one copy"
     );
-    sink.rollback(&t, &prepared)
+    sink.rollback(&[(t, prepared)])
         .await
         .unwrap_or_else(|e| panic!("{kind}: rollback keyless: {e}"));
 }
@@ -233,10 +244,10 @@ async fn all_types(sink: &dyn Sink, suite: &SinkSuite) {
         all_types_table(suite.namespace.as_deref(), &suite.unsupported_types);
     let opts = PrepareOptions {
         mode: PrepareMode::Recreate,
-        backup: false,
+        ..Default::default()
     };
     let prepared = sink
-        .prepare(&t, &opts)
+        .prepare(&t, &opts, &RunId::generate())
         .await
         .unwrap_or_else(|e| panic!("{kind}: prepare all_types: {e}"));
     write(
@@ -254,7 +265,110 @@ async fn all_types(sink: &dyn Sink, suite: &SinkSuite) {
             .await;
         panic!("{kind}: the all-types table did not round-trip losslessly: {got} != expected; rows read back: {back:?}");
     }
-    sink.rollback(&t, &prepared)
+    sink.rollback(&[(t, prepared)])
         .await
         .unwrap_or_else(|e| panic!("{kind}: rollback all_types: {e}"));
+}
+
+/// A table that holds rows before a run: refused by default, merged or replaced when asked,
+/// backed up once per run, and restored by rollback.
+async fn existing_rows(sink: &dyn Sink, ns: Option<&str>) {
+    let kind = sink.kind();
+    let Fixture { table: mut t, rows } = fixture_tables(ns, 20).swap_remove(0);
+    t.name.name = "existing_rows".into();
+    let first = sink
+        .prepare(
+            &t,
+            &PrepareOptions {
+                mode: PrepareMode::Recreate,
+                ..Default::default()
+            },
+            &RunId::generate(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: prepare existing_rows: {e}"));
+    write(
+        sink,
+        &t,
+        &ChunkSpec::whole_table(t.name.clone(), 20),
+        rows.clone(),
+    )
+    .await;
+    let before = RowChecksum::of_rows(&rows);
+    let pre = sink
+        .preflight(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: preflight: {e}"));
+    assert_eq!(
+        pre.rows,
+        Some(20),
+        "{kind}: preflight counts the rows: {pre:?}"
+    );
+
+    let refused = sink
+        .prepare(&t, &PrepareOptions::default(), &RunId::generate())
+        .await;
+    match refused {
+        Err(e) => assert!(
+            e.kind() == ErrorKind::Config
+                && e.to_string().contains("existing_rows")
+                && e.to_string().contains("20 rows"),
+            "{kind}: the refusal names the count and the setting: {e}"
+        ),
+        Ok(p) => panic!("{kind}: a table holding rows was prepared under `fail`: {p:?}"),
+    }
+
+    let merge = PrepareOptions {
+        existing_rows: crate::sink::ExistingRows::Merge,
+        backup: true,
+        ..Default::default()
+    };
+    let run = RunId::generate();
+    let merged = sink
+        .prepare(&t, &merge, &run)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: prepare to merge: {e}"));
+    assert!(
+        merged.merge && merged.existing_rows == Some(20) && merged.backup.is_some(),
+        "{kind}: {merged:?}"
+    );
+    // A changed row and a new one, upserted: target-only rows stay.
+    let mut changed = vec![rows[3].clone(), rows[0].clone()];
+    changed[0][2] = Value::Text("merged@example.com".into());
+    changed[1][0] = Value::Int64(1000);
+    sink.upsert(&t, &mut reader(&t, changed.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: upsert: {e}"));
+    assert_eq!(
+        sink.prepare(&t, &merge, &run).await.ok().as_ref(),
+        Some(&merged),
+        "{kind}: preparing again in the same run takes no second backup"
+    );
+    assert_eq!(checksum(sink, &t, &KeyRange::all()).await.count, 21);
+    let replaced = sink
+        .prepare(
+            &t,
+            &PrepareOptions {
+                existing_rows: crate::sink::ExistingRows::Replace,
+                ..Default::default()
+            },
+            &RunId::generate(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: prepare to replace: {e}"));
+    assert!(
+        !replaced.merge && replaced.existing_rows == Some(21),
+        "{kind}: {replaced:?}"
+    );
+    sink.rollback(&[(t.clone(), merged)])
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: rollback of the merge: {e}"));
+    assert_eq!(
+        checksum(sink, &t, &KeyRange::all()).await,
+        before,
+        "{kind}: rollback puts the backed-up rows back"
+    );
+    sink.rollback(&[(t, first)])
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: rollback existing_rows: {e}"));
 }

@@ -8,12 +8,14 @@ use async_trait::async_trait;
 
 use super::faults::{Faults, Op};
 use crate::batch::{Batch, BatchReader, Row};
+use crate::checkpoint::RunId;
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, Result};
 use crate::schema::{TableInfo, TableName};
 use crate::sink::{
-    Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities, WriteStats,
+    ExistingRows, Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities,
+    WriteStats,
 };
 use crate::value::{cmp_keys, Value};
 
@@ -138,6 +140,15 @@ impl Table {
         }
     }
 
+    fn len(&self) -> usize {
+        self.keyed.len() + self.keyless.len()
+    }
+
+    fn clear(&mut self) {
+        self.keyed.clear();
+        self.keyless.clear();
+    }
+
     fn all_rows(&self) -> Vec<Row> {
         self.keyed
             .values()
@@ -151,6 +162,8 @@ impl Table {
 struct State {
     tables: BTreeMap<TableName, Table>,
     backups: BTreeMap<String, Table>,
+    /// What `prepare` returned, by table and run: a second call returns it unchanged.
+    prepared: BTreeMap<(TableName, String), Prepared>,
     log: Vec<WriteLog>,
 }
 
@@ -190,6 +203,16 @@ impl MemorySink {
     /// Every write attempt so far, in order.
     pub fn write_log(&self) -> Vec<WriteLog> {
         self.lock().log.clone()
+    }
+
+    /// Creates a table holding `rows`, as if it existed before the migration.
+    pub fn put_table(&self, table: &TableInfo, rows: Vec<Row>) -> Result<()> {
+        let mut t = Table::new(table.clone());
+        for r in rows {
+            t.insert(r)?;
+        }
+        self.lock().tables.insert(table.name.clone(), t);
+        Ok(())
     }
 
     /// Drops a table behind the executor's back (to test reconciliation on resume).
@@ -240,49 +263,74 @@ impl Sink for MemorySink {
         Ok(Preflight {
             reachable: true,
             exists: existing.is_some(),
+            rows: existing.map(|t| t.len() as u64),
             problems,
         })
     }
 
-    async fn prepare(&self, table: &TableInfo, options: &PrepareOptions) -> Result<Prepared> {
+    async fn prepare(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+    ) -> Result<Prepared> {
         if let Some((_, e)) = self.faults.begin(Op::Prepare).await {
             return Err(e.table(&table.name).operation("prepare"));
         }
         let mut st = self.lock();
-        let exists = st.tables.contains_key(&table.name);
+        let key = (table.name.clone(), run.0.clone());
+        // What this run prepared stands while the table does (someone may have dropped it).
+        if let (Some(p), true) = (st.prepared.get(&key), st.tables.contains_key(&table.name)) {
+            return Ok(p.clone());
+        }
+        let backup_name = format!("{}__backup_{}", table.name, run.0);
         let mut prepared = Prepared::default();
-        match (options.mode, exists) {
-            (PrepareMode::RequireExisting, false) => return Err(Self::missing(&table.name)),
-            (PrepareMode::Recreate, true) => {
+        match (options.mode, st.tables.get(&table.name)) {
+            (PrepareMode::RequireExisting, None) => return Err(Self::missing(&table.name)),
+            (PrepareMode::Recreate, Some(_)) => {
                 let old = st.tables.remove(&table.name);
                 if let (true, Some(old)) = (options.backup, old) {
-                    let name = format!("{}__backup", table.name);
-                    st.backups.insert(name.clone(), old);
-                    prepared.backup = Some(name);
+                    st.backups.insert(backup_name.clone(), old);
+                    prepared.backup = Some(backup_name);
                 }
             }
-            (_, true) => {
-                let info = &st.tables[&table.name].info;
-                if info.schema.columns != table.schema.columns {
+            (_, Some(existing)) => {
+                if existing.info.schema.columns != table.schema.columns {
                     return Err(Error::schema(format!(
                         "target table {} has columns incompatible with the source",
                         table.name
                     ))
                     .table(&table.name));
                 }
-                if options.backup {
-                    let name = format!("{}__backup", table.name);
-                    let copy = st.tables[&table.name].clone();
-                    st.backups.insert(name.clone(), copy);
-                    prepared.backup = Some(name);
+                let rows = existing.len() as u64;
+                prepared.existing_rows = Some(rows);
+                if rows > 0 {
+                    match options.existing_rows {
+                        ExistingRows::Fail => {
+                            return Err(Error::config(format!(
+                                "target table {} already holds {rows} rows (prepare.existing_rows = \"fail\")",
+                                table.name
+                            ))
+                            .table(&table.name))
+                        }
+                        ExistingRows::Merge => prepared.merge = true,
+                        ExistingRows::Replace => {}
+                    }
+                    if options.backup {
+                        let copy = existing.clone();
+                        st.backups.insert(backup_name.clone(), copy);
+                        prepared.backup = Some(backup_name);
+                    }
                 }
+                st.prepared.insert(key, prepared.clone());
                 return Ok(prepared);
             }
             _ => {}
         }
         st.tables
             .insert(table.name.clone(), Table::new(table.clone()));
-        prepared.created = true;
+        prepared.created = prepared.backup.is_none();
+        st.prepared.insert(key, prepared.clone());
         Ok(prepared)
     }
 
@@ -400,16 +448,23 @@ impl Sink for MemorySink {
         Ok(self.lock().tables.get(&table.name).map(|t| t.info.clone()))
     }
 
-    async fn rollback(&self, table: &TableInfo, prepared: &Prepared) -> Result<()> {
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
         let mut st = self.lock();
-        if let Some(name) = &prepared.backup {
-            let backup = st
-                .backups
-                .remove(name)
-                .ok_or_else(|| Error::not_found(format!("backup {name} is gone")))?;
-            st.tables.insert(table.name.clone(), backup);
-        } else if prepared.created {
-            st.tables.remove(&table.name);
+        for (table, prepared) in tables {
+            if let Some(name) = &prepared.backup {
+                let backup = st
+                    .backups
+                    .remove(name)
+                    .ok_or_else(|| Error::not_found(format!("backup {name} is gone")))?;
+                st.tables.insert(table.name.clone(), backup);
+            } else if prepared.created {
+                st.tables.remove(&table.name);
+            } else if prepared.existing_rows == Some(0) {
+                if let Some(t) = st.tables.get_mut(&table.name) {
+                    t.clear();
+                }
+            }
+            st.prepared.retain(|(t, _), _| t != &table.name);
         }
         Ok(())
     }
