@@ -1,0 +1,260 @@
+//! Rows already in the target (refused, merged, rolled back) and a migration run again (nothing
+//! to do, then a refresh with the target's foreign keys in place), on real Postgres.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+mod common;
+
+use std::sync::Arc;
+
+use migrate_backend_postgres::{PgSink, PgSource};
+use migrate_checkpoint_sqlite::SqliteCheckpointStore;
+use migrate_core::testing::seed003_dataset;
+use migrate_core::{
+    ErrorKind, ExecutorConfig, ExistingRows, KeyRange, Migration, Mode, Sink, Source,
+};
+
+fn migration(
+    src: &str,
+    dst: &str,
+    store: Arc<SqliteCheckpointStore>,
+    c: ExecutorConfig,
+) -> Migration {
+    Migration::new(
+        Arc::new(PgSource::new(src).unwrap()),
+        Arc::new(PgSink::new(dst).unwrap()),
+        store,
+    )
+    .with_config(c)
+}
+
+fn cfg(name: &str) -> ExecutorConfig {
+    ExecutorConfig {
+        migration: name.into(),
+        parallelism: 2,
+        chunk_rows: 40,
+        ..Default::default()
+    }
+}
+
+async fn count(url: &str, table: &str) -> i64 {
+    common::client(url)
+        .await
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn tables_in(url: &str) -> i64 {
+    common::client(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Every source table equals its target table by count and canonical checksum.
+async fn assert_target_equals_source(src: &str, dst: &str) {
+    let (source, sink) = (PgSource::new(src).unwrap(), PgSink::new(dst).unwrap());
+    for t in source.discover(&Default::default()).await.unwrap() {
+        let a = source.checksum(&t, &KeyRange::all()).await.unwrap();
+        let b = sink.checksum(&t, &KeyRange::all()).await.unwrap();
+        assert_eq!(a, b, "{}", t.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_already_in_the_target_are_refused_then_merged_and_rolled_back() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let src = common::fresh_db(&admin, "migrate_t_exist_src").await;
+    let dst = common::fresh_db(&admin, "migrate_t_exist_dst").await;
+    let data = seed003_dataset("public", 0.002);
+    common::load(&src, &data).await;
+    // The target already has customers 1, 2 and 999999 (not in the source), changed.
+    common::load(&dst, &data[..1]).await;
+    common::client(&dst)
+        .await
+        .batch_execute(
+            "DELETE FROM public.customers WHERE id > 2;
+             CREATE TEMP TABLE extra AS SELECT * FROM public.customers WHERE id = 1;
+             UPDATE extra SET id = 999999;
+             INSERT INTO public.customers SELECT * FROM extra;
+             UPDATE public.customers SET name = 'target only' WHERE id IN (2, 999999);",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteCheckpointStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+
+    // The dry run names the table, its rows and what the run would do.
+    let mut dry = cfg("exist");
+    dry.mode = Mode::DryRun;
+    let plan = migration(&src, &dst, store.clone(), dry)
+        .run()
+        .await
+        .unwrap();
+    let p = plan
+        .preflight
+        .iter()
+        .find(|p| p.table.name == "customers")
+        .unwrap();
+    assert_eq!(p.target_rows, Some(3));
+    assert!(
+        p.action.contains("refuse") && !p.problems.is_empty(),
+        "{p:?}"
+    );
+    assert!(
+        !plan.succeeded(),
+        "a plan that would be refused is not ready"
+    );
+
+    // The default refuses before anything is written, naming the table and its rows.
+    let e = migration(&src, &dst, store.clone(), cfg("exist"))
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.to_string().contains("public.customers (3 rows)")
+            && e.to_string().contains("prepare.existing_rows"),
+        "{e}"
+    );
+    assert_eq!(count(&dst, "public.customers").await, 3);
+    assert_eq!(tables_in(&dst).await, 1, "nothing else was created");
+
+    // Merge with a backup: source rows in, the target-only row kept.
+    let mut merge = cfg("exist");
+    merge.prepare.existing_rows = ExistingRows::Merge;
+    merge.prepare.backup = true;
+    let m = migration(&src, &dst, store.clone(), merge);
+    let report = m.clone().run().await.unwrap();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    let source_customers = data[0].rows.len() as i64;
+    assert_eq!(count(&dst, "public.customers").await, source_customers + 1);
+    let kept: String = common::client(&dst)
+        .await
+        .query_one("SELECT name FROM public.customers WHERE id = 999999", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, "target only");
+    let v = report
+        .verification
+        .tables
+        .iter()
+        .find(|v| v.table.name == "customers")
+        .unwrap();
+    assert!(
+        v.not_compared.is_some(),
+        "merged ranges are not claimed as compared"
+    );
+
+    // Rollback puts the three rows back, as they were, and drops what the run created.
+    let rb = m.rollback(None, false).await.unwrap();
+    assert!(rb.executed && rb.feasible, "{rb:?}");
+    assert_eq!(count(&dst, "public.customers").await, 3);
+    let names: Vec<String> = common::client(&dst)
+        .await
+        .query("SELECT name FROM public.customers ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names[1..], ["target only", "target only"]);
+    assert_eq!(
+        tables_in(&dst).await,
+        1,
+        "created tables and the backup are gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_migration_run_again_does_nothing_and_a_refresh_works_with_its_foreign_keys() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let src = common::fresh_db(&admin, "migrate_t_again_src").await;
+    let dst = common::fresh_db(&admin, "migrate_t_again_dst").await;
+    let data = seed003_dataset("public", 0.002);
+    common::load(&src, &data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteCheckpointStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    let first = migration(&src, &dst, store.clone(), cfg("again"))
+        .run()
+        .await
+        .unwrap();
+    assert!(first.succeeded(), "{}", first.to_markdown());
+    let fks: i64 = common::client(&dst)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(fks > 0, "the run created foreign keys");
+
+    // The source changes: an order (a parent of transactions) and its transactions go, a
+    // customer changes.
+    common::client(&src)
+        .await
+        .batch_execute(
+            "DELETE FROM public.transactions WHERE order_id = 3;
+             DELETE FROM public.orders WHERE id = 3;
+             UPDATE public.customers SET name = 'renamed' WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+
+    // Running the completed migration again: nothing to do, nothing written.
+    let second = migration(&src, &dst, store.clone(), cfg("again"))
+        .run()
+        .await
+        .unwrap();
+    assert!(second.succeeded());
+    assert_eq!(second.execution_id, first.execution_id);
+    assert!(second.reconciliation.join(" ").contains("nothing to do"));
+    assert_eq!(
+        count(&dst, "public.customers").await,
+        data[0].rows.len() as i64,
+        "the target was left alone"
+    );
+
+    // A refresh: every table rewritten, parents before children, with the foreign keys back.
+    let mut refresh = cfg("again");
+    refresh.refresh = true;
+    let third = migration(&src, &dst, store.clone(), refresh)
+        .run()
+        .await
+        .unwrap();
+    assert!(third.succeeded(), "{}", third.to_markdown());
+    assert_ne!(third.execution_id, first.execution_id);
+    assert_target_equals_source(&src, &dst).await;
+    let after: i64 = common::client(&dst)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, fks, "the foreign keys are back");
+}
