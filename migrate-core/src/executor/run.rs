@@ -586,7 +586,17 @@ async fn dry_run(
 ) -> Result<MigrationReport> {
     let mut preflight = Vec::new();
     let mut results = Vec::new();
-    let (opening, owners) = opening(m, cfg, plan_hash, ctxs).await?;
+    // A run the store would refuse (a changed plan) is reported, not raised: the dry run still
+    // describes the target.
+    let (opening, owners, refused) = match opening(m, cfg, plan_hash, ctxs).await {
+        Ok((o, w)) => (o, w, None),
+        Err(e) if e.kind() == ErrorKind::Config => (
+            Opening::New { supersede: None },
+            super::existing::Ownership::default(),
+            Some(e.to_string()),
+        ),
+        Err(e) => return Err(e),
+    };
     // Tables the run to be continued (or the completed one) has already settled.
     let settled: BTreeMap<TableName, String> = match &opening {
         Opening::New { .. } => BTreeMap::new(),
@@ -671,7 +681,8 @@ async fn dry_run(
     let ok = preflight
         .iter()
         .all(|p| p.reachable && p.problems.is_empty())
-        && !drift.iter().any(|d| d.blocking);
+        && !drift.iter().any(|d| d.blocking)
+        && refused.is_none();
     let now = Utc::now();
     Ok(MigrationReport {
         execution_id: "dry-run".into(),
@@ -702,7 +713,7 @@ async fn dry_run(
             tables: vec![],
         },
         errors: report::ErrorSummary::default(),
-        reconciliation: vec![],
+        reconciliation: refused.into_iter().collect(),
         preflight,
         audit_summary: report::AuditSummary::default(),
         drift,
