@@ -62,6 +62,7 @@ struct ExecutionSection {
     stop_on_first_error: Option<bool>,
     chunk_timeout: Option<Spanned<String>>,
     cursor_column: Option<String>,
+    cursor_lookback: Option<Spanned<String>>,
     stream_interval: Option<Spanned<String>>,
     on_parent_failure: Option<Spanned<String>>,
 }
@@ -300,6 +301,7 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     let incremental = IncrementalConfig {
         cursor_column: e.cursor_column.clone(),
         per_table: BTreeMap::new(),
+        lookback: c.duration("execution.cursor_lookback", &e.cursor_lookback)?,
     };
     if let Some(m) = &e.mode {
         x.mode = match m.get_ref().as_str() {
@@ -483,6 +485,41 @@ mod tests {
         .to_string();
         assert!(
             e.contains("line 6") && e.contains("prepare.existing_rows") && e.contains("overwrite"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_cursor_lookback_is_read_and_malformed_ones_refused() {
+        let inc = "[execution]\nmode = \"incremental\"\ncursor_column = \"updated_at\"\n";
+        let s = parse(
+            &format!("{MIN}{inc}cursor_lookback = \"5m\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        let want = Some(Duration::from_secs(300));
+        assert_eq!(
+            s.executor.mode.incremental().map(|i| i.lookback),
+            Some(want)
+        );
+        let s = parse(&format!("{MIN}{inc}"), "m.toml", "m").unwrap();
+        assert_eq!(
+            s.executor.mode.incremental().map(|i| i.lookback),
+            Some(None)
+        );
+        let e = parse(
+            &format!("{MIN}{inc}cursor_lookback = \"5 fortnights\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("m.toml")
+                && e.contains("line 8")
+                && e.contains("execution.cursor_lookback")
+                && e.contains("fortnights"),
             "{e}"
         );
     }

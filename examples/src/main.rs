@@ -175,6 +175,11 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
             s.executor.tables.include, s.executor.tables.exclude
         )));
     }
+    if let Some(inc) = s.executor.mode.incremental() {
+        // The dry run below runs in DryRun mode, so the incremental checks happen here: every
+        // table lacking the cursor column or a primary key is named now, not at `run`.
+        inc.check_tables(&tables)?;
+    }
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
     let history = migrate_core::plan::measured_rates(&*store, &s.executor.migration).await?;
     let x = &s.executor;

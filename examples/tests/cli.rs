@@ -315,6 +315,56 @@ async fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
     }
 }
 
+/// Issue 14, part 3: with mode = "incremental", `plan` said nothing about tables lacking the
+/// cursor column and `run` named only the first. Both now name every one (exit 2, nothing
+/// written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_run_name_every_table_lacking_the_cursor_column() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_cursor_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_cursor_dst").await;
+    PgConfig::from_url(&src)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE public.accounts (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+             CREATE TABLE public.ledger (id bigint PRIMARY KEY, amount numeric);
+             CREATE TABLE public.notes (id bigint PRIMARY KEY, body text);
+             INSERT INTO public.accounts VALUES (1, now());
+             INSERT INTO public.ledger VALUES (1, 2.5);
+             INSERT INTO public.notes VALUES (1, 'x');",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "mode = \"incremental\"\ncursor_column = \"updated_at\"\n",
+    );
+    for command in ["plan", "run"] {
+        let o = migrate(&cfg, &[command]);
+        let out = text(&o);
+        assert_eq!(code(&o), 2, "{command}: exit 2: {out}");
+        for table in ["public.ledger", "public.notes"] {
+            assert!(
+                out.contains(&format!(
+                    "{table}: no column \"updated_at\" (the cursor column)"
+                )),
+                "{command} names {table}: {out}"
+            );
+        }
+        assert!(!out.contains("public.accounts"), "{command}: {out}");
+    }
+    assert!(!dir.path().join("plan.json").exists(), "no plan written");
+    assert_eq!(tables_in(&dst).await, 0, "nothing written to the target");
+}
+
 #[test]
 fn init_writes_each_template_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
-use migrate_core::source::{ChangeRequest, Watermark};
+use migrate_core::source::ChangeRequest;
 use migrate_core::{
     BatchReader, ChunkSpec, DataType, Error, KeyRange, Result, Row, RowChecksum, Source,
     TableFilter, TableInfo, TableName, Value,
@@ -437,18 +437,8 @@ impl Source for PgSource {
             "{cursor} IS NOT NULL AND {cursor} <= {}",
             literal(&request.upper)?
         );
-        if let Some(Watermark { cursor: c, key }) = &request.after {
-            let mut lits = vec![literal(c)?];
-            for k in key {
-                lits.push(literal(k)?);
-            }
-            let mut cols = vec![cursor.clone()];
-            cols.extend(keys.iter().cloned());
-            cond.push_str(&format!(
-                " AND ({}) > ({})",
-                cols.join(", "),
-                lits.join(", ")
-            ));
+        if let Some(from) = &request.from {
+            cond.push_str(&format!(" AND {cursor} >= {}", literal(from)?));
         }
         let order = format!(" ORDER BY {cursor}, {}", keys.join(", "));
         self.copy(&t, &cond, &order, batch_rows).await

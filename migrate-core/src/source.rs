@@ -1,5 +1,7 @@
 //! Where rows come from.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +32,12 @@ impl TableFilter {
     }
 }
 
-/// The position an incremental read has reached: the last (cursor, key) delivered.
-/// Rows are read in (cursor, key) order, so rows sharing the watermark's cursor value but with a
-/// larger key are still read next time: nothing is lost or repeated at the boundary.
+/// The position an incremental read has reached: the (cursor, key) of the last row delivered.
+///
+/// The next run does not continue *past* it: it reads again from the watermark's cursor value
+/// itself, minus the configured lookback ([`Watermark::read_from`]), so rows that share that
+/// value and rows committed late with a slightly older one are not lost. The rows read twice are
+/// upserted again, which leaves the target unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Watermark {
     /// Cursor column value of the last row delivered.
@@ -41,13 +46,48 @@ pub struct Watermark {
     pub key: Vec<Value>,
 }
 
-/// An incremental read: rows with `(cursor, key) > after` and `cursor <= upper`.
+impl Watermark {
+    /// The inclusive lower bound of the next read: the watermark's cursor value minus
+    /// `lookback`. A lookback applies to date, timestamp and timestamptz cursors (a date
+    /// bound is rounded down to the day holding `cursor - lookback`); on any other cursor type
+    /// it is an error of kind `Config`. `None` (no lower bound: read from the beginning) when
+    /// the subtraction leaves the type's range.
+    pub fn read_from(&self, lookback: Option<Duration>) -> Result<Option<Value>> {
+        const DAY_MICROS: i64 = 86_400_000_000;
+        let Some(lookback) = lookback.filter(|d| !d.is_zero()) else {
+            return Ok(Some(self.cursor.clone()));
+        };
+        // Microseconds, rounded up so that the bound never lies after `cursor - lookback`.
+        let Ok(micros) = i64::try_from(lookback.as_nanos().div_ceil(1000)) else {
+            return Ok(None);
+        };
+        Ok(match &self.cursor {
+            Value::Timestamp(t) => t.checked_sub(micros).map(Value::Timestamp),
+            Value::TimestampTz(t) => t.checked_sub(micros).map(Value::TimestampTz),
+            Value::Date(d) => {
+                i32::try_from(micros / DAY_MICROS + i64::from(micros % DAY_MICROS != 0))
+                    .ok()
+                    .and_then(|days| d.checked_sub(days))
+                    .map(Value::Date)
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "a cursor lookback needs a date, timestamp or timestamptz cursor, not {other:?}"
+                )))
+            }
+        })
+    }
+}
+
+/// An incremental read: rows whose cursor is not NULL, `>= from` (when set) and `<= upper`, in
+/// (cursor, key) order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeRequest {
     /// The cursor column (e.g. `updated_at`).
     pub cursor_column: String,
-    /// Where the previous read stopped; `None` reads from the beginning.
-    pub after: Option<Watermark>,
+    /// Inclusive lower bound of the cursor: the previous run's watermark cursor minus the
+    /// lookback ([`Watermark::read_from`]); `None` reads from the beginning.
+    pub from: Option<Value>,
     /// Upper bound fixed at the start of the run, so rows written meanwhile wait for the next run.
     pub upper: Value,
 }
@@ -98,7 +138,8 @@ pub trait Source: Send + Sync {
         Err(unsupported(self.kind(), "max_cursor", &table.name))
     }
 
-    /// Streams the rows changed since a watermark, in (cursor, key) order.
+    /// Streams the rows `request` selects (cursor not NULL, `>= request.from`, `<= request.upper`),
+    /// in (cursor, key) order.
     async fn read_changes(
         &self,
         table: &TableInfo,
@@ -134,5 +175,78 @@ mod tests {
         assert!(!f.matches(&TableName::new("public", "audit_logs")));
         assert!(!f.matches(&TableName::new("sales", "orders")));
         assert!(TableFilter::default().matches(&TableName::bare("x")));
+    }
+
+    fn mark(cursor: Value) -> Watermark {
+        Watermark {
+            cursor,
+            key: vec![Value::Int64(7)],
+        }
+    }
+
+    #[test]
+    fn the_next_read_starts_at_the_watermark_cursor_minus_the_lookback() {
+        let minute = Duration::from_secs(60);
+        // No lookback: the watermark's cursor value itself (inclusive), whatever its type.
+        for v in [
+            Value::Int64(42),
+            Value::Text("k".into()),
+            Value::TimestampTz(9),
+        ] {
+            assert_eq!(mark(v.clone()).read_from(None).unwrap(), Some(v.clone()));
+            assert_eq!(
+                mark(v.clone()).read_from(Some(Duration::ZERO)).unwrap(),
+                Some(v)
+            );
+        }
+        let t = 1_700_000_000_000_000;
+        assert_eq!(
+            mark(Value::TimestampTz(t))
+                .read_from(Some(5 * minute))
+                .unwrap(),
+            Some(Value::TimestampTz(t - 300_000_000))
+        );
+        assert_eq!(
+            mark(Value::Timestamp(t)).read_from(Some(minute)).unwrap(),
+            Some(Value::Timestamp(t - 60_000_000))
+        );
+        // A sub-microsecond lookback rounds up, never down to nothing.
+        assert_eq!(
+            mark(Value::TimestampTz(t))
+                .read_from(Some(Duration::from_nanos(1)))
+                .unwrap(),
+            Some(Value::TimestampTz(t - 1))
+        );
+        // Dates round down to the day holding `cursor - lookback`.
+        let day = 24 * 60 * minute;
+        assert_eq!(
+            mark(Value::Date(100)).read_from(Some(5 * minute)).unwrap(),
+            Some(Value::Date(99))
+        );
+        assert_eq!(
+            mark(Value::Date(100)).read_from(Some(day)).unwrap(),
+            Some(Value::Date(99))
+        );
+        assert_eq!(
+            mark(Value::Date(100))
+                .read_from(Some(day + minute))
+                .unwrap(),
+            Some(Value::Date(98))
+        );
+        // Past the type's range: no lower bound (everything is read again), never an overflow.
+        assert_eq!(
+            mark(Value::TimestampTz(i64::MIN + 5))
+                .read_from(Some(minute))
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            mark(Value::Date(0)).read_from(Some(Duration::MAX)).unwrap(),
+            None
+        );
+        // Other cursor types take no lookback.
+        let e = mark(Value::Int64(42)).read_from(Some(minute)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("lookback"), "{e}");
     }
 }

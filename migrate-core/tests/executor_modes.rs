@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{cfg, Rig};
 use migrate_core::executor::{IncrementalConfig, Mode, TransactionMode};
-use migrate_core::testing::{fixture_tables, MemorySink};
+use migrate_core::testing::{all_types_table, fixture_tables, keyless_table, MemorySink};
 use migrate_core::{
     Batch, BatchReader, ChunkSpec, ErrorKind, KeyRange, Migration, Preflight, PrepareOptions,
     Prepared, Result, RowChecksum, RunStatus, Schema, Sink, SinkCapabilities, TableInfo,
@@ -77,6 +77,37 @@ async fn settings_the_sink_cannot_honour_are_refused_up_front() {
     });
     let e = rig.migration(c).run().await.unwrap_err();
     assert!(e.to_string().contains("\"no_such_column\""), "{e}");
+    assert!(rig.sink.write_log().is_empty(), "nothing written");
+}
+
+/// Issue 14, part 3: every table incremental mode cannot read is named in one error before
+/// anything runs (the executor used to stop at the first).
+#[tokio::test]
+async fn incremental_mode_names_every_table_it_cannot_read() {
+    let mut fixtures = fixture_tables(Some("public"), 20); // customers has created_at, orders not
+    fixtures.push(all_types_table(Some("public"), &[])); // no created_at
+    fixtures.push(keyless_table(Some("public"), 5)); // no created_at, no primary key
+    let names: Vec<String> = fixtures.iter().map(|f| f.table.name.to_string()).collect();
+    let rig = Rig::with(fixtures);
+    let mut c = cfg("lacking");
+    c.mode = Mode::Incremental(IncrementalConfig {
+        cursor_column: Some("created_at".into()),
+        ..Default::default()
+    });
+    let e = rig.migration(c).run().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let msg = e.to_string();
+    assert!(msg.contains("3 of the 4 tables"), "{msg}");
+    for name in &names[1..] {
+        assert!(
+            msg.contains(&format!(
+                "{name}: no column \"created_at\" (the cursor column)"
+            )),
+            "{name} not named in: {msg}"
+        );
+    }
+    assert!(msg.contains("no primary key"), "{msg}");
+    assert!(!msg.contains(&names[0]), "{msg}");
     assert!(rig.sink.write_log().is_empty(), "nothing written");
 }
 

@@ -12,8 +12,8 @@ use common::{cfg, t, Rig};
 use migrate_core::executor::{IncrementalConfig, Mode, RollbackAction};
 use migrate_core::testing::{fixture_tables, Op};
 use migrate_core::{
-    CheckpointStore, ChunkStatus, Control, ErrorKind, ExistingRows, PrepareMode, RunId, RunStatus,
-    TableName, TableStatus, Value,
+    CheckpointStore, ChunkStatus, Control, ErrorKind, ExistingRows, KeyRange, PrepareMode,
+    RowChecksum, RunId, RunStatus, Source, TableName, TableStatus, Value,
 };
 
 async fn completed_chunks(rig: &Rig, run: &str) -> BTreeSet<(TableName, u32)> {
@@ -332,7 +332,7 @@ async fn a_follow_up_run_loads_exactly_the_deferred_tables() {
 }
 
 #[tokio::test]
-async fn incremental_runs_pick_up_changes_without_loss_or_repeat_at_the_boundary() {
+async fn incremental_runs_pick_up_changes_without_loss_at_the_boundary() {
     for encoded in [false, true] {
         incremental_case(encoded).await;
     }
@@ -349,22 +349,10 @@ async fn incremental_case(encoded: bool) {
     let customers = t("customers");
     // Full load first.
     assert!(rig.migration(cfg("inc")).run().await.unwrap().succeeded());
-    let mut inc = cfg("inc");
-    inc.mode = Mode::Incremental(IncrementalConfig {
-        cursor_column: Some("created_at".into()),
-        ..Default::default()
-    });
+    let inc = incremental_cfg("inc", None);
     let first = rig.migration(inc.clone()).run().await.unwrap();
     assert!(first.succeeded(), "{}", first.to_markdown());
-    let mark = rig
-        .store
-        .cursor("inc", &customers)
-        .await
-        .unwrap()
-        .expect("watermark saved");
-    let Value::TimestampTz(top) = mark.cursor else {
-        panic!("cursor is a timestamptz")
-    };
+    let top = watermark(&rig, "inc").await;
     // New rows: one sharing the watermark's cursor value with a larger key, one newer, and an
     // update of an existing row.
     let f = &rig.fixtures[0];
@@ -386,16 +374,147 @@ async fn incremental_case(encoded: bool) {
     let second = rig.migration(inc.clone()).run().await.unwrap();
     assert!(second.succeeded());
     assert_eq!(
-        second.progress.records_this_execution, 3,
-        "exactly the changed rows"
+        second.progress.records_this_execution, 4,
+        "the changed rows, and the row at the watermark's cursor value read again"
     );
     let got = rig.sink.rows(&customers).unwrap();
     assert_eq!(got.len(), 42);
     assert!(got.contains(&same) && got.contains(&newer) && got.contains(&updated));
-    // Nothing changed: nothing read.
+    // Nothing changed: only the row at the watermark's cursor value is read (and upserted) again.
     let third = rig.migration(inc).run().await.unwrap();
-    assert_eq!(third.progress.records_this_execution, 0);
+    assert_eq!(third.progress.records_this_execution, 1);
+    assert_eq!(
+        rig.sink.rows(&customers).unwrap(),
+        got,
+        "the target is unchanged"
+    );
+    assert_target_equals_current_source(&rig).await;
     assert_eq!(rig.sink.encoded_batches() > 0, encoded);
+}
+
+/// Incremental settings on `created_at`, with an optional lookback.
+fn incremental_cfg(name: &str, lookback: Option<Duration>) -> migrate_core::ExecutorConfig {
+    let mut c = cfg(name);
+    c.mode = Mode::Incremental(IncrementalConfig {
+        cursor_column: Some("created_at".into()),
+        lookback,
+        ..Default::default()
+    });
+    c
+}
+
+/// The cursor value of the customers table's stored watermark.
+async fn watermark(rig: &Rig, migration: &str) -> i64 {
+    let mark = rig
+        .store
+        .cursor(migration, &t("customers"))
+        .await
+        .unwrap()
+        .expect("watermark saved");
+    let Value::TimestampTz(top) = mark.cursor else {
+        panic!("cursor is a timestamptz")
+    };
+    top
+}
+
+/// The sink holds exactly the source's rows as they are now (not as the fixtures were).
+async fn assert_target_equals_current_source(rig: &Rig) {
+    for f in &rig.fixtures {
+        let want = rig
+            .source
+            .checksum(&f.table, &KeyRange::all())
+            .await
+            .unwrap();
+        let got = RowChecksum::of_rows(&rig.sink.rows(&f.table.name).unwrap());
+        assert_eq!(got, want, "target of {} equals the source", f.table.name);
+    }
+}
+
+/// Issue 14, part 3: after a run whose watermark is (cursor C, key K), a row moved to cursor C
+/// with a key below K and a new row with cursor C and key -5 were never read again (rows were
+/// read past (C, K)). They are now: each run reads from C itself.
+#[tokio::test]
+async fn rows_at_the_watermark_cursor_below_its_key_are_picked_up() {
+    for encoded in [false, true] {
+        let fixtures = fixture_tables(Some("public"), 40)[..1].to_vec();
+        let rig = match encoded {
+            true => Rig::encoded(fixtures),
+            false => Rig::with(fixtures),
+        };
+        let customers = t("customers");
+        let inc = incremental_cfg("boundary", None);
+        let first = rig.migration(inc.clone()).run().await.unwrap();
+        assert!(first.succeeded(), "{}", first.to_markdown());
+        assert_eq!(first.progress.records_this_execution, 40);
+        let top = watermark(&rig, "boundary").await;
+        let f = &rig.fixtures[0];
+        // UPDATE … SET email = …, created_at = C WHERE id = 30 (30 < K = 40).
+        let mut moved = f.rows[29].clone();
+        moved[2] = Value::Text("888@example.com".into());
+        moved[5] = Value::TimestampTz(top);
+        // INSERT a row with key -5 at cursor C.
+        let mut below = f.rows[1].clone();
+        below[0] = Value::Int64(-5);
+        below[5] = Value::TimestampTz(top);
+        rig.source
+            .upsert_rows(&customers, vec![moved.clone(), below.clone()])
+            .unwrap();
+        let second = rig.migration(inc).run().await.unwrap();
+        assert!(second.succeeded(), "{}", second.to_markdown());
+        let got = rig.sink.rows(&customers).unwrap();
+        assert!(
+            got.contains(&moved),
+            "the row moved to the watermark's cursor"
+        );
+        assert!(
+            got.contains(&below),
+            "the new row below the watermark's key"
+        );
+        assert_eq!(got.len(), 41);
+        assert_target_equals_current_source(&rig).await;
+    }
+}
+
+/// Rows committed late with a cursor older than the watermark are read when within the
+/// lookback, and not when older than it (the documented guarantee).
+#[tokio::test]
+async fn the_lookback_rereads_late_rows_within_it_and_no_further() {
+    let rig = Rig::with(fixture_tables(Some("public"), 40)[..1].to_vec());
+    let customers = t("customers");
+    let inc = incremental_cfg("lookback", Some(Duration::from_secs(60)));
+    assert!(rig.migration(inc.clone()).run().await.unwrap().succeeded());
+    let top = watermark(&rig, "lookback").await;
+    let f = &rig.fixtures[0];
+    let mut within = f.rows[0].clone();
+    within[0] = Value::Int64(2000);
+    within[5] = Value::TimestampTz(top - 59_000_000);
+    let mut beyond = f.rows[1].clone();
+    beyond[0] = Value::Int64(2001);
+    beyond[5] = Value::TimestampTz(top - 61_000_000);
+    rig.source
+        .upsert_rows(&customers, vec![within.clone(), beyond.clone()])
+        .unwrap();
+    let second = rig.migration(inc).run().await.unwrap();
+    assert!(second.succeeded(), "{}", second.to_markdown());
+    let got = rig.sink.rows(&customers).unwrap();
+    assert!(
+        got.contains(&within),
+        "a late row within the lookback is read"
+    );
+    assert!(
+        !got.iter().any(|r| r[0] == Value::Int64(2001)),
+        "a late row older than the lookback is not (set the lookback above the longest transaction)"
+    );
+    // The fixture's cursors are ~1 s apart: the row at the watermark, the late row and the
+    // fixture rows of the last minute are read again.
+    let rereads = f.rows.iter().filter(|r| match r[5] {
+        Value::TimestampTz(c) => c >= top - 60_000_000,
+        _ => false,
+    });
+    assert_eq!(
+        second.progress.records_this_execution,
+        rereads.count() as u64 + 1
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
-use crate::schema::TableName;
+use crate::schema::{DataType, TableInfo, TableName};
 use crate::sink::PrepareOptions;
 use crate::source::TableFilter;
 
@@ -33,7 +34,21 @@ pub enum Mode {
     },
 }
 
-/// Which column is each table's change cursor.
+impl Mode {
+    /// The incremental settings of an incremental or stream mode.
+    pub fn incremental(&self) -> Option<&IncrementalConfig> {
+        match self {
+            Mode::Incremental(inc)
+            | Mode::Stream {
+                incremental: inc, ..
+            } => Some(inc),
+            Mode::DryRun | Mode::Full => None,
+        }
+    }
+}
+
+/// Which column is each table's change cursor, and how far before the watermark each run
+/// starts reading again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncrementalConfig {
     /// Cursor column for tables not listed in `per_table` (e.g. `updated_at`).
@@ -41,6 +56,13 @@ pub struct IncrementalConfig {
     /// Per-table cursor columns.
     #[serde(default)]
     pub per_table: BTreeMap<String, String>,
+    /// How far before the previous run's watermark each run reads again (default none: from
+    /// the watermark's cursor value itself, inclusive). Rows committed late with a cursor older
+    /// than the watermark by more than this are never read, so set it above the longest
+    /// transaction that writes the tables. Only date, timestamp and timestamptz cursors take a
+    /// lookback ([`IncrementalConfig::check_tables`] refuses it on any other cursor type).
+    #[serde(default, with = "crate::config_serde::opt_duration")]
+    pub lookback: Option<Duration>,
 }
 
 impl IncrementalConfig {
@@ -50,6 +72,51 @@ impl IncrementalConfig {
             .get(&table.to_string())
             .or(self.cursor_column.as_ref())
             .map(String::as_str)
+    }
+
+    /// Checks that every table can be read incrementally: it has a cursor column configured,
+    /// that column exists, the table has a primary key, and the cursor's type takes the
+    /// lookback when one is set. Every problem of every table is named in one error of kind
+    /// `Config` (the executor calls this before an incremental run, the CLI's `plan` too).
+    pub fn check_tables(&self, tables: &[TableInfo]) -> Result<()> {
+        let mut lines = Vec::new();
+        for t in tables {
+            let mut problems = Vec::new();
+            match self.column_for(&t.name) {
+                None => problems
+                    .push("no cursor column configured (set cursor_column or per_table)".into()),
+                Some(col) => match t.schema.index_of(col) {
+                    None => problems.push(format!("no column {col:?} (the cursor column)")),
+                    Some(i) => {
+                        let ty = &t.schema.columns[i].data_type;
+                        let timed = matches!(
+                            ty,
+                            DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                        );
+                        if self.lookback.is_some_and(|d| !d.is_zero()) && !timed {
+                            problems.push(format!(
+                                "cursor column {col:?} is {ty}, and a lookback applies to date, timestamp and timestamptz cursors only"
+                            ));
+                        }
+                    }
+                },
+            }
+            if t.schema.primary_key.is_empty() {
+                problems.push("no primary key (incremental mode upserts by key)".into());
+            }
+            if !problems.is_empty() {
+                lines.push(format!("{}: {}", t.name, problems.join("; ")));
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "incremental mode cannot read {} of the {} tables:\n  - {}",
+            lines.len(),
+            tables.len(),
+            lines.join("\n  - ")
+        )))
     }
 }
 
@@ -216,4 +283,87 @@ impl ExecutorConfig {
 fn default_worker_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Column, Schema};
+
+    fn table(name: &str, columns: &[(&str, DataType)], key: &[&str]) -> TableInfo {
+        let cols = columns
+            .iter()
+            .map(|(n, t)| Column::new(*n, t.clone()))
+            .collect();
+        TableInfo::new(
+            TableName::new("public", name),
+            Schema::new(cols, key).unwrap(),
+        )
+    }
+
+    #[test]
+    fn check_tables_names_every_table_it_cannot_read() {
+        let tables = [
+            table(
+                "good",
+                &[
+                    ("id", DataType::Int64),
+                    ("updated_at", DataType::TimestampTz),
+                ],
+                &["id"],
+            ),
+            table("no_cursor_a", &[("id", DataType::Int64)], &["id"]),
+            table("no_cursor_b", &[("id", DataType::Int64)], &["id"]),
+            table(
+                "keyless",
+                &[("id", DataType::Int64), ("updated_at", DataType::Date)],
+                &[],
+            ),
+            table(
+                "versioned",
+                &[("id", DataType::Int64), ("version", DataType::Int64)],
+                &["id"],
+            ),
+        ];
+        let mut inc = IncrementalConfig {
+            cursor_column: Some("updated_at".into()),
+            ..Default::default()
+        };
+        inc.per_table
+            .insert("public.versioned".into(), "version".into());
+        let e = inc.check_tables(&tables).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        let msg = e.to_string();
+        for want in [
+            "3 of the 5 tables",
+            "public.no_cursor_a: no column \"updated_at\" (the cursor column)",
+            "public.no_cursor_b: no column \"updated_at\" (the cursor column)",
+            "public.keyless: no primary key",
+        ] {
+            assert!(msg.contains(want), "{want:?} missing from: {msg}");
+        }
+        assert!(
+            !msg.contains("public.good") && !msg.contains("public.versioned"),
+            "{msg}"
+        );
+        // An integer cursor takes no lookback: refused, naming table and column.
+        inc.lookback = Some(Duration::from_secs(300));
+        let msg = inc.check_tables(&tables).unwrap_err().to_string();
+        assert!(
+            msg.contains("4 of the 5 tables")
+                && msg.contains("public.versioned: cursor column \"version\" is int64")
+                && msg.contains("lookback"),
+            "{msg}"
+        );
+        assert!(inc.check_tables(&tables[..1]).is_ok());
+        // No cursor column at all.
+        let msg = IncrementalConfig::default()
+            .check_tables(&tables[..1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("public.good: no cursor column configured"),
+            "{msg}"
+        );
+    }
 }

@@ -161,6 +161,10 @@ async fn execute_once(
         tracker.phase(Phase::Planning);
         let dag = DependencyGraph::build(&tables, &cfg.extra_dependencies)?;
         check_capabilities(&m, &cfg)?;
+        if let Some(inc) = cfg.mode.incremental() {
+            // Every table lacking a cursor column or a key, named in one error.
+            inc.check_tables(&tables)?;
+        }
         let by_name: BTreeMap<TableName, TableInfo> =
             tables.into_iter().map(|t| (t.name.clone(), t)).collect();
         let mut ctxs = BTreeMap::new();
@@ -491,11 +495,9 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
         schema,
         ..info.clone()
     };
-    let cursor = match &cfg.mode {
-        Mode::Incremental(inc)
-        | Mode::Stream {
-            incremental: inc, ..
-        } => {
+    let cursor = match cfg.mode.incremental() {
+        Some(inc) => {
+            // IncrementalConfig::check_tables has vetted every table before this.
             let col = inc.column_for(&info.name).ok_or_else(|| {
                 Error::config(format!(
                     "incremental mode needs a cursor column for table {}",
@@ -508,16 +510,10 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
                     info.name
                 ))
             })?;
-            if info.schema.primary_key.is_empty() {
-                return Err(Error::config(format!(
-                    "table {} has no primary key: incremental mode needs (cursor, key) to avoid losing or repeating rows",
-                    info.name
-                )));
-            }
             let upper = m.source.max_cursor(&info, col).await?;
             Some((col.to_string(), idx, upper))
         }
-        _ => None,
+        None => None,
     };
     let span = info_span!("table", table = %info.name);
     Ok(TableCtx {
@@ -1831,10 +1827,19 @@ async fn attempt_chunk(
             let Some(upper) = upper.clone() else {
                 return Ok(()); // empty table: nothing changed
             };
-            let after = ctx.store.cursor(&ctx.cfg.migration, &t.info.name).await?;
+            // Read again from the watermark's cursor value (minus the lookback), not past it:
+            // rows sharing that value or committed late with an older one would be lost
+            // otherwise; the upsert makes the rows read twice harmless.
+            let lookback = ctx.cfg.mode.incremental().and_then(|inc| inc.lookback);
+            let from = match ctx.store.cursor(&ctx.cfg.migration, &t.info.name).await? {
+                Some(mark) => mark
+                    .read_from(lookback)
+                    .map_err(|e| e.table(&t.info.name))?,
+                None => None,
+            };
             let req = ChangeRequest {
                 cursor_column: col.clone(),
-                after,
+                from,
                 upper,
             };
             (

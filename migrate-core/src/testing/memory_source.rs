@@ -13,7 +13,7 @@ use crate::chunk::{ChunkSpec, KeyRange};
 use crate::encoded::{EncodedBatch, Encoding, RowCodec};
 use crate::error::{Error, Result};
 use crate::schema::{Schema, TableInfo, TableName};
-use crate::source::{ChangeRequest, Source, TableFilter, Watermark};
+use crate::source::{ChangeRequest, Source, TableFilter};
 use crate::value::{cmp_keys, Value};
 
 /// Each table with its rows, kept in key order and shared cheaply with readers.
@@ -345,27 +345,22 @@ impl Source for MemorySource {
         }
         let (info, rows) = self.table(&table.name)?;
         let ci = cursor_index(&info, &request.cursor_column)?;
-        let pos = |r: &Row| Watermark {
-            cursor: r[ci].clone(),
-            key: info.schema.key_of(r),
-        };
-        let after = |w: &Watermark, mark: &Watermark| {
-            w.cursor
-                .cmp_key(&mark.cursor)
-                .then_with(|| cmp_keys(&w.key, &mark.key))
-                .is_gt()
-        };
+        // The same selection as PgSource: cursor not NULL, >= from, <= upper.
         let mut changed: Vec<Row> = rows
             .iter()
             .filter(|r| !r[ci].is_null() && r[ci].cmp_key(&request.upper).is_le())
-            .filter(|r| request.after.as_ref().is_none_or(|m| after(&pos(r), m)))
+            .filter(|r| {
+                request
+                    .from
+                    .as_ref()
+                    .is_none_or(|f| r[ci].cmp_key(f).is_ge())
+            })
             .cloned()
             .collect();
         changed.sort_by(|a, b| {
-            let (pa, pb) = (pos(a), pos(b));
-            pa.cursor
-                .cmp_key(&pb.cursor)
-                .then_with(|| cmp_keys(&pa.key, &pb.key))
+            a[ci]
+                .cmp_key(&b[ci])
+                .then_with(|| cmp_keys(&info.schema.key_of(a), &info.schema.key_of(b)))
         });
         Ok(Box::new(self.reader(table, changed, batch_rows, fault)))
     }
