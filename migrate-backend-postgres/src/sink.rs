@@ -389,6 +389,13 @@ impl PgSink {
                             ))
                             .table(&table.name));
                         }
+                        ExistingRows::Merge if table.schema.primary_key.is_empty() => {
+                            return Err(Error::config(format!(
+                                "target table {} holds {rows} rows and has no primary key to merge by (prepare.existing_rows = \"merge\")",
+                                table.name
+                            ))
+                            .table(&table.name));
+                        }
                         ExistingRows::Merge => prepared.merge = true,
                         // Chunk writes clear their ranges; this table's own foreign keys
                         // (the ones finalize adds back) must not hold its parents' deletes up.

@@ -233,6 +233,17 @@ async fn keyless(sink: &dyn Sink, ns: Option<&str>) {
         RowChecksum::of_rows(&rows),
         "{kind}: a keyless table written twice holds one copy"
     );
+    let merge = PrepareOptions {
+        existing_rows: crate::sink::ExistingRows::Merge,
+        ..Default::default()
+    };
+    let refused = sink.prepare(&t, &merge, &RunId::generate()).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::Config),
+        "{kind}: merging into a keyless table that holds rows is refused: {refused:?}"
+    );
     sink.rollback(&[(t, prepared)])
         .await
         .unwrap_or_else(|e| panic!("{kind}: rollback keyless: {e}"));

@@ -313,6 +313,13 @@ impl Sink for MemorySink {
                             ))
                             .table(&table.name))
                         }
+                        ExistingRows::Merge if !existing.has_key() => {
+                            return Err(Error::config(format!(
+                                "target table {} holds {rows} rows and has no primary key to merge by",
+                                table.name
+                            ))
+                            .table(&table.name))
+                        }
                         ExistingRows::Merge => prepared.merge = true,
                         ExistingRows::Replace => {}
                     }
