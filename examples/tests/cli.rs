@@ -497,3 +497,89 @@ async fn pause_and_cancel_from_another_terminal() {
     assert_eq!(code(&o), 0, "resume finishes it: {}", text(&o));
     assert_eq!(code(&migrate(&cfg, &["verify"])), 0);
 }
+
+/// The operator's scenario from the data-safety review: a target `customers` with rows 1, 2 and
+/// 999999 is refused (exit 2, named with its rows, nothing written) and shown by `plan`; merged
+/// with a backup it keeps 999999; a completed migration run again is "nothing to do"; rollback
+/// puts the three rows back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_in_the_target_are_refused_merged_rolled_back_and_a_second_run_does_nothing() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_exist_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_exist_dst").await;
+    load_seed003(&src, 0.002).await;
+    load_seed003(&dst, 0.002).await;
+    let c = PgConfig::from_url(&dst).unwrap().connect().await.unwrap();
+    c.batch_execute(
+        "DROP TABLE public.transactions, public.orders, public.inventory, public.preferences,
+                    public.user_sessions, public.audit_logs, public.products CASCADE;
+         DELETE FROM public.customers WHERE id > 2;
+         CREATE TEMP TABLE extra AS SELECT * FROM public.customers WHERE id = 1;
+         UPDATE extra SET id = 999999;
+         INSERT INTO public.customers SELECT * FROM extra;",
+    )
+    .await
+    .unwrap();
+    let customers = || async {
+        let c = PgConfig::from_url(&dst).unwrap().connect().await.unwrap();
+        let ids: Vec<i64> = c
+            .query("SELECT id FROM public.customers ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &src, &dst, "");
+
+    let o = migrate(&cfg, &["plan", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "a refused run is not ready: {}", text(&o));
+    assert!(
+        text(&o).contains("| public.customers |") && text(&o).contains("refuse: it holds 3 rows"),
+        "{}",
+        text(&o)
+    );
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("public.customers (3 rows)") && text(&o).contains("existing_rows"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(customers().await, [1, 2, 999999]);
+    assert_eq!(tables_in(&dst).await, 1, "nothing was written");
+
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "[prepare]\nexisting_rows = \"merge\"\nbackup = true\n",
+    );
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let ids = customers().await;
+    assert_eq!(ids.last(), Some(&999999), "the target-only row is kept");
+    assert!(ids.len() > 3);
+
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+
+    let o = migrate(&cfg, &["rollback", "--yes"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("restore public.customers from public.customers__backup_"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(customers().await, [1, 2, 999999]);
+    assert_eq!(
+        tables_in(&dst).await,
+        1,
+        "created tables and the backup are gone"
+    );
+}
