@@ -2,36 +2,48 @@
 //! run first writes it, and the refusal, before anything is written, when the configuration
 //! does not say (`prepare.existing_rows`, default `fail`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{ExecutorConfig, Mode};
 use crate::error::{Error, ErrorKind, Result};
-use crate::schema::TableInfo;
-use crate::schema::TableName;
-use crate::sink::{ExistingRows, Preflight, Sink};
+use crate::schema::{TableInfo, TableName};
+use crate::sink::{ExistingRows, Preflight, PrepareMode, Prepared, Sink};
 
-/// Which tables' rows belong to this migration, and so whose rows the run may rewrite without
-/// being told: with `refresh`, every table; otherwise the tables an earlier run of the same
-/// migration prepared (a forced new run, or an incremental run after a full one).
+/// Which target tables hold rows this migration wrote, and so what the run may do to them
+/// without being told: a table an earlier run created, found empty, or replaced holds only the
+/// migration's rows, and is replaced again (full runs); a table an earlier run merged into still
+/// holds rows of its own, and is merged again. Incremental runs upsert into every table the
+/// migration loaded. Every other table follows `prepare.existing_rows`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ownership {
-    pub(crate) refresh: bool,
-    pub(crate) tables: BTreeSet<TableName>,
+    /// The run upserts (incremental or stream).
+    pub(crate) incremental: bool,
+    /// What earlier runs did to each table they prepared.
+    pub(crate) tables: BTreeMap<TableName, ExistingRows>,
 }
 
 impl Ownership {
-    /// The policy for `table`'s existing rows: the migration's own rows are replaced (full runs)
-    /// or upserted (incremental runs); anyone else's follow the configuration.
-    pub(crate) fn policy(&self, cfg: &ExecutorConfig, table: &TableName) -> ExistingRows {
-        let incremental = matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. });
-        if self.refresh || self.tables.contains(table) {
-            if incremental {
-                ExistingRows::Merge
-            } else {
-                ExistingRows::Replace
-            }
+    /// Records what an earlier run's preparation of `table` makes it.
+    pub(crate) fn add(&mut self, table: TableName, prepared: &Prepared) {
+        let policy = if prepared.merge {
+            ExistingRows::Merge
         } else {
-            cfg.prepare.existing_rows
+            ExistingRows::Replace
+        };
+        self.tables.insert(table, policy);
+    }
+
+    /// Whether earlier runs of the migration wrote `table`.
+    pub(crate) fn owns(&self, table: &TableName) -> bool {
+        self.tables.contains_key(table)
+    }
+
+    /// The policy for `table`'s existing rows.
+    pub(crate) fn policy(&self, cfg: &ExecutorConfig, table: &TableName) -> ExistingRows {
+        match self.tables.get(table) {
+            Some(_) if self.incremental => ExistingRows::Merge,
+            Some(p) => *p,
+            None => cfg.prepare.existing_rows,
         }
     }
 }
@@ -39,12 +51,20 @@ impl Ownership {
 /// What the run will do to a target table, in words, and the problem that stops it, if any.
 pub(crate) fn action(
     p: &Preflight,
+    table: &TableInfo,
     policy: ExistingRows,
-    backup: bool,
+    cfg: &ExecutorConfig,
 ) -> (String, Option<String>) {
-    let backed_up = if backup { ", backed up first" } else { "" };
+    let backed_up = if cfg.prepare.backup {
+        ", backed up first"
+    } else {
+        ""
+    };
     match (p.exists, p.rows) {
         (false, _) => ("create it".into(), None),
+        (true, _) if cfg.prepare.mode == PrepareMode::Recreate => {
+            (format!("drop and create it again{backed_up}"), None)
+        }
         (true, Some(0)) => ("load into the empty table".into(), None),
         (true, rows) => {
             let held = rows.map_or("rows (not counted)".to_string(), |n| format!("{n} rows"));
@@ -54,10 +74,15 @@ pub(crate) fn action(
                     Some(refusal(&[(String::new(), rows)])),
                 ),
                 ExistingRows::Replace => (format!("replace its {held}{backed_up}"), None),
+                ExistingRows::Merge if table.schema.primary_key.is_empty() => (
+                    format!("refuse: it holds {held} and has no key to merge by"),
+                    Some(format!(
+                        "target table {} holds {held} and has no primary key: prepare.existing_rows = \"merge\" needs one",
+                        table.name
+                    )),
+                ),
                 ExistingRows::Merge => (
-                    format!(
-                        "merge by key into its {held}, keeping rows only the target has{backed_up}"
-                    ),
+                    format!("merge by key into its {held}, keeping rows only the target has{backed_up}"),
                     None,
                 ),
             }
@@ -105,15 +130,21 @@ where
     Fut: std::future::Future<Output = Result<BTreeSet<TableName>>>,
 {
     let mut held = Vec::new();
+    if matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. })
+        && cfg.prepare.existing_rows == ExistingRows::Replace
+    {
+        return Err(Error::config(
+            "prepare.existing_rows = \"replace\" needs a full run: incremental runs upsert and never delete (use \"merge\")",
+        ));
+    }
+    if cfg.prepare.mode == PrepareMode::Recreate && cfg.prepare.existing_rows == ExistingRows::Merge
+    {
+        return Err(Error::config(
+            "prepare.existing_rows = \"merge\" keeps the target's rows, but prepare mode recreate drops the table: choose one",
+        ));
+    }
     for t in tables {
         let policy = owners.policy(cfg, &t.name);
-        if matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. })
-            && policy == ExistingRows::Replace
-        {
-            return Err(Error::config(
-                "prepare.existing_rows = \"replace\" needs a full run: incremental runs upsert and never delete (use \"merge\")",
-            ));
-        }
         if policy != ExistingRows::Fail {
             continue;
         }
@@ -157,38 +188,61 @@ mod tests {
 
     #[test]
     fn every_policy_says_what_it_does_and_only_fail_refuses() {
-        let (a, p) = action(&existing(Some(3)), ExistingRows::Fail, false);
+        let t = crate::testing::fixture_tables(None, 1).swap_remove(0).table;
+        let mut cfg = ExecutorConfig::default();
+        let (a, p) = action(&existing(Some(3)), &t, ExistingRows::Fail, &cfg);
         assert!(a.contains("refuse") && a.contains("3 rows"), "{a}");
         let p = p.unwrap_or_default();
         assert!(
             p.contains("prepare.existing_rows") && p.contains("prepare.backup"),
             "{p}"
         );
-        let (a, p) = action(&existing(Some(3)), ExistingRows::Replace, true);
+        cfg.prepare.backup = true;
+        let (a, p) = action(&existing(Some(3)), &t, ExistingRows::Replace, &cfg);
         assert!(
             a.contains("replace its 3 rows, backed up first") && p.is_none(),
             "{a}"
         );
-        let (a, p) = action(&existing(Some(3)), ExistingRows::Merge, false);
+        let (a, p) = action(&existing(Some(3)), &t, ExistingRows::Merge, &cfg);
         assert!(a.contains("merge by key") && p.is_none(), "{a}");
-        let (a, p) = action(&existing(Some(0)), ExistingRows::Fail, false);
+        let keyless = crate::testing::keyless_table(None, 1).table;
+        let (a, p) = action(&existing(Some(3)), &keyless, ExistingRows::Merge, &cfg);
+        assert!(a.contains("no key") && p.is_some(), "{a}");
+        let (a, p) = action(&existing(Some(0)), &t, ExistingRows::Fail, &cfg);
         assert!(a.contains("empty") && p.is_none(), "{a}");
-        let (a, _) = action(&Preflight::default(), ExistingRows::Fail, false);
+        let (a, _) = action(&Preflight::default(), &t, ExistingRows::Fail, &cfg);
         assert_eq!(a, "create it");
     }
 
     #[test]
-    fn the_migrations_own_rows_are_replaced_or_upserted() {
-        let t = TableName::parse("public.a");
-        let mut cfg = ExecutorConfig::default();
+    fn the_migrations_own_rows_are_replaced_merged_or_upserted_as_before() {
+        let (a, b, c) = (
+            TableName::parse("public.a"),
+            TableName::parse("public.b"),
+            TableName::parse("public.c"),
+        );
+        let cfg = ExecutorConfig::default();
         let mut o = Ownership::default();
-        assert_eq!(o.policy(&cfg, &t), ExistingRows::Fail);
-        o.tables.insert(t.clone());
-        assert_eq!(o.policy(&cfg, &t), ExistingRows::Replace);
-        cfg.mode = Mode::Incremental(Default::default());
-        assert_eq!(o.policy(&cfg, &t), ExistingRows::Merge);
-        let other = TableName::parse("public.b");
-        cfg.prepare.existing_rows = ExistingRows::Merge;
-        assert_eq!(o.policy(&cfg, &other), ExistingRows::Merge);
+        assert_eq!(o.policy(&cfg, &a), ExistingRows::Fail);
+        let created = Prepared {
+            created: true,
+            ..Default::default()
+        };
+        let merged = Prepared {
+            existing_rows: Some(5),
+            merge: true,
+            ..Default::default()
+        };
+        o.add(a.clone(), &created);
+        o.add(b.clone(), &merged);
+        assert_eq!(o.policy(&cfg, &a), ExistingRows::Replace);
+        assert_eq!(
+            o.policy(&cfg, &b),
+            ExistingRows::Merge,
+            "target-only rows stay"
+        );
+        assert_eq!(o.policy(&cfg, &c), ExistingRows::Fail);
+        o.incremental = true;
+        assert_eq!(o.policy(&cfg, &a), ExistingRows::Merge);
     }
 }

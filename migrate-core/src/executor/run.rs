@@ -185,7 +185,8 @@ async fn execute_once(
             Some(_) => crate::plan::measured_rates(&*m.store, &cfg.migration).await?,
             None => BTreeMap::new(),
         };
-        let (opening, owners) = opening(&m, &cfg, &plan_hash, &ctxs).await?;
+        let (opening, owners) =
+            opening(&m, &cfg, &plan_hash, &ctxs, incremental_mode(&cfg)).await?;
         let (run, resumed, follow_up) = match open_run(&m, &cfg, &plan_hash, &ctxs, opening, &owners).await? {
             Opened::Run { run, resumed, follow_up } => (run, resumed, follow_up),
             Opened::AlreadyDone(r) => {
@@ -231,6 +232,7 @@ async fn execute_once(
         info!(run = %run.id, resumed, "run started");
 
         let mut coordinator = Coordinator::new(ctx.clone(), dag, ctxs, resumed, owners);
+        coordinator.follow_up = follow_up;
         coordinator.history = history;
         let outcome = coordinator.run(control).await;
         let status = coordinator.final_status(&outcome);
@@ -296,22 +298,28 @@ fn prepared_tables(records: &[TableRecord]) -> BTreeSet<TableName> {
 /// - after a completed full run, the same plan is "nothing to do" unless tables were deferred
 ///   or failed, which a follow-up run of the same run migrates; completed tables are left
 ///   alone. A different plan needs `refresh`;
-/// - `refresh`, and every incremental run, start a new run.
+/// - `refresh`, and every incremental run (`incremental`), start a new run.
+///
+/// Starting a new run, the latest run's preparations say which tables hold the migration's
+/// own rows (see [`super::existing::Ownership`]).
 async fn opening(
     m: &Migration,
     cfg: &ExecutorConfig,
     plan_hash: &str,
     ctxs: &BTreeMap<TableName, Arc<TableCtx>>,
+    incremental: bool,
 ) -> Result<(Opening, super::existing::Ownership)> {
     let mut owners = super::existing::Ownership {
-        refresh: cfg.refresh,
-        tables: BTreeSet::new(),
+        incremental,
+        ..Default::default()
     };
-    if incremental_mode(cfg) {
+    if incremental {
         // A table with a watermark was loaded by this migration's incremental runs.
         for name in ctxs.keys() {
             if m.store.cursor(&cfg.migration, name).await?.is_some() {
-                owners.tables.insert(name.clone());
+                owners
+                    .tables
+                    .insert(name.clone(), crate::sink::ExistingRows::Merge);
             }
         }
     }
@@ -327,7 +335,7 @@ async fn opening(
                 follow_up: false,
             }
         } else if cfg.force {
-            owners.tables.extend(prepared_tables(&records));
+            own(&mut owners, &records);
             Opening::New {
                 supersede: Some(latest),
             }
@@ -337,7 +345,7 @@ async fn opening(
                 cfg.migration, latest.id
             )));
         }
-    } else if latest.status == RunStatus::Completed && !incremental_mode(cfg) && !cfg.refresh {
+    } else if latest.status == RunStatus::Completed && !incremental && !cfg.refresh {
         if !same_plan {
             return Err(Error::config(format!(
                 "migration {:?} completed run {} under another plan (tables, schemas, chunking or transforms differ); run it with refresh to copy everything again under this plan, or give the migration a new name",
@@ -353,10 +361,19 @@ async fn opening(
             Opening::Done(latest)
         }
     } else {
-        owners.tables.extend(prepared_tables(&records));
+        own(&mut owners, &records);
         Opening::New { supersede: None }
     };
     Ok((opening, owners))
+}
+
+/// Adds the tables `records` (an earlier run's) prepared to `owners`.
+fn own(owners: &mut super::existing::Ownership, records: &[TableRecord]) {
+    for r in records {
+        if let Some(p) = &r.prepared {
+            owners.add(r.table.clone(), p);
+        }
+    }
 }
 
 /// Opens the run `opening` decided on, after refusing — before anything is written — to touch
@@ -430,7 +447,9 @@ async fn open_run(
                     }
                     // Another process won: continue its run.
                     Err(e) if e.kind() == ErrorKind::Constraint => {
-                        opening = self::opening(m, cfg, plan_hash, ctxs).await?.0;
+                        opening = self::opening(m, cfg, plan_hash, ctxs, owners.incremental)
+                            .await?
+                            .0;
                     }
                     Err(e) => return Err(e),
                 }
@@ -530,6 +549,20 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
 /// What identifies a plan: tables, their schemas and keys, chunking and transforms. A stopped
 /// run is continued only under the same plan.
 fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) -> String {
+    // A dry run describes the full run it stands for.
+    let mode = match cfg.mode {
+        Mode::DryRun => "full",
+        ref m => mode_name(m),
+    };
+    plan_hash_as(mode, cfg, ctxs)
+}
+
+/// The plan hash of a run of mode `mode` over these tables.
+fn plan_hash_as(
+    mode: &str,
+    cfg: &ExecutorConfig,
+    ctxs: &BTreeMap<TableName, Arc<TableCtx>>,
+) -> String {
     let tables: Vec<_> = ctxs
         .values()
         .map(|t| {
@@ -545,11 +578,6 @@ fn plan_hash(cfg: &ExecutorConfig, ctxs: &BTreeMap<TableName, Arc<TableCtx>>) ->
             )
         })
         .collect();
-    // A dry run describes the full run it stands for.
-    let mode = match cfg.mode {
-        Mode::DryRun => "full",
-        ref m => mode_name(m),
-    };
     let doc = serde_json::json!({ "mode": mode, "chunk_rows": cfg.chunk_rows, "tables": tables });
     let digest = md5_many::md5(doc.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -584,7 +612,20 @@ async fn dry_run(
     let mut results = Vec::new();
     // A run the store would refuse (a changed plan) is reported, not raised: the dry run still
     // describes the target.
-    let (opening, owners, refused) = match opening(m, cfg, plan_hash, ctxs).await {
+    // A dry run stands for a full run, or for the next incremental run when the migration's
+    // latest run was incremental under the same tables.
+    let incremental_hash = plan_hash_as("incremental", cfg, ctxs);
+    let incremental = m
+        .store
+        .latest_run(&cfg.migration)
+        .await?
+        .is_some_and(|r| r.plan_hash == incremental_hash);
+    let plan_hash = if incremental {
+        incremental_hash.as_str()
+    } else {
+        plan_hash
+    };
+    let (opening, owners, refused) = match opening(m, cfg, plan_hash, ctxs, incremental).await {
         Ok((o, w)) => (o, w, None),
         Err(e) if e.kind() == ErrorKind::Config => (
             Opening::New { supersede: None },
@@ -636,7 +677,7 @@ async fn dry_run(
             Some(what) => what.clone(),
             None => {
                 let policy = owners.policy(cfg, name);
-                let (action, problem) = super::existing::action(&p, policy, cfg.prepare.backup);
+                let (action, problem) = super::existing::action(&p, &t.target, policy, cfg);
                 p.problems.extend(problem);
                 action
             }
@@ -763,6 +804,8 @@ struct Coordinator {
     history: BTreeMap<TableName, f64>,
     /// Whose rows the target tables hold (what prepare may do to them).
     owners: super::existing::Ownership,
+    /// This execution follows up a completed run: its completed tables are left alone.
+    follow_up: bool,
     /// Tables deferred (by the plan or mid-run), with reasons.
     deferrals: Vec<crate::plan::Deferral>,
     /// Bytes written per table in this execution.
@@ -798,6 +841,7 @@ impl Coordinator {
             plan: None,
             history: BTreeMap::new(),
             owners,
+            follow_up: false,
             deferrals: Vec::new(),
             bytes_by_table: BTreeMap::new(),
             started: Instant::now(),
@@ -815,7 +859,9 @@ impl Coordinator {
     /// target tables, then schedules until everything is final, cancelled or stopped.
     async fn run(&mut self, mut control: watch::Receiver<Control>) -> Result<()> {
         self.register().await?;
-        if self.resumed {
+        // A follow-up leaves the completed tables alone: whatever the application wrote into
+        // them since is not the run's to undo.
+        if self.resumed && !self.follow_up {
             self.reconcile().await?;
         }
         self.publish_tables();
@@ -928,8 +974,11 @@ impl Coordinator {
                 Ok(sum) => {
                     let recorded: u64 = done.iter().map(|c| c.rows).sum();
                     let run = &self.runs[&name];
+                    // A merged table also holds the rows only the target had.
+                    let merged = run.record.prepared.as_ref().is_some_and(|p| p.merge);
                     (run.state == TState::Done(TableStatus::Completed)
                         && !self.incremental()
+                        && !merged
                         && sum.count != recorded)
                         .then(|| {
                             format!(
@@ -1009,6 +1058,10 @@ impl Coordinator {
             }
             let options = crate::sink::PrepareOptions {
                 existing_rows: self.owners.policy(&ctx.cfg, &name),
+                // Incremental runs upsert into the migration's own tables every cycle: a backup
+                // is for rows the configuration decided about.
+                backup: ctx.cfg.prepare.backup
+                    && !(self.owners.incremental && self.owners.owns(&name)),
                 ..ctx.cfg.prepare.clone()
             };
             ctx.call();
