@@ -14,6 +14,7 @@ use migrate_core::{
 };
 use tokio_postgres::types::Type;
 
+use crate::advisory::SessionLock;
 use crate::config::PgConfig;
 use crate::copy_binary::{header, TupleEncoder, TRAILER};
 use crate::deferred_key;
@@ -407,6 +408,92 @@ impl PgSink {
         Ok(prepared)
     }
 
+    /// `finalize` under the table's lock: the primary key (if deferred), foreign keys,
+    /// secondary indexes, `ANALYZE`. Whatever another worker already created with the same
+    /// definition counts as done; a namesake with another definition is an error naming it.
+    /// `ANALYZE` runs again for a late worker, after the first one's (harmless, serialized).
+    async fn finalize_locked(&self, conn: &mut Object, table: &TableInfo) -> Result<()> {
+        let name = sql::table(&table.name);
+        deferred_key::build(conn, &name).await?;
+        if self.options.create_foreign_keys {
+            for fk in &table.foreign_keys {
+                let parent = sql::table(&fk.referenced_table);
+                // A foreign key needs the parent's key, which may still be deferred.
+                deferred_key::build(conn, &parent).await?;
+                let cname = fk.name.clone().unwrap_or_else(|| {
+                    format!("{}_{}_fkey", table.name.name, fk.columns.join("_"))
+                });
+                if let Some(found) = existing_foreign_key(conn, &name, &cname, &parent).await? {
+                    found.same_as(fk, &cname, table)?;
+                    continue;
+                }
+                let parent_exists: bool = conn
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&parent])
+                    .await
+                    .map_err(|e| pg_error(e, "checking foreign keys"))?
+                    .get(0);
+                if !parent_exists {
+                    tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
+                    continue;
+                }
+                let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
+                let created = conn
+                    .batch_execute(&format!(
+                        "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
+                        ident(&cname),
+                        cols(&fk.columns),
+                        cols(&fk.referenced_columns)
+                    ))
+                    .await;
+                if let Err(e) = created {
+                    // Created a moment ago by someone not taking our lock?
+                    match existing_foreign_key(conn, &name, &cname, &parent).await? {
+                        Some(found) => found.same_as(fk, &cname, table)?,
+                        None => {
+                            return Err(pg_error(
+                                e,
+                                &format!("creating foreign key {cname} on {}", table.name),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        for index in &table.indexes {
+            // Built after the data (one sort instead of per-row maintenance). The source's own
+            // definition names the same table, which is the target's name too.
+            let Some(def) = &index.definition else {
+                continue;
+            };
+            // An index lives in its table's schema.
+            let qualified = sql::table(&TableName {
+                schema: table.name.schema.clone(),
+                name: index.name.clone(),
+            });
+            if let Some(found) = existing_index(conn, &qualified, &name).await? {
+                found.same_as(def, &index.name, table)?;
+                continue;
+            }
+            if let Err(e) = conn.batch_execute(def).await {
+                match existing_index(conn, &qualified, &name).await? {
+                    Some(found) => found.same_as(def, &index.name, table)?,
+                    None => {
+                        return Err(pg_error(
+                            e,
+                            &format!("creating index {} on {}", index.name, table.name),
+                        ))
+                    }
+                }
+            }
+        }
+        if self.options.analyze {
+            conn.batch_execute(&format!("ANALYZE {name}"))
+                .await
+                .map_err(|e| pg_error(e, "ANALYZE"))?;
+        }
+        Ok(())
+    }
+
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
         let conn = self.conn().await?;
         let wire = self.wire(&conn, t).await?;
@@ -453,6 +540,112 @@ fn passes_through(rows: &dyn BatchReader, table: &TableInfo, types: &[Type]) -> 
     encoding.matches(POSTGRES_COPY_BINARY, &oids)
         && from.len() == to.len()
         && from.iter().zip(to).all(|(f, t)| f.name == t.name)
+}
+
+/// A constraint found in the target under a foreign key's name.
+struct FoundForeignKey {
+    /// A foreign key onto the expected parent table.
+    onto_parent: bool,
+    columns: Vec<String>,
+    referenced_columns: Vec<String>,
+    /// As Postgres prints it.
+    definition: String,
+}
+
+impl FoundForeignKey {
+    /// Done when it is the foreign key `fk` would create; otherwise an error naming both.
+    fn same_as(&self, fk: &migrate_core::ForeignKey, cname: &str, t: &TableInfo) -> Result<()> {
+        if self.onto_parent
+            && self.columns == fk.columns
+            && self.referenced_columns == fk.referenced_columns
+        {
+            return Ok(());
+        }
+        Err(Error::schema(format!(
+            "constraint {cname} on {} already exists as {} where the source has FOREIGN KEY ({}) REFERENCES {}({}): drop or rename it in the target",
+            t.name,
+            self.definition,
+            fk.columns.join(", "),
+            fk.referenced_table,
+            fk.referenced_columns.join(", ")
+        ))
+        .table(&t.name))
+    }
+}
+
+/// The constraint named `cname` on `table` (quoted), if there is one.
+async fn existing_foreign_key(
+    conn: &Object,
+    table: &str,
+    cname: &str,
+    parent: &str,
+) -> Result<Option<FoundForeignKey>> {
+    let row = conn
+        .query_opt(
+            "SELECT c.contype = 'f' AND c.confrelid = COALESCE(to_regclass($3), 0),
+                    ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
+                            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.ord),
+                    ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY AS k(n, ord)
+                            JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.ord),
+                    pg_get_constraintdef(c.oid)
+               FROM pg_constraint c
+              WHERE c.conname = $1 AND c.conrelid = to_regclass($2)",
+            &[&cname, &table, &parent],
+        )
+        .await
+        .map_err(|e| pg_error(e, "checking foreign keys"))?;
+    Ok(row.map(|r| FoundForeignKey {
+        onto_parent: r.get(0),
+        columns: r.get(1),
+        referenced_columns: r.get(2),
+        definition: r.get(3),
+    }))
+}
+
+/// A relation found in the target under an index's name.
+struct FoundIndex {
+    /// An index of the expected table.
+    on_table: bool,
+    /// `CREATE INDEX …` as Postgres prints it (`None`: not an index).
+    definition: Option<String>,
+}
+
+impl FoundIndex {
+    /// Done when it is the index `def` creates; otherwise an error naming both.
+    fn same_as(&self, def: &str, index: &str, t: &TableInfo) -> Result<()> {
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        match &self.definition {
+            Some(found) if self.on_table && words(found) == words(def) => Ok(()),
+            Some(found) => Err(Error::schema(format!(
+                "index {index} on {} cannot be created: the target already has {found} where the source has {def}; drop or rename it in the target",
+                t.name
+            ))
+            .table(&t.name)),
+            None => Err(Error::schema(format!(
+                "index {index} on {} cannot be created: a relation of that name that is not an index already exists in the target",
+                t.name
+            ))
+            .table(&t.name)),
+        }
+    }
+}
+
+/// The relation named `qualified` (the index's name in its table's schema, quoted), if any.
+async fn existing_index(conn: &Object, qualified: &str, table: &str) -> Result<Option<FoundIndex>> {
+    let row = conn
+        .query_opt(
+            "SELECT COALESCE(i.indrelid = to_regclass($2), false),
+                    CASE WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid) END
+               FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid
+              WHERE c.oid = to_regclass($1)",
+            &[&qualified, &table],
+        )
+        .await
+        .map_err(|e| pg_error(e, "checking indexes"))?;
+    Ok(row.map(|r| FoundIndex {
+        on_table: r.get(0),
+        definition: r.get(1),
+    }))
 }
 
 /// `*` and `?` are glob characters in table filters; escape them in an exact name.
@@ -641,85 +834,16 @@ impl Sink for PgSink {
     }
 
     async fn finalize(&self, table: &TableInfo) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let name = sql::table(&table.name);
-        deferred_key::build(&mut conn, &name).await?;
-        if self.options.create_foreign_keys {
-            for fk in &table.foreign_keys {
-                // A foreign key needs the parent's key, which may still be deferred.
-                deferred_key::build(&mut conn, &sql::table(&fk.referenced_table)).await?;
-                let cname = fk.name.clone().unwrap_or_else(|| {
-                    format!("{}_{}_fkey", table.name.name, fk.columns.join("_"))
-                });
-                let exists: bool = conn
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2))",
-                        &[&cname, &name],
-                    )
-                    .await
-                    .map_err(|e| pg_error(e, "checking foreign keys"))?
-                    .get(0);
-                let parent = sql::table(&fk.referenced_table);
-                let parent_exists: bool = conn
-                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&parent])
-                    .await
-                    .map_err(|e| pg_error(e, "checking foreign keys"))?
-                    .get(0);
-                if exists {
-                    continue;
-                }
-                if !parent_exists {
-                    tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
-                    continue;
-                }
-                let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
-                conn.batch_execute(&format!(
-                    "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
-                    ident(&cname),
-                    cols(&fk.columns),
-                    cols(&fk.referenced_columns)
-                ))
-                .await
-                .or_else(|e| {
-                    // Another worker finishing the same table got there first: that is the goal.
-                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
-                        Ok(())
-                    } else {
-                        Err(pg_error(e, &format!("creating foreign key {cname} on {}", table.name)))
-                    }
-                })?;
-            }
-        }
-        for index in &table.indexes {
-            // Built after the data (one sort instead of per-row maintenance). The source's own
-            // definition names the same table, which is the target's name too.
-            let Some(def) = &index.definition else {
-                continue;
-            };
-            let sql = def
-                .replacen(
-                    "CREATE UNIQUE INDEX ",
-                    "CREATE UNIQUE INDEX IF NOT EXISTS ",
-                    1,
-                )
-                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
-            conn.batch_execute(&sql).await.or_else(|e| {
-                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) {
-                    Ok(()) // another worker built it a moment ago
-                } else {
-                    Err(pg_error(
-                        e,
-                        &format!("creating index {} on {}", index.name, table.name),
-                    ))
-                }
-            })?;
-        }
-        if self.options.analyze {
-            conn.batch_execute(&format!("ANALYZE {name}"))
-                .await
-                .map_err(|e| pg_error(e, "ANALYZE"))?;
-        }
-        Ok(())
+        // Every worker sharing a migration verifies, so finalizes, each table; `IF NOT EXISTS`
+        // and "already exists" errors do not make concurrent `CREATE INDEX` / `ADD CONSTRAINT`
+        // safe (the loser of a catalog race gets a unique violation in `pg_class`). So workers
+        // take turns on a per-table lock and each looks, under it, at what already exists.
+        let key = format!("migrate finalize {}", table.name);
+        let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
+        let result = self.finalize_locked(lock.conn()?, table).await;
+        let released = lock.release().await;
+        result?;
+        released
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
