@@ -61,6 +61,7 @@ struct ExecutionSection {
     batch_rows: Option<usize>,
     stop_on_first_error: Option<bool>,
     chunk_timeout: Option<Spanned<String>>,
+    lease: Option<Spanned<String>>,
     cursor_column: Option<String>,
     cursor_lookback: Option<Spanned<String>>,
     stream_interval: Option<Spanned<String>>,
@@ -284,6 +285,15 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     x.stop_on_first_error = e.stop_on_first_error.unwrap_or(false);
     if let Some(t) = c.duration("execution.chunk_timeout", &e.chunk_timeout)? {
         x.chunk_timeout = t;
+    }
+    if let Some(l) = &e.lease {
+        let d = parse_duration(l.get_ref())
+            .map_err(|err| c.bad("execution.lease", l, err.message()))?;
+        // Renewed every third of it: much shorter and a busy worker loses its own chunks.
+        if d < Duration::from_millis(300) {
+            return Err(c.bad("execution.lease", l, "must be at least 300ms"));
+        }
+        x.lease = d;
     }
     if let Some(p) = &e.on_parent_failure {
         x.on_parent_failure = match p.get_ref().as_str() {
@@ -522,6 +532,29 @@ mod tests {
                 && e.contains("fortnights"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn lease_is_read_and_bounded() {
+        assert_eq!(
+            parse(MIN, "m.toml", "m").unwrap().executor.lease,
+            Duration::from_secs(30)
+        );
+        let s = parse(
+            &format!("{MIN}[execution]\nlease = \"2s\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        assert_eq!(s.executor.lease, Duration::from_secs(2));
+        let e = parse(
+            &format!("{MIN}[execution]\nlease = \"10ms\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 6") && e.contains("execution.lease"), "{e}");
     }
 
     #[test]

@@ -572,7 +572,7 @@ async fn rows_in_the_target_are_refused_merged_rolled_back_and_a_second_run_does
     let o = migrate(&cfg, &["rollback", "--yes"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(
-        text(&o).contains("restore public.customers from public.customers__backup_"),
+        text(&o).contains("restore public.customers from public.customers__bk_"),
         "{}",
         text(&o)
     );

@@ -160,6 +160,34 @@ impl PgCheckpointStore {
         sql.replace("{s}", &self.schema)
     }
 
+    /// Creates or replaces a table's state — unless, with `unless_completed`, the stored state
+    /// says completed. Whether it wrote.
+    async fn upsert_table(
+        &self,
+        run: &RunId,
+        t: &TableRecord,
+        unless_completed: bool,
+    ) -> Result<bool> {
+        let conn = self.conn().await?;
+        let (name, schema) = TableName::to_columns(&t.table);
+        let prepared = t.prepared.as_ref().map(json).transpose()?;
+        let guard = if unless_completed {
+            " WHERE stored.status <> 'completed'"
+        } else {
+            ""
+        };
+        let written = conn
+            .execute(
+                &self.q(&format!("INSERT INTO {{s}}.migrate_tables AS stored VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (run_id, table_name) DO UPDATE SET status = EXCLUDED.status, rows = EXCLUDED.rows, total_rows = EXCLUDED.total_rows,
+                        prepared = EXCLUDED.prepared, reason = EXCLUDED.reason, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at{guard}")),
+                &[&run.0, &name, &schema, &t.status.as_str(), &(t.rows as i64), &(t.total_rows as i64), &prepared, &t.reason, &t.started_at, &t.finished_at],
+            )
+            .await
+            .map_err(|e| pg_error(e, "put_table"))?;
+        Ok(written == 1)
+    }
+
     /// Creates the tables (idempotent; serialized across workers by an advisory lock) and
     /// refuses a store written by a newer version.
     async fn install(&self) -> Result<()> {
@@ -490,18 +518,23 @@ impl CheckpointStore for PgCheckpointStore {
     }
 
     async fn put_table(&self, run: &RunId, t: &TableRecord) -> Result<()> {
-        let conn = self.conn().await?;
-        let (name, schema) = TableName::to_columns(&t.table);
-        let prepared = t.prepared.as_ref().map(json).transpose()?;
-        conn.execute(
-            &self.q("INSERT INTO {s}.migrate_tables VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (run_id, table_name) DO UPDATE SET status = EXCLUDED.status, rows = EXCLUDED.rows, total_rows = EXCLUDED.total_rows,
-                        prepared = EXCLUDED.prepared, reason = EXCLUDED.reason, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at"),
-            &[&run.0, &name, &schema, &t.status.as_str(), &(t.rows as i64), &(t.total_rows as i64), &prepared, &t.reason, &t.started_at, &t.finished_at],
-        )
-        .await
-        .map_err(|e| pg_error(e, "put_table"))?;
-        Ok(())
+        self.upsert_table(run, t, false).await.map(|_| ())
+    }
+
+    async fn put_table_unless_completed(
+        &self,
+        run: &RunId,
+        t: &TableRecord,
+    ) -> Result<Option<TableRecord>> {
+        if self.upsert_table(run, t, true).await? {
+            return Ok(None);
+        }
+        // Completed (which only `put_table` undoes): read it back.
+        Ok(self
+            .tables(run)
+            .await?
+            .into_iter()
+            .find(|r| r.table == t.table))
     }
 
     async fn tables(&self, run: &RunId) -> Result<Vec<TableRecord>> {

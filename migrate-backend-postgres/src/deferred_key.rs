@@ -39,7 +39,8 @@ pub(crate) async fn ensure_state(conn: &mut Object) -> Result<()> {
          CREATE SCHEMA IF NOT EXISTS _migrate;
          CREATE TABLE IF NOT EXISTS _migrate.loading (target text PRIMARY KEY, add_key text NOT NULL);
          CREATE TABLE IF NOT EXISTS _migrate.written (target text, chunk integer, PRIMARY KEY (target, chunk));
-         CREATE TABLE IF NOT EXISTS _migrate.prepared (target text, run text, prepared text NOT NULL, PRIMARY KEY (target, run));",
+         CREATE TABLE IF NOT EXISTS _migrate.prepared (target text, run text, prepared text NOT NULL, PRIMARY KEY (target, run));
+         CREATE TABLE IF NOT EXISTS _migrate.set_aside (target text, name text, definition text NOT NULL, PRIMARY KEY (target, name));",
     )
     .await
     .map_err(|e| pg_error(e, "creating the sink's state tables"))?;
@@ -117,7 +118,9 @@ pub(crate) async fn first_write(tx: &Transaction<'_>, target: &str, chunk: u32) 
 
 /// Ends `target`'s loading state, building its primary key; a no-op when it is not loading
 /// (already built, created with its key, or not created by this sink). Safe to call from
-/// several workers at once: the first builds, the others wait for it.
+/// several workers at once, for the table itself or as a child's parent: the first takes the
+/// loading row and builds in the same transaction; the others wait on that row's lock, then
+/// find it gone and build nothing (or, if the builder failed and rolled back, build).
 pub(crate) async fn build(conn: &mut Object, target: &str) -> Result<()> {
     let failed = |e| pg_error(e, &format!("building the primary key of {target}"));
     // Without the state tables nothing is loading.

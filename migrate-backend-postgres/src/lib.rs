@@ -24,6 +24,7 @@
 //!   exact SQL rendering (floats, json, intervals, arrays).
 //! - **Errors** are classified by SQLSTATE (see [`error::kind_of_sqlstate`]).
 
+mod advisory;
 mod checkpoint;
 mod codec;
 mod config;

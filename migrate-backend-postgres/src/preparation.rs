@@ -77,3 +77,112 @@ pub(crate) async fn forget(client: &impl GenericClient, target: &str) -> Result<
     }
     Ok(())
 }
+
+/// Refuses to replace the rows of `target` when deleting them would change rows of another
+/// table through an `ON DELETE CASCADE / SET NULL / SET DEFAULT` foreign key.
+pub(crate) async fn refuse_cascades(
+    client: &impl GenericClient,
+    target: &str,
+    table: &migrate_core::TableName,
+) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT conname::text, conrelid::regclass::text FROM pg_constraint
+             WHERE contype = 'f' AND confrelid = $1::text::regclass AND conrelid <> confrelid
+               AND confdeltype IN ('c', 'n', 'd')",
+            &[&target],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("looking at the foreign keys into {table}")))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} on {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    Err(Error::config(format!(
+        "replacing the rows of target table {table} would change other tables' rows through ON DELETE actions ({}); use prepare.existing_rows = \"merge\", or drop those actions first",
+        named.join(", ")
+    ))
+    .table(table))
+}
+
+/// Drops `target`'s foreign keys, keeping their definitions to put back: chunk writes of a
+/// table being replaced delete its parents' rows before the children are rewritten.
+pub(crate) async fn set_foreign_keys_aside(
+    client: &impl GenericClient,
+    target: &str,
+) -> Result<()> {
+    let failed = |e| pg_error(e, &format!("setting the foreign keys of {target} aside"));
+    let rows = client
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE contype = 'f' AND conrelid = $1::text::regclass",
+            &[&target],
+        )
+        .await
+        .map_err(failed)?;
+    for r in rows {
+        let (name, definition): (String, String) = (r.get(0), r.get(1));
+        client
+            .execute(
+                "INSERT INTO _migrate.set_aside (target, name, definition) VALUES ($1, $2, $3)
+                 ON CONFLICT (target, name) DO NOTHING",
+                &[&target, &name, &definition],
+            )
+            .await
+            .map_err(failed)?;
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {target} DROP CONSTRAINT {}",
+                crate::sql::ident(&name)
+            ))
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Puts back the foreign keys [`set_foreign_keys_aside`] took off `target` (those not back
+/// already), then forgets them.
+pub(crate) async fn restore_foreign_keys(client: &impl GenericClient, target: &str) -> Result<()> {
+    let failed = |e| pg_error(e, &format!("restoring the foreign keys of {target}"));
+    let has: bool = client
+        .query_one("SELECT to_regclass('_migrate.set_aside') IS NOT NULL", &[])
+        .await
+        .map_err(failed)?
+        .get(0);
+    if !has {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "SELECT s.name, s.definition, EXISTS (SELECT 1 FROM pg_constraint c
+                 WHERE c.conrelid = to_regclass(s.target) AND c.conname = s.name)
+             FROM _migrate.set_aside s WHERE s.target = $1 ORDER BY s.name",
+            &[&target],
+        )
+        .await
+        .map_err(failed)?;
+    for r in rows {
+        let (name, definition, back): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        if !back {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} {definition}",
+                    crate::sql::ident(&name)
+                ))
+                .await
+                .map_err(failed)?;
+        }
+    }
+    client
+        .execute(
+            "DELETE FROM _migrate.set_aside WHERE target = $1",
+            &[&target],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
+}

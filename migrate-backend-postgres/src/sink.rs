@@ -14,6 +14,7 @@ use migrate_core::{
 };
 use tokio_postgres::types::Type;
 
+use crate::advisory::SessionLock;
 use crate::config::PgConfig;
 use crate::copy_binary::{header, TupleEncoder, TRAILER};
 use crate::deferred_key;
@@ -69,17 +70,37 @@ impl std::fmt::Debug for PgSink {
     }
 }
 
-/// The backup of `t` taken by `run`: one per run, so a later run's backup never overwrites
-/// the one an earlier run's rollback needs.
+/// The backup of `t` taken by `run`: one per run and table, so a later run's backup never
+/// overwrites the one an earlier run's rollback needs. At most 63 bytes (Postgres would cut a
+/// longer name, and the suffix with it): a prefix of the name, the run's first characters and a
+/// hash of the whole name, so two long names sharing a prefix get two backups.
 fn backup_name(t: &TableName, run: &RunId) -> TableName {
-    let mut name: String = t.name.chars().take(40).collect();
-    name.push_str("__backup_");
-    name.extend(run.0.chars().filter(char::is_ascii_alphanumeric).take(8));
+    let mut name = String::new();
+    for ch in t.name.chars() {
+        if name.len() + ch.len_utf8() > 36 {
+            break;
+        }
+        name.push(ch);
+    }
+    // FNV-1a: stable across builds, which the stored name does not need, but a test may.
+    let hash = t.name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let run8: String = run
+        .0
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    name.push_str(&format!("{BACKUP_MARK}{run8}_{:06x}", hash & 0xff_ffff));
     TableName {
         schema: t.schema.clone(),
         name,
     }
 }
+
+/// What every backup name holds (rollback checks it before touching a table by that name).
+const BACKUP_MARK: &str = "__bk_";
 
 /// The name of a foreign key of `table`: the source's, or Postgres's default form.
 fn fk_name(table: &TableInfo, fk: &migrate_core::ForeignKey) -> String {
@@ -399,20 +420,12 @@ impl PgSink {
                         ExistingRows::Merge => prepared.merge = true,
                         // Chunk writes clear their ranges; this table's own foreign keys
                         // (the ones finalize adds back) must not hold its parents' deletes up.
+                        // Chunk writes clear their ranges: no other table's rows may go with
+                        // them, and this table's own foreign keys must not hold its parents'
+                        // deletes up (they are set aside and come back at finalize).
                         ExistingRows::Replace => {
-                            for fk in &table.foreign_keys {
-                                tx.batch_execute(&format!(
-                                    "ALTER TABLE {name} DROP CONSTRAINT IF EXISTS {}",
-                                    ident(&fk_name(table, fk))
-                                ))
-                                .await
-                                .map_err(|e| {
-                                    pg_error(
-                                        e,
-                                        &format!("dropping the foreign keys of {}", table.name),
-                                    )
-                                })?;
-                            }
+                            preparation::refuse_cascades(&tx, &name, &table.name).await?;
+                            preparation::set_foreign_keys_aside(&tx, &name).await?;
                         }
                     }
                     if options.backup {
@@ -469,6 +482,92 @@ impl PgSink {
         Ok(prepared)
     }
 
+    /// `finalize` under the table's lock: the primary key (if deferred), foreign keys,
+    /// secondary indexes, `ANALYZE`. Whatever another worker already created with the same
+    /// definition counts as done; a namesake with another definition is an error naming it.
+    /// `ANALYZE` runs again for a late worker, after the first one's (harmless, serialized).
+    async fn finalize_locked(&self, conn: &mut Object, table: &TableInfo) -> Result<()> {
+        let name = sql::table(&table.name);
+        deferred_key::build(conn, &name).await?;
+        // The foreign keys a replacing prepare set aside come back as they were.
+        preparation::restore_foreign_keys(&*conn, &name).await?;
+        if self.options.create_foreign_keys {
+            for fk in &table.foreign_keys {
+                let parent = sql::table(&fk.referenced_table);
+                // A foreign key needs the parent's key, which may still be deferred.
+                deferred_key::build(conn, &parent).await?;
+                let cname = fk_name(table, fk);
+                if let Some(found) = existing_foreign_key(conn, &name, &cname, &parent).await? {
+                    found.same_as(fk, &cname, table)?;
+                    continue;
+                }
+                let parent_exists: bool = conn
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&parent])
+                    .await
+                    .map_err(|e| pg_error(e, "checking foreign keys"))?
+                    .get(0);
+                if !parent_exists {
+                    tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
+                    continue;
+                }
+                let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
+                let created = conn
+                    .batch_execute(&format!(
+                        "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
+                        ident(&cname),
+                        cols(&fk.columns),
+                        cols(&fk.referenced_columns)
+                    ))
+                    .await;
+                if let Err(e) = created {
+                    // Created a moment ago by someone not taking our lock?
+                    match existing_foreign_key(conn, &name, &cname, &parent).await? {
+                        Some(found) => found.same_as(fk, &cname, table)?,
+                        None => {
+                            return Err(pg_error(
+                                e,
+                                &format!("creating foreign key {cname} on {}", table.name),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        for index in &table.indexes {
+            // Built after the data (one sort instead of per-row maintenance). The source's own
+            // definition names the same table, which is the target's name too.
+            let Some(def) = &index.definition else {
+                continue;
+            };
+            // An index lives in its table's schema.
+            let qualified = sql::table(&TableName {
+                schema: table.name.schema.clone(),
+                name: index.name.clone(),
+            });
+            if let Some(found) = existing_index(conn, &qualified, &name).await? {
+                found.same_as(def, &index.name, table)?;
+                continue;
+            }
+            if let Err(e) = conn.batch_execute(def).await {
+                match existing_index(conn, &qualified, &name).await? {
+                    Some(found) => found.same_as(def, &index.name, table)?,
+                    None => {
+                        return Err(pg_error(
+                            e,
+                            &format!("creating index {} on {}", index.name, table.name),
+                        ))
+                    }
+                }
+            }
+        }
+        if self.options.analyze {
+            conn.batch_execute(&format!("ANALYZE {name}"))
+                .await
+                .map_err(|e| pg_error(e, "ANALYZE"))?;
+        }
+        Ok(())
+    }
+
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
         let conn = self.conn().await?;
         let wire = self.wire(&conn, t).await?;
@@ -506,6 +605,112 @@ fn passes_through(rows: &dyn BatchReader, table: &TableInfo, types: &[Type]) -> 
     encoding.matches(POSTGRES_COPY_BINARY, &oids)
         && from.len() == to.len()
         && from.iter().zip(to).all(|(f, t)| f.name == t.name)
+}
+
+/// A constraint found in the target under a foreign key's name.
+struct FoundForeignKey {
+    /// A foreign key onto the expected parent table.
+    onto_parent: bool,
+    columns: Vec<String>,
+    referenced_columns: Vec<String>,
+    /// As Postgres prints it.
+    definition: String,
+}
+
+impl FoundForeignKey {
+    /// Done when it is the foreign key `fk` would create; otherwise an error naming both.
+    fn same_as(&self, fk: &migrate_core::ForeignKey, cname: &str, t: &TableInfo) -> Result<()> {
+        if self.onto_parent
+            && self.columns == fk.columns
+            && self.referenced_columns == fk.referenced_columns
+        {
+            return Ok(());
+        }
+        Err(Error::schema(format!(
+            "constraint {cname} on {} already exists as {} where the source has FOREIGN KEY ({}) REFERENCES {}({}): drop or rename it in the target",
+            t.name,
+            self.definition,
+            fk.columns.join(", "),
+            fk.referenced_table,
+            fk.referenced_columns.join(", ")
+        ))
+        .table(&t.name))
+    }
+}
+
+/// The constraint named `cname` on `table` (quoted), if there is one.
+async fn existing_foreign_key(
+    conn: &Object,
+    table: &str,
+    cname: &str,
+    parent: &str,
+) -> Result<Option<FoundForeignKey>> {
+    let row = conn
+        .query_opt(
+            "SELECT c.contype = 'f' AND c.confrelid = COALESCE(to_regclass($3), 0),
+                    ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
+                            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.ord),
+                    ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY AS k(n, ord)
+                            JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.ord),
+                    pg_get_constraintdef(c.oid)
+               FROM pg_constraint c
+              WHERE c.conname = $1 AND c.conrelid = to_regclass($2)",
+            &[&cname, &table, &parent],
+        )
+        .await
+        .map_err(|e| pg_error(e, "checking foreign keys"))?;
+    Ok(row.map(|r| FoundForeignKey {
+        onto_parent: r.get(0),
+        columns: r.get(1),
+        referenced_columns: r.get(2),
+        definition: r.get(3),
+    }))
+}
+
+/// A relation found in the target under an index's name.
+struct FoundIndex {
+    /// An index of the expected table.
+    on_table: bool,
+    /// `CREATE INDEX …` as Postgres prints it (`None`: not an index).
+    definition: Option<String>,
+}
+
+impl FoundIndex {
+    /// Done when it is the index `def` creates; otherwise an error naming both.
+    fn same_as(&self, def: &str, index: &str, t: &TableInfo) -> Result<()> {
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        match &self.definition {
+            Some(found) if self.on_table && words(found) == words(def) => Ok(()),
+            Some(found) => Err(Error::schema(format!(
+                "index {index} on {} cannot be created: the target already has {found} where the source has {def}; drop or rename it in the target",
+                t.name
+            ))
+            .table(&t.name)),
+            None => Err(Error::schema(format!(
+                "index {index} on {} cannot be created: a relation of that name that is not an index already exists in the target",
+                t.name
+            ))
+            .table(&t.name)),
+        }
+    }
+}
+
+/// The relation named `qualified` (the index's name in its table's schema, quoted), if any.
+async fn existing_index(conn: &Object, qualified: &str, table: &str) -> Result<Option<FoundIndex>> {
+    let row = conn
+        .query_opt(
+            "SELECT COALESCE(i.indrelid = to_regclass($2), false),
+                    CASE WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid) END
+               FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid
+              WHERE c.oid = to_regclass($1)",
+            &[&qualified, &table],
+        )
+        .await
+        .map_err(|e| pg_error(e, "checking indexes"))?;
+    Ok(row.map(|r| FoundIndex {
+        on_table: r.get(0),
+        definition: r.get(1),
+    }))
 }
 
 /// `*` and `?` are glob characters in table filters; escape them in an exact name.
@@ -709,83 +914,16 @@ impl Sink for PgSink {
     }
 
     async fn finalize(&self, table: &TableInfo) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let name = sql::table(&table.name);
-        deferred_key::build(&mut conn, &name).await?;
-        if self.options.create_foreign_keys {
-            for fk in &table.foreign_keys {
-                // A foreign key needs the parent's key, which may still be deferred.
-                deferred_key::build(&mut conn, &sql::table(&fk.referenced_table)).await?;
-                let cname = fk_name(table, fk);
-                let exists: bool = conn
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2))",
-                        &[&cname, &name],
-                    )
-                    .await
-                    .map_err(|e| pg_error(e, "checking foreign keys"))?
-                    .get(0);
-                let parent = sql::table(&fk.referenced_table);
-                let parent_exists: bool = conn
-                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&parent])
-                    .await
-                    .map_err(|e| pg_error(e, "checking foreign keys"))?
-                    .get(0);
-                if exists {
-                    continue;
-                }
-                if !parent_exists {
-                    tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
-                    continue;
-                }
-                let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
-                conn.batch_execute(&format!(
-                    "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
-                    ident(&cname),
-                    cols(&fk.columns),
-                    cols(&fk.referenced_columns)
-                ))
-                .await
-                .or_else(|e| {
-                    // Another worker finishing the same table got there first: that is the goal.
-                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
-                        Ok(())
-                    } else {
-                        Err(pg_error(e, &format!("creating foreign key {cname} on {}", table.name)))
-                    }
-                })?;
-            }
-        }
-        for index in &table.indexes {
-            // Built after the data (one sort instead of per-row maintenance). The source's own
-            // definition names the same table, which is the target's name too.
-            let Some(def) = &index.definition else {
-                continue;
-            };
-            let sql = def
-                .replacen(
-                    "CREATE UNIQUE INDEX ",
-                    "CREATE UNIQUE INDEX IF NOT EXISTS ",
-                    1,
-                )
-                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
-            conn.batch_execute(&sql).await.or_else(|e| {
-                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) {
-                    Ok(()) // another worker built it a moment ago
-                } else {
-                    Err(pg_error(
-                        e,
-                        &format!("creating index {} on {}", index.name, table.name),
-                    ))
-                }
-            })?;
-        }
-        if self.options.analyze {
-            conn.batch_execute(&format!("ANALYZE {name}"))
-                .await
-                .map_err(|e| pg_error(e, "ANALYZE"))?;
-        }
-        Ok(())
+        // Every worker sharing a migration verifies, so finalizes, each table; `IF NOT EXISTS`
+        // and "already exists" errors do not make concurrent `CREATE INDEX` / `ADD CONSTRAINT`
+        // safe (the loser of a catalog race gets a unique violation in `pg_class`). So workers
+        // take turns on a per-table lock and each looks, under it, at what already exists.
+        let key = format!("migrate finalize {}", table.name);
+        let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
+        let result = self.finalize_locked(lock.conn()?, table).await;
+        let released = lock.release().await;
+        result?;
+        released
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
@@ -872,30 +1010,40 @@ impl Sink for PgSink {
             .await
             .map_err(|e| pg_error(e, "rollback"))?;
         let undo = |what: &str, t: &TableName| format!("rolling back {t}: {what}");
-        // Children first: drop what the run created, empty what it wrote into.
+        // Children first: drop what the run created (and recreated tables, whose predecessor
+        // is the backup).
+        let mut emptied = Vec::new();
         for (t, p) in tables {
             let name = sql::table(&t.name);
             deferred_key::forget(&tx, &name).await?;
             preparation::forget(&tx, &name).await?;
-            let step = match (p.created, &p.backup, p.existing_rows) {
-                // A recreated table: its predecessor was renamed to the backup.
-                (_, Some(_), None) | (true, None, _) => format!("DROP TABLE IF EXISTS {name}"),
-                (false, Some(_), Some(_)) | (false, None, Some(0)) => format!("DELETE FROM {name}"),
-                _ => continue, // rows that cannot be told apart: the executor refuses these
-            };
-            tx.batch_execute(&step)
-                .await
-                .map_err(|e| pg_error(e, &undo("clearing", &t.name)))?;
+            match (p.created, &p.backup, p.existing_rows) {
+                (_, Some(_), None) | (true, None, _) => tx
+                    .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                    .await
+                    .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?,
+                (false, Some(_), Some(_)) | (false, None, Some(0)) => emptied.push(name),
+                _ => {} // rows that cannot be told apart: the executor refuses these
+            }
         }
-        // Parents first: put the backed-up rows back, so foreign keys between them hold.
+        // One TRUNCATE empties them all: foreign keys among them do not stand in its way, and
+        // one from a table outside the rollback refuses it rather than cascading.
+        if !emptied.is_empty() {
+            tx.batch_execute(&format!("TRUNCATE {}", emptied.join(", ")))
+                .await
+                .map_err(|e| {
+                    pg_error(e, &format!("rolling back: emptying {}", emptied.join(", ")))
+                })?;
+        }
+        // Parents first: put the backed-up rows back, then the foreign keys set aside.
         for (t, p) in tables.iter().rev() {
             let Some(b) = &p.backup else { continue };
             let backup = TableName::parse(b);
-            if backup.schema != t.name.schema || !backup.name.contains("__backup_") {
-                return Err(Error::fatal(format!(
-                    "unexpected backup name {b} for {}",
-                    t.name
-                )));
+            if backup.schema != t.name.schema || !backup.name.contains(BACKUP_MARK) {
+                return Err(
+                    Error::fatal(format!("unexpected backup name {b} for {}", t.name))
+                        .table(&t.name),
+                );
             }
             let (name, b) = (sql::table(&t.name), sql::table(&backup));
             let step = match p.existing_rows {
@@ -920,6 +1068,11 @@ impl Sink for PgSink {
             tx.batch_execute(&step)
                 .await
                 .map_err(|e| pg_error(e, &undo("restoring the backup", &t.name)))?;
+        }
+        for (t, p) in tables {
+            if !p.created {
+                preparation::restore_foreign_keys(&tx, &sql::table(&t.name)).await?;
+            }
         }
         tx.commit().await.map_err(|e| pg_error(e, "rollback"))?;
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());

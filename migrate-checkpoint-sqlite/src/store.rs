@@ -90,6 +90,38 @@ impl SqliteCheckpointStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
+    /// Creates or replaces a table's state — unless, with `unless_completed`, the stored state
+    /// says completed (one statement, so atomic across processes). Whether it wrote.
+    async fn upsert_table(
+        &self,
+        run: &RunId,
+        table: &TableRecord,
+        unless_completed: bool,
+    ) -> Result<bool> {
+        let (run, rec) = (run.0.clone(), table.clone());
+        let prepared = rec.prepared.as_ref().map(json).transpose()?;
+        let guard = if unless_completed {
+            " WHERE migrate_tables.status <> 'completed'"
+        } else {
+            ""
+        };
+        self.with(move |c| {
+            let (t, s) = TableName::to_columns(&rec.table);
+            let written = c
+                .execute(
+                    &format!("INSERT INTO migrate_tables (run_id, table_name, table_schema, status, rows, total_rows, prepared, reason, started_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (run_id, table_name) DO UPDATE SET
+                        status = excluded.status, rows = excluded.rows, total_rows = excluded.total_rows, prepared = excluded.prepared,
+                        reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at{guard}"),
+                    params![run, t, s, rec.status.as_str(), rec.rows as i64, rec.total_rows as i64, prepared, rec.reason, opt_time(rec.started_at), opt_time(rec.finished_at)],
+                )
+                .map_err(sql_error)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -497,22 +529,23 @@ impl CheckpointStore for SqliteCheckpointStore {
     }
 
     async fn put_table(&self, run: &RunId, table: &TableRecord) -> Result<()> {
-        let (run, rec) = (run.0.clone(), table.clone());
-        let prepared = rec.prepared.as_ref().map(json).transpose()?;
-        self.with(move |c| {
-            let (t, s) = TableName::to_columns(&rec.table);
-            c.execute(
-                "INSERT INTO migrate_tables (run_id, table_name, table_schema, status, rows, total_rows, prepared, reason, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (run_id, table_name) DO UPDATE SET
-                    status = excluded.status, rows = excluded.rows, total_rows = excluded.total_rows, prepared = excluded.prepared,
-                    reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at",
-                params![run, t, s, rec.status.as_str(), rec.rows as i64, rec.total_rows as i64, prepared, rec.reason, opt_time(rec.started_at), opt_time(rec.finished_at)],
-            )
-            .map_err(sql_error)?;
-            Ok(())
-        })
-        .await
+        self.upsert_table(run, table, false).await.map(|_| ())
+    }
+
+    async fn put_table_unless_completed(
+        &self,
+        run: &RunId,
+        table: &TableRecord,
+    ) -> Result<Option<TableRecord>> {
+        if self.upsert_table(run, table, true).await? {
+            return Ok(None);
+        }
+        // Completed (which only `put_table` undoes): read it back.
+        Ok(self
+            .tables(run)
+            .await?
+            .into_iter()
+            .find(|r| r.table == table.table))
     }
 
     async fn tables(&self, run: &RunId) -> Result<Vec<TableRecord>> {

@@ -466,6 +466,30 @@ pub trait CheckpointStore: Send + Sync {
     /// Creates or replaces a table's state.
     async fn put_table(&self, run: &RunId, table: &TableRecord) -> Result<()>;
 
+    /// [`put_table`](Self::put_table), unless the stored state says
+    /// [`TableStatus::Completed`]: then nothing is written and that state is returned. Workers
+    /// sharing a run record their progress on a table this way, so that none writes over a
+    /// table another one completed. (A completed table starts over only through `put_table`,
+    /// as reconciliation and rollback do.)
+    ///
+    /// The default reads, then writes; a store several processes share makes it one atomic
+    /// conditional write.
+    async fn put_table_unless_completed(
+        &self,
+        run: &RunId,
+        table: &TableRecord,
+    ) -> Result<Option<TableRecord>> {
+        let stored = self
+            .tables(run)
+            .await?
+            .into_iter()
+            .find(|r| r.table == table.table && r.status == TableStatus::Completed);
+        if stored.is_none() {
+            self.put_table(run, table).await?;
+        }
+        Ok(stored)
+    }
+
     /// All table states of a run.
     async fn tables(&self, run: &RunId) -> Result<Vec<TableRecord>>;
 

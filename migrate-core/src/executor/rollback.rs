@@ -153,6 +153,7 @@ pub(crate) async fn execute(
     // One call for every table (children first), so the sink can keep foreign keys between
     // them satisfied and, where it can, undo everything in one transaction.
     let mut steps = Vec::new();
+    let before = records.clone();
     for a in &p.actions {
         let (table, what) = match a {
             RollbackAction::Drop { table } => (table, "dropped"),
@@ -166,34 +167,38 @@ pub(crate) async fn execute(
             ))
         })?;
         let rec = records
-            .iter()
+            .iter_mut()
             .find(|r| &r.table == table)
-            .ok_or_else(|| Error::fatal("table record vanished"))?;
-        steps.push((info.clone(), rec.prepared.clone().unwrap_or_default(), what));
+            .ok_or_else(|| Error::fatal(format!("the record of table {table} vanished")))?;
+        steps.push((info.clone(), rec.prepared.take().unwrap_or_default(), what));
+        // Forgotten before the sink undoes anything: if this process dies after the sink
+        // committed, the next run prepares the table again (and finds what is really there)
+        // instead of writing on under the old preparation.
+        rec.status = crate::checkpoint::TableStatus::Pending;
+        rec.rows = 0;
+        m.store.put_table(&p.run, rec).await?;
+        m.store.reset_table_chunks(&p.run, table).await?;
     }
     let tables: Vec<_> = steps
         .iter()
         .map(|(i, p, _)| (i.clone(), p.clone()))
         .collect();
-    m.sink
-        .rollback(&tables)
-        .await
-        .map_err(|e| e.operation("rollback"))?;
+    if let Err(e) = m.sink.rollback(&tables).await {
+        // Nothing was undone (the sink's rollback is one transaction where it can be): the
+        // records go back as they were, so the rollback can be tried again.
+        for r in before
+            .iter()
+            .filter(|r| steps.iter().any(|(i, _, _)| i.name == r.table))
+        {
+            m.store.put_table(&p.run, r).await?;
+        }
+        return Err(e.operation("rollback"));
+    }
     for (info, _, what) in &steps {
-        let table = &info.name;
-        let rec = records
-            .iter_mut()
-            .find(|r| &r.table == table)
-            .ok_or_else(|| Error::fatal("table record vanished"))?;
-        rec.prepared = None;
-        rec.status = crate::checkpoint::TableStatus::Pending;
-        rec.rows = 0;
-        m.store.put_table(&p.run, rec).await?;
-        m.store.reset_table_chunks(&p.run, table).await?;
         m.store
             .append_event(
                 &p.run,
-                &AuditEvent::new("rollback.table", *what).on(table, None),
+                &AuditEvent::new("rollback.table", *what).on(&info.name, None),
             )
             .await?;
     }

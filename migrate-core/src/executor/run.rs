@@ -1013,6 +1013,8 @@ impl Coordinator {
                 run.record.prepared = None;
                 run.record.rows = 0;
                 run.done_before = (0, 0, 0);
+                // Its Completed no longer holds (workers adopt a stored Completed).
+                ctx.store.put_table(&ctx.run, &run.record).await?;
                 self.already_done -= done.len() as u64;
                 self.reconciliation.push(note);
             }
@@ -1073,7 +1075,15 @@ impl Coordinator {
                         .get_mut(&name)
                         .ok_or_else(|| Error::fatal("table run missing"))?;
                     run.record.prepared = Some(p.clone());
-                    ctx.store.put_table(&ctx.run, &run.record).await?;
+                    let stored = ctx
+                        .store
+                        .put_table_unless_completed(&ctx.run, &run.record)
+                        .await?;
+                    if let Some(done) = stored {
+                        let note = "another worker completed the table while this one prepared it";
+                        self.adopt_completed(done, note.into()).await?;
+                        continue;
+                    }
                     let what = match (p.created, p.existing_rows, p.merge) {
                         (true, _, _) => "created".to_string(),
                         (false, Some(0) | None, _) => "existing empty table".to_string(),
@@ -1099,6 +1109,29 @@ impl Coordinator {
 
     async fn fail_table(&mut self, name: &TableName, e: &Error) -> Result<()> {
         let ctx = self.ctx.clone();
+        let run = self
+            .runs
+            .get_mut(name)
+            .ok_or_else(|| Error::fatal("table run missing"))?;
+        let open = !matches!(run.state, TState::Done(_));
+        let mut failed = run.record.clone();
+        failed.status = TableStatus::Failed;
+        failed.reason = Some(e.to_string());
+        failed.finished_at = Some(Utc::now());
+        if open {
+            // Another worker sharing the run may have completed the table meanwhile (this one
+            // lost a race to it, say): that stands, and the table's children go on.
+            let stored = ctx
+                .store
+                .put_table_unless_completed(&ctx.run, &failed)
+                .await?;
+            if let Some(done) = stored {
+                let note = format!(
+                    "another worker completed the table; this worker's failure set aside: {e}"
+                );
+                return self.adopt_completed(done, note).await;
+            }
+        }
         self.errors.push((
             Some(name.clone()),
             e.context().chunk,
@@ -1108,15 +1141,12 @@ impl Coordinator {
             .runs
             .get_mut(name)
             .ok_or_else(|| Error::fatal("table run missing"))?;
-        if matches!(run.state, TState::Done(_)) {
+        if !open {
             return Ok(());
         }
         run.state = TState::Done(TableStatus::Failed);
-        run.record.status = TableStatus::Failed;
-        run.record.reason = Some(e.to_string());
-        run.record.finished_at = Some(Utc::now());
+        run.record = failed;
         run.pending.clear();
-        ctx.store.put_table(&ctx.run, &run.record).await?;
         ctx.tracker.table_status(name, TableStatus::Failed);
         ctx.audit(AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk))
             .await;
@@ -1150,6 +1180,27 @@ impl Coordinator {
             parallelism: cfg.parallelism,
         };
         Ok(Some(crate::plan::plan(&tables, &constraints)?))
+    }
+
+    /// Takes `record`, the Completed another worker sharing the run stored for its table, as
+    /// this worker's outcome for the table: no work, failure or skip of this worker's stands
+    /// over it.
+    async fn adopt_completed(&mut self, record: TableRecord, note: String) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let name = record.table.clone();
+        let run = self
+            .runs
+            .get_mut(&name)
+            .ok_or_else(|| Error::fatal("table run missing"))?;
+        run.state = TState::Done(TableStatus::Completed);
+        run.record = record;
+        run.pending.clear();
+        run.outstanding.clear();
+        ctx.tracker.table_status(&name, TableStatus::Completed);
+        info!(table = %name, "{note}");
+        ctx.audit(AuditEvent::new("table.completed_elsewhere", note).on(&name, None))
+            .await;
+        Ok(())
     }
 
     /// Defers the tables the plan could not fit (only those with nothing loaded yet: a table
@@ -1190,7 +1241,14 @@ impl Coordinator {
                 .skip_chunk(&ctx.run, name, i, &format!("deferred: {reason}"))
                 .await?;
         }
-        ctx.store.put_table(&ctx.run, &run.record).await?;
+        let stored = ctx
+            .store
+            .put_table_unless_completed(&ctx.run, &run.record)
+            .await?;
+        if let Some(done) = stored {
+            let note = "another worker completed the table; not deferred";
+            return self.adopt_completed(done, note.into()).await;
+        }
         ctx.tracker.table_status(name, TableStatus::Deferred);
         ctx.audit(AuditEvent::new("table.deferred", reason.clone()).on(name, None))
             .await;
@@ -1282,7 +1340,14 @@ impl Coordinator {
         for i in std::mem::take(&mut run.pending) {
             ctx.store.skip_chunk(&ctx.run, name, i, &reason).await?;
         }
-        ctx.store.put_table(&ctx.run, &run.record).await?;
+        let stored = ctx
+            .store
+            .put_table_unless_completed(&ctx.run, &run.record)
+            .await?;
+        if let Some(done) = stored {
+            let note = "another worker completed the table; not skipped";
+            return self.adopt_completed(done, note.into()).await;
+        }
         ctx.tracker.table_status(name, TableStatus::Skipped);
         ctx.audit(AuditEvent::new("table.skipped", reason).on(name, None))
             .await;
@@ -1314,10 +1379,28 @@ impl Coordinator {
                     .runs
                     .get_mut(&name)
                     .ok_or_else(|| Error::fatal("table run missing"))?;
+                let mut running = run.record.clone();
+                running.status = TableStatus::Running;
+                running.started_at.get_or_insert_with(Utc::now);
+                // A worker that got here late may find the table completed by another one:
+                // written over with Running, the store (and every worker's report) would call
+                // it unfinished.
+                let stored = self
+                    .ctx
+                    .store
+                    .put_table_unless_completed(&self.ctx.run, &running)
+                    .await?;
+                if let Some(done) = stored {
+                    let note = "another worker completed the table before this one started it";
+                    self.adopt_completed(done, note.into()).await?;
+                    continue;
+                }
+                let run = self
+                    .runs
+                    .get_mut(&name)
+                    .ok_or_else(|| Error::fatal("table run missing"))?;
                 run.state = TState::Running;
-                run.record.status = TableStatus::Running;
-                run.record.started_at.get_or_insert_with(Utc::now);
-                self.ctx.store.put_table(&self.ctx.run, &run.record).await?;
+                run.record = running;
                 self.ctx.tracker.table_status(&name, TableStatus::Running);
                 if run.outstanding.is_empty() {
                     run.state = TState::Verifying;
@@ -1644,7 +1727,22 @@ impl Coordinator {
                         }
                     }
                     Err(e) if e.kind().stops_run() => {
-                        self.stop.get_or_insert(e);
+                        // Unless another worker sharing the run completed the table.
+                        let stored = ctx
+                            .store
+                            .tables(&ctx.run)
+                            .await?
+                            .into_iter()
+                            .find(|r| r.table == name && r.status == TableStatus::Completed);
+                        match stored {
+                            Some(done) => {
+                                let note = format!("another worker completed the table; this worker's failure set aside: {e}");
+                                self.adopt_completed(done, note).await?;
+                            }
+                            None => {
+                                self.stop.get_or_insert(e);
+                            }
+                        }
                     }
                     Err(e) => {
                         let e = e.table(&name).operation("verify");

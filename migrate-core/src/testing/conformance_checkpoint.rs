@@ -395,6 +395,53 @@ async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
     let tables = store.tables(&run.id).await.expect("tables");
     assert_eq!(tables, vec![rec.clone()]);
 
+    // Workers sharing the run never write over a table one of them completed; put_table still
+    // can (a reset).
+    let mut running = rec.clone();
+    running.status = TableStatus::Running;
+    assert_eq!(
+        store
+            .put_table_unless_completed(&run.id, &running)
+            .await
+            .expect("put_table_unless_completed"),
+        None,
+        "a table not completed is written"
+    );
+    let mut done = running.clone();
+    done.status = TableStatus::Completed;
+    done.rows = 500;
+    assert_eq!(
+        store
+            .put_table_unless_completed(&run.id, &done)
+            .await
+            .expect("put_table_unless_completed"),
+        None
+    );
+    assert_eq!(
+        store
+            .put_table_unless_completed(&run.id, &running)
+            .await
+            .expect("put_table_unless_completed"),
+        Some(done.clone()),
+        "a completed table is returned, not written over"
+    );
+    assert_eq!(store.tables(&run.id).await.expect("tables"), vec![done]);
+    let fresh = TableRecord::pending(TableName::new("s", "new_table"), 5);
+    assert_eq!(
+        store
+            .put_table_unless_completed(&run.id, &fresh)
+            .await
+            .expect("put_table_unless_completed"),
+        None,
+        "a table with no state yet is written"
+    );
+    store
+        .put_table(&run.id, &rec)
+        .await
+        .expect("put_table resets");
+    let tables = store.tables(&run.id).await.expect("tables");
+    assert_eq!(tables, vec![fresh, rec.clone()]);
+
     for action in ["run.started", "table.completed", "run.paused"] {
         store
             .append_event(&run.id, &AuditEvent::new(action, "by test").on(&t, Some(3)))

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use crate::checkpoint::{
     AuditEvent, CheckpointStore, ChunkRecord, ChunkResult, ChunkStatus, Control, RejectedRecord,
-    RunId, RunRecord, RunStatus, TableRecord,
+    RunId, RunRecord, RunStatus, TableRecord, TableStatus,
 };
 use crate::chunk::ChunkSpec;
 use crate::error::{Error, ErrorKind, Result};
@@ -267,6 +267,22 @@ impl CheckpointStore for MemoryCheckpointStore {
             .tables
             .insert((run.clone(), table.table.clone()), table.clone());
         Ok(())
+    }
+
+    async fn put_table_unless_completed(
+        &self,
+        run: &RunId,
+        table: &TableRecord,
+    ) -> Result<Option<TableRecord>> {
+        let mut st = self.lock();
+        let key = (run.clone(), table.table.clone());
+        match st.tables.get(&key) {
+            Some(stored) if stored.status == TableStatus::Completed => Ok(Some(stored.clone())),
+            _ => {
+                st.tables.insert(key, table.clone());
+                Ok(None)
+            }
+        }
     }
 
     async fn tables(&self, run: &RunId) -> Result<Vec<TableRecord>> {
