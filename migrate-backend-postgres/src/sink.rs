@@ -817,20 +817,15 @@ impl Sink for PgSink {
         options: &PrepareOptions,
         run: &RunId,
     ) -> Result<Prepared> {
-        let mut conn = self.conn().await?;
         // Workers sharing a migration may prepare the same table at once: serialize them on a
-        // per-table advisory lock and decide only after taking it (the lock goes with the
-        // session if the connection dies).
+        // per-table advisory lock and decide only after taking it (a connection abandoned
+        // holding it is closed, not pooled, so the lock goes with it).
         let key = format!("migrate prepare {}", table.name);
-        conn.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])
-            .await
-            .map_err(|e| pg_error(e, "locking the table for prepare"))?;
-        let result = self.prepare_locked(&mut conn, table, options, run).await;
-        let unlocked = conn
-            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key])
-            .await;
+        let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
+        let result = self.prepare_locked(lock.conn()?, table, options, run).await;
+        let released = lock.release().await;
         let prepared = result?;
-        unlocked.map_err(|e| pg_error(e, "unlocking the table after prepare"))?;
+        released?;
         Ok(prepared)
     }
 

@@ -96,14 +96,6 @@ pub struct Prepared {
     pub merge: bool,
 }
 
-impl Prepared {
-    /// Whether rolling back can restore the table as it was before the run: the run created
-    /// it, backed it up, or found it empty.
-    pub fn reversible(&self) -> bool {
-        self.created || self.backup.is_some() || self.existing_rows == Some(0)
-    }
-}
-
 /// What a dry run learns about one target table without writing anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preflight {

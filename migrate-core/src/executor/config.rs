@@ -202,11 +202,11 @@ pub struct ExecutorConfig {
     pub extra_dependencies: Vec<(TableName, TableName)>,
     /// Start a new run even when a stopped run of this migration exists with a different plan.
     pub force: bool,
-    /// Copy everything again although the migration's latest run completed: a new run whose
-    /// writes replace the rows earlier runs of this migration wrote (foreign keys the sink
-    /// created are dropped and re-added around the copy). Without it, running a completed
-    /// migration again does nothing, and a follow-up run only migrates the tables that were
-    /// deferred or failed.
+    /// Copy everything again although the migration's latest run completed: a new run in which
+    /// tables earlier runs created, found empty or replaced are replaced again (their foreign
+    /// keys set aside and put back), and tables they merged into are merged again. A stopped
+    /// run is continued, with or without it. Without it, running a completed migration again
+    /// does nothing, and a run after deferrals migrates only the tables deferred or failed.
     pub refresh: bool,
     /// This worker's id in chunk leases (default: host-pid-random).
     pub worker_id: String,
