@@ -258,3 +258,125 @@ async fn a_completed_migration_run_again_does_nothing_and_a_refresh_works_with_i
         .get(0);
     assert_eq!(after, fks, "the foreign keys are back");
 }
+
+async fn foreign_keys(url: &str) -> Vec<(String, String)> {
+    common::client(url)
+        .await
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_sets_foreign_keys_aside_and_rollback_restores_rows_and_keys() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let src = common::fresh_db(&admin, "migrate_t_replace_src").await;
+    let dst = common::fresh_db(&admin, "migrate_t_replace_dst").await;
+    let data = seed003_dataset("public", 0.002);
+    common::load(&src, &data).await;
+    // The target holds an older copy: renamed customers, and a customer and an order of its own
+    // (the order references the customer through the target's foreign key).
+    common::load(&dst, &data).await;
+    common::client(&dst)
+        .await
+        .batch_execute(
+            "UPDATE public.customers SET name = 'old name';
+             CREATE TEMP TABLE c AS SELECT * FROM public.customers WHERE id = 1;
+             UPDATE c SET id = 999999;
+             INSERT INTO public.customers SELECT * FROM c;
+             CREATE TEMP TABLE o AS SELECT * FROM public.orders WHERE id = 1;
+             UPDATE o SET id = 999999, customer_id = 999999;
+             INSERT INTO public.orders SELECT * FROM o;",
+        )
+        .await
+        .unwrap();
+    let keys_before = foreign_keys(&dst).await;
+    assert!(!keys_before.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteCheckpointStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    let mut c = cfg("replace");
+    c.prepare.existing_rows = ExistingRows::Replace;
+    c.prepare.backup = true;
+    let m = migration(&src, &dst, store, c);
+    let report = m.clone().run().await.unwrap();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    assert_target_equals_source(&src, &dst).await;
+    assert_eq!(
+        foreign_keys(&dst).await,
+        keys_before,
+        "the foreign keys are back as they were"
+    );
+
+    let rb = m.rollback(None, false).await.unwrap();
+    assert!(rb.executed, "{rb:?}");
+    let c = common::client(&dst).await;
+    let old: i64 = c
+        .query_one(
+            "SELECT count(*) FROM public.customers WHERE name = 'old name'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, data[0].rows.len() as i64 + 1, "every old row is back");
+    let order: i64 = c
+        .query_one(
+            "SELECT customer_id FROM public.orders WHERE id = 999999",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(order, 999999);
+    assert_eq!(foreign_keys(&dst).await, keys_before);
+    assert_eq!(
+        tables_in(&dst).await,
+        data.len() as i64,
+        "the backups are gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_rows_that_other_tables_cascade_from_is_refused() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let src = common::fresh_db(&admin, "migrate_t_cascade_src").await;
+    let dst = common::fresh_db(&admin, "migrate_t_cascade_dst").await;
+    let data = seed003_dataset("public", 0.002);
+    common::load(&src, &data[..1]).await;
+    common::load(&dst, &data[..1]).await;
+    common::client(&dst)
+        .await
+        .batch_execute(
+            "CREATE TABLE public.notes (customer_id bigint REFERENCES public.customers ON DELETE CASCADE);
+             INSERT INTO public.notes VALUES (1), (2);",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteCheckpointStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    let mut c = cfg("cascade");
+    c.prepare.existing_rows = ExistingRows::Replace;
+    let report = migration(&src, &dst, store, c).run().await.unwrap();
+    assert!(!report.succeeded());
+    let md = report.to_markdown();
+    assert!(md.contains("ON DELETE") && md.contains("notes"), "{md}");
+    assert_eq!(count(&dst, "public.notes").await, 2, "no note was deleted");
+}
