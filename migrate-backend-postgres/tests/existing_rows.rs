@@ -68,14 +68,46 @@ async fn assert_target_equals_source(src: &str, dst: &str) {
     }
 }
 
+/// Two fresh databases, seed 003's rows (loaded into neither yet) and a checkpoint store.
+struct Setup {
+    src: String,
+    dst: String,
+    data: Vec<migrate_core::testing::Fixture>,
+    store: Arc<SqliteCheckpointStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(name: &str) -> Option<Setup> {
+    let admin = common::admin_url()?;
+    let src = common::fresh_db(&admin, &format!("migrate_t_{name}_src")).await;
+    let dst = common::fresh_db(&admin, &format!("migrate_t_{name}_dst")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteCheckpointStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    Some(Setup {
+        src,
+        dst,
+        data: seed003_dataset("public", 0.002),
+        store,
+        _dir: dir,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_already_in_the_target_are_refused_then_merged_and_rolled_back() {
-    let Some(admin) = common::admin_url() else {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("exist").await
+    else {
         return;
     };
-    let src = common::fresh_db(&admin, "migrate_t_exist_src").await;
-    let dst = common::fresh_db(&admin, "migrate_t_exist_dst").await;
-    let data = seed003_dataset("public", 0.002);
     common::load(&src, &data).await;
     // The target already has customers 1, 2 and 999999 (not in the source), changed.
     common::load(&dst, &data[..1]).await;
@@ -90,12 +122,6 @@ async fn rows_already_in_the_target_are_refused_then_merged_and_rolled_back() {
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteCheckpointStore::open(dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
 
     // The dry run names the table, its rows and what the run would do.
     let mut dry = cfg("exist");
@@ -182,19 +208,17 @@ async fn rows_already_in_the_target_are_refused_then_merged_and_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_migration_run_again_does_nothing_and_a_refresh_works_with_its_foreign_keys() {
-    let Some(admin) = common::admin_url() else {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("again").await
+    else {
         return;
     };
-    let src = common::fresh_db(&admin, "migrate_t_again_src").await;
-    let dst = common::fresh_db(&admin, "migrate_t_again_dst").await;
-    let data = seed003_dataset("public", 0.002);
     common::load(&src, &data).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteCheckpointStore::open(dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
     let first = migration(&src, &dst, store.clone(), cfg("again"))
         .run()
         .await
@@ -275,12 +299,16 @@ async fn foreign_keys(url: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_sets_foreign_keys_aside_and_rollback_restores_rows_and_keys() {
-    let Some(admin) = common::admin_url() else {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("replace").await
+    else {
         return;
     };
-    let src = common::fresh_db(&admin, "migrate_t_replace_src").await;
-    let dst = common::fresh_db(&admin, "migrate_t_replace_dst").await;
-    let data = seed003_dataset("public", 0.002);
     common::load(&src, &data).await;
     // The target holds an older copy: renamed customers, and a customer and an order of its own
     // (the order references the customer through the target's foreign key).
@@ -300,12 +328,6 @@ async fn replace_sets_foreign_keys_aside_and_rollback_restores_rows_and_keys() {
         .unwrap();
     let keys_before = foreign_keys(&dst).await;
     assert!(!keys_before.is_empty());
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteCheckpointStore::open(dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
     let mut c = cfg("replace");
     c.prepare.existing_rows = ExistingRows::Replace;
     c.prepare.backup = true;
@@ -350,12 +372,16 @@ async fn replace_sets_foreign_keys_aside_and_rollback_restores_rows_and_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_rows_that_other_tables_cascade_from_is_refused() {
-    let Some(admin) = common::admin_url() else {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("cascade").await
+    else {
         return;
     };
-    let src = common::fresh_db(&admin, "migrate_t_cascade_src").await;
-    let dst = common::fresh_db(&admin, "migrate_t_cascade_dst").await;
-    let data = seed003_dataset("public", 0.002);
     common::load(&src, &data[..1]).await;
     common::load(&dst, &data[..1]).await;
     common::client(&dst)
@@ -366,12 +392,6 @@ async fn replacing_rows_that_other_tables_cascade_from_is_refused() {
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteCheckpointStore::open(dir.path().join("m.db"))
-            .await
-            .unwrap(),
-    );
     let mut c = cfg("cascade");
     c.prepare.existing_rows = ExistingRows::Replace;
     let report = migration(&src, &dst, store, c).run().await.unwrap();
@@ -379,4 +399,92 @@ async fn replacing_rows_that_other_tables_cascade_from_is_refused() {
     let md = report.to_markdown();
     assert!(md.contains("ON DELETE") && md.contains("notes"), "{md}");
     assert_eq!(count(&dst, "public.notes").await, 2, "no note was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_run_loads_the_deferred_tables_under_the_first_runs_foreign_keys() {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("follow").await
+    else {
+        return;
+    };
+    common::load(&src, &data).await;
+    // A window nothing fits in: the critical parents load, every other table is deferred.
+    let mut first = cfg("follow");
+    first.window = Some(std::time::Duration::from_millis(1));
+    first.bandwidth_target = Some(100_000_000);
+    for t in ["public.customers", "public.products", "public.orders"] {
+        first
+            .priorities
+            .insert(t.into(), migrate_core::plan::Priority::Critical);
+    }
+    let a = migration(&src, &dst, store.clone(), first.clone())
+        .run()
+        .await
+        .unwrap();
+    let deferred: Vec<String> = a
+        .results
+        .iter()
+        .filter(|r| r.status == migrate_core::TableStatus::Deferred)
+        .map(|r| r.table.to_string())
+        .collect();
+    assert!(
+        a.status == migrate_core::RunStatus::Completed && deferred.len() >= 3,
+        "{}",
+        a.to_markdown()
+    );
+    let orders_fk: i64 = common::client(&dst)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'public.orders'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        orders_fk > 0,
+        "the first run created the orders' foreign keys"
+    );
+    // Which transaction last wrote each completed table's rows: the follow-up must not.
+    let written_by = || async {
+        let c = common::client(&dst).await;
+        let mut out = Vec::new();
+        for t in ["public.customers", "public.products", "public.orders"] {
+            let x: i64 = c
+                .query_one(&format!("SELECT max(xmin::text::bigint) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            out.push(x);
+        }
+        out
+    };
+    let before = written_by().await;
+    // The follow-up, without the window: the deferred tables, and nothing else.
+    let mut follow = first;
+    follow.window = None;
+    follow.bandwidth_target = None;
+    let b = migration(&src, &dst, store, follow).run().await.unwrap();
+    assert!(b.succeeded(), "{}", b.to_markdown());
+    assert_eq!(b.execution_id, a.execution_id, "the same run, followed up");
+    assert_eq!(
+        written_by().await,
+        before,
+        "the completed tables were left alone"
+    );
+    for t in &deferred {
+        let r = b
+            .results
+            .iter()
+            .find(|r| r.table.to_string() == *t)
+            .unwrap();
+        assert_eq!(r.status, migrate_core::TableStatus::Completed, "{t}");
+    }
+    assert_target_equals_source(&src, &dst).await;
 }

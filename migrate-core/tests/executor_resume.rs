@@ -287,12 +287,18 @@ async fn a_completed_migration_run_again_does_nothing_and_a_refresh_copies_it_ag
 async fn a_follow_up_run_loads_exactly_the_deferred_tables() {
     let rig = Rig::seed003(0.0005);
     let mut c = cfg("follow");
+    // About 0.4 MB of tables and a 1 MB audit log at 1 MB/s in a 1 s window: the audit log
+    // (deferrable) does not fit; customers and products (critical) are never deferred.
     c.window = Some(std::time::Duration::from_secs(1));
-    c.bandwidth_target = Some(1);
+    c.bandwidth_target = Some(1_000_000);
     c.priorities.insert(
         "public.audit_logs".into(),
         migrate_core::plan::Priority::Deferrable,
     );
+    for t in ["public.customers", "public.products"] {
+        c.priorities
+            .insert(t.into(), migrate_core::plan::Priority::Critical);
+    }
     let first = rig.migration(c.clone()).run().await.unwrap();
     assert!(
         first
@@ -303,6 +309,14 @@ async fn a_follow_up_run_loads_exactly_the_deferred_tables() {
         first.to_markdown()
     );
     assert_eq!(first.status, RunStatus::Completed);
+    assert!(
+        first
+            .results
+            .iter()
+            .any(|r| r.status == TableStatus::Completed),
+        "{}",
+        first.to_markdown()
+    );
     let completed_writes: Vec<_> = rig.sink.write_log();
     // The follow-up, without the window that deferred them.
     let mut follow = cfg("follow");
