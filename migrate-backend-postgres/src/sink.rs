@@ -101,6 +101,8 @@ fn backup_name(t: &TableName, run: &RunId) -> TableName {
 
 /// What every backup name holds (rollback checks it before touching a table by that name).
 const BACKUP_MARK: &str = "__bk_";
+/// How earlier versions named a backup (one per table, restored by renaming it back).
+const LEGACY_BACKUP_MARK: &str = "__migrate_backup";
 
 /// The name of a foreign key of `table`: the source's, or Postgres's default form.
 fn fk_name(table: &TableInfo, fk: &migrate_core::ForeignKey) -> String {
@@ -417,7 +419,34 @@ impl PgSink {
                             ))
                             .table(&table.name));
                         }
-                        ExistingRows::Merge => prepared.merge = true,
+                        ExistingRows::Merge => {
+                            // Upserts need the key unique in the target (ON CONFLICT).
+                            let mut key: Vec<String> =
+                                table.primary_key().iter().map(|k| k.to_string()).collect();
+                            key.sort();
+                            let unique: bool = tx
+                                .query_one(
+                                    "SELECT EXISTS (SELECT 1 FROM pg_index i
+                                       WHERE i.indrelid = $1::text::regclass AND i.indisunique
+                                         AND i.indpred IS NULL AND i.indnkeyatts = cardinality($2::text[])
+                                         AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                                              FROM pg_attribute a WHERE a.attrelid = i.indrelid
+                                                AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1])) = $2::text[])",
+                                    &[&name, &key],
+                                )
+                                .await
+                                .map_err(|e| pg_error(e, &format!("looking at the keys of {}", table.name)))?
+                                .get(0);
+                            if !unique {
+                                return Err(Error::config(format!(
+                                    "target table {} holds {rows} rows but no unique key on ({}) to merge by (prepare.existing_rows = \"merge\")",
+                                    table.name,
+                                    key.join(", ")
+                                ))
+                                .table(&table.name));
+                            }
+                            prepared.merge = true;
+                        }
                         // Chunk writes clear their ranges; this table's own foreign keys
                         // (the ones finalize adds back) must not hold its parents' deletes up.
                         // Chunk writes clear their ranges: no other table's rows may go with
@@ -1034,7 +1063,9 @@ impl Sink for PgSink {
         for (t, p) in tables.iter().rev() {
             let Some(b) = &p.backup else { continue };
             let backup = TableName::parse(b);
-            if backup.schema != t.name.schema || !backup.name.contains(BACKUP_MARK) {
+            let marked =
+                backup.name.contains(BACKUP_MARK) || backup.name.ends_with(LEGACY_BACKUP_MARK);
+            if backup.schema != t.name.schema || !marked {
                 return Err(
                     Error::fatal(format!("unexpected backup name {b} for {}", t.name))
                         .table(&t.name),

@@ -488,3 +488,41 @@ async fn a_follow_up_run_loads_the_deferred_tables_under_the_first_runs_foreign_
     }
     assert_target_equals_source(&src, &dst).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merging_into_a_table_without_a_unique_key_is_refused_before_any_write() {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("nokey").await
+    else {
+        return;
+    };
+    common::load(&src, &data[..1]).await;
+    common::load(&dst, &data[..1]).await;
+    common::client(&dst)
+        .await
+        .batch_execute(
+            "CREATE TABLE public.plain AS TABLE public.customers;
+             DROP TABLE public.customers;
+             ALTER TABLE public.plain RENAME TO customers;",
+        )
+        .await
+        .unwrap();
+    let mut c = cfg("nokey");
+    c.prepare.existing_rows = ExistingRows::Merge;
+    c.prepare.backup = true;
+    let report = migration(&src, &dst, store, c).run().await.unwrap();
+    assert!(!report.succeeded());
+    let md = report.to_markdown();
+    assert!(md.contains("no unique key on (id)"), "{md}");
+    assert_eq!(
+        count(&dst, "public.customers").await,
+        data[0].rows.len() as i64,
+        "nothing was written"
+    );
+    assert_eq!(tables_in(&dst).await, 1, "no backup was left behind");
+}
