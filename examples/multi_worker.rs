@@ -29,6 +29,7 @@ async fn main() -> Result<(), Error> {
             tables: TableFilter {
                 include: vec!["public.*".into()],
                 exclude: vec![],
+                ..Default::default()
             },
             parallelism: 1,
             chunk_rows: 10_000,

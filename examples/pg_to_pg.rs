@@ -36,6 +36,7 @@ async fn main() -> Result<(), Error> {
         tables: TableFilter {
             include: vec!["public.*".into()],
             exclude: vec![],
+            ..Default::default()
         },
         parallelism: 4,
         chunk_rows: 100_000,

@@ -267,6 +267,7 @@ impl MigrateRun {
                 tables: TableFilter {
                     include: vec!["public.*".into()],
                     exclude: vec![],
+                    ..Default::default()
                 },
                 parallelism: self.parallelism,
                 chunk_rows: 250_000,

@@ -41,6 +41,7 @@ struct TablesSection {
     exclude: Vec<String>,
     #[serde(default)]
     priority: BTreeMap<String, Spanned<String>>,
+    allow_unmatched: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +211,27 @@ fn substitute(text: &str, file: &str) -> Result<String, Error> {
     Ok(out)
 }
 
+/// The `section.key` written on the line holding byte `offset` of `text`, if that line is a
+/// `key = value` line (the parser's errors point into a line but do not name the key).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
+        return None;
+    }
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Settings, Error> {
     let file = path.display().to_string();
@@ -234,10 +256,14 @@ pub fn load(path: &Path) -> Result<Settings, Error> {
 pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Error> {
     let text = substitute(raw, file)?;
     let f: File = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let at = line.map_or(String::new(), |l| format!(" line {l}:"));
+        let at = e.span().map_or(String::new(), |s| {
+            let start = s.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            match key_at(&text, start) {
+                Some(key) => format!(" line {line}: {key}:"),
+                None => format!(" line {line}:"),
+            }
+        });
         Error::config(format!("{file}:{at} {}", e.message()))
     })?;
     let c = Ctx { file, text: &text };
@@ -252,6 +278,7 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     x.tables = TableFilter {
         include: f.tables.include.clone(),
         exclude: f.tables.exclude.clone(),
+        allow_unmatched: f.tables.allow_unmatched.unwrap_or(false),
     };
     for (table, p) in &f.tables.priority {
         let level: Priority = p
@@ -429,7 +456,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("m.toml") && e.contains("line 6") && e.contains("paralelism"),
+            e.contains("m.toml") && e.contains("line 6") && e.contains("execution.paralelism:"),
             "{e}"
         );
         let e = parse(
@@ -451,7 +478,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("line 6") && e.contains("parallelism") || e.contains("invalid type"),
+            e.contains("line 6") && e.contains("execution.parallelism:"),
             "{e}"
         );
         let e = parse("[target]\nurl = \"postgres://a@h/dst\"\n", "m.toml", "m")

@@ -1,9 +1,10 @@
 //! `migrate`: plan, run, resume, pause, cancel, inspect, verify, roll back and report
 //! migrations described by a TOML file (see `migrate init`).
 //!
-//! Exit codes: 0 success; 1 finished with failed tables, a verification mismatch, an
-//! infeasible plan or a declined rollback; 2 bad configuration or usage (nothing is written);
-//! 3 interrupted (resumable: run the same command again).
+//! Exit codes: 0 success; 1 finished with failed tables, a verification mismatch, every
+//! table deferred, an infeasible plan, a declined rollback, or nothing to pause, unpause or
+//! cancel; 2 bad configuration or usage (nothing is written); 3 interrupted (resumable: run the
+//! same command again).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,8 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use migrate_core::{CheckpointStore, Control, Error, KeyRange, Migration, RunStatus, TableStatus};
+use migrate_core::{CheckpointStore, Control, Error, KeyRange, Migration, RunStatus};
 use migrate_examples::{backends, config, output, templates};
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success (also: a completed migration run again, nothing to do)
+  1  failed tables, a verification mismatch, every table deferred, an infeasible plan,
+     a declined rollback, nothing to pause/unpause/cancel
+  2  bad configuration or usage, unreachable server, target tables holding rows the
+     configuration does not say what to do with: nothing was written
+  3  interrupted and resumable: run the same command again to continue";
 
 const OK: u8 = 0;
 const FAILED: u8 = 1;
@@ -24,24 +33,32 @@ const INTERRUPTED: u8 = 3;
 /// Move tables between Postgres, BigQuery and Snowflake, planned, checkpointed, resumable and
 /// verified.
 #[derive(Parser)]
-#[command(name = "migrate", version)]
+#[command(name = "migrate", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// The migration's configuration file.
-    #[arg(short, long, global = true, default_value = "migrate.toml")]
-    config: PathBuf,
+    /// The migration's configuration file [default: migrate.toml]. For `init`, where to write
+    /// it (the same as `--output`).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Discovery, schema drift and the resource-aware plan; writes plan.md and plan.json.
+    /// Discovery, schema drift, what the run will do to each target table, and the
+    /// resource-aware plan; writes plan.md and plan.json. Writes nothing to the target.
+    /// Exits 0 when the run would go ahead, 1 when it would not (infeasible, refused), 2 on
+    /// bad configuration.
     Plan {
         /// Directory for plan.md and plan.json.
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
-    /// Execute (continuing a stopped run of the same migration automatically).
+    /// Execute. A stopped run of the same migration is continued automatically; a completed
+    /// one is "nothing to do" (exit 0); one that deferred tables is followed up with exactly
+    /// those. Ctrl-C pauses (in-flight chunks finish and are checkpointed) and exits 3: run
+    /// the same command again to continue. Exits 0 on success, 1 on failed tables or
+    /// verification, 2 on bad configuration (nothing written).
     Run {
         /// JSON-lines progress events instead of bars or plain lines.
         #[arg(long)]
@@ -55,14 +72,19 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
-    /// Continue a stopped run (fails if there is none).
+    /// Continue a stopped run, like `run`, but exit 2 if there is none. (To let a paused run
+    /// that a process is still running go on, use `unpause`.)
     Resume {
         /// JSON-lines progress events.
         #[arg(long)]
         json: bool,
     },
-    /// Ask a running migration (any process) to pause after its in-flight chunks.
+    /// Ask a running migration (any process) to pause after its in-flight chunks; `unpause`
+    /// lets it go on. Exits 1 when no run is running.
     Pause,
+    /// Let a paused migration go on (the process that runs it continues). Exits 1 when no run
+    /// is paused. To continue a run whose process has stopped, use `run` (or `resume`).
+    Unpause,
     /// Ask a running migration (any process) to stop now; it stays resumable.
     Cancel,
     /// Progress of the latest run (works while another process runs it).
@@ -97,9 +119,9 @@ enum Command {
         /// standard, incremental or bulk.
         #[arg(long, default_value = "standard")]
         template: String,
-        /// Where to write it.
-        #[arg(long, short, default_value = "migrate.toml")]
-        output: PathBuf,
+        /// Where to write it [default: --config, else migrate.toml].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -107,9 +129,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIGRATE_LOG")
         .unwrap_or_else(|_| "warn".into());
+    // Colour only on a terminal, and never under NO_COLOR (https://no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -135,9 +161,24 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<u8, Error> {
     if let Command::Init { template, output } = &cli.command {
-        return templates::write(template, output).map(|()| OK);
+        let path = match (output, &cli.config) {
+            (Some(o), Some(c)) if o != c => {
+                return Err(Error::config(format!(
+                    "init: --output {} and --config {} name two files; give one",
+                    o.display(),
+                    c.display()
+                )))
+            }
+            (Some(p), _) | (None, Some(p)) => p.clone(),
+            (None, None) => PathBuf::from("migrate.toml"),
+        };
+        return templates::write(template, &path).map(|()| OK);
     }
-    let settings = config::load(&cli.config)?;
+    let settings = config::load(
+        cli.config
+            .as_deref()
+            .unwrap_or(std::path::Path::new("migrate.toml")),
+    )?;
     match cli.command {
         Command::Plan { out } => plan(&settings, &out).await,
         Command::Run {
@@ -147,6 +188,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         } => run(settings, json, force, refresh, false).await,
         Command::Resume { json } => run(settings, json, false, false, true).await,
         Command::Pause => control(&settings, Control::Pause).await,
+        Command::Unpause => control(&settings, Control::Run).await,
         Command::Cancel => control(&settings, Control::Cancel).await,
         Command::Status { json } => status(&settings, json).await,
         Command::Verify { json } => verify(&settings, json).await,
@@ -175,6 +217,7 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
             s.executor.tables.include, s.executor.tables.exclude
         )));
     }
+    s.executor.tables.check_matched(&tables)?;
     if let Some(inc) = s.executor.mode.incremental() {
         // The dry run below runs in DryRun mode, so the incremental checks happen here: every
         // table lacking the cursor column or a primary key is named now, not at `run`.
@@ -310,39 +353,42 @@ async fn run(
 
 async fn control(s: &config::Settings, c: Control) -> Result<u8, Error> {
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    let run = store
-        .latest_run(&s.executor.migration)
-        .await?
-        .filter(|r| r.status.is_resumable())
-        .ok_or_else(|| {
-            Error::config(format!(
-                "migration {:?} has no run in progress",
+    let latest = store.latest_run(&s.executor.migration).await?;
+    // Only a running run can be paused, and only a running or paused one cancelled: a stopped,
+    // failed or completed run has no process to act on the request.
+    let acts = |st: RunStatus| match c {
+        Control::Pause => st == RunStatus::Running,
+        Control::Run => st == RunStatus::Paused,
+        Control::Cancel => matches!(st, RunStatus::Running | RunStatus::Paused),
+    };
+    let what = match c {
+        Control::Pause => "pause",
+        Control::Run => "unpause",
+        Control::Cancel => "cancel",
+    };
+    let Some(run) = latest.filter(|r| acts(r.status)) else {
+        match store.latest_run(&s.executor.migration).await? {
+            Some(r) => eprintln!(
+                "nothing to {what}: run {} of migration {:?} is {}",
+                r.id,
+                s.executor.migration,
+                r.status.as_str()
+            ),
+            None => eprintln!(
+                "nothing to {what}: migration {:?} has no run",
                 s.executor.migration
-            ))
-        })?;
+            ),
+        }
+        return Ok(FAILED);
+    };
     store.set_control(&run.id, c).await?;
     store
         .append_event(
             &run.id,
-            &migrate_core::AuditEvent::new(
-                if c == Control::Pause {
-                    "operator.pause"
-                } else {
-                    "operator.cancel"
-                },
-                "requested from the CLI",
-            ),
+            &migrate_core::AuditEvent::new(format!("operator.{what}"), "requested from the CLI"),
         )
         .await?;
-    println!(
-        "{} requested for run {}",
-        if c == Control::Pause {
-            "pause"
-        } else {
-            "cancel"
-        },
-        run.id
-    );
+    println!("{what} requested for run {}", run.id);
     Ok(OK)
 }
 
@@ -441,13 +487,5 @@ async fn report(s: &config::Settings, json: bool) -> Result<u8, Error> {
         return Ok(OK);
     };
     println!("{}", if json { r.to_json() } else { r.to_markdown() });
-    let done = r
-        .results
-        .iter()
-        .all(|t| matches!(t.status, TableStatus::Completed | TableStatus::Deferred));
-    Ok(if done && r.status == RunStatus::Completed {
-        OK
-    } else {
-        FAILED
-    })
+    Ok(if r.succeeded() { OK } else { FAILED })
 }

@@ -484,6 +484,18 @@ async fn pause_and_cancel_from_another_terminal() {
         status(&cfg)["chunks_done"].as_u64().unwrap() <= before + 2,
         "no new chunks start while paused"
     );
+    let o = migrate(&cfg, &["pause"]);
+    assert_eq!(code(&o), 1, "a paused run cannot be paused: {}", text(&o));
+    assert!(text(&o).contains("nothing to pause"), "{}", text(&o));
+    // Unpause: the same process goes on.
+    let o = migrate(&cfg, &["unpause"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    wait(&cfg, "the run to go on", &|s| {
+        s["status"] == "running" && s["chunks_done"].as_u64().unwrap_or(0) > before + 2
+    });
+    let o = migrate(&cfg, &["pause"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    wait(&cfg, "the run to pause again", &|s| s["status"] == "paused");
     let o = migrate(&cfg, &["cancel"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = child.wait_with_output().unwrap();
@@ -493,9 +505,103 @@ async fn pause_and_cancel_from_another_terminal() {
         "a run cancelled from another terminal exits 3 (resumable)"
     );
     assert_eq!(status(&cfg)["status"], "cancelled");
+    // The report of a stopped run says it is resumable and unfinished, not that it failed.
+    let o = migrate(&cfg, &["report"]);
+    assert!(
+        text(&o).contains("resumable") && !text(&o).contains("Result: FAILED"),
+        "{}",
+        text(&o)
+    );
     let o = migrate(&cfg, &["resume"]);
     assert_eq!(code(&o), 0, "resume finishes it: {}", text(&o));
     assert_eq!(code(&migrate(&cfg, &["verify"])), 0);
+    for what in ["pause", "unpause", "cancel"] {
+        let o = migrate(&cfg, &[what]);
+        assert_eq!(
+            code(&o),
+            1,
+            "nothing to {what} in a completed run: {}",
+            text(&o)
+        );
+        assert!(
+            text(&o).contains(&format!("nothing to {what}")),
+            "{}",
+            text(&o)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_mistakes_are_named_and_output_is_plain_off_a_terminal() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = fresh_db(&admin, "migrate_cli_ops_src").await;
+    let dst = fresh_db(&admin, "migrate_cli_ops_dst").await;
+    load_seed003(&src, 0.001).await;
+    let dir = tempfile::tempdir().unwrap();
+    // An include pattern with a typo is named, and nothing is written.
+    let cfg = write_config(dir.path(), &src, &dst, "");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "include = [\"public.*\"]",
+        "include = [\"public.customers\", \"public.custmers\"]",
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    for cmd in [
+        &["run"][..],
+        &["plan", "--out", dir.path().to_str().unwrap()],
+    ] {
+        let o = migrate(&cfg, cmd);
+        assert_eq!(code(&o), 2, "{}", text(&o));
+        assert!(text(&o).contains("\"public.custmers\""), "{}", text(&o));
+    }
+    assert_eq!(tables_in(&dst).await, 0);
+    // With verification off, the report says it did not run — not that it passed.
+    let cfg = write_config(
+        dir.path(),
+        &src,
+        &dst,
+        "[verify]\nchecksums = false\nsample_size = 0\n",
+    );
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("MIGRATE_LOG", "info")
+        .env_remove("NO_COLOR")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("Result: NOT RUN") && !text(&o).contains("checksum match"),
+        "{}",
+        text(&o)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("INFO"), "logs were written: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour codes off a terminal: {stderr}"
+    );
+    // init: -c names the file to write; -c and -o naming two files are refused.
+    let o = Command::new(bin())
+        .args(["init", "-c", "other.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(dir.path().join("other.toml").exists());
+    let o = Command::new(bin())
+        .args(["init", "-c", "a.toml", "-o", "b.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(!dir.path().join("a.toml").exists() && !dir.path().join("b.toml").exists());
+    // --help lists the exit codes.
+    let o = Command::new(bin()).arg("--help").output().unwrap();
+    assert!(text(&o).contains("Exit codes:"), "{}", text(&o));
 }
 
 /// The operator's scenario from the data-safety review: a target `customers` with rows 1, 2 and

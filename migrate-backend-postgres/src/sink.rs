@@ -166,6 +166,7 @@ impl PgSink {
         let filter = TableFilter {
             include: vec![glob_escape(&name.to_string())],
             exclude: vec![],
+            ..Default::default()
         };
         let found = discover(conn, &filter)
             .await?
@@ -1017,6 +1018,10 @@ impl Sink for PgSink {
             );
         }
         Ok(out)
+    }
+
+    fn ddl_type(&self, column: &migrate_core::Column) -> Option<String> {
+        ddl_type(&column.data_type, column.source_type.as_deref()).ok()
     }
 
     async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {

@@ -95,6 +95,7 @@ impl PgSource {
         let filter = TableFilter {
             include: vec![t.name.to_string()],
             exclude: vec![],
+            ..Default::default()
         };
         let conn = self.conn().await?;
         let found = discover(&conn, &filter).await?;

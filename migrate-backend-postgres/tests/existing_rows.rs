@@ -526,3 +526,35 @@ async fn merging_into_a_table_without_a_unique_key_is_refused_before_any_write()
     );
     assert_eq!(tables_in(&dst).await, 1, "no backup was left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_ddl_names_the_targets_own_types() {
+    let Some(Setup {
+        src,
+        dst,
+        data,
+        store,
+        _dir,
+    }) = setup("drift").await
+    else {
+        return;
+    };
+    common::load(&src, &data[..1]).await;
+    common::load(&dst, &data[..1]).await;
+    common::client(&src)
+        .await
+        .batch_execute(
+            "ALTER TABLE public.customers ADD COLUMN payload jsonb, ADD COLUMN raw bytea, ADD COLUMN n bigint",
+        )
+        .await
+        .unwrap();
+    let mut c = cfg("drift");
+    c.mode = Mode::DryRun;
+    let report = migration(&src, &dst, store, c).run().await.unwrap();
+    let actions: Vec<&str> = report.drift.iter().map(|d| d.action.as_str()).collect();
+    let all = actions.join("\n");
+    for ddl in ["payload jsonb", "raw bytea", "n bigint"] {
+        assert!(all.contains(ddl), "{ddl} in:\n{all}");
+    }
+    assert!(!all.contains("int64") && !all.contains("bytes"), "{all}");
+}

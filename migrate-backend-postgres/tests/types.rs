@@ -96,6 +96,7 @@ async fn round_trip(url: &str, f: &Fixture) {
         .discover(&TableFilter {
             include: vec![f.table.name.to_string()],
             exclude: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -211,6 +212,7 @@ async fn encoded_path(
         .discover(&TableFilter {
             include: vec![copy.name.to_string()],
             exclude: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -276,6 +278,7 @@ async fn a_target_with_other_wire_types_gets_decoded_rows() {
         .discover(&TableFilter {
             include: vec!["public.narrow".into()],
             exclude: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -142,8 +142,12 @@ pub struct TableResult {
 /// Verification outcome.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
-    /// Every verified table matched.
+    /// Every table completed and no check that ran found a difference.
     pub passed: bool,
+    /// Completed tables no check ran on (verification off, nothing to compare): their result
+    /// is "not verified", not "passed".
+    #[serde(default)]
+    pub not_verified: Vec<TableName>,
     /// Per table.
     pub tables: Vec<TableVerification>,
 }
@@ -155,20 +159,40 @@ pub struct TableVerification {
     pub table: TableName,
     /// Rows in the source over the migrated ranges (when compared).
     pub source_count: Option<u64>,
-    /// Rows in the target over the migrated ranges.
-    pub target_count: u64,
-    /// Count and checksum matched for every chunk.
-    pub count_match: bool,
-    /// Checksums matched for every chunk.
-    pub checksum_match: bool,
-    /// Why the range counts and checksums were not compared, when they were not (the other
-    /// figures then say nothing about the table).
+    /// Rows in the target over the migrated ranges (when counted).
+    pub target_count: Option<u64>,
+    /// Counts matched for every chunk; `None` when they were not compared.
+    pub count_match: Option<bool>,
+    /// Checksums matched for every chunk; `None` when they were not compared.
+    pub checksum_match: Option<bool>,
+    /// Why the range counts and checksums were not compared, when they were not.
     #[serde(default)]
     pub not_compared: Option<String>,
     /// Chunks that did not match, with what differed.
     pub mismatches: Vec<ChunkMismatch>,
     /// Field-by-field comparison of sampled keys.
     pub sample: Option<SampleVerification>,
+}
+
+impl TableVerification {
+    /// No check that ran found a difference.
+    pub fn passed(&self) -> bool {
+        self.count_match != Some(false)
+            && self.checksum_match != Some(false)
+            && self
+                .sample
+                .as_ref()
+                .is_none_or(|s| s.mismatched_records == 0)
+    }
+
+    /// Some check ran: ranges compared, or a sample of rows compared field by field.
+    pub fn checked(&self) -> bool {
+        self.checksum_match.is_some()
+            || self
+                .sample
+                .as_ref()
+                .is_some_and(|s| s.skipped.is_none() && s.sample_size > 0)
+    }
 }
 
 /// A chunk whose target differs.
@@ -265,7 +289,16 @@ pub struct AuditSummary {
 impl MigrationReport {
     /// Whether the run fully succeeded (completed and verified).
     pub fn succeeded(&self) -> bool {
-        self.status == RunStatus::Completed && self.verification.passed
+        self.status == RunStatus::Completed && self.verification.passed && !self.nothing_migrated()
+    }
+
+    /// Every table of the run was deferred: nothing it was asked to move has moved.
+    pub fn nothing_migrated(&self) -> bool {
+        !self.results.is_empty()
+            && self
+                .results
+                .iter()
+                .all(|r| r.status == TableStatus::Deferred)
     }
 
     /// The report as pretty JSON.
@@ -277,6 +310,9 @@ impl MigrationReport {
     pub fn to_markdown(&self) -> String {
         let mut m = String::new();
         let status = match (self.status, self.succeeded()) {
+            (RunStatus::Completed, _) if self.nothing_migrated() => {
+                "NOTHING MIGRATED (every table deferred)"
+            }
             (RunStatus::Completed, true) if !self.deferred.is_empty() => "PARTIAL (work deferred)",
             (RunStatus::Completed, true) => "COMPLETE",
             (RunStatus::Completed, false) => "FAILED VERIFICATION",
@@ -289,8 +325,8 @@ impl MigrationReport {
                 "PARTIAL"
             }
             (RunStatus::Failed, _) => "FAILED",
-            (RunStatus::Cancelled, _) => "CANCELLED",
-            (RunStatus::Paused, _) => "PAUSED",
+            (RunStatus::Cancelled, _) => "STOPPED, resumable (run it again to continue)",
+            (RunStatus::Paused, _) => "PAUSED, resumable",
             (RunStatus::Running, _) => "IN PROGRESS",
             (RunStatus::Superseded, _) => "SUPERSEDED",
         };
@@ -371,13 +407,27 @@ impl MigrationReport {
             self.progress.records_per_second
         );
         let _ = writeln!(m, "\n## Verification\n");
+        let checked = self.verification.tables.len() - self.verification.not_verified.len();
         let _ = writeln!(
             m,
             "- Result: {}",
-            if self.verification.passed {
-                "PASSED"
-            } else {
-                "FAILED"
+            match (self.verification.passed, checked) {
+                (false, _) if self.status == RunStatus::Completed => "FAILED".to_string(),
+                (false, _) => "NOT COMPLETE (tables left unfinished are not verified)".to_string(),
+                (true, 0) if self.verification.tables.is_empty() => {
+                    "NONE IN THIS REPORT (no table was verified here)".to_string()
+                }
+                (true, 0) => "NOT RUN (no table was compared)".to_string(),
+                (true, _) if !self.verification.not_verified.is_empty() => format!(
+                    "PASSED for {checked} tables; NOT RUN for {}",
+                    self.verification
+                        .not_verified
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (true, _) => "PASSED".to_string(),
             }
         );
         for v in &self.verification.tables {
@@ -388,6 +438,11 @@ impl MigrationReport {
                     Some(why) => format!("; sample skipped: {why}"),
                     None => format!("; sample {}/{} matched", s.matched_records, s.sample_size),
                 });
+            let sample = if v.sample.is_none() {
+                "; no sample compared".to_string()
+            } else {
+                sample
+            };
             let _ = match &v.not_compared {
                 Some(why) => writeln!(
                     m,
@@ -398,13 +453,14 @@ impl MigrationReport {
                     m,
                     "- {}: target {} rows{}; checksum {}{sample}",
                     v.table,
-                    v.target_count,
+                    v.target_count
+                        .map_or("not counted".to_string(), |n| n.to_string()),
                     v.source_count
                         .map_or(String::new(), |s| format!(", source {s}")),
-                    if v.checksum_match {
-                        "match"
-                    } else {
-                        "MISMATCH"
+                    match v.checksum_match {
+                        Some(true) => "match",
+                        Some(false) => "MISMATCH",
+                        None => "not compared",
                     }
                 ),
             };
@@ -508,7 +564,8 @@ impl MigrationReport {
             .iter()
             .filter(|t| t.status != TableStatus::Completed)
             .collect();
-        if !follow.is_empty() {
+        // A dry run moved nothing on purpose: there is nothing to follow up.
+        if !follow.is_empty() && self.execution_type != "dry-run" {
             let _ = writeln!(m, "\n## Follow-up Required\n");
             for t in follow {
                 let _ = writeln!(

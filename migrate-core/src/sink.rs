@@ -191,6 +191,13 @@ pub trait Sink: Send + Sync {
         Err(unsupported(self.kind(), "fetch_rows", &table.name))
     }
 
+    /// The target's own name for `column`'s type (`jsonb` for JSON in Postgres), for the DDL
+    /// plans and drift reports suggest; `None` when the sink has no DDL of its own.
+    fn ddl_type(&self, column: &crate::schema::Column) -> Option<String> {
+        let _ = column;
+        None
+    }
+
     /// The target's existing table of this name as the target sees it (`None` when missing),
     /// for schema-drift reports.
     async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {

@@ -21,9 +21,42 @@ pub struct TableFilter {
     /// Patterns that remove a table even when included.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Let an `include` pattern match no table (default false: a pattern that matches nothing
+    /// is a mistake in the configuration, so the run is refused naming it).
+    #[serde(default)]
+    pub allow_unmatched: bool,
 }
 
 impl TableFilter {
+    /// Refuses, naming them, the `include` patterns that match none of the discovered `tables`
+    /// (unless `allow_unmatched`).
+    pub fn check_matched(&self, tables: &[crate::schema::TableInfo]) -> crate::error::Result<()> {
+        if self.allow_unmatched {
+            return Ok(());
+        }
+        let unmatched: Vec<&str> = self
+            .include
+            .iter()
+            .filter(|p| {
+                let w = wildmatch::WildMatch::new(p);
+                !tables.iter().any(|t| w.matches(&t.name.to_string()))
+            })
+            .map(String::as_str)
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(());
+        }
+        Err(crate::error::Error::config(format!(
+            "tables.include: {} match{} no table in the source (set tables.allow_unmatched = true to allow it)",
+            unmatched
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if unmatched.len() == 1 { "es" } else { "" }
+        )))
+    }
+
     /// Whether `table` passes the filter.
     pub fn matches(&self, table: &TableName) -> bool {
         let name = table.to_string();
@@ -170,6 +203,7 @@ mod tests {
         let f = TableFilter {
             include: vec!["public.*".into()],
             exclude: vec!["public.audit_?ogs".into()],
+            ..Default::default()
         };
         assert!(f.matches(&TableName::new("public", "orders")));
         assert!(!f.matches(&TableName::new("public", "audit_logs")));

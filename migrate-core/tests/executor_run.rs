@@ -42,8 +42,11 @@ async fn full_run_migrates_verifies_and_reports() {
     // Every table was verified chunk by chunk against the source and sampled.
     assert_eq!(report.verification.tables.len(), 8);
     for v in &report.verification.tables {
-        assert!(v.checksum_match && v.count_match, "{v:?}");
-        assert_eq!(v.source_count, Some(v.target_count));
+        assert!(
+            v.checksum_match == Some(true) && v.count_match == Some(true),
+            "{v:?}"
+        );
+        assert_eq!(v.source_count, v.target_count);
         let s = v.sample.as_ref().expect("sampled");
         assert!(s.sample_size > 0 && s.mismatched_records == 0, "{s:?}");
     }
@@ -277,7 +280,10 @@ async fn undecoded_rows_are_checksummed_sampled_and_verified_like_decoded_ones()
         sums(&encoded, &b.execution_id).await
     );
     for v in &b.verification.tables {
-        assert!(v.checksum_match && v.count_match, "{v:?}");
+        assert!(
+            v.checksum_match == Some(true) && v.count_match == Some(true),
+            "{v:?}"
+        );
         let s = v.sample.as_ref().expect("sampled");
         assert!(s.sample_size > 0 && s.mismatched_records == 0, "{s:?}");
     }
@@ -292,4 +298,43 @@ async fn undecoded_rows_are_checksummed_sampled_and_verified_like_decoded_ones()
     assert!(r.succeeded(), "{}", r.to_markdown());
     assert_eq!(transformed.sink.encoded_batches(), 0);
     transformed.assert_target_equals_source();
+}
+
+#[tokio::test]
+async fn checks_that_did_not_run_are_reported_as_not_run() {
+    let rig = Rig::seed003(0.0005);
+    let mut c = cfg("unverified");
+    c.verify.checksums = false;
+    c.verify.sample_size = 0;
+    let report = rig.migration(c).run().await.unwrap();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    assert_eq!(
+        report.verification.not_verified.len(),
+        report.results.len(),
+        "no table was compared"
+    );
+    for v in &report.verification.tables {
+        assert_eq!(v.checksum_match, None);
+        assert_eq!(v.count_match, None);
+        assert_eq!(v.target_count, None, "no count shown that was not taken");
+        assert!(v.not_compared.is_some());
+    }
+    let md = report.to_markdown();
+    assert!(md.contains("Result: NOT RUN"), "{md}");
+    assert!(!md.contains("checksum match"), "{md}");
+    assert!(!md.contains("target 0 rows"), "{md}");
+    let json = report.to_json();
+    assert!(json.contains("\"checksum_match\": null"), "{json}");
+    rig.assert_target_equals_source();
+}
+
+#[tokio::test]
+async fn a_run_that_defers_every_table_is_not_a_success() {
+    let rig = Rig::seed003(0.0005);
+    let mut c = cfg("nothing");
+    c.window = Some(std::time::Duration::ZERO);
+    let report = rig.migration(c).run().await.unwrap();
+    assert!(report.nothing_migrated(), "{}", report.to_markdown());
+    assert!(!report.succeeded());
+    assert!(report.to_markdown().contains("NOTHING MIGRATED"));
 }

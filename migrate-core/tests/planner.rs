@@ -200,9 +200,52 @@ proptest! {
         prop_assert_eq!(p.order.len() + p.deferred.len(), tables.len());
         if p.feasible {
             prop_assert!(p.estimated_secs <= p.window_secs + 1e-9);
+        } else if p.order.is_empty() {
+            // Every table deferred: nothing would move, which is no plan that fits.
+            prop_assert_eq!(p.deferred.len(), tables.len());
         } else {
             prop_assert!(p.margin_secs < 0.0, "an infeasible plan reports its shortfall");
             prop_assert!(p.critical_secs > 0.0);
         }
     }
+}
+
+#[test]
+fn priorities_are_read_in_any_case_and_written_in_one() {
+    use migrate_core::plan::Priority;
+    for text in ["\"CRITICAL\"", "\"critical\"", "\"Critical\""] {
+        let p: Priority = serde_json::from_str(text).unwrap();
+        assert_eq!(p, Priority::Critical);
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"CRITICAL\"");
+    }
+    assert!(serde_json::from_str::<Priority>("\"urgent\"").is_err());
+    assert_eq!(
+        "Deferrable".parse::<Priority>().unwrap(),
+        Priority::Deferrable
+    );
+}
+
+#[test]
+fn a_plan_that_defers_every_table_is_infeasible() {
+    let tables = [PlanTable {
+        name: TableName::parse("public.logs"),
+        rows: 1_000_000,
+        bytes: 100_000_000,
+        depends_on: vec![],
+        priority: Priority::Deferrable,
+        measured_bytes_per_sec: None,
+    }];
+    let p = plan(
+        &tables,
+        &Constraints {
+            window: Duration::ZERO,
+            memory_budget: 1 << 30,
+            bandwidth_target: 1_000_000,
+            bandwidth_cap: None,
+            parallelism: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.deferred.len(), 1);
+    assert!(!p.feasible, "{}", p.to_markdown());
 }

@@ -186,6 +186,7 @@ fn discover_and_plan() {
             .discover(&TableFilter {
                 include: vec!["public.*".into()],
                 exclude: vec![],
+                ..Default::default()
             })
             .await
             .expect("discover");

@@ -158,6 +158,7 @@ async fn execute_once(
                 cfg.tables.include, cfg.tables.exclude
             )));
         }
+        cfg.tables.check_matched(&tables)?;
         tracker.phase(Phase::Planning);
         let dag = DependencyGraph::build(&tables, &cfg.extra_dependencies)?;
         check_capabilities(&m, &cfg)?;
@@ -714,7 +715,11 @@ async fn dry_run(
             Err(e) => return Err(e.operation("describe")),
         }
     }
-    let drift = crate::plan::drift(&pairs);
+    let drift = crate::plan::drift_with(&pairs, &|c| {
+        m.sink
+            .ddl_type(c)
+            .unwrap_or_else(|| c.data_type.to_string())
+    });
     let ok = preflight
         .iter()
         .all(|p| p.reachable && p.problems.is_empty())
@@ -747,6 +752,7 @@ async fn dry_run(
         results,
         verification: report::Verification {
             passed: ok,
+            not_verified: vec![],
             tables: vec![],
         },
         errors: report::ErrorSummary::default(),
@@ -1689,9 +1695,7 @@ impl Coordinator {
                 run.in_flight = 0;
                 match result {
                     Ok(v) => {
-                        let passed = v.checksum_match
-                            && v.count_match
-                            && v.sample.as_ref().is_none_or(|s| s.mismatched_records == 0);
+                        let passed = v.passed();
                         let detail = v
                             .mismatches
                             .iter()

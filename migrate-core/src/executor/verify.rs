@@ -30,8 +30,6 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
         .map_err(|e| e.operation("finalize"))?;
     let mut v = TableVerification {
         table: t.info.name.clone(),
-        count_match: true,
-        checksum_match: true,
         ..Default::default()
     };
     let full = ctx.cfg.mode == Mode::Full;
@@ -44,9 +42,12 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
         v.not_compared = Some(
             "merged by key into a table that held rows: rows only the target has stay, so key ranges cannot match; the sample compares rows by key".into(),
         );
-    } else if ctx.cfg.verify.checksums && full {
+    } else if !ctx.cfg.verify.checksums {
+        v.not_compared = Some("checksums are off ([verify] checksums = false)".into());
+    } else {
         let chunks = ctx.store.chunks(&ctx.run).await?;
         let mut source_total = 0u64;
+        let (mut target_total, mut counts_match, mut sums_match) = (0u64, true, true);
         let compare_source = t.transforms.is_empty();
         for c in chunks
             .iter()
@@ -58,20 +59,20 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
                 .checksum(&t.target, &c.range)
                 .await
                 .map_err(|e| e.chunk(c.index).operation("verify target"))?;
-            v.target_count += target.count;
+            target_total += target.count;
             // A chunk completed while checksums were off has no written figure: the source
             // comparison alone proves it, and without one (transformed rows) nothing does.
             match c.checksum {
                 Some(written) if target != written => {
-                    v.checksum_match = false;
-                    v.count_match &= target.count == written.count;
+                    sums_match = false;
+                    counts_match &= target.count == written.count;
                     v.mismatches.push(ChunkMismatch {
                         chunk: c.index,
                         detail: format!("target holds {target}, the run wrote {written}"),
                     });
                 }
                 None if !compare_source => {
-                    v.checksum_match = false;
+                    sums_match = false;
                     v.mismatches.push(ChunkMismatch {
                         chunk: c.index,
                         detail: "written without a checksum (verification was off) and transformed: cannot be verified".into(),
@@ -88,8 +89,8 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
                     .map_err(|e| e.chunk(c.index).operation("verify source"))?;
                 source_total += source.count;
                 if source != target {
-                    v.checksum_match = false;
-                    v.count_match &= source.count == target.count;
+                    sums_match = false;
+                    counts_match &= source.count == target.count;
                     v.mismatches.push(ChunkMismatch {
                         chunk: c.index,
                         detail: format!("source holds {source}, target holds {target}"),
@@ -98,6 +99,9 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
             }
         }
         v.source_count = compare_source.then_some(source_total);
+        v.target_count = Some(target_total);
+        v.count_match = Some(counts_match);
+        v.checksum_match = Some(sums_match);
     }
     if ctx.cfg.verify.sample_size > 0 && !t.info.schema.primary_key.is_empty() {
         let keys = t
@@ -353,13 +357,15 @@ async fn assemble(
             crate::checkpoint::TableStatus::Completed | crate::checkpoint::TableStatus::Deferred
         )
     });
-    let all_matched = i.verifications.iter().all(|v| {
-        v.checksum_match
-            && v.count_match
-            && v.sample.as_ref().is_none_or(|s| s.mismatched_records == 0)
-    });
+    let all_matched = i.verifications.iter().all(TableVerification::passed);
     let verification = report::Verification {
         passed: all_completed && all_matched,
+        not_verified: i
+            .verifications
+            .iter()
+            .filter(|v| !v.checked())
+            .map(|v| v.table.clone())
+            .collect(),
         tables: i.verifications,
     };
     let plan_vs_actual = i

@@ -57,8 +57,18 @@ pub fn compatible(source: &DataType, target: &DataType) -> bool {
     }
 }
 
-/// Compares each source table with the target table of the same name (`None` when missing).
+/// Compares each source table with the target table of the same name (`None` when missing);
+/// DDL names types as this library does (see [`drift_with`] for the target's own names).
 pub fn drift(pairs: &[(TableInfo, Option<TableInfo>)]) -> Vec<Drift> {
+    drift_with(pairs, &|c| c.data_type.to_string())
+}
+
+/// [`drift`], with the DDL it suggests naming each column's type by `type_name` (the target's
+/// own type names: `jsonb`, `bytea`, `bigint` for Postgres).
+pub fn drift_with(
+    pairs: &[(TableInfo, Option<TableInfo>)],
+    type_name: &dyn Fn(&crate::schema::Column) -> String,
+) -> Vec<Drift> {
     let mut out = Vec::new();
     for (src, tgt) in pairs {
         let table = src.name.to_string();
@@ -67,7 +77,7 @@ pub fn drift(pairs: &[(TableInfo, Option<TableInfo>)]) -> Vec<Drift> {
                 .schema
                 .columns
                 .iter()
-                .map(|c| format!("{} {}", c.name, c.data_type))
+                .map(|c| format!("{} {}", c.name, type_name(c)))
                 .collect();
             out.push(Drift {
                 table: table.clone(),
@@ -86,7 +96,8 @@ pub fn drift(pairs: &[(TableInfo, Option<TableInfo>)]) -> Vec<Drift> {
                     change: format!("column added in the source ({})", c.data_type),
                     action: format!(
                         "cannot proceed: run ALTER TABLE {table} ADD COLUMN {} {} first",
-                        c.name, c.data_type
+                        c.name,
+                        type_name(c)
                     ),
                     blocking: true,
                 });
@@ -106,7 +117,8 @@ pub fn drift(pairs: &[(TableInfo, Option<TableInfo>)]) -> Vec<Drift> {
                     } else {
                         format!(
                             "cannot proceed: run ALTER TABLE {table} ALTER COLUMN {} TYPE {} first",
-                            c.name, c.data_type
+                            c.name,
+                            type_name(c)
                         )
                     },
                     blocking: !ok,

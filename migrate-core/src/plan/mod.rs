@@ -19,13 +19,11 @@ use crate::dag::DependencyGraph;
 use crate::error::{Error, Result};
 use crate::schema::{TableInfo, TableName};
 
-pub use drift::{compatible, drift, Drift};
+pub use drift::{compatible, drift, drift_with, Drift};
 pub use manifest::{Manifest, ManifestTable};
 
 /// How much a table matters when time is short.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Priority {
     /// Deferred first when the window is short.
@@ -48,6 +46,15 @@ impl std::str::FromStr for Priority {
                 "unknown priority {other:?} (use critical, important or deferrable)"
             ))),
         }
+    }
+}
+
+/// Any case is accepted (`critical`, `CRITICAL`, `Critical`); written in upper case.
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e: Error| serde::de::Error::custom(e.message()))
     }
 }
 
@@ -397,7 +404,9 @@ pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) ->
     // to go because of its own children already deferred — kept for safety).
     let (estimated, cp, cp_secs) = elapsed(&kept, &dag, c);
     let margin = window - estimated;
-    let feasibility = if estimated > window {
+    // A plan that defers every table moves nothing it was asked to: not a plan that fits.
+    let nothing_kept = kept.is_empty() && !tables.is_empty();
+    let feasibility = if estimated > window || nothing_kept {
         Feasibility::No
     } else if margin < 0.25 * window {
         Feasibility::Tight
@@ -487,7 +496,11 @@ pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) ->
         "If falling behind: the executor re-estimates the finish from measured throughput and defers not-yet-started deferrable tables, then important ones; critical work continues.".to_string(),
         "If memory is short: lower the memory budget; chunks and batches shrink with it (slower, never unsafe).".to_string(),
     ];
-    if feasibility == Feasibility::No {
+    if nothing_kept {
+        contingency.push(format!(
+            "Infeasible: no table fits the {window:.1} s window, so every table is deferred and nothing would move — widen the window or raise bandwidth."
+        ));
+    } else if feasibility == Feasibility::No {
         contingency.push(format!(
             "Infeasible: critical work alone needs {:.1} s of a {:.1} s window — widen the window by at least {:.1} s or raise bandwidth.",
             critical_secs,

@@ -38,6 +38,7 @@ pub async fn source_conformance(source: &dyn Source, suite: &SourceSuite) {
     let filter = TableFilter {
         include: fixtures.iter().map(|f| f.table.name.to_string()).collect(),
         exclude: vec![],
+        ..Default::default()
     };
     let found = source
         .discover(&filter)
@@ -54,6 +55,7 @@ pub async fn source_conformance(source: &dyn Source, suite: &SourceSuite) {
     let none = TableFilter {
         include: vec!["no_such_schema.*".into()],
         exclude: vec![],
+        ..Default::default()
     };
     assert!(
         source
