@@ -423,6 +423,34 @@ async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
         rows.push(serde_json::json!({"table": t.name.to_string(), "source_count": src.count, "target_count": tgt.map(|c| c.count),
             "source_checksum": src.to_string(), "target_checksum": tgt.map(|c| c.to_string()), "result": note}));
     }
+    // Recorded in the latest run's audit log, so that `migrate report` shows it.
+    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
+    if let Some(run) = store.latest_run(&s.executor.migration).await? {
+        let later = migrate_core::executor::LaterVerification {
+            at: chrono::Utc::now(),
+            passed: ok,
+            failures: rows
+                .iter()
+                .filter(|r| r["result"] != "match")
+                .map(|r| {
+                    format!(
+                        "{}: {} (source {} rows, target {})",
+                        r["table"].as_str().unwrap_or(""),
+                        r["result"].as_str().unwrap_or(""),
+                        r["source_count"],
+                        r["target_count"]
+                    )
+                })
+                .collect(),
+        };
+        let detail = serde_json::to_string(&later).unwrap_or_default();
+        store
+            .append_event(
+                &run.id,
+                &migrate_core::AuditEvent::new(migrate_core::executor::VERIFY_EVENT, detail),
+            )
+            .await?;
+    }
     if json {
         println!("{}", serde_json::json!({"verified": ok, "tables": rows}));
     } else {

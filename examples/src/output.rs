@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use migrate_core::executor::Progress as Snapshot;
-use migrate_core::{CheckpointStore, ChunkStatus, Error, MigrationReport, TableStatus};
+use migrate_core::{CheckpointStore, ChunkStatus, Error, MigrationReport, RunStatus, TableStatus};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -173,12 +173,15 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
         0.0
     };
     let by = |s: TableStatus| tables.iter().filter(move |t| t.status == s);
+    // Only a running run is processing tables and heading for a finish.
+    let live = run.status == RunStatus::Running;
     Ok(Some(Status {
         run: run.id.to_string(),
         status: run.status.as_str().to_string(),
         tables_total: tables.len(),
         tables_completed: by(TableStatus::Completed).count(),
         in_progress: by(TableStatus::Running)
+            .filter(|_| live)
             .map(|t| t.table.to_string())
             .collect(),
         completed: by(TableStatus::Completed)
@@ -193,7 +196,7 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
         chunks_done: done.len(),
         chunks_total: chunks.len(),
         rows_done,
-        eta_secs: (rate > 0.0 && left > 0).then(|| left as f64 / rate),
+        eta_secs: (live && rate > 0.0 && left > 0).then(|| left as f64 / rate),
         chunk_attempts: chunks.iter().map(|c| u64::from(c.attempts)).sum(),
     }))
 }

@@ -156,6 +156,28 @@ async fn plan_run_status_verify_report_rollback() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["status"], "completed");
+    // The stored report is the run's own: its measured figures, and the later verification.
+    assert!(
+        r["progress"]["memory_budget_bytes"].as_u64().unwrap_or(0) > 0,
+        "{r}"
+    );
+    assert!(r["progress"]["api_calls"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert_eq!(r["later_verification"]["passed"], true, "{r}");
+    // The target changes behind the run's back: verify fails, and the report says so.
+    let c = PgConfig::from_url(&dst).unwrap().connect().await.unwrap();
+    c.batch_execute(
+        "DELETE FROM public.audit_logs WHERE id IN (SELECT id FROM public.audit_logs LIMIT 1)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(&migrate(&cfg, &["verify"])), 1);
+    let o = migrate(&cfg, &["report"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        text(&o).contains("`migrate verify`") && text(&o).contains("FAILED"),
+        "{}",
+        text(&o)
+    );
 
     let o = migrate(&cfg, &["rollback", "--yes"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
@@ -241,6 +263,18 @@ async fn status_during_a_run_then_sigint_exits_3_and_run_again_finishes_exactly(
     let o = migrate(&cfg, &["status", "--json"]);
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["status"], "cancelled", "paused then stopped cleanly");
+    assert_eq!(
+        st["in_progress"],
+        serde_json::json!([]),
+        "a stopped run processes no table"
+    );
+    assert!(st["eta_secs"].is_null(), "and has no ETA: {st}");
+    let o = migrate(&cfg, &["status"]);
+    assert!(
+        text(&o).contains("Current Tables Being Processed: -"),
+        "{}",
+        text(&o)
+    );
 
     let fast = write_config(dir.path(), &src, &dst, "");
     let o = migrate(&fast, &["run"]);

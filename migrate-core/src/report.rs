@@ -50,6 +50,10 @@ pub struct MigrationReport {
     /// Planned against actual seconds per phase (when the run was planned against a window).
     #[serde(default)]
     pub plan_vs_actual: Vec<PhaseActual>,
+    /// A whole-table verification run after the migration (`migrate verify`), when there was
+    /// one since the report was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later_verification: Option<crate::executor::LaterVerification>,
 }
 
 /// One phase of the plan, planned and as it went.
@@ -289,7 +293,16 @@ pub struct AuditSummary {
 impl MigrationReport {
     /// Whether the run fully succeeded (completed and verified).
     pub fn succeeded(&self) -> bool {
-        self.status == RunStatus::Completed && self.verification.passed && !self.nothing_migrated()
+        self.status == RunStatus::Completed
+            && self.verification.passed
+            && !self.nothing_migrated()
+            && self.later_verification.as_ref().is_none_or(|v| v.passed)
+    }
+
+    /// Rebuilt from the checkpoint store (the run's executions never stored a report): the
+    /// figures only an execution measures are not known.
+    fn rebuilt(&self) -> bool {
+        self.execution_type == "stored"
     }
 
     /// Every table of the run was deferred: nothing it was asked to move has moved.
@@ -368,11 +381,18 @@ impl MigrationReport {
             self.progress.total_batches,
             self.progress.batches_already_done
         );
-        let _ = writeln!(
-            m,
-            "- Retries: {}, API calls: {}",
-            self.progress.retries, self.progress.api_calls
-        );
+        if self.rebuilt() {
+            let _ = writeln!(
+                m,
+                "- Retries, API calls, throughput and memory: not known (rebuilt from the checkpoint store; no execution of this run stored its report)"
+            );
+        } else {
+            let _ = writeln!(
+                m,
+                "- Retries: {}, API calls: {}",
+                self.progress.retries, self.progress.api_calls
+            );
+        }
         let _ = writeln!(m, "\n## Results by Table\n");
         let _ = writeln!(m, "| Table | Status | Rows | Chunks | Time | Notes |");
         let _ = writeln!(m, "|-------|--------|------|--------|------|-------|");
@@ -395,17 +415,21 @@ impl MigrationReport {
             );
         }
         let _ = writeln!(m, "\n## Resource Usage\n");
-        let _ = writeln!(
-            m,
-            "- Peak memory in flight: {:.1} MB of {:.1} MB budget",
-            self.progress.peak_in_flight_bytes as f64 / 1e6,
-            self.progress.memory_budget_bytes as f64 / 1e6
-        );
-        let _ = writeln!(
-            m,
-            "- Average throughput: {:.0} rows/s",
-            self.progress.records_per_second
-        );
+        if !self.rebuilt() {
+            let _ = writeln!(
+                m,
+                "- Peak memory in flight: {:.1} MB of {:.1} MB budget",
+                self.progress.peak_in_flight_bytes as f64 / 1e6,
+                self.progress.memory_budget_bytes as f64 / 1e6
+            );
+        }
+        if !self.rebuilt() {
+            let _ = writeln!(
+                m,
+                "- Average throughput: {:.0} rows/s",
+                self.progress.records_per_second
+            );
+        }
         let _ = writeln!(m, "\n## Verification\n");
         let checked = self.verification.tables.len() - self.verification.not_verified.len();
         let _ = writeln!(
@@ -430,6 +454,17 @@ impl MigrationReport {
                 (true, _) => "PASSED".to_string(),
             }
         );
+        if let Some(later) = &self.later_verification {
+            let _ = writeln!(
+                m,
+                "- Later, `migrate verify` at {}: {}",
+                later.at.to_rfc3339(),
+                if later.passed { "PASSED" } else { "FAILED" }
+            );
+            for f in &later.failures {
+                let _ = writeln!(m, "  - {f}");
+            }
+        }
         for v in &self.verification.tables {
             let sample = v
                 .sample

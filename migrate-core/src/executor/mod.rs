@@ -35,7 +35,7 @@ pub use config::{
 pub use progress::{Phase, Progress, TableProgress};
 pub use rollback::{RollbackAction, RollbackPlan};
 pub use throttle::Throttle;
-pub use verify::stored_report;
+pub use verify::{stored_report, LaterVerification, VERIFY_EVENT};
 
 use crate::checkpoint::{CheckpointStore, Control, RunId};
 use crate::error::{Error, Result};

@@ -66,9 +66,13 @@ pub struct Progress {
     pub bytes_done: u64,
     /// Bytes expected in total.
     pub bytes_total: u64,
-    /// Rows per second over the run so far.
+    /// Rows written by earlier executions of this run (a resumed run starts with them done).
+    pub rows_before: u64,
+    /// Bytes written by earlier executions of this run.
+    pub bytes_before: u64,
+    /// Rows per second written by this execution.
     pub rows_per_sec: f64,
-    /// Megabytes (10^6) per second over the run so far.
+    /// Megabytes (10^6) per second written by this execution.
     pub mb_per_sec: f64,
     /// Seconds left at the measured rate, once there is a rate.
     pub eta_secs: Option<f64>,
@@ -142,6 +146,10 @@ impl Tracker {
             p.chunks_total = tables.iter().map(|t| t.chunks_total).sum();
             p.rows_done = tables.iter().map(|t| t.rows_done).sum();
             p.bytes_done = tables.iter().map(|t| t.bytes_done).sum();
+            // What is done when the tables are set comes from earlier executions: rates
+            // measure this execution's work against this execution's time.
+            p.rows_before = p.rows_done;
+            p.bytes_before = p.bytes_done;
             p.chunks_done = tables.iter().map(|t| t.chunks_done).sum();
             p.tables = tables;
         });
@@ -247,9 +255,31 @@ fn compute_rates(p: &mut Progress, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     p.elapsed_secs = secs;
     if secs > 0.0 {
-        p.rows_per_sec = p.rows_done as f64 / secs;
-        p.mb_per_sec = p.bytes_done as f64 / 1e6 / secs;
+        p.rows_per_sec = p.rows_done.saturating_sub(p.rows_before) as f64 / secs;
+        p.mb_per_sec = p.bytes_done.saturating_sub(p.bytes_before) as f64 / 1e6 / secs;
     }
     p.eta_secs = (p.rows_per_sec > 0.0 && p.rows_total >= p.rows_done)
         .then(|| (p.rows_total - p.rows_done) as f64 / p.rows_per_sec);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_measure_this_executions_work_against_its_own_time() {
+        // A resumed run: 1000 rows (10 MB) done before, 200 rows (2 MB) in this execution's 2 s.
+        let mut p = Progress {
+            rows_before: 1000,
+            bytes_before: 10_000_000,
+            rows_done: 1200,
+            bytes_done: 12_000_000,
+            rows_total: 1400,
+            ..Default::default()
+        };
+        compute_rates(&mut p, Duration::from_secs(2));
+        assert_eq!(p.rows_per_sec, 100.0);
+        assert_eq!(p.mb_per_sec, 1.0);
+        assert_eq!(p.eta_secs, Some(2.0));
+    }
 }

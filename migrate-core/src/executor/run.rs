@@ -252,9 +252,25 @@ async fn execute_once(
         ))
         .await;
         tracker.phase(Phase::Done);
-        coordinator
+        let run_id = run.id.clone();
+        let report = coordinator
             .report(run, &plan_hash, started, outcome.err())
-            .await
+            .await?;
+        // Kept whole, so that `stored_report` shows what this execution measured rather than
+        // what can be rebuilt from chunk states.
+        match serde_json::to_string(&report) {
+            Ok(json) => {
+                if let Err(e) = m
+                    .store
+                    .append_event(&run_id, &AuditEvent::new(verify::REPORT_EVENT, json))
+                    .await
+                {
+                    warn!(error = %e, "could not store the run's report");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not encode the run's report"),
+        }
+        Ok(report)
     }
     .instrument(span)
     .await
@@ -762,6 +778,7 @@ async fn dry_run(
         drift,
         deferred: vec![],
         plan_vs_actual: vec![],
+        later_verification: None,
     })
 }
 

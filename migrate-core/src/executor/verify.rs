@@ -222,6 +222,28 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
 /// The report of `migration`'s latest run, rebuilt from the checkpoint store alone (another
 /// process may be running it). Verification figures are not stored: the report's verification
 /// says whether every table completed; `migrate verify` re-checks the data.
+/// The audit action under which an execution keeps its whole report (JSON).
+pub(crate) const REPORT_EVENT: &str = "run.report";
+
+/// The audit action under which a later whole-table verification keeps its outcome (JSON, see
+/// [`LaterVerification`]).
+pub const VERIFY_EVENT: &str = "verify.completed";
+
+/// A whole-table verification run after the migration (`migrate verify`), recorded in the run's
+/// audit log so that the stored report shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LaterVerification {
+    /// When it ran.
+    pub at: chrono::DateTime<Utc>,
+    /// Every table matched.
+    pub passed: bool,
+    /// Tables that did not match or were missing, with what differed (counts, never values).
+    pub failures: Vec<String>,
+}
+
+/// The latest run's report: the one its last execution stored, with any later verification
+/// (`migrate verify`) attached; rebuilt from the store, with what it cannot know left out, for
+/// a run whose executions never finished.
 pub async fn stored_report(
     store: &dyn crate::checkpoint::CheckpointStore,
     migration: &str,
@@ -229,6 +251,31 @@ pub async fn stored_report(
     let Some(run) = store.latest_run(migration).await? else {
         return Ok(None);
     };
+    let events = store.events(&run.id).await?;
+    let stored = events
+        .iter()
+        .rposition(|e| e.action == REPORT_EVENT)
+        .and_then(|i| {
+            let r: MigrationReport = serde_json::from_str(&events[i].detail).ok()?;
+            Some((i, r))
+        });
+    if let Some((i, mut r)) = stored {
+        // The run's status may have moved on since (a rollback, another worker).
+        r.status = run.status;
+        r.later_verification = events[i..]
+            .iter()
+            .rev()
+            .find(|e| e.action == VERIFY_EVENT)
+            .and_then(|e| serde_json::from_str(&e.detail).ok());
+        return Ok(Some(r));
+    }
+    stored_rebuilt(store, run).await
+}
+
+async fn stored_rebuilt(
+    store: &dyn crate::checkpoint::CheckpointStore,
+    run: RunRecord,
+) -> Result<Option<MigrationReport>> {
     let tables = store.tables(&run.id).await?;
     let chunks = store.chunks(&run.id).await?;
     let errors = chunks
@@ -274,7 +321,15 @@ pub async fn stored_report(
         plan: None,
         run: run.clone(),
     };
-    assemble(store, &run.id, i).await.map(Some)
+    let mut r = assemble(store, &run.id, i).await?;
+    r.later_verification = store
+        .events(&run.id)
+        .await?
+        .iter()
+        .rev()
+        .find(|e| e.action == VERIFY_EVENT)
+        .and_then(|e| serde_json::from_str(&e.detail).ok());
+    Ok(Some(r))
 }
 
 async fn assemble(
@@ -446,5 +501,6 @@ async fn assemble(
         drift: vec![],
         deferred: i.deferred,
         plan_vs_actual,
+        later_verification: None,
     })
 }
