@@ -85,21 +85,26 @@ enum Command {
     /// Let a paused migration go on (the process that runs it continues). Exits 1 when no run
     /// is paused. To continue a run whose process has stopped, use `run` (or `resume`).
     Unpause,
-    /// Ask a running migration (any process) to stop now; it stays resumable.
+    /// Ask a running or paused migration (any process) to stop now; it stays resumable: `run`
+    /// continues it. Exits 1 when no run is running or paused.
     Cancel,
-    /// Progress of the latest run (works while another process runs it).
+    /// Progress of the latest run, read from the checkpoint store (works while another process
+    /// runs it). Exits 0, also when there is no run yet.
     Status {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Compare counts and checksums, source vs target, table by table.
+    /// Compare whole tables, source vs target, by count and canonical checksum; the outcome is
+    /// recorded and shown by `report`. Exits 0 when every table matches, 1 otherwise.
     Verify {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Undo the latest run: drop tables it created, restore backups it took.
+    /// Undo the latest run: drop tables it created, empty tables it found empty, put back the
+    /// rows of tables it backed up (prepare.backup). Shows every step and asks first. Exits 1
+    /// when declined or not fully possible (without --partial).
     Rollback {
         /// Do not ask.
         #[arg(long)]
@@ -108,13 +113,15 @@ enum Command {
         #[arg(long)]
         partial: bool,
     },
-    /// The latest run's report.
+    /// The latest run's report, with any later `verify`. Exits 0 when the run succeeded and no
+    /// later verification failed, 1 otherwise.
     Report {
         /// JSON instead of Markdown.
         #[arg(long)]
         json: bool,
     },
-    /// Write a commented configuration from a template.
+    /// Write a commented configuration from a template (to --output, or --config). Exits 2 if
+    /// the file exists.
     Init {
         /// standard, incremental or bulk.
         #[arg(long, default_value = "standard")]
@@ -240,7 +247,11 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
         bandwidth_cap: x.bandwidth_cap,
         parallelism: x.parallelism,
     };
-    let plan = migrate_core::plan::plan(&plan_tables, &constraints)?;
+    let mut plan = migrate_core::plan::plan(&plan_tables, &constraints)?;
+    plan.assumed = migrate_core::plan::Assumed {
+        no_window: x.window.is_none(),
+        no_bandwidth: x.throttle_rate().is_none(),
+    };
     // The dry run adds the target's side: reachability, privileges, schema drift.
     let mut dry = s.executor.clone();
     dry.mode = migrate_core::Mode::DryRun;

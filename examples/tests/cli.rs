@@ -618,6 +618,18 @@ async fn operator_mistakes_are_named_and_output_is_plain_off_a_terminal() {
         !stderr.contains('\x1b'),
         "no colour codes off a terminal: {stderr}"
     );
+    // A plan without a window or bandwidth says so instead of inventing them, and lists no
+    // follow-up for a migration it did not run.
+    let o = migrate(&cfg, &["plan", "--out", dir.path().to_str().unwrap()]);
+    assert!(
+        text(&o).contains("no window was given")
+            && text(&o).contains("assumed: no bandwidth was given")
+            && !text(&o).contains("24.0 h")
+            && !text(&o).contains("Follow-up Required")
+            && !text(&o).contains("-0.0"),
+        "{}",
+        text(&o)
+    );
     // init: -c names the file to write; -c and -o naming two files are refused.
     let o = Command::new(bin())
         .args(["init", "-c", "other.toml"])
@@ -633,9 +645,29 @@ async fn operator_mistakes_are_named_and_output_is_plain_off_a_terminal() {
         .unwrap();
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(!dir.path().join("a.toml").exists() && !dir.path().join("b.toml").exists());
-    // --help lists the exit codes.
+    // --help lists the exit codes, and each command's help says what it exits with.
     let o = Command::new(bin()).arg("--help").output().unwrap();
     assert!(text(&o).contains("Exit codes:"), "{}", text(&o));
+    for sub in [
+        "plan", "run", "resume", "pause", "unpause", "cancel", "status", "verify", "rollback",
+        "report", "init",
+    ] {
+        let o = Command::new(bin()).args([sub, "--help"]).output().unwrap();
+        assert!(
+            text(&o).to_lowercase().contains("exit"),
+            "{sub} --help: {}",
+            text(&o)
+        );
+    }
+    let o = Command::new(bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("run the same command again"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// The operator's scenario from the data-safety review: a target `customers` with rows 1, 2 and

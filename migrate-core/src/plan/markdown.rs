@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use super::{Feasibility, Plan, Priority};
 
 fn dur(secs: f64) -> String {
+    // No "-0.0 sec": a margin that rounds to nothing is nothing.
+    let secs = if secs.abs() < 0.05 { 0.0 } else { secs };
     if secs < 120.0 {
         format!("{secs:.1} sec")
     } else if secs < 7200.0 {
@@ -28,8 +30,13 @@ impl Plan {
         let _ = writeln!(m, "# Migration Plan\n\n## Resource Calculations\n");
         let _ = writeln!(
             m,
-            "### Time Estimates (at {:.0} MB/s)\n",
-            c.bandwidth_target as f64 / 1e6
+            "### Time Estimates (at {:.0} MB/s{})\n",
+            c.bandwidth_target as f64 / 1e6,
+            if self.assumed.no_bandwidth {
+                ", assumed: no bandwidth was given"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(m, "| Table | Size (MB) | Est. Time | Priority |\n|-------|-----------|-----------|----------|");
         for t in &self.tables {
@@ -78,24 +85,32 @@ impl Plan {
             .sum();
         let _ = writeln!(m, "- Critical tables total: {critical_mb:.0} MB");
         let _ = writeln!(m, "- Time needed: {}", dur(self.estimated_secs));
-        let _ = writeln!(m, "- Time available: {}", dur(self.window_secs));
         let verdict = match self.feasibility {
             Feasibility::Yes => "YES",
             Feasibility::Tight => "TIGHT",
             Feasibility::No => "NO",
         };
-        if self.margin_secs >= 0.0 {
+        if self.assumed.no_window {
+            let _ = writeln!(m, "- Time available: no window was given");
             let _ = writeln!(
                 m,
-                "- Feasibility: {verdict} (margin {})",
-                dur(self.margin_secs)
+                "- Feasibility: not judged (set constraints.window to plan against one)"
             );
         } else {
-            let _ = writeln!(
-                m,
-                "- Feasibility: {verdict} (short by {})",
-                dur(-self.margin_secs)
-            );
+            let _ = writeln!(m, "- Time available: {}", dur(self.window_secs));
+            let _ = if self.margin_secs >= 0.0 {
+                writeln!(
+                    m,
+                    "- Feasibility: {verdict} (margin {})",
+                    dur(self.margin_secs)
+                )
+            } else {
+                writeln!(
+                    m,
+                    "- Feasibility: {verdict} (short by {})",
+                    dur(-self.margin_secs)
+                )
+            };
         }
         let _ = writeln!(m, "\n## Execution Order\n");
         for p in &self.phases {

@@ -216,6 +216,20 @@ pub struct Plan {
     pub constraints: Constraints,
     /// Contingency notes.
     pub contingency: Vec<String>,
+    /// What the constraints did not come from the operator: the assumptions a caller planned
+    /// with in their place (no window: the estimate is informational and feasibility is not
+    /// judged; no bandwidth: an assumed rate). Rendered instead of presenting them as given.
+    #[serde(default)]
+    pub assumed: Assumed,
+}
+
+/// Constraints the operator did not give (see [`Plan::assumed`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assumed {
+    /// No time window was given.
+    pub no_window: bool,
+    /// No bandwidth was given: the rate is an assumption.
+    pub no_bandwidth: bool,
 }
 
 /// Share of the memory budget chunks may use (the rest is headroom for decoding and writing).
@@ -524,6 +538,7 @@ pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) ->
         tables: planned,
         checkpoints,
         constraints: constraints.clone(),
+        assumed: Assumed::default(),
         contingency,
     })
 }
