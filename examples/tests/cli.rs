@@ -305,8 +305,8 @@ async fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
     let host = &host[..host.len() - 2];
     let cases: Vec<(&str, String, &str)> = vec![
         ("missing key", format!("[target]\nurl = \"{dst}\"\n"), "source"),
-        ("unknown key", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparalelism = 2\n"), "paralelism"),
-        ("wrong type", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparallelism = \"two\"\n"), "line 6"),
+        ("unknown key", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparalelism = 2\n"), "line 6: execution.paralelism:"),
+        ("wrong type", format!("[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[execution]\nparallelism = \"two\"\n"), "line 6: execution.parallelism:"),
         ("bad URL", format!("[source]\nurl = \"postgres://postgres@127.0.0.1:notaport/db\"\n[target]\nurl = \"{dst}\"\n"), "invalid Postgres URL"),
         ("unreachable host", format!("[source]\nurl = \"postgres://postgres@127.0.0.1:1/db\"\n[target]\nurl = \"{dst}\"\n"), "127.0.0.1:1"),
         ("unknown role", format!("[source]\nurl = \"{}\"\n[target]\nurl = \"{dst}\"\n", src.replace("postgres@", "no_such_role@")), "no_such_role"),
