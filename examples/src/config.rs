@@ -225,7 +225,13 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        .map(|l| {
+            let header = l.split('#').next().unwrap_or(l).trim();
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        });
     Some(match section {
         Some(s) => format!("{s}.{key}"),
         None => key.to_string(),
@@ -493,6 +499,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("line 2") && e.contains("source.url"), "{e}");
+    }
+
+    #[test]
+    fn the_key_is_named_under_a_commented_section_header() {
+        let e = parse(
+            &format!("{MIN}[execution] # tuning\nparallelism = \"two\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 6: execution.parallelism:"), "{e}");
     }
 
     #[test]

@@ -240,8 +240,12 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
             ..migrate_core::plan::PlanTable::from_info(t, x.priority(&t.name))
         })
         .collect();
+    // Without a window nothing is deferred (as `run` defers nothing) and feasibility is not
+    // judged: the plan is an estimate.
     let constraints = migrate_core::plan::Constraints {
-        window: x.window.unwrap_or(Duration::from_secs(24 * 3600)),
+        window: x
+            .window
+            .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600)),
         memory_budget: x.memory_budget,
         bandwidth_target: x.throttle_rate().unwrap_or(100_000_000),
         bandwidth_cap: x.bandwidth_cap,
@@ -265,7 +269,12 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
         .map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
     json["drift"] = serde_json::to_value(&preflight.drift).unwrap_or_default();
     json["preflight"] = serde_json::to_value(&preflight.preflight).unwrap_or_default();
-    let ok = plan.feasible && preflight.status == RunStatus::Completed;
+    if x.window.is_none() {
+        for key in ["feasible", "feasibility", "window_secs", "margin_secs"] {
+            json[key] = serde_json::Value::Null;
+        }
+    }
+    let ok = (plan.feasible || x.window.is_none()) && preflight.status == RunStatus::Completed;
     json["ready"] = serde_json::Value::Bool(ok);
     let md = format!(
         "{}\n{}",
@@ -353,7 +362,9 @@ async fn run(
     } else {
         println!("{}", report.to_markdown());
     }
-    if interrupted.load(Ordering::SeqCst) > 0 || report.status == RunStatus::Cancelled {
+    // A run that finished despite a Ctrl-C (it came as the last chunks committed) reports how
+    // it finished; only a stopped run is "interrupted".
+    if matches!(report.status, RunStatus::Cancelled | RunStatus::Paused) {
         eprintln!(
             "interrupted: everything done so far is checkpointed; run `migrate run` to continue"
         );
@@ -421,6 +432,13 @@ async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
     let source = backends::source(&s.source_url)?;
     let sink = backends::sink(&s.target_url)?;
     let tables = source.discover(&s.executor.tables).await?;
+    if tables.is_empty() {
+        return Err(Error::config(format!(
+            "no source table matches include {:?} / exclude {:?}",
+            s.executor.tables.include, s.executor.tables.exclude
+        )));
+    }
+    s.executor.tables.check_matched(&tables)?;
     let mut rows = Vec::new();
     let mut ok = true;
     for t in &tables {
@@ -431,12 +449,43 @@ async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
             Err(e) => return Err(e),
         };
         ok &= note == "match";
-        rows.push(serde_json::json!({"table": t.name.to_string(), "source_count": src.count, "target_count": tgt.map(|c| c.count),
+        let tgt_rows = tgt.map_or(serde_json::Value::Null, |c| c.count.into());
+        rows.push(serde_json::json!({"table": t.name.to_string(), "source_count": src.count, "target_count": tgt_rows,
             "source_checksum": src.to_string(), "target_checksum": tgt.map(|c| c.to_string()), "result": note}));
     }
+    if json {
+        println!("{}", serde_json::json!({"verified": ok, "tables": rows}));
+    } else {
+        println!("| Table | Source rows | Target rows | Result |\n|-------|-------------|-------------|--------|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {} | {} |",
+                r["table"].as_str().unwrap_or(""),
+                r["source_count"],
+                if r["target_count"].is_null() {
+                    "-".to_string()
+                } else {
+                    r["target_count"].to_string()
+                },
+                r["result"].as_str().unwrap_or("")
+            );
+        }
+        println!("\nverification {}", if ok { "PASSED" } else { "FAILED" });
+    }
     // Recorded in the latest run's audit log, so that `migrate report` shows it.
-    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    if let Some(run) = store.latest_run(&s.executor.migration).await? {
+    let latest = match backends::store(&s.checkpoint_url, &s.checkpoint_schema).await {
+        Ok((store, _)) => store
+            .latest_run(&s.executor.migration)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| (store, r)),
+        Err(e) => {
+            eprintln!("warning: the verification could not be recorded for `migrate report`: {e}");
+            None
+        }
+    };
+    if let Some((store, run)) = latest {
         let later = migrate_core::executor::LaterVerification {
             at: chrono::Utc::now(),
             passed: ok,
@@ -455,27 +504,10 @@ async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
                 .collect(),
         };
         let detail = serde_json::to_string(&later).unwrap_or_default();
-        store
-            .append_event(
-                &run.id,
-                &migrate_core::AuditEvent::new(migrate_core::executor::VERIFY_EVENT, detail),
-            )
-            .await?;
-    }
-    if json {
-        println!("{}", serde_json::json!({"verified": ok, "tables": rows}));
-    } else {
-        println!("| Table | Source rows | Target rows | Result |\n|-------|-------------|-------------|--------|");
-        for r in &rows {
-            println!(
-                "| {} | {} | {} | {} |",
-                r["table"].as_str().unwrap_or(""),
-                r["source_count"],
-                r["target_count"],
-                r["result"].as_str().unwrap_or("")
-            );
+        let event = migrate_core::AuditEvent::new(migrate_core::executor::VERIFY_EVENT, detail);
+        if let Err(e) = store.append_event(&run.id, &event).await {
+            eprintln!("warning: the verification could not be recorded for `migrate report`: {e}");
         }
-        println!("\nverification {}", if ok { "PASSED" } else { "FAILED" });
     }
     Ok(if ok { OK } else { FAILED })
 }
@@ -523,7 +555,7 @@ async fn report(s: &config::Settings, json: bool) -> Result<u8, Error> {
     let Some(r) = migrate_core::executor::stored_report(&*store, &s.executor.migration).await?
     else {
         println!("migration {:?} has no run yet", s.executor.migration);
-        return Ok(OK);
+        return Ok(FAILED);
     };
     println!("{}", if json { r.to_json() } else { r.to_markdown() });
     Ok(if r.succeeded() { OK } else { FAILED })

@@ -198,6 +198,14 @@ async fn plan_run_status_verify_report_rollback() {
         "a missing target fails verification: {}",
         text(&o)
     );
+    // The stored report follows the rollback: nothing reads as migrated or passed any more.
+    let o = migrate(&cfg, &["report"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        !text(&o).contains("Result: PASSED") && text(&o).contains("`migrate verify`"),
+        "{}",
+        text(&o)
+    );
     let store = SqliteCheckpointStore::open(dir.path().join("state.db"))
         .await
         .unwrap();
@@ -590,6 +598,14 @@ async fn operator_mistakes_are_named_and_output_is_plain_off_a_terminal() {
         assert!(text(&o).contains("\"public.custmers\""), "{}", text(&o));
     }
     assert_eq!(tables_in(&dst).await, 0);
+    // A window nothing fits in: every table deferred, nothing migrated, not a success.
+    let cfg = write_config(dir.path(), &src, &dst, "[constraints]\nwindow = \"0s\"\n");
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("NOTHING MIGRATED"), "{}", text(&o));
+    let o = migrate(&cfg, &["plan", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("every table deferred"), "{}", text(&o));
     // With verification off, the report says it did not run — not that it passed.
     let cfg = write_config(
         dir.path(),

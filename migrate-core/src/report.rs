@@ -299,10 +299,10 @@ impl MigrationReport {
             && self.later_verification.as_ref().is_none_or(|v| v.passed)
     }
 
-    /// Rebuilt from the checkpoint store (the run's executions never stored a report): the
-    /// figures only an execution measures are not known.
-    fn rebuilt(&self) -> bool {
-        self.execution_type == "stored"
+    /// Whether the report's execution figures (throughput, memory, retries, API calls) were
+    /// measured: not for a dry run, nor for a report rebuilt from the checkpoint store.
+    fn measured(&self) -> bool {
+        self.execution_type != "stored" && self.execution_type != "dry-run"
     }
 
     /// Every table of the run was deferred: nothing it was asked to move has moved.
@@ -358,35 +358,47 @@ impl MigrationReport {
             self.execution_type,
             if self.resumed { ", resumed" } else { "" }
         );
-        let _ = writeln!(
-            m,
-            "- Duration: {:.1} s (paused {:.1} s)",
-            self.timing.duration_seconds, self.timing.paused_duration_seconds
-        );
+        let _ = if self.measured() {
+            writeln!(
+                m,
+                "- Duration: {:.1} s (paused {:.1} s)",
+                self.timing.duration_seconds, self.timing.paused_duration_seconds
+            )
+        } else {
+            writeln!(m, "- Duration: {:.1} s", self.timing.duration_seconds)
+        };
         let _ = writeln!(m, "- Tables migrated: {done} of {}", self.results.len());
         let _ = writeln!(
             m,
             "- Rows migrated: {} of {}",
             self.progress.processed_records, self.progress.total_records
         );
-        let _ = writeln!(
-            m,
-            "- Data transferred this execution: {:.1} MB",
-            self.progress.bytes_this_execution as f64 / 1e6
-        );
-        let _ = writeln!(
-            m,
-            "- Chunks: {} of {} completed ({} already done before this execution)",
-            self.progress.completed_batches,
-            self.progress.total_batches,
-            self.progress.batches_already_done
-        );
-        if self.rebuilt() {
+        if self.measured() {
+            let _ = writeln!(
+                m,
+                "- Data transferred this execution: {:.1} MB",
+                self.progress.bytes_this_execution as f64 / 1e6
+            );
+            let _ = writeln!(
+                m,
+                "- Chunks: {} of {} completed ({} already done before this execution)",
+                self.progress.completed_batches,
+                self.progress.total_batches,
+                self.progress.batches_already_done
+            );
+        } else {
+            let _ = writeln!(
+                m,
+                "- Chunks: {} of {} completed",
+                self.progress.completed_batches, self.progress.total_batches
+            );
+        }
+        if self.execution_type == "stored" {
             let _ = writeln!(
                 m,
                 "- Retries, API calls, throughput and memory: not known (rebuilt from the checkpoint store; no execution of this run stored its report)"
             );
-        } else {
+        } else if self.measured() {
             let _ = writeln!(
                 m,
                 "- Retries: {}, API calls: {}",
@@ -415,7 +427,7 @@ impl MigrationReport {
             );
         }
         let _ = writeln!(m, "\n## Resource Usage\n");
-        if !self.rebuilt() {
+        if self.measured() {
             let _ = writeln!(
                 m,
                 "- Peak memory in flight: {:.1} MB of {:.1} MB budget",
@@ -423,7 +435,7 @@ impl MigrationReport {
                 self.progress.memory_budget_bytes as f64 / 1e6
             );
         }
-        if !self.rebuilt() {
+        if self.measured() {
             let _ = writeln!(
                 m,
                 "- Average throughput: {:.0} rows/s",
@@ -431,11 +443,18 @@ impl MigrationReport {
             );
         }
         let _ = writeln!(m, "\n## Verification\n");
-        let checked = self.verification.tables.len() - self.verification.not_verified.len();
+        let checked = self
+            .verification
+            .tables
+            .iter()
+            .filter(|v| v.checked())
+            .count();
+        let mismatched = self.verification.tables.iter().any(|v| !v.passed());
         let _ = writeln!(
             m,
             "- Result: {}",
             match (self.verification.passed, checked) {
+                _ if mismatched => "FAILED".to_string(),
                 (false, _) if self.status == RunStatus::Completed => "FAILED".to_string(),
                 (false, _) => "NOT COMPLETE (tables left unfinished are not verified)".to_string(),
                 (true, 0) if self.verification.tables.is_empty() => {
@@ -443,7 +462,7 @@ impl MigrationReport {
                 }
                 (true, 0) => "NOT RUN (no table was compared)".to_string(),
                 (true, _) if !self.verification.not_verified.is_empty() => format!(
-                    "PASSED for {checked} tables; NOT RUN for {}",
+                    "PASSED for {checked} tables; not verified in this report: {}",
                     self.verification
                         .not_verified
                         .iter()
@@ -466,17 +485,12 @@ impl MigrationReport {
             }
         }
         for v in &self.verification.tables {
-            let sample = v
-                .sample
-                .as_ref()
-                .map_or(String::new(), |s| match &s.skipped {
+            let sample = match &v.sample {
+                None => "; no sample compared".to_string(),
+                Some(s) => match &s.skipped {
                     Some(why) => format!("; sample skipped: {why}"),
                     None => format!("; sample {}/{} matched", s.matched_records, s.sample_size),
-                });
-            let sample = if v.sample.is_none() {
-                "; no sample compared".to_string()
-            } else {
-                sample
+                },
             };
             let _ = match &v.not_compared {
                 Some(why) => writeln!(

@@ -201,6 +201,11 @@ async fn verification_failure_fails_the_run_and_names_table_and_chunk() {
     assert_eq!(report.results[0].status, TableStatus::Failed);
     let v = &report.verification.tables[0];
     assert!(v.checksum_match == Some(false) && v.count_match == Some(false));
+    let md = report.to_markdown();
+    assert!(
+        md.contains("- Result: FAILED"),
+        "a mismatch reads as FAILED: {md}"
+    );
     assert!(
         v.mismatches
             .iter()

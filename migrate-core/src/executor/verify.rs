@@ -219,9 +219,6 @@ pub(crate) async fn build_report(ctx: &Ctx, i: ReportInputs) -> Result<Migration
     assemble(&*ctx.store, &ctx.run, i).await
 }
 
-/// The report of `migration`'s latest run, rebuilt from the checkpoint store alone (another
-/// process may be running it). Verification figures are not stored: the report's verification
-/// says whether every table completed; `migrate verify` re-checks the data.
 /// The audit action under which an execution keeps its whole report (JSON).
 pub(crate) const REPORT_EVENT: &str = "run.report";
 
@@ -252,30 +249,48 @@ pub async fn stored_report(
         return Ok(None);
     };
     let events = store.events(&run.id).await?;
+    // What happened to the target since an event: another execution started, or a rollback.
+    let superseded = |from: usize| {
+        events[from..].iter().any(|e| {
+            matches!(
+                e.action.as_str(),
+                "run.started" | "run.resumed" | "run.follow_up" | "rollback.started"
+            )
+        })
+    };
     let stored = events
         .iter()
         .rposition(|e| e.action == REPORT_EVENT)
+        .filter(|&i| !superseded(i + 1))
         .and_then(|i| {
             let r: MigrationReport = serde_json::from_str(&events[i].detail).ok()?;
             Some((i, r))
         });
-    if let Some((i, mut r)) = stored {
-        // The run's status may have moved on since (a rollback, another worker).
-        r.status = run.status;
-        r.later_verification = events[i..]
-            .iter()
-            .rev()
-            .find(|e| e.action == VERIFY_EVENT)
-            .and_then(|e| serde_json::from_str(&e.detail).ok());
-        return Ok(Some(r));
-    }
-    stored_rebuilt(store, run).await
+    let (since, mut report) = match stored {
+        // The last execution's own report, while nothing has run or been undone since.
+        Some((i, r)) if r.status == run.status => (i, r),
+        _ => {
+            let since = events
+                .iter()
+                .rposition(|e| e.action == "rollback.started")
+                .unwrap_or(0);
+            (since, stored_rebuilt(store, run).await?)
+        }
+    };
+    report.later_verification = events[since..]
+        .iter()
+        .rev()
+        .find(|e| e.action == VERIFY_EVENT)
+        .and_then(|e| serde_json::from_str(&e.detail).ok());
+    Ok(Some(report))
 }
 
+/// The report of a run rebuilt from the checkpoint store alone: what the chunk and table states
+/// say; what only an execution measures is marked not known.
 async fn stored_rebuilt(
     store: &dyn crate::checkpoint::CheckpointStore,
     run: RunRecord,
-) -> Result<Option<MigrationReport>> {
+) -> Result<MigrationReport> {
     let tables = store.tables(&run.id).await?;
     let chunks = store.chunks(&run.id).await?;
     let errors = chunks
@@ -322,14 +337,8 @@ async fn stored_rebuilt(
         run: run.clone(),
     };
     let mut r = assemble(store, &run.id, i).await?;
-    r.later_verification = store
-        .events(&run.id)
-        .await?
-        .iter()
-        .rev()
-        .find(|e| e.action == VERIFY_EVENT)
-        .and_then(|e| serde_json::from_str(&e.detail).ok());
-    Ok(Some(r))
+    r.timing.completed_at = run.finished_at.unwrap_or(r.timing.completed_at);
+    Ok(r)
 }
 
 async fn assemble(
@@ -413,14 +422,22 @@ async fn assemble(
         )
     });
     let all_matched = i.verifications.iter().all(TableVerification::passed);
+    // Completed tables this report holds no check for (verified by an earlier execution or
+    // another worker, or not at all) are "not verified here", never counted as passed.
+    let not_verified = results
+        .iter()
+        .filter(|r| r.status == crate::checkpoint::TableStatus::Completed)
+        .filter(|r| {
+            i.verifications
+                .iter()
+                .find(|v| v.table == r.table)
+                .is_none_or(|v| !v.checked())
+        })
+        .map(|r| r.table.clone())
+        .collect();
     let verification = report::Verification {
         passed: all_completed && all_matched,
-        not_verified: i
-            .verifications
-            .iter()
-            .filter(|v| !v.checked())
-            .map(|v| v.table.clone())
-            .collect(),
+        not_verified,
         tables: i.verifications,
     };
     let plan_vs_actual = i

@@ -93,7 +93,7 @@ pub fn drift_with(
                 out.push(Drift {
                     table: table.clone(),
                     column: Some(c.name.clone()),
-                    change: format!("column added in the source ({})", c.data_type),
+                    change: format!("column added in the source ({})", type_name(c)),
                     action: format!(
                         "cannot proceed: run ALTER TABLE {table} ADD COLUMN {} {} first",
                         c.name,
@@ -110,7 +110,8 @@ pub fn drift_with(
                     column: Some(c.name.clone()),
                     change: format!(
                         "type {} in the source, {} in the target",
-                        c.data_type, t.data_type
+                        type_name(c),
+                        type_name(t)
                     ),
                     action: if ok {
                         "kept: the target type holds every source value".into()

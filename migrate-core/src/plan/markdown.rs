@@ -16,6 +16,15 @@ fn dur(secs: f64) -> String {
     }
 }
 
+/// The one spelling priorities are written in (the JSON's).
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Critical => "CRITICAL",
+        Priority::Important => "IMPORTANT",
+        Priority::Deferrable => "DEFERRABLE",
+    }
+}
+
 impl Plan {
     /// The plan as pretty JSON (`feasible`, `order` and `deferred` are stable keys).
     pub fn to_json(&self) -> String {
@@ -42,11 +51,11 @@ impl Plan {
         for t in &self.tables {
             let _ = writeln!(
                 m,
-                "| {} | {:.0} | {} | {:?} |",
+                "| {} | {:.0} | {} | {} |",
                 t.table,
                 mb(t.bytes),
                 dur(t.estimated_secs),
-                t.priority
+                priority_name(t.priority)
             );
         }
         for d in &self.deferred {
@@ -98,7 +107,9 @@ impl Plan {
             );
         } else {
             let _ = writeln!(m, "- Time available: {}", dur(self.window_secs));
-            let _ = if self.margin_secs >= 0.0 {
+            let _ = if self.order.is_empty() && !self.deferred.is_empty() {
+                writeln!(m, "- Feasibility: {verdict} (every table deferred)")
+            } else if self.margin_secs >= 0.0 {
                 writeln!(
                     m,
                     "- Feasibility: {verdict} (margin {})",
