@@ -453,6 +453,18 @@ mod tests {
     }
 
     #[test]
+    fn priorities_are_read_in_any_case() {
+        let s = parse(
+            &format!("{MIN}[tables.priority]\n\"public.a\" = \"CRITICAL\"\n\"public.b\" = \"Deferrable\"\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        assert_eq!(s.executor.priorities["public.a"], Priority::Critical);
+        assert_eq!(s.executor.priorities["public.b"], Priority::Deferrable);
+    }
+
+    #[test]
     fn errors_name_file_key_and_line() {
         let e = parse(
             &format!("{MIN}[execution]\nparalelism = 2\n"),

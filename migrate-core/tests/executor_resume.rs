@@ -366,6 +366,17 @@ async fn incremental_case(encoded: bool) {
     let inc = incremental_cfg("inc", None);
     let first = rig.migration(inc.clone()).run().await.unwrap();
     assert!(first.succeeded(), "{}", first.to_markdown());
+    // An incremental run compares no key ranges, and says so rather than "target 0 rows".
+    let md = first.to_markdown();
+    assert!(
+        !md.contains("target 0 rows") && md.contains("an incremental run reads only changed rows"),
+        "{md}"
+    );
+    assert!(first
+        .verification
+        .tables
+        .iter()
+        .all(|v| v.checksum_match.is_none()));
     let top = watermark(&rig, "inc").await;
     // New rows: one sharing the watermark's cursor value with a larger key, one newer, and an
     // update of an existing row.
