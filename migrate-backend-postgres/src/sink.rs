@@ -795,24 +795,19 @@ impl Sink for PgSink {
             Some(target) => {
                 p.exists = true;
                 p.problems = Self::problems(table, &target.info);
-                let ok: bool = conn
-                    .query_one("SELECT has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'DELETE')", &[&sql::table(&table.name)])
-                    .await
-                    .map_err(|e| pg_error(e, "checking privileges"))?
-                    .get(0);
-                if !ok {
-                    p.problems
-                        .push(format!("no INSERT and DELETE privilege on {}", table.name));
-                }
-                let can_read: bool = conn
+                let privileges = conn
                     .query_one(
-                        "SELECT has_table_privilege($1, 'SELECT')",
+                        "SELECT has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'DELETE'),
+                                has_table_privilege($1, 'SELECT')",
                         &[&sql::table(&table.name)],
                     )
                     .await
-                    .map_err(|e| pg_error(e, "checking privileges"))?
-                    .get(0);
-                if can_read {
+                    .map_err(|e| pg_error(e, "checking privileges"))?;
+                if !privileges.get::<_, bool>(0) {
+                    p.problems
+                        .push(format!("no INSERT and DELETE privilege on {}", table.name));
+                }
+                if privileges.get::<_, bool>(1) {
                     p.rows = Some(count_rows(&conn, &sql::table(&table.name)).await?);
                 }
             }

@@ -338,3 +338,25 @@ async fn a_run_that_defers_every_table_is_not_a_success() {
     assert!(!report.succeeded());
     assert!(report.to_markdown().contains("NOTHING MIGRATED"));
 }
+
+#[tokio::test]
+async fn merging_into_a_keyless_table_that_holds_rows_is_refused_before_any_write() {
+    let f = migrate_core::testing::keyless_table(Some("public"), 10);
+    let rig = Rig::with(vec![f.clone()]);
+    rig.sink.put_table(&f.table, f.rows[..3].to_vec()).unwrap();
+    let mut c = cfg("keyless");
+    c.prepare.existing_rows = migrate_core::ExistingRows::Merge;
+    let e = rig.migration(c).run().await.unwrap_err();
+    assert_eq!(e.kind(), migrate_core::ErrorKind::Config);
+    assert!(
+        e.to_string().contains(&f.table.name.to_string())
+            && e.to_string().contains("no primary key"),
+        "{e}"
+    );
+    assert_eq!(
+        rig.sink.rows(&f.table.name).unwrap().len(),
+        3,
+        "nothing was written"
+    );
+    assert!(rig.sink.write_log().is_empty());
+}

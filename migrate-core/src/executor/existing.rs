@@ -143,9 +143,13 @@ where
             "prepare.existing_rows = \"merge\" keeps the target's rows, but prepare mode recreate drops the table: choose one",
         ));
     }
+    // Tables the run would refuse: held rows under `fail` (named together), and the other
+    // problems `action` finds (a keyless table to merge into).
+    let mut other = Vec::new();
     for t in tables {
         let policy = owners.policy(cfg, &t.name);
-        if policy != ExistingRows::Fail {
+        let keyless_merge = policy == ExistingRows::Merge && t.schema.primary_key.is_empty();
+        if policy != ExistingRows::Fail && !keyless_merge {
             continue;
         }
         let p = match sink.preflight(t).await {
@@ -154,11 +158,13 @@ where
             Err(e) if e.kind() != ErrorKind::Config => continue,
             Err(e) => return Err(e.table(&t.name).operation("preflight")),
         };
-        if p.exists && p.rows != Some(0) {
-            held.push((t.name.clone(), p.rows));
+        match action(&p, t, policy, cfg).1 {
+            Some(_) if policy == ExistingRows::Fail => held.push((t.name.clone(), p.rows)),
+            Some(problem) => other.push((t.name.clone(), problem)),
+            None => {}
         }
     }
-    if held.is_empty() {
+    if held.is_empty() && other.is_empty() {
         return Ok(());
     }
     let settled = settled().await?;
@@ -167,10 +173,18 @@ where
         .filter(|(t, _)| !settled.contains(t))
         .map(|(t, n)| (t.to_string(), n))
         .collect();
-    if held.is_empty() {
+    let mut problems: Vec<String> = other
+        .into_iter()
+        .filter(|(t, _)| !settled.contains(t))
+        .map(|(_, p)| p)
+        .collect();
+    if !held.is_empty() {
+        problems.insert(0, refusal(&held));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
-    Err(Error::config(refusal(&held)))
+    Err(Error::config(problems.join("; ")))
 }
 
 #[cfg(test)]

@@ -627,8 +627,6 @@ async fn dry_run(
 ) -> Result<MigrationReport> {
     let mut preflight = Vec::new();
     let mut results = Vec::new();
-    // A run the store would refuse (a changed plan) is reported, not raised: the dry run still
-    // describes the target.
     // A dry run stands for a full run, or for the next incremental run when the migration's
     // latest run was incremental under the same tables.
     let incremental_hash = plan_hash_as("incremental", cfg, ctxs);
@@ -642,6 +640,8 @@ async fn dry_run(
     } else {
         plan_hash
     };
+    // A run the store would refuse (a changed plan) is reported, not raised: the dry run still
+    // describes the target.
     let (opening, owners, refused) = match opening(m, cfg, plan_hash, ctxs, incremental).await {
         Ok((o, w)) => (o, w, None),
         Err(e) if e.kind() == ErrorKind::Config => (
