@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use migrate_backend_postgres::{redact, PgCheckpointStore, PgSink, PgSource};
+use migrate_backend_postgres::{
+    redact, PgCheckpointStore, PgConfig, PgSink, PgSinkOptions, PgSource,
+};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
 use migrate_core::{CheckpointStore, Error, Sink, Source};
 
@@ -32,10 +34,13 @@ pub fn source(url: &str) -> Result<Arc<dyn Source>, Error> {
     }
 }
 
-/// The sink at `url`.
-pub fn sink(url: &str) -> Result<Arc<dyn Sink>, Error> {
+/// The sink at `url`; `pg` configures a Postgres target.
+pub fn sink(url: &str, pg: &PgSinkOptions) -> Result<Arc<dyn Sink>, Error> {
     match scheme(url) {
-        "postgres" | "postgresql" => Ok(Arc::new(PgSink::new(url)?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PgSink::with_config(
+            PgConfig::from_url(url)?,
+            pg.clone(),
+        )?)),
         _ => Err(unsupported("target", url)),
     }
 }

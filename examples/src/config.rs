@@ -93,6 +93,16 @@ struct VerifySection {
     sample_size: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaSection {
+    create_extensions: Option<bool>,
+    triggers: Option<bool>,
+    policies: Option<bool>,
+    grants: Option<bool>,
+    owner: Option<bool>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -114,6 +124,8 @@ struct File {
     prepare: PrepareSection,
     #[serde(default)]
     verify: VerifySection,
+    #[serde(default)]
+    schema: SchemaSection,
 }
 
 /// A validated configuration.
@@ -129,6 +141,8 @@ pub struct Settings {
     pub checkpoint_schema: String,
     /// Executor settings.
     pub executor: ExecutorConfig,
+    /// What a Postgres target gets beyond tables (`[schema]`).
+    pub pg_sink: migrate_backend_postgres::PgSinkOptions,
 }
 
 struct Ctx<'a> {
@@ -428,12 +442,22 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
             ));
         }
     }
+    let mut pg_sink = migrate_backend_postgres::PgSinkOptions::default();
+    let sch = &f.schema;
+    pg_sink.create_extensions = sch.create_extensions.unwrap_or(true);
+    pg_sink.copy = migrate_backend_postgres::CopyExtras {
+        triggers: sch.triggers.unwrap_or(false),
+        policies: sch.policies.unwrap_or(false),
+        grants: sch.grants.unwrap_or(false),
+        owner: sch.owner.unwrap_or(false),
+    };
     Ok(Settings {
         source_url: f.source.url.into_inner(),
         target_url: f.target.url.into_inner(),
         checkpoint_url,
         checkpoint_schema: f.checkpoint.schema.unwrap_or_else(|| "migrate".into()),
         executor: x,
+        pg_sink,
     })
 }
 

@@ -207,7 +207,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
 
 async fn migration(s: &config::Settings) -> Result<(Migration, Arc<dyn CheckpointStore>), Error> {
     let source = backends::source(&s.source_url)?;
-    let sink = backends::sink(&s.target_url)?;
+    let sink = backends::sink(&s.target_url, &s.pg_sink)?;
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
     Ok((
         Migration::new(source, sink, store.clone()).with_config(s.executor.clone()),
@@ -269,6 +269,7 @@ async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> 
         .map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
     json["drift"] = serde_json::to_value(&preflight.drift).unwrap_or_default();
     json["preflight"] = serde_json::to_value(&preflight.preflight).unwrap_or_default();
+    json["schema_objects"] = serde_json::to_value(&preflight.schema_objects).unwrap_or_default();
     if x.window.is_none() {
         for key in ["feasible", "feasibility", "window_secs", "margin_secs"] {
             json[key] = serde_json::Value::Null;
@@ -430,7 +431,7 @@ async fn status(s: &config::Settings, json: bool) -> Result<u8, Error> {
 
 async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
     let source = backends::source(&s.source_url)?;
-    let sink = backends::sink(&s.target_url)?;
+    let sink = backends::sink(&s.target_url, &s.pg_sink)?;
     let tables = source.discover(&s.executor.tables).await?;
     if tables.is_empty() {
         return Err(Error::config(format!(

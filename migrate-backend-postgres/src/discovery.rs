@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use migrate_core::objects::{GeneratedColumn, Identity};
 use migrate_core::{
     Column, DataType, Error, ForeignKey, Result, Schema, TableFilter, TableInfo, TableName,
 };
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
+use crate::catalog;
 use crate::error::pg_error;
 use crate::sql::ident;
 use crate::types::{array_of, map_type};
@@ -21,6 +23,10 @@ pub struct PgTable {
     pub exprs: Vec<String>,
     /// Per column: the wire type of that expression.
     pub wire: Vec<Type>,
+    /// Per column: whether the column takes its wire type's binary form as it is (an enum
+    /// takes text, a domain its base type); where it does not (`inet` read as text, arrays of
+    /// enums), writes go through a staging table and a cast.
+    pub direct: Vec<bool>,
 }
 
 /// Lists the tables passing `filter` with their columns, keys, foreign keys and estimates.
@@ -62,7 +68,8 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                     a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
                     format_type(a.atttypid, a.atttypmod),
                     bt.typname::text, bt.typtype::text, bt.typcategory::text,
-                    et.typname::text, et.typtype::text, t.typtype::text
+                    et.typname::text, et.typtype::text, t.typtype::text,
+                    a.atttypid, a.attidentity::text
                FROM pg_attribute a
                JOIN pg_type t ON t.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -110,6 +117,8 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), '{}')
                FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
               WHERE i.indrelid IN (SELECT unnest($1::oid[])) AND NOT i.indisprimary
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                                   AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))
               ORDER BY i.indrelid, ic.relname",
             &[&oids],
         )
@@ -138,18 +147,23 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             referenced_columns: r.get(5),
         });
     }
-    // Per table: columns, their SELECT expressions, their wire types.
-    type Cols = (Vec<Column>, Vec<String>, Vec<Type>);
+    // Per table: columns, their SELECT expressions, their wire types, whether direct.
+    type Cols = (Vec<Column>, Vec<String>, Vec<Type>, Vec<bool>);
     let mut by_table: BTreeMap<u32, Cols> = BTreeMap::new();
+    let mut generated: BTreeMap<u32, Vec<GeneratedColumn>> = BTreeMap::new();
+    let mut identity: BTreeMap<u32, Vec<(String, Identity)>> = BTreeMap::new();
+    let mut column_types: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut positions: BTreeMap<u32, usize> = BTreeMap::new();
     for r in cols {
         let oid: u32 = r.get(0);
         let (table, _, _) = &wanted[&oid];
         let name: String = r.get(1);
-        let generated: String = r.get(4);
-        if !generated.is_empty() {
-            tracing::info!(table = %table, column = %name, "generated column left out (the target computes it)");
-            continue;
-        }
+        let position = {
+            let p = positions.entry(oid).or_default();
+            *p += 1;
+            *p - 1
+        };
+        column_types.entry(oid).or_default().push(r.get(13));
         let typmod: i32 = r.get(3);
         let native: String = r.get(6);
         let base: String = r.get(7);
@@ -161,48 +175,79 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                 "table {table}: column {name:?} has type {native}, which migrate cannot map"
             ))
         };
-        let (data_type, wire, warn) = if category == "A" {
+        let (data_type, wire, warn, direct) = if category == "A" {
             let elem: Option<String> = r.get(10);
             let elem_kind: Option<String> = r.get(11);
             let elem = elem.ok_or_else(unmappable)?;
-            let (t, w, warn) =
-                map_type(&elem, -1, elem_kind.as_deref() == Some("e")).ok_or_else(unmappable)?;
+            let is_enum = elem_kind.as_deref() == Some("e");
+            let (t, w, warn) = map_type(&elem, -1, is_enum).ok_or_else(unmappable)?;
             let aw = array_of(&w).ok_or_else(unmappable)?;
-            (DataType::Array(Box::new(t)), aw, warn)
+            // An array's binary form names its element type, which must be the column's own.
+            let direct = warn.is_none() && elem != "citext";
+            (DataType::Array(Box::new(t)), aw, warn, direct)
         } else {
-            map_type(&base, typmod, base_kind == "e").ok_or_else(unmappable)?
+            let (t, w, warn) = map_type(&base, typmod, base_kind == "e").ok_or_else(unmappable)?;
+            let direct = warn.is_none() || base_kind == "e";
+            (t, w, warn, direct)
         };
-        if let Some(w) = warn {
-            tracing::warn!(table = %table, column = %name, r#type = %native, "{w}");
+        let mut col = Column::new(name, data_type);
+        col.nullable = !r.get::<_, bool>(2);
+        col.source_type = Some(native);
+        let expression: Option<String> = r.get(5);
+        if !r.get::<_, String>(4).is_empty() {
+            // Computed by the target: never read or written as data.
+            generated.entry(oid).or_default().push(GeneratedColumn {
+                position,
+                column: col,
+                expression: expression.unwrap_or_default(),
+            });
+            continue;
         }
-        if was_domain {
-            tracing::warn!(table = %table, column = %name, r#type = %native, "domain migrated as its base type (its CHECK constraints are not copied)");
+        match r.get::<_, String>(14).as_str() {
+            "a" => identity
+                .entry(oid)
+                .or_default()
+                .push((col.name.clone(), Identity::Always)),
+            "d" => identity
+                .entry(oid)
+                .or_default()
+                .push((col.name.clone(), Identity::ByDefault)),
+            _ => {}
+        }
+        if let Some(w) = warn {
+            tracing::debug!(table = %table, column = %col.name, r#type = ?col.source_type, "{w}");
         }
         // Read through a cast whenever the column's own type is not the wire type.
         let plain = !was_domain && warn.is_none();
         let expr = if plain {
-            ident(&name)
+            ident(&col.name)
         } else {
-            format!("{}::{}", ident(&name), pg_type_name(&wire))
+            format!("{}::{}", ident(&col.name), pg_type_name(&wire))
         };
-        let mut col = Column::new(name, data_type);
-        col.nullable = !r.get::<_, bool>(2);
-        col.default = r.get(5);
-        col.source_type = Some(native);
+        col.default = expression;
         let e = by_table.entry(oid).or_default();
         e.0.push(col);
         e.1.push(expr);
         e.2.push(wire);
+        e.3.push(direct);
     }
+    let names: BTreeMap<u32, TableName> = wanted
+        .iter()
+        .map(|(o, (n, _, _))| (*o, n.clone()))
+        .collect();
+    let mut objects = catalog::read_objects(client, &names, &column_types).await?;
     let mut out = Vec::new();
     for (oid, (name, reltuples, bytes)) in wanted {
-        let (columns, exprs, wire) = by_table.remove(&oid).unwrap_or_default();
+        let (columns, exprs, wire, direct) = by_table.remove(&oid).unwrap_or_default();
         let pk = pk_of.remove(&oid).unwrap_or_default();
         let pk_refs: Vec<&str> = pk.iter().map(String::as_str).collect();
         let schema = Schema::new(columns, &pk_refs).map_err(|e| e.table(&name))?;
         let mut info = TableInfo::new(name.clone(), schema);
         info.foreign_keys = fk_of.remove(&oid).unwrap_or_default();
         info.indexes = idx_of.remove(&oid).unwrap_or_default();
+        info.objects = objects.remove(&oid).unwrap_or_default();
+        info.objects.generated = generated.remove(&oid).unwrap_or_default();
+        info.objects.identity = identity.remove(&oid).unwrap_or_default();
         info.estimated_bytes = bytes.max(0) as u64;
         info.estimated_rows = if reltuples >= 0.0 {
             reltuples as u64
@@ -218,13 +263,18 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         } else {
             (bytes / 100).max(0) as u64
         };
-        out.push(PgTable { info, exprs, wire });
+        out.push(PgTable {
+            info,
+            exprs,
+            wire,
+            direct,
+        });
     }
     Ok(out)
 }
 
 /// The SQL name of a wire type, for casts.
-fn pg_type_name(t: &Type) -> String {
+pub(crate) fn pg_type_name(t: &Type) -> String {
     match t.kind() {
         tokio_postgres::types::Kind::Array(e) => format!("{}[]", e.name()),
         _ => t.name().to_string(),

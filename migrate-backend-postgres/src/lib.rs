@@ -25,13 +25,16 @@
 //! - **Errors** are classified by SQLSTATE (see [`error::kind_of_sqlstate`]).
 
 mod advisory;
+mod catalog;
 mod checkpoint;
 mod codec;
 mod config;
 pub mod copy_binary;
+mod ddl;
 mod deferred_key;
 mod discovery;
 pub mod error;
+mod objects;
 mod preparation;
 mod reader;
 mod sink;
@@ -43,6 +46,6 @@ mod types;
 pub use checkpoint::{PgCheckpointStore, PG_STORE_VERSION};
 pub use codec::{decode_numeric, encode_numeric, PgParam, PgValue};
 pub use config::{redact, PgConfig};
-pub use sink::{PgSink, PgSinkOptions};
+pub use sink::{CopyExtras, PgSink, PgSinkOptions};
 pub use source::PgSource;
 pub use tls::SslMode;

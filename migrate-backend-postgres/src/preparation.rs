@@ -186,3 +186,45 @@ pub(crate) async fn restore_foreign_keys(client: &impl GenericClient, target: &s
         .map_err(failed)?;
     Ok(())
 }
+
+/// Renames what a table renamed to be a backup (`backup`, quoted) still holds under names its
+/// replacement will need: owned sequences (serial, identity), partitions, and the indexes of
+/// both. `name_for` gives each its new name.
+pub(crate) async fn rename_dependents(
+    client: &impl GenericClient,
+    backup: &str,
+    name_for: impl Fn(&migrate_core::TableName) -> migrate_core::TableName,
+) -> Result<()> {
+    let rows = client
+        .query(
+            "WITH tree AS (SELECT relid FROM pg_partition_tree($1::text::regclass)
+                           UNION SELECT $1::text::regclass)
+             SELECT DISTINCT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX'
+                                            WHEN 'I' THEN 'INDEX' ELSE 'TABLE' END,
+                    n.nspname::text, c.relname::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE (c.oid IN (SELECT relid FROM tree) AND c.oid <> $1::text::regclass)
+                 OR c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid IN (SELECT relid FROM tree))
+                 OR c.oid IN (SELECT d.objid FROM pg_depend d WHERE d.refobjid IN (SELECT relid FROM tree)
+                                 AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                                 AND d.refclassid = 'pg_class'::regclass)",
+            &[&backup],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("listing what {backup} holds")))?;
+    for r in rows {
+        let kind: String = r.get(0);
+        let old = migrate_core::TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+        let new = name_for(&old);
+        let sql = format!(
+            "ALTER {kind} {} RENAME TO {}",
+            crate::sql::table(&old),
+            crate::sql::ident(&new.name)
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| pg_error(e, &format!("renaming {old} of backup {backup}")))?;
+    }
+    Ok(())
+}

@@ -7,19 +7,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::{pin_mut, SinkExt};
+use migrate_core::objects::View;
 use migrate_core::{
-    BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, Preflight, PrepareMode,
-    PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities, TableFilter,
-    TableInfo, TableName, Value, WriteStats, POSTGRES_COPY_BINARY,
+    BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, ObjectKind, ObjectOutcome,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId,
+    SequenceValue, Sink, SinkCapabilities, TableFilter, TableInfo, TableName, Value, WriteStats,
+    POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 
 use crate::advisory::SessionLock;
 use crate::config::PgConfig;
 use crate::copy_binary::{header, TupleEncoder, TRAILER};
+use crate::ddl;
 use crate::deferred_key;
-use crate::discovery::{discover, PgTable};
+use crate::discovery::{discover, pg_type_name, PgTable};
 use crate::error::{pg_error, pool_error};
+use crate::objects;
 use crate::preparation;
 use crate::reader::CopyReader;
 use crate::sql::{self, ident, keys_predicate, range_predicate};
@@ -38,6 +42,45 @@ pub struct PgSinkOptions {
     /// target holding which tables are still loading (see the `deferred_key` module). Turn it
     /// off where the target role may not create a schema.
     pub keys_after_data: bool,
+    /// Create the extensions the source's columns need (`CREATE EXTENSION`) where the target
+    /// server offers them (default true); when false, or when the server does not, a missing
+    /// extension is a problem named at plan time.
+    pub create_extensions: bool,
+    /// Behaviour and access objects to copy; each one not copied is listed as such.
+    pub copy: CopyExtras,
+}
+
+/// Triggers, policies, grants and owners: not schema but behaviour and access, so copied only
+/// when asked (a trigger firing on the target, a grant to a role of another environment).
+/// Whatever is not copied is listed in plans and reports as not copied, with the option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyExtras {
+    /// Triggers and their functions (created after the data, so they do not fire on it).
+    pub triggers: bool,
+    /// Row-level security and its policies.
+    pub policies: bool,
+    /// Table privileges granted to roles (a grant to a role the target lacks is listed).
+    pub grants: bool,
+    /// The table's owner (where the role exists in the target).
+    pub owner: bool,
+}
+
+impl CopyExtras {
+    /// Whether objects of `kind` are copied, and the option that decides.
+    pub fn decides(&self, kind: ObjectKind) -> (bool, &'static str) {
+        match kind {
+            ObjectKind::Trigger => (
+                self.triggers,
+                "schema.triggers = true (CopyExtras::triggers)",
+            ),
+            ObjectKind::Policy => (
+                self.policies,
+                "schema.policies = true (CopyExtras::policies)",
+            ),
+            ObjectKind::Grant => (self.grants, "schema.grants = true (CopyExtras::grants)"),
+            _ => (self.owner, "schema.owner = true (CopyExtras::owner)"),
+        }
+    }
 }
 
 impl Default for PgSinkOptions {
@@ -46,6 +89,8 @@ impl Default for PgSinkOptions {
             create_foreign_keys: true,
             analyze: true,
             keys_after_data: true,
+            create_extensions: true,
+            copy: CopyExtras::default(),
         }
     }
 }
@@ -96,6 +141,47 @@ fn backup_name(t: &TableName, run: &RunId) -> TableName {
     TableName {
         schema: t.schema.clone(),
         name,
+    }
+}
+
+/// The temporary table rows are staged in where the target's columns need a cast.
+const STAGE: &str = "migrate_stage";
+
+/// How a target table takes a table's columns (see [`PgSink::wire`]).
+#[derive(Debug, Default)]
+struct TargetColumns {
+    /// Wire types, in the order of the written table's schema.
+    types: Vec<Type>,
+    /// Expressions reading them back in those wire types.
+    exprs: Vec<String>,
+    /// The column's own type where the wire form needs a cast into it.
+    casts: Vec<Option<String>>,
+}
+
+impl TargetColumns {
+    /// `INSERT INTO table … SELECT … FROM` the staging table, casting where needed, then
+    /// `tail` (an `ON CONFLICT` clause). Identity columns take the source's values.
+    fn insert_from_stage(&self, table: &TableInfo, tail: &str) -> String {
+        let cols: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| ident(&c.name))
+            .collect();
+        let values: Vec<String> = cols
+            .iter()
+            .zip(&self.casts)
+            .map(|(c, cast)| match cast {
+                Some(t) => format!("{c}::{t}"),
+                None => c.clone(),
+            })
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {STAGE}{tail}",
+            sql::table(&table.name),
+            cols.join(", "),
+            values.join(", ")
+        )
     }
 }
 
@@ -182,8 +268,9 @@ impl PgSink {
         Ok(found)
     }
 
-    /// Wire types for the sink's columns, in the order of `table`'s schema, from the target.
-    async fn wire(&self, conn: &Object, table: &TableInfo) -> Result<Vec<Type>> {
+    /// How the target takes `table`'s columns, in the order of its schema: wire types, and the
+    /// target's own types where a column needs a cast from its wire form.
+    async fn wire(&self, conn: &Object, table: &TableInfo) -> Result<TargetColumns> {
         let meta = self
             .target_meta(conn, &table.name, false)
             .await?
@@ -191,24 +278,21 @@ impl PgSink {
                 Error::not_found(format!("target table {} does not exist", table.name))
                     .table(&table.name)
             })?;
-        table
-            .schema
-            .columns
-            .iter()
-            .map(|c| {
-                meta.info
-                    .schema
-                    .index_of(&c.name)
-                    .map(|i| meta.wire[i].clone())
-                    .ok_or_else(|| {
-                        Error::schema(format!(
-                            "target table {} has no column {:?}",
-                            table.name, c.name
-                        ))
-                        .table(&table.name)
-                    })
-            })
-            .collect()
+        let mut out = TargetColumns::default();
+        for c in &table.schema.columns {
+            let i = meta.info.schema.index_of(&c.name).ok_or_else(|| {
+                Error::schema(format!(
+                    "target table {} has no column {:?}",
+                    table.name, c.name
+                ))
+                .table(&table.name)
+            })?;
+            out.types.push(meta.wire[i].clone());
+            out.exprs.push(meta.exprs[i].clone());
+            let own = meta.info.schema.columns[i].source_type.clone();
+            out.casts.push(own.filter(|_| !meta.direct[i]));
+        }
+        Ok(out)
     }
 
     /// Differences that stop the run from writing `table` into the existing `target`.
@@ -251,42 +335,6 @@ impl PgSink {
             .get(0);
         *self.key_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(exists);
         Ok(exists)
-    }
-
-    /// `CREATE TABLE` for `table`, with its primary key unless `with_key` is false.
-    fn create_sql(table: &TableInfo, with_key: bool) -> Result<String> {
-        let mut cols = Vec::new();
-        for c in &table.schema.columns {
-            let mut def = format!(
-                "{} {}",
-                ident(&c.name),
-                ddl_type(&c.data_type, c.source_type.as_deref())
-                    .map_err(|e| e.table(&table.name))?
-            );
-            if !c.nullable {
-                def.push_str(" NOT NULL");
-            }
-            // Defaults come in the source's dialect; sequence defaults would name sequences the
-            // target lacks, so they are left out.
-            if let Some(d) = &c.default {
-                if c.source_type.is_some() && !d.contains("nextval(") {
-                    def.push_str(&format!(" DEFAULT {d}"));
-                }
-            }
-            cols.push(def);
-        }
-        let pk = table.primary_key();
-        if with_key && !pk.is_empty() {
-            cols.push(format!(
-                "PRIMARY KEY ({})",
-                pk.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        Ok(format!(
-            "CREATE TABLE {} ({})",
-            sql::table(&table.name),
-            cols.join(", ")
-        ))
     }
 
     async fn copy_into(
@@ -359,6 +407,31 @@ impl PgSink {
         Ok(stats)
     }
 
+    /// Loads `rows` into a temporary table of wire-typed columns (dropped at commit), for an
+    /// `INSERT … SELECT` that casts and may upsert.
+    async fn stage(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        table: &TableInfo,
+        columns: &TargetColumns,
+        rows: &mut dyn BatchReader,
+    ) -> Result<WriteStats> {
+        let defs: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .zip(&columns.types)
+            .map(|(c, t)| format!("{} {}", ident(&c.name), pg_type_name(t)))
+            .collect();
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {STAGE} ({}) ON COMMIT DROP",
+            defs.join(", ")
+        ))
+        .await
+        .map_err(|e| pg_error(e, "creating the staging table"))?;
+        self.copy_into(tx, STAGE, table, &columns.types, rows).await
+    }
+
     async fn prepare_locked(
         &self,
         conn: &mut Object,
@@ -379,6 +452,14 @@ impl PgSink {
             }
         }
         let add_key = deferred_key::add_key_sql(table).filter(|_| self.options.keys_after_data);
+        let creates = match (&existing, options.mode) {
+            (None, PrepareMode::RequireExisting) => false,
+            (None, _) | (Some(_), PrepareMode::Recreate) => true,
+            (Some(_), _) => false,
+        };
+        if creates {
+            objects::shared(conn, table, self.options.create_extensions).await?;
+        }
         let mut prepared = Prepared::default();
         let tx = conn
             .transaction()
@@ -475,6 +556,17 @@ impl PgSink {
                     // finalize: the table's own indexes are its owner's business.
                     deferred_key::start(&tx, &name, "", false).await?;
                 }
+                prepared.objects = self
+                    .plan_objects(table)
+                    .into_iter()
+                    .filter(|o| o.kind.made_with_table())
+                    .map(|o| ObjectOutcome {
+                        not_created: Some(
+                            "the target table existed: its definition is left as it is".into(),
+                        ),
+                        ..o
+                    })
+                    .collect();
                 preparation::save(&tx, &name, run, &prepared).await?;
                 tx.commit().await.map_err(|e| pg_error(e, "prepare"))?;
                 return Ok(prepared);
@@ -490,6 +582,10 @@ impl PgSink {
                     ))
                     .await
                     .map_err(|e| pg_error(e, &format!("backing up {}", table.name)))?;
+                    preparation::rename_dependents(&tx, &sql::table(&backup), |n| {
+                        backup_name(n, run)
+                    })
+                    .await?;
                     prepared.backup = Some(backup.to_string());
                 } else {
                     tx.batch_execute(&format!("DROP TABLE {name} CASCADE"))
@@ -499,9 +595,19 @@ impl PgSink {
             }
             (None, _) => {}
         }
-        tx.batch_execute(&Self::create_sql(table, add_key.is_none())?)
+        tx.batch_execute(&ddl::create_table(table, add_key.is_none())?)
             .await
             .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
+        for statement in ddl::after_create(table) {
+            tx.batch_execute(&statement)
+                .await
+                .map_err(|e| pg_error(e, &format!("creating {}: {statement}", table.name)))?;
+        }
+        prepared.objects = self
+            .plan_objects(table)
+            .into_iter()
+            .filter(|o| o.kind.made_with_table())
+            .collect();
         if let Some(add_key) = &add_key {
             deferred_key::start(&tx, &name, add_key, true).await?;
         }
@@ -516,19 +622,36 @@ impl PgSink {
     /// secondary indexes, `ANALYZE`. Whatever another worker already created with the same
     /// definition counts as done; a namesake with another definition is an error naming it.
     /// `ANALYZE` runs again for a late worker, after the first one's (harmless, serialized).
-    async fn finalize_locked(&self, conn: &mut Object, table: &TableInfo) -> Result<()> {
+    async fn finalize_locked(
+        &self,
+        conn: &mut Object,
+        table: &TableInfo,
+    ) -> Result<Vec<ObjectOutcome>> {
         let name = sql::table(&table.name);
         deferred_key::build(conn, &name).await?;
+        let mut out = self
+            .plan_objects(table)
+            .into_iter()
+            .filter(|o| o.kind == ObjectKind::PrimaryKey)
+            .collect::<Vec<_>>();
         // The foreign keys a replacing prepare set aside come back as they were.
         preparation::restore_foreign_keys(&*conn, &name).await?;
+        out.extend(objects::constraints(conn, table).await?);
         if self.options.create_foreign_keys {
             for fk in &table.foreign_keys {
                 let parent = sql::table(&fk.referenced_table);
                 // A foreign key needs the parent's key, which may still be deferred.
                 deferred_key::build(conn, &parent).await?;
                 let cname = fk_name(table, fk);
+                let fk_outcome = |why: Option<String>| ObjectOutcome {
+                    kind: ObjectKind::ForeignKey,
+                    name: fk.name.clone().unwrap_or_else(|| fk.columns.join(", ")),
+                    table: Some(table.name.clone()),
+                    not_created: why,
+                };
                 if let Some(found) = existing_foreign_key(conn, &name, &cname, &parent).await? {
                     found.same_as(fk, &cname, table)?;
+                    out.push(fk_outcome(None));
                     continue;
                 }
                 let parent_exists: bool = conn
@@ -538,6 +661,11 @@ impl PgSink {
                     .get(0);
                 if !parent_exists {
                     tracing::warn!(table = %table.name, parent = %fk.referenced_table, "foreign key not created: the parent table is not in the target");
+                    let why = format!(
+                        "the parent table {} is not in the target",
+                        fk.referenced_table
+                    );
+                    out.push(fk_outcome(Some(why)));
                     continue;
                 }
                 let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
@@ -561,21 +689,34 @@ impl PgSink {
                         }
                     }
                 }
+                out.push(fk_outcome(None));
             }
         }
         for index in &table.indexes {
             // Built after the data (one sort instead of per-row maintenance). The source's own
             // definition names the same table, which is the target's name too.
             let Some(def) = &index.definition else {
+                let why = "an index the source described without a definition";
+                out.push(ObjectOutcome::skipped(
+                    ObjectKind::Index,
+                    &index.name,
+                    Some(&table.name),
+                    why,
+                ));
                 continue;
             };
+            // A partitioned table's index, built on the partitions too (`ON ONLY` would leave
+            // it invalid until each partition's index is attached).
+            let def = &def.replacen(" ON ONLY ", " ON ", 1);
             // An index lives in its table's schema.
             let qualified = sql::table(&TableName {
                 schema: table.name.schema.clone(),
                 name: index.name.clone(),
             });
+            let created = ObjectOutcome::created(ObjectKind::Index, &index.name, Some(&table.name));
             if let Some(found) = existing_index(conn, &qualified, &name).await? {
                 found.same_as(def, &index.name, table)?;
+                out.push(created);
                 continue;
             }
             if let Err(e) = conn.batch_execute(def).await {
@@ -589,22 +730,24 @@ impl PgSink {
                     }
                 }
             }
+            out.push(created);
         }
+        out.extend(objects::extras(conn, table, &self.options.copy).await?);
         if self.options.analyze {
             conn.batch_execute(&format!("ANALYZE {name}"))
                 .await
                 .map_err(|e| pg_error(e, "ANALYZE"))?;
         }
-        Ok(())
+        Ok(out)
     }
 
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
         let conn = self.conn().await?;
-        let wire = self.wire(&conn, t).await?;
-        let exprs: Vec<String> = t.schema.columns.iter().map(|c| ident(&c.name)).collect();
+        let columns = self.wire(&conn, t).await?;
+        let wire = columns.types;
         let q = format!(
             "COPY (SELECT {} FROM {} WHERE {where_sql}) TO STDOUT (FORMAT binary)",
-            exprs.join(", "),
+            columns.exprs.join(", "),
             sql::table(&t.name)
         );
         let stream = conn
@@ -828,9 +971,12 @@ impl Sink for PgSink {
                         table.name
                     ));
                 }
-                if let Err(e) = Self::create_sql(table, true) {
+                if let Err(e) = ddl::create_table(table, true) {
                     p.problems.push(e.to_string());
                 }
+                let create = self.options.create_extensions;
+                p.problems
+                    .extend(objects::missing_extensions(&conn, table, create).await?);
             }
         }
         Ok(p)
@@ -861,7 +1007,7 @@ impl Sink for PgSink {
         rows: &mut dyn BatchReader,
     ) -> Result<WriteStats> {
         let mut conn = self.conn().await?;
-        let types = self.wire(&conn, table).await?;
+        let columns = self.wire(&conn, table).await?;
         let name = sql::table(&table.name);
         let markers = !table.schema.primary_key.is_empty() && self.has_key_state(&conn).await?;
         let tx = conn
@@ -887,7 +1033,16 @@ impl Sink for PgSink {
                 )
             })?;
         }
-        let stats = self.copy_into(&tx, &name, table, &types, rows).await?;
+        let stats = if columns.casts.iter().all(Option::is_none) {
+            self.copy_into(&tx, &name, table, &columns.types, rows)
+                .await?
+        } else {
+            let stats = self.stage(&tx, table, &columns, rows).await?;
+            tx.batch_execute(&columns.insert_from_stage(table, ""))
+                .await
+                .map_err(|e| pg_error(e, &format!("writing rows of {}", table.name)))?;
+            stats
+        };
         tx.commit().await.map_err(|e| {
             pg_error(
                 e,
@@ -933,7 +1088,7 @@ impl Sink for PgSink {
         }
     }
 
-    async fn finalize(&self, table: &TableInfo) -> Result<()> {
+    async fn finalize(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {
         // Every worker sharing a migration verifies, so finalizes, each table; `IF NOT EXISTS`
         // and "already exists" errors do not make concurrent `CREATE INDEX` / `ADD CONSTRAINT`
         // safe (the loser of a catalog race gets a unique violation in `pg_class`). So workers
@@ -942,8 +1097,27 @@ impl Sink for PgSink {
         let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
         let result = self.finalize_locked(lock.conn()?, table).await;
         let released = lock.release().await;
-        result?;
-        released
+        let created = result?;
+        released?;
+        Ok(created)
+    }
+
+    fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
+        objects::plan(table, &self.options.copy, self.options.create_foreign_keys)
+    }
+
+    async fn set_sequences(
+        &self,
+        table: &TableInfo,
+        values: &[SequenceValue],
+    ) -> Result<Vec<ObjectOutcome>> {
+        let conn = self.conn().await?;
+        objects::set_sequences(&conn, table, values).await
+    }
+
+    async fn create_views(&self, views: &[View], dry_run: bool) -> Result<Vec<ObjectOutcome>> {
+        let mut conn = self.conn().await?;
+        objects::create_views(&mut conn, views, dry_run).await
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
@@ -956,28 +1130,14 @@ impl Sink for PgSink {
             .table(&table.name));
         }
         let mut conn = self.conn().await?;
-        let types = self.wire(&conn, table).await?;
-        let name = sql::table(&table.name);
+        let columns = self.wire(&conn, table).await?;
         // ON CONFLICT needs the key.
-        deferred_key::build(&mut conn, &name).await?;
+        deferred_key::build(&mut conn, &sql::table(&table.name)).await?;
         let tx = conn
             .transaction()
             .await
             .map_err(|e| pg_error(e, "upsert"))?;
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE migrate_upsert (LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP"
-        ))
-        .await
-        .map_err(|e| pg_error(e, "creating the staging table"))?;
-        let stats = self
-            .copy_into(&tx, "migrate_upsert", table, &types, rows)
-            .await?;
-        let cols: Vec<String> = table
-            .schema
-            .columns
-            .iter()
-            .map(|c| ident(&c.name))
-            .collect();
+        let stats = self.stage(&tx, table, &columns, rows).await?;
         let keys: Vec<String> = pk.iter().map(|k| ident(k)).collect();
         let updates: Vec<String> = table
             .schema
@@ -991,13 +1151,10 @@ impl Sink for PgSink {
         } else {
             format!("UPDATE SET {}", updates.join(", "))
         };
-        tx.batch_execute(&format!(
-            "INSERT INTO {name} ({c}) SELECT {c} FROM migrate_upsert ON CONFLICT ({}) DO {action}",
-            keys.join(", "),
-            c = cols.join(", ")
-        ))
-        .await
-        .map_err(|e| pg_error(e, &format!("upserting into {}", table.name)))?;
+        let conflict = format!(" ON CONFLICT ({}) DO {action}", keys.join(", "));
+        tx.batch_execute(&columns.insert_from_stage(table, &conflict))
+            .await
+            .map_err(|e| pg_error(e, &format!("upserting into {}", table.name)))?;
         tx.commit()
             .await
             .map_err(|e| pg_error(e, "committing the upsert"))?;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
+use migrate_core::objects::Views;
 use migrate_core::source::ChangeRequest;
 use migrate_core::{
-    BatchReader, ChunkSpec, DataType, Error, KeyRange, Result, Row, RowChecksum, Source,
-    TableFilter, TableInfo, TableName, Value,
+    BatchReader, ChunkSpec, DataType, Error, KeyRange, Result, Row, RowChecksum, SequenceValue,
+    Source, TableFilter, TableInfo, TableName, Value,
 };
 use tokio::sync::Mutex;
 
@@ -256,6 +257,35 @@ impl Source for PgSource {
                 info
             })
             .collect())
+    }
+
+    async fn sequence_values(&self, table: &TableInfo) -> Result<Vec<SequenceValue>> {
+        if table.objects.sequences.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read now, outside the run's snapshot: sequences are not transactional, and the
+        // target must continue after whatever the source handed out so far.
+        let conn = self.conn().await?;
+        let mut out = Vec::new();
+        for s in &table.objects.sequences {
+            let q = format!("SELECT last_value, is_called FROM {}", sql::table(&s.name));
+            let r = conn
+                .query_one(&q, &[])
+                .await
+                .map_err(|e| pg_error(e, &format!("reading sequence {}", s.name)))?;
+            out.push(SequenceValue {
+                name: s.name.clone(),
+                last_value: r.get(0),
+                is_called: r.get(1),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn views(&self, tables: &[TableInfo]) -> Result<Views> {
+        let conn = self.conn().await?;
+        let names: Vec<TableName> = tables.iter().map(|t| t.name.clone()).collect();
+        crate::catalog::views(&conn, &names).await
     }
 
     async fn chunks(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkSpec>> {

@@ -18,6 +18,7 @@ pub mod decimal;
 pub mod encoded;
 pub mod error;
 pub mod executor;
+pub mod objects;
 pub mod plan;
 pub mod report;
 pub mod retry;
@@ -41,6 +42,7 @@ pub use decimal::Decimal;
 pub use encoded::{EncodedBatch, Encoding, RowCodec, POSTGRES_COPY_BINARY};
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle, Mode};
+pub use objects::{ObjectKind, ObjectOutcome, SequenceValue, TableObjects, View};
 pub use report::MigrationReport;
 pub use schema::{Column, DataType, ForeignKey, IndexDef, Schema, TableInfo, TableName};
 pub use sink::{

@@ -54,6 +54,10 @@ pub struct MigrationReport {
     /// one since the report was stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub later_verification: Option<crate::executor::LaterVerification>,
+    /// Schema objects the run created in the target (types, sequences, constraints, views, …)
+    /// and the ones it did not, with the reason; as recorded when each was handled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_objects: Vec<crate::objects::ObjectOutcome>,
 }
 
 /// One phase of the plan, planned and as it went.
@@ -592,6 +596,59 @@ impl MigrationReport {
                         p.problems.join("; ")
                     }
                 );
+            }
+        }
+        if !self.schema_objects.is_empty() {
+            let dry = self.execution_type == "dry-run";
+            let _ = writeln!(m, "\n## Schema Objects\n");
+            let (made, not): (Vec<_>, Vec<_>) = self
+                .schema_objects
+                .iter()
+                .partition(|o| o.not_created.is_none());
+            let _ = writeln!(
+                m,
+                "{} ({}):\n",
+                if dry {
+                    "Will create"
+                } else {
+                    "Created or already there"
+                },
+                made.len()
+            );
+            let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
+            for o in &made {
+                let t = o
+                    .table
+                    .as_ref()
+                    .map_or("views".to_string(), ToString::to_string);
+                let item = format!("{} {}", o.kind, o.name);
+                match by_table.iter_mut().find(|(x, _)| *x == t) {
+                    Some((_, items)) => items.push(item),
+                    None => by_table.push((t, vec![item])),
+                }
+            }
+            for (t, items) in by_table {
+                let _ = writeln!(m, "- {t}: {}", items.join(", "));
+            }
+            if !not.is_empty() {
+                let _ = writeln!(
+                    m,
+                    "\n{} ({}):\n",
+                    if dry {
+                        "Will not create"
+                    } else {
+                        "Not created"
+                    },
+                    not.len()
+                );
+                for o in not {
+                    let on = o
+                        .table
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(" on {t}"));
+                    let why = o.not_created.as_deref().unwrap_or_default();
+                    let _ = writeln!(m, "- {} {}{on}: {why}", o.kind, o.name);
+                }
             }
         }
         if self.errors.total > 0 {

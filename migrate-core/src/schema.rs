@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::objects::TableObjects;
 use crate::value::Value;
 
 /// A column type, rich enough to map Postgres, BigQuery and Snowflake types without loss.
@@ -349,6 +350,9 @@ pub struct TableInfo {
     pub estimated_rows: u64,
     /// Size estimate in bytes.
     pub estimated_bytes: u64,
+    /// Types, sequences, constraints, partitions, comments and the rest of the table's schema.
+    #[serde(default, skip_serializing_if = "TableObjects::is_empty")]
+    pub objects: TableObjects,
 }
 
 impl TableInfo {
@@ -361,6 +365,7 @@ impl TableInfo {
             indexes: Vec::new(),
             estimated_rows: 0,
             estimated_bytes: 0,
+            objects: TableObjects::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use crate::checkpoint::RunId;
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::Result;
+use crate::objects::{ObjectKind, ObjectOutcome, SequenceValue, View};
 use crate::schema::TableInfo;
 use crate::source::unsupported;
 use crate::value::Value;
@@ -94,6 +95,8 @@ pub struct Prepared {
     /// Chunks are upserted by key instead of replacing their range ([`ExistingRows::Merge`]
     /// on a table that held rows).
     pub merge: bool,
+    /// Schema objects prepare created (types, sequences, partitions, comments) or left out.
+    pub objects: Vec<ObjectOutcome>,
 }
 
 /// What a dry run learns about one target table without writing anything.
@@ -173,9 +176,49 @@ pub trait Sink: Send + Sync {
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;
 
     /// Called once all chunks of a table are written: build deferred indexes and constraints.
-    async fn finalize(&self, table: &TableInfo) -> Result<()> {
+    /// Returns what it created (or found already there) and what it left out, and why.
+    async fn finalize(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {
         let _ = table;
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// What `prepare` and `finalize` will create of `table`'s schema objects (its
+    /// [`TableInfo::objects`], keys and indexes) and what they will leave out, with the reason:
+    /// for plans and dry runs, without touching the target.
+    fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
+        crate::objects::all_objects(table)
+            .into_iter()
+            .map(|(kind, name)| {
+                let reason = format!("the {} sink does not create it", self.kind());
+                ObjectOutcome::skipped(kind, name, Some(&table.name), reason)
+            })
+            .collect()
+    }
+
+    /// Moves the target's sequences to the source's `values` (after a table's data, and after
+    /// every incremental run), so the application's next insert continues after the copied
+    /// keys. Returns one outcome per sequence.
+    async fn set_sequences(
+        &self,
+        table: &TableInfo,
+        values: &[SequenceValue],
+    ) -> Result<Vec<ObjectOutcome>> {
+        let reason = format!("the {} sink has no sequences", self.kind());
+        Ok(values
+            .iter()
+            .map(|v| {
+                let name = v.name.to_string();
+                ObjectOutcome::skipped(ObjectKind::SequenceValue, name, Some(&table.name), &reason)
+            })
+            .collect())
+    }
+
+    /// Creates `views` (dependencies first) once every table they read is complete; with
+    /// `dry_run`, only says what it would do. One outcome per view.
+    async fn create_views(&self, views: &[View], dry_run: bool) -> Result<Vec<ObjectOutcome>> {
+        let _ = dry_run;
+        let reason = format!("the {} sink does not create views", self.kind());
+        Ok(views.iter().map(|v| v.outcome(Some(&reason))).collect())
     }
 
     /// Inserts or updates rows by primary key (incremental runs). Must be idempotent too:

@@ -182,6 +182,24 @@ pub trait Source: Send + Sync {
         let _ = (request, batch_rows);
         Err(unsupported(self.kind(), "read_changes", &table.name))
     }
+
+    /// Where the sequences of `table.objects.sequences` stand now: read once a table's data is
+    /// written (and again after every incremental run), so the target's sequences continue
+    /// after the rows copied. Empty for sources without sequences.
+    async fn sequence_values(
+        &self,
+        table: &TableInfo,
+    ) -> Result<Vec<crate::objects::SequenceValue>> {
+        let _ = table;
+        Ok(Vec::new())
+    }
+
+    /// Views and materialized views that read only `tables` (and each other), dependencies
+    /// first, and the ones that read anything else, with the reason they cannot come along.
+    async fn views(&self, tables: &[TableInfo]) -> Result<crate::objects::Views> {
+        let _ = tables;
+        Ok(crate::objects::Views::default())
+    }
 }
 
 /// The error for an optional capability a backend does not have.

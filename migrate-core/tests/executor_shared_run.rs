@@ -137,13 +137,13 @@ impl Sink for SharedRun {
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
         self.inner.checksum(table, range).await
     }
-    async fn finalize(&self, table: &TableInfo) -> Result<()> {
+    async fn finalize(&self, table: &TableInfo) -> Result<Vec<migrate_core::ObjectOutcome>> {
         let (_, now) = self.record(&table.name).await;
         self.finalized
             .lock()
             .unwrap()
             .push((table.name.clone(), now.status));
-        self.inner.finalize(table).await?;
+        let created = self.inner.finalize(table).await?;
         match &self.loses_finalize {
             Some((name, kind)) if *name == table.name => {
                 self.complete_elsewhere(name).await;
@@ -154,7 +154,7 @@ impl Sink for SharedRun {
                     ),
                 ))
             }
-            _ => Ok(()),
+            _ => Ok(created),
         }
     }
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {

@@ -69,7 +69,7 @@ impl Ctx {
         self.tracker.api_calls(1);
     }
 
-    async fn audit(&self, event: AuditEvent) {
+    pub(crate) async fn audit(&self, event: AuditEvent) {
         self.call();
         let event = AuditEvent {
             actor: Some(self.cfg.worker_id.clone()),
@@ -627,6 +627,7 @@ async fn dry_run(
 ) -> Result<MigrationReport> {
     let mut preflight = Vec::new();
     let mut results = Vec::new();
+    let mut objects = Vec::new();
     // A dry run stands for a full run, or for the next incremental run when the migration's
     // latest run was incremental under the same tables.
     let incremental_hash = plan_hash_as("incremental", cfg, ctxs);
@@ -711,6 +712,19 @@ async fn dry_run(
             duration_seconds: None,
             reason: (!p.problems.is_empty()).then(|| p.problems.join("; ")),
         });
+        let recreate = cfg.prepare.mode == crate::sink::PrepareMode::Recreate;
+        for o in m.sink.plan_objects(&t.target) {
+            let kept = p.exists && !recreate && o.kind.made_with_table();
+            objects.push(match (kept, &o.not_created) {
+                (true, None) => crate::objects::ObjectOutcome {
+                    not_created: Some(
+                        "the target table exists: its definition is left as it is".into(),
+                    ),
+                    ..o
+                },
+                _ => o,
+            });
+        }
         preflight.push(PreflightResult {
             table: name.clone(),
             chunks,
@@ -731,6 +745,14 @@ async fn dry_run(
             Err(e) => return Err(e.operation("describe")),
         }
     }
+    let infos: Vec<TableInfo> = dag.order().iter().map(|n| ctxs[n].info.clone()).collect();
+    let views = m
+        .source
+        .views(&infos)
+        .await
+        .map_err(|e| e.operation("read views"))?;
+    objects.extend(m.sink.create_views(&views.over_tables, true).await?);
+    objects.extend(views.left_out);
     let drift = crate::plan::drift_with(&pairs, &|c| {
         m.sink
             .ddl_type(c)
@@ -779,6 +801,7 @@ async fn dry_run(
         deferred: vec![],
         plan_vs_actual: vec![],
         later_verification: None,
+        schema_objects: objects,
     })
 }
 
@@ -893,7 +916,57 @@ impl Coordinator {
         self.ctx.tracker.phase(Phase::Preparing);
         self.prepare().await?;
         self.ctx.tracker.phase(Phase::Loading);
-        self.schedule(&mut control).await
+        self.schedule(&mut control).await?;
+        if !self.cancelled && self.all_done() {
+            self.views().await?;
+        }
+        Ok(())
+    }
+
+    /// Views over the migrated tables, once every table (or view) each one reads is complete;
+    /// the others are recorded as not created, with the reason.
+    async fn views(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let infos: Vec<TableInfo> = self.tables.values().map(|t| t.info.clone()).collect();
+        ctx.call();
+        let found = ctx
+            .source
+            .views(&infos)
+            .await
+            .map_err(|e| e.operation("read views"))?;
+        let mut outcomes = found.left_out;
+        let mut ready: Vec<crate::objects::View> = Vec::new();
+        for v in found.over_tables {
+            let missing: Vec<String> = v
+                .depends_on
+                .iter()
+                .filter(|d| {
+                    let table_done = self
+                        .runs
+                        .get(*d)
+                        .is_some_and(|r| r.state == TState::Done(TableStatus::Completed));
+                    !table_done && !ready.iter().any(|r| &r.name == *d)
+                })
+                .map(ToString::to_string)
+                .collect();
+            if missing.is_empty() {
+                ready.push(v);
+            } else {
+                let why = format!("{} did not complete", missing.join(", "));
+                outcomes.push(v.outcome(Some(&why)));
+            }
+        }
+        if !ready.is_empty() {
+            ctx.call();
+            outcomes.extend(
+                ctx.sink
+                    .create_views(&ready, false)
+                    .await
+                    .map_err(|e| e.operation("create views"))?,
+            );
+        }
+        verify::record_objects(&ctx, None, &outcomes).await;
+        Ok(())
     }
 
     async fn register(&mut self) -> Result<()> {
@@ -1119,6 +1192,7 @@ impl Coordinator {
                     };
                     ctx.audit(AuditEvent::new("table.prepared", what).on(&name, None))
                         .await;
+                    verify::record_objects(&ctx, Some(&name), &p.objects).await;
                 }
                 Err(e) if e.kind().stops_run() => return Err(e.table(&name).operation("prepare")),
                 Err(e) => {

@@ -15,6 +15,7 @@ use crate::batch::Batch;
 use crate::checkpoint::{ChunkStatus, RunRecord};
 use crate::checksum::canonical_text;
 use crate::error::{Error, ErrorKind, Result};
+use crate::objects::ObjectOutcome;
 use crate::report::{
     self, ChunkMismatch, MigrationReport, SampleMismatch, SampleVerification, TableVerification,
 };
@@ -24,10 +25,28 @@ use crate::value::{KeyDisplay, Value};
 /// Verifies one table after all its chunks completed.
 pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> {
     ctx.call();
-    ctx.sink
+    let mut objects = ctx
+        .sink
         .finalize(&t.target)
         .await
         .map_err(|e| e.operation("finalize"))?;
+    // Sequences continue after the rows copied: read from the source now, after the data.
+    if !t.info.objects.sequences.is_empty() {
+        ctx.call();
+        let values = ctx
+            .source
+            .sequence_values(&t.info)
+            .await
+            .map_err(|e| e.operation("read sequence values"))?;
+        ctx.call();
+        objects.extend(
+            ctx.sink
+                .set_sequences(&t.target, &values)
+                .await
+                .map_err(|e| e.operation("set sequence values"))?,
+        );
+    }
+    record_objects(ctx, Some(&t.info.name), &objects).await;
     let mut v = TableVerification {
         table: t.info.name.clone(),
         ..Default::default()
@@ -519,5 +538,45 @@ async fn assemble(
         deferred: i.deferred,
         plan_vs_actual,
         later_verification: None,
+        schema_objects: objects_recorded(&events),
     })
+}
+
+/// The audit action under which schema-object outcomes are recorded (detail: a JSON list).
+pub(crate) const OBJECTS_EVENT: &str = "schema.objects";
+
+/// The schema objects recorded in `events`, the latest word on each.
+fn objects_recorded(events: &[crate::checkpoint::AuditEvent]) -> Vec<ObjectOutcome> {
+    let mut out: Vec<ObjectOutcome> = Vec::new();
+    for e in events.iter().filter(|e| e.action == OBJECTS_EVENT) {
+        let Ok(list) = serde_json::from_str::<Vec<ObjectOutcome>>(&e.detail) else {
+            continue;
+        };
+        for o in list {
+            let same =
+                |x: &ObjectOutcome| x.kind == o.kind && x.name == o.name && x.table == o.table;
+            match out.iter_mut().find(|x| same(x)) {
+                Some(x) => *x = o,
+                None => out.push(o),
+            }
+        }
+    }
+    out
+}
+
+/// Records what a step did with schema objects, for the report.
+pub(crate) async fn record_objects(
+    ctx: &Ctx,
+    table: Option<&TableName>,
+    outcomes: &[ObjectOutcome],
+) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let detail = serde_json::to_string(outcomes).unwrap_or_default();
+    let mut event = crate::checkpoint::AuditEvent::new(OBJECTS_EVENT, detail);
+    if let Some(t) = table {
+        event = event.on(t, None);
+    }
+    ctx.audit(event).await;
 }
