@@ -4,7 +4,7 @@
 //! used as Postgres wrote them; from another engine, columns get [`ddl_type`]s and nothing else.
 
 use migrate_core::objects::{ConstraintKind, Identity, Sequence, UserType, UserTypeKind};
-use migrate_core::{Result, TableInfo, TableName};
+use migrate_core::{Result, TableInfo};
 
 use crate::sql::{ident, quote, table as qualified};
 use crate::types::ddl_type;
@@ -12,6 +12,15 @@ use crate::types::ddl_type;
 /// Whether `table`'s definitions are Postgres SQL (so types and defaults can be kept as is).
 pub(crate) fn same_engine(table: &TableInfo) -> bool {
     table.objects.source_dialect.as_deref() == Some("postgres")
+}
+
+/// The type a target column gets: the source's own where the source is Postgres, else the
+/// mapped one.
+pub(crate) fn column_type(table: &TableInfo, c: &migrate_core::Column) -> Result<String> {
+    match (&c.source_type, same_engine(table)) {
+        (Some(native), true) => Ok(native.clone()),
+        _ => ddl_type(&c.data_type, c.source_type.as_deref()).map_err(|e| e.table(&table.name)),
+    }
 }
 
 /// `CREATE TYPE` / `CREATE DOMAIN` for a user type.
@@ -51,11 +60,10 @@ pub(crate) fn create_type(t: &UserType) -> String {
     }
 }
 
-/// The options of `CREATE SEQUENCE` and of an identity column.
+/// The options of `CREATE SEQUENCE` and of an identity column (whose type is the column's).
 fn sequence_options(s: &Sequence) -> String {
     format!(
-        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
-        s.data_type,
+        "INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
         s.increment,
         s.min,
         s.max,
@@ -68,8 +76,9 @@ fn sequence_options(s: &Sequence) -> String {
 /// `CREATE SEQUENCE` for a sequence not behind an identity column.
 pub(crate) fn create_sequence(s: &Sequence) -> String {
     format!(
-        "CREATE SEQUENCE IF NOT EXISTS {} {}",
+        "CREATE SEQUENCE IF NOT EXISTS {} AS {} {}",
         qualified(&s.name),
+        s.data_type,
         sequence_options(s)
     )
 }
@@ -79,12 +88,7 @@ pub(crate) fn create_sequence(s: &Sequence) -> String {
 pub(crate) fn create_table(table: &TableInfo, with_key: bool) -> Result<String> {
     let same = same_engine(table);
     let o = &table.objects;
-    let column_type = |c: &migrate_core::Column| -> Result<String> {
-        match (&c.source_type, same) {
-            (Some(native), true) => Ok(native.clone()),
-            _ => ddl_type(&c.data_type, c.source_type.as_deref()).map_err(|e| e.table(&table.name)),
-        }
-    };
+    let column_type = |c: &migrate_core::Column| column_type(table, c);
     let mut cols: Vec<String> = Vec::new();
     for c in &table.schema.columns {
         let mut def = format!("{} {}", ident(&c.name), column_type(c)?);
@@ -217,19 +221,19 @@ pub(crate) fn constraints(table: &TableInfo) -> Vec<(String, ConstraintKind, Str
         .collect()
 }
 
-/// The schema names a table's objects live in, other than its own: created first.
+/// The schema names a table and its objects live in: created first.
 pub(crate) fn schemas(table: &TableInfo) -> Vec<String> {
     let o = &table.objects;
     let mut out: Vec<String> = Vec::new();
-    let names: Vec<&TableName> = o
+    let names = o
         .types
         .iter()
         .map(|t| &t.name)
         .chain(o.sequences.iter().map(|s| &s.name))
-        .collect();
+        .chain(std::iter::once(&table.name));
     for n in names {
         if let Some(s) = &n.schema {
-            if Some(s) != table.name.schema.as_ref() && !out.contains(s) {
+            if !out.contains(s) {
                 out.push(s.clone());
             }
         }
@@ -241,7 +245,7 @@ pub(crate) fn schemas(table: &TableInfo) -> Vec<String> {
 mod tests {
     use super::*;
     use migrate_core::objects::{GeneratedColumn, TableObjects};
-    use migrate_core::{Column, DataType, Schema};
+    use migrate_core::{Column, DataType, Schema, TableName};
 
     fn table() -> TableInfo {
         let mut id = Column::new("id", DataType::Int32).not_null();

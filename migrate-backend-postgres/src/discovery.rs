@@ -99,7 +99,8 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                     (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY AS k(n, ord)
                        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
                     (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY AS k(n, ord)
-                       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n)
+                       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n),
+                    pg_get_constraintdef(con.oid)
                FROM pg_constraint con
                JOIN pg_class fc ON fc.oid = con.confrelid
                JOIN pg_namespace fn ON fn.oid = fc.relnamespace
@@ -145,6 +146,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             referenced_table: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
             columns: r.get(4),
             referenced_columns: r.get(5),
+            definition: Some(r.get(6)),
         });
     }
     // Per table: columns, their SELECT expressions, their wire types, whether direct.

@@ -27,7 +27,6 @@ use crate::objects;
 use crate::preparation;
 use crate::reader::CopyReader;
 use crate::sql::{self, ident, keys_predicate, range_predicate};
-use crate::types::ddl_type;
 
 /// Sink settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +153,10 @@ struct TargetColumns {
     types: Vec<Type>,
     /// Expressions reading them back in those wire types.
     exprs: Vec<String>,
-    /// The column's own type where the wire form needs a cast into it.
-    casts: Vec<Option<String>>,
+    /// The columns' own types (cast into from the staging table).
+    own: Vec<Option<String>>,
+    /// Whether every column takes its wire form as it is (else rows go through staging).
+    direct: bool,
 }
 
 impl TargetColumns {
@@ -170,7 +171,7 @@ impl TargetColumns {
             .collect();
         let values: Vec<String> = cols
             .iter()
-            .zip(&self.casts)
+            .zip(&self.own)
             .map(|(c, cast)| match cast {
                 Some(t) => format!("{c}::{t}"),
                 None => c.clone(),
@@ -278,7 +279,10 @@ impl PgSink {
                 Error::not_found(format!("target table {} does not exist", table.name))
                     .table(&table.name)
             })?;
-        let mut out = TargetColumns::default();
+        let mut out = TargetColumns {
+            direct: true,
+            ..Default::default()
+        };
         for c in &table.schema.columns {
             let i = meta.info.schema.index_of(&c.name).ok_or_else(|| {
                 Error::schema(format!(
@@ -289,8 +293,9 @@ impl PgSink {
             })?;
             out.types.push(meta.wire[i].clone());
             out.exprs.push(meta.exprs[i].clone());
-            let own = meta.info.schema.columns[i].source_type.clone();
-            out.casts.push(own.filter(|_| !meta.direct[i]));
+            out.own
+                .push(meta.info.schema.columns[i].source_type.clone());
+            out.direct &= meta.direct[i];
         }
         Ok(out)
     }
@@ -669,12 +674,19 @@ impl PgSink {
                     continue;
                 }
                 let cols = |c: &[String]| c.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ");
-                let created = conn
-                    .batch_execute(&format!(
-                        "ALTER TABLE {name} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({})",
-                        ident(&cname),
+                // From Postgres, the source's own definition keeps actions and deferrability.
+                let definition = match (&fk.definition, ddl::same_engine(table)) {
+                    (Some(d), true) => d.clone(),
+                    _ => format!(
+                        "FOREIGN KEY ({}) REFERENCES {parent} ({})",
                         cols(&fk.columns),
                         cols(&fk.referenced_columns)
+                    ),
+                };
+                let created = conn
+                    .batch_execute(&format!(
+                        "ALTER TABLE {name} ADD CONSTRAINT {} {definition}",
+                        ident(&cname)
                     ))
                     .await;
                 if let Err(e) = created {
@@ -1033,7 +1045,7 @@ impl Sink for PgSink {
                 )
             })?;
         }
-        let stats = if columns.casts.iter().all(Option::is_none) {
+        let stats = if columns.direct {
             self.copy_into(&tx, &name, table, &columns.types, rows)
                 .await?
         } else {
@@ -1172,8 +1184,8 @@ impl Sink for PgSink {
         Ok(out)
     }
 
-    fn ddl_type(&self, column: &migrate_core::Column) -> Option<String> {
-        ddl_type(&column.data_type, column.source_type.as_deref()).ok()
+    fn ddl_type(&self, table: &TableInfo, column: &migrate_core::Column) -> Option<String> {
+        ddl::column_type(table, column).ok()
     }
 
     async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {

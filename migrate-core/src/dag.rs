@@ -156,6 +156,7 @@ mod tests {
         t.foreign_keys = parents
             .iter()
             .map(|p| ForeignKey {
+                definition: None,
                 name: None,
                 columns: vec!["id".into()],
                 referenced_table: TableName::bare(*p),

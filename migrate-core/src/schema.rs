@@ -318,6 +318,10 @@ pub struct ForeignKey {
     pub referenced_table: TableName,
     /// Referenced columns in the parent.
     pub referenced_columns: Vec<String>,
+    /// The whole definition in the source's SQL, with its actions (`ON DELETE CASCADE`),
+    /// match type and deferrability, for same-engine targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 /// A secondary index (not the primary key), recreated after the data where the target can.
@@ -424,12 +428,14 @@ mod tests {
     fn self_reference_is_not_a_parent() {
         let mut t = TableInfo::new(TableName::new("public", "emp"), people());
         t.foreign_keys.push(ForeignKey {
+            definition: None,
             name: None,
             columns: vec!["manager".into()],
             referenced_table: TableName::new("public", "emp"),
             referenced_columns: vec!["id".into()],
         });
         t.foreign_keys.push(ForeignKey {
+            definition: None,
             name: None,
             columns: vec!["dept".into()],
             referenced_table: TableName::new("public", "dept"),

@@ -236,8 +236,8 @@ pub trait Sink: Send + Sync {
 
     /// The target's own name for `column`'s type (`jsonb` for JSON in Postgres), for the DDL
     /// plans and drift reports suggest; `None` when the sink has no DDL of its own.
-    fn ddl_type(&self, column: &crate::schema::Column) -> Option<String> {
-        let _ = column;
+    fn ddl_type(&self, table: &TableInfo, column: &crate::schema::Column) -> Option<String> {
+        let _ = (table, column);
         None
     }
 

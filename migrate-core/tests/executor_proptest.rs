@@ -56,6 +56,7 @@ fn fixtures(case: &Case) -> Vec<Fixture> {
             info.foreign_keys = parents
                 .iter()
                 .map(|&p| ForeignKey {
+                    definition: None,
                     name: None,
                     columns: vec!["n".into()],
                     referenced_table: names[p].clone(),

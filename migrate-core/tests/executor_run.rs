@@ -170,6 +170,7 @@ async fn a_foreign_key_cycle_is_refused_naming_the_tables() {
     let mut f = fixture_tables(Some("public"), 10);
     let orders = f[1].table.name.clone();
     f[0].table.foreign_keys.push(migrate_core::ForeignKey {
+        definition: None,
         name: None,
         columns: vec!["id".into()],
         referenced_table: orders,

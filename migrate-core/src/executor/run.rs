@@ -753,9 +753,9 @@ async fn dry_run(
         .map_err(|e| e.operation("read views"))?;
     objects.extend(m.sink.create_views(&views.over_tables, true).await?);
     objects.extend(views.left_out);
-    let drift = crate::plan::drift_with(&pairs, &|c| {
+    let drift = crate::plan::drift_with(&pairs, &|t, c| {
         m.sink
-            .ddl_type(c)
+            .ddl_type(t, c)
             .unwrap_or_else(|| c.data_type.to_string())
     });
     let ok = preflight

@@ -60,17 +60,19 @@ pub fn compatible(source: &DataType, target: &DataType) -> bool {
 /// Compares each source table with the target table of the same name (`None` when missing);
 /// DDL names types as this library does (see [`drift_with`] for the target's own names).
 pub fn drift(pairs: &[(TableInfo, Option<TableInfo>)]) -> Vec<Drift> {
-    drift_with(pairs, &|c| c.data_type.to_string())
+    drift_with(pairs, &|_, c| c.data_type.to_string())
 }
 
 /// [`drift`], with the DDL it suggests naming each column's type by `type_name` (the target's
-/// own type names: `jsonb`, `bytea`, `bigint` for Postgres).
+/// own type names: `jsonb`, `bytea`, `bigint` for Postgres; the table says which engine's
+/// definitions it carries).
 pub fn drift_with(
     pairs: &[(TableInfo, Option<TableInfo>)],
-    type_name: &dyn Fn(&crate::schema::Column) -> String,
+    type_name: &dyn Fn(&TableInfo, &crate::schema::Column) -> String,
 ) -> Vec<Drift> {
     let mut out = Vec::new();
     for (src, tgt) in pairs {
+        let type_name = |c: &crate::schema::Column| type_name(src, c);
         let table = src.name.to_string();
         let Some(tgt) = tgt else {
             let cols: Vec<String> = src

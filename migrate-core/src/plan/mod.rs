@@ -316,6 +316,7 @@ pub fn plan<'a_plan>(tables: &'a_plan [PlanTable], constraints: &Constraints) ->
                 .depends_on
                 .iter()
                 .map(|p| crate::schema::ForeignKey {
+                    definition: None,
                     name: None,
                     columns: vec![],
                     referenced_table: p.clone(),

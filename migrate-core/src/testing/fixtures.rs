@@ -109,6 +109,7 @@ pub fn fixture_tables(namespace: Option<&str>, customers: usize) -> Vec<Fixture>
     let customers_t = info(name("customers"), cust_schema, &cust_rows);
     let mut orders_t = info(name("orders"), order_schema, &order_rows);
     orders_t.foreign_keys.push(ForeignKey {
+        definition: None,
         name: Some("orders_customer_fk".into()),
         columns: vec!["customer_id".into()],
         referenced_table: customers_t.name.clone(),

@@ -41,6 +41,7 @@ fn schema(cols: Vec<Column>, pk: &[&str]) -> Schema {
 
 fn fk(col: &str, parent: &TableName) -> ForeignKey {
     ForeignKey {
+        definition: None,
         name: Some(format!("{}_{col}_fkey", parent.name)),
         columns: vec![col.to_string()],
         referenced_table: parent.clone(),
@@ -168,6 +169,7 @@ pub fn seed003_dataset(namespace: &str, scale: f64) -> Vec<Fixture> {
             &["product_id", "warehouse"],
         ),
         vec![ForeignKey {
+            definition: None,
             name: Some("inventory_product_fkey".into()),
             columns: vec!["product_id".into()],
             referenced_table: products.clone(),
@@ -227,6 +229,7 @@ pub fn seed003_dataset(namespace: &str, scale: f64) -> Vec<Fixture> {
             &["customer_id"],
         ),
         vec![ForeignKey {
+            definition: None,
             name: Some("preferences_customer_fkey".into()),
             columns: vec!["customer_id".into()],
             referenced_table: customers.clone(),
