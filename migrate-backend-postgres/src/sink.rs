@@ -987,8 +987,8 @@ impl Sink for PgSink {
                     p.problems.push(e.to_string());
                 }
                 let create = self.options.create_extensions;
-                p.problems
-                    .extend(objects::missing_extensions(&conn, table, create).await?);
+                p.missing = objects::missing_extensions(&conn, table, create).await?;
+                p.problems.extend(p.missing.iter().cloned());
             }
         }
         Ok(p)

@@ -112,6 +112,11 @@ pub struct Preflight {
     /// Rows the existing table holds, counted (`None` when it does not exist or could not be
     /// counted).
     pub rows: Option<u64>,
+    /// What the target lacks for this table and the sink will not create (an extension): a
+    /// run refuses to start, before any write, while any table lacks something. Also listed
+    /// in `problems`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// What one write did.

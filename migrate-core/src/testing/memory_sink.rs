@@ -265,6 +265,7 @@ impl Sink for MemorySink {
             exists: existing.is_some(),
             rows: existing.map(|t| t.len() as u64),
             problems,
+            missing: Vec::new(),
         })
     }
 
