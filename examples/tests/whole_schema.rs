@@ -330,10 +330,10 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
         &dst,
         "[execution]\nmode = \"incremental\"\ncursor_column = \"updated_at\"\n",
     );
-    let seq = |c: &tokio_postgres::Client, name: &'static str| {
+    async fn seq(c: &tokio_postgres::Client, name: &str) -> i64 {
         let q = format!("SELECT last_value FROM {name}");
-        async move { c.query_one(&q, &[]).await.unwrap().get::<_, i64>(0) }
-    };
+        c.query_one(&q, &[]).await.unwrap().get(0)
+    }
     let o = migrate(&cfg, &["run"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let t = client(&dst).await;
