@@ -97,12 +97,6 @@ async fn fresh_db(admin: &str, name: &str) -> String {
     c.batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    // Roles are the cluster's: the grant's role exists for both databases.
-    c.batch_execute(
-        "DO $$ BEGIN CREATE ROLE migrate_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
-    )
-    .await
-    .unwrap();
     url_for(admin, name)
 }
 
@@ -174,6 +168,15 @@ async fn the_whole_schema_arrives_and_the_application_can_insert() {
     };
     let src = fresh_db(&admin, "migrate_schema_src").await;
     let dst = fresh_db(&admin, "migrate_schema_dst").await;
+    // Roles are the cluster's: the grant's role exists for both databases.
+    client(&admin)
+        .await
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE migrate_test_reader;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        )
+        .await
+        .unwrap();
     client(&src).await.batch_execute(FIXTURE).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
 
@@ -305,6 +308,20 @@ async fn the_whole_schema_arrives_and_the_application_can_insert() {
         .unwrap()
         .get(0);
     assert_eq!(untouched, 1, "the trigger fired on migrated rows");
+
+    // Rolling back drops the tables the run created, with the views it created over them.
+    let o = migrate(&cfg, &["rollback", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let left: i64 = t
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('public', 'Other') AND c.relkind IN ('r', 'p', 'v', 'm')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "tables or views left after rollback");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,14 @@
 //! BINARY both ways.
 //!
 //! - **Discovery** reads the catalogs: exact types (numeric(p,s), varchar(n), arrays, …;
-//!   enums and text-like types as text and domains as their base type, with a warning;
-//!   generated columns left out), primary and foreign keys (composite too), row and size
-//!   estimates without scanning.
+//!   enums and text-like types read as text, domains as their base type), primary and foreign
+//!   keys (composite too), row and size estimates without scanning, and the rest of the schema
+//!   (types, sequences, constraints, generated and identity columns, partitions, comments,
+//!   extensions, triggers, policies, grants; views through `Source::views`) into
+//!   `TableInfo::objects`.
+//! - **The whole schema** is recreated in a Postgres target when the source is Postgres: shared
+//!   objects and the table before the data, constraints and indexes after it, sequences set to
+//!   the source's values, views at the end (see [`PgSinkOptions`] and [`CopyExtras`]).
 //! - **Chunking** splits integer keys arithmetically from min and max, other and composite keys
 //!   at sampled boundaries; keyless tables are one chunk.
 //! - **Reads** stream `COPY (SELECT … WHERE key range) TO STDOUT (FORMAT binary)` in batches,

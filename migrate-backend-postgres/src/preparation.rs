@@ -228,3 +228,39 @@ pub(crate) async fn rename_dependents(
     }
     Ok(())
 }
+
+/// Drops the views and materialized views that read `table` (quoted) or its partitions, and
+/// the views over those: a rollback drops a table the run created, and the views the run
+/// created over it go first (Postgres would refuse the drop).
+pub(crate) async fn drop_views_over(client: &impl GenericClient, table: &str) -> Result<()> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE tree AS (SELECT relid FROM pg_partition_tree(to_regclass($1))
+                                     UNION SELECT to_regclass($1)),
+                  views(oid) AS (
+               SELECT DISTINCT r.ev_class FROM pg_rewrite r
+                 JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT relid FROM tree)
+                  AND r.ev_class NOT IN (SELECT relid FROM tree)
+               UNION
+               SELECT r.ev_class FROM views v
+                 JOIN pg_depend d ON d.refobjid = v.oid AND d.classid = 'pg_rewrite'::regclass
+                 JOIN pg_rewrite r ON r.oid = d.objid
+                WHERE r.ev_class <> v.oid)
+             SELECT CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END,
+                    format('%I.%I', n.nspname, c.relname)
+               FROM views v JOIN pg_class c ON c.oid = v.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('v', 'm')",
+            &[&table],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("listing the views over {table}")))?;
+    for r in rows {
+        let (kind, name): (String, String) = (r.get(0), r.get(1));
+        client
+            .batch_execute(&format!("DROP {kind} IF EXISTS {name} CASCADE"))
+            .await
+            .map_err(|e| pg_error(e, &format!("dropping {name}, which reads {table}")))?;
+    }
+    Ok(())
+}

@@ -1211,7 +1211,13 @@ impl Sink for PgSink {
             deferred_key::forget(&tx, &name).await?;
             preparation::forget(&tx, &name).await?;
             match (p.created, &p.backup, p.existing_rows) {
-                (_, Some(_), None) | (true, None, _) => tx
+                (true, None, _) => {
+                    preparation::drop_views_over(&tx, &name).await?;
+                    tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                        .await
+                        .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?
+                }
+                (_, Some(_), None) => tx
                     .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
                     .await
                     .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?,
