@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::{pin_mut, SinkExt};
-use migrate_core::objects::View;
+use migrate_core::objects::{ConstraintKind, View};
 use migrate_core::{
     BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, ObjectKind, ObjectOutcome,
     Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId,
@@ -456,7 +456,16 @@ impl PgSink {
                 return Ok(p);
             }
         }
-        let add_key = deferred_key::add_key_sql(table).filter(|_| self.options.keys_after_data);
+        // UNIQUE constraints are built with the deferred key: a child's foreign key may name
+        // them, and it builds its parent's key before it is created.
+        let add_key = deferred_key::add_key_sql(table)
+            .filter(|_| self.options.keys_after_data)
+            .map(|key| {
+                ddl::constraints(table)
+                    .into_iter()
+                    .filter(|(_, kind, _)| *kind == ConstraintKind::Unique)
+                    .fold(key, |all, (_, _, sql)| format!("{all}; {sql}"))
+            });
         let creates = match (&existing, options.mode) {
             (None, PrepareMode::RequireExisting) => false,
             (None, _) | (Some(_), PrepareMode::Recreate) => true,
