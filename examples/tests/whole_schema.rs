@@ -19,6 +19,7 @@ CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 COMMENT ON TYPE mood IS 'how it feels';
 CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE TYPE address AS (street text, zip posint, kind mood);
 CREATE SEQUENCE global_seq START 1000 INCREMENT 5;
 CREATE TABLE a (
   id serial PRIMARY KEY,
@@ -29,7 +30,9 @@ CREATE TABLE a (
   note text,
   email citext,
   moods mood[],
-  addr inet);
+  addr inet,
+  home address,
+  homes address[]);
 COMMENT ON TABLE a IS 'table a';
 COMMENT ON COLUMN a.note IS 'free text';
 CREATE TABLE b (
@@ -56,10 +59,11 @@ CREATE TABLE "Other"."Tëst Table" (
 ALTER TABLE b ENABLE ROW LEVEL SECURITY;
 CREATE POLICY b_all ON b USING (true);
 GRANT SELECT ON c TO migrate_test_reader;
-INSERT INTO a (m, qty, price, note, email, moods, addr)
+INSERT INTO a (m, qty, price, note, email, moods, addr, home, homes)
   SELECT (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, g, g * 1.5,
          CASE WHEN g % 10 <> 0 THEN 'n' || g END, 'E' || g || '@x',
-         ARRAY['ok', 'sad']::mood[], '10.0.0.1'
+         ARRAY['ok', 'sad']::mood[], '10.0.0.1',
+         ROW('Main St ' || g, g, 'ok')::address, ARRAY[ROW('x y', 1, 'sad')::address]
     FROM generate_series(1, 500) g;
 INSERT INTO b (a_id, tag, code) SELECT g, 't' || g, 'c' || g FROM generate_series(1, 300) g;
 INSERT INTO c (label) SELECT 'l' || g FROM generate_series(1, 40) g;
@@ -209,6 +213,7 @@ async fn the_whole_schema_arrives_and_the_application_can_insert() {
         ("view", "public.av_big"),
         ("materialized_view", "public.bm"),
         ("enum", "Other.Größe"),
+        ("composite", "public.address"),
         ("comment", "public.a.note"),
     ] {
         assert!(find(kind, name)["not_created"].is_null(), "{kind} {name}");

@@ -182,13 +182,19 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             let elem_kind: Option<String> = r.get(11);
             let elem = elem.ok_or_else(unmappable)?;
             let is_enum = elem_kind.as_deref() == Some("e");
-            let (t, w, warn) = map_type(&elem, -1, is_enum).ok_or_else(unmappable)?;
+            let (t, w, warn) = match elem_kind.as_deref() {
+                Some("c") => composite(),
+                _ => map_type(&elem, -1, is_enum).ok_or_else(unmappable)?,
+            };
             let aw = array_of(&w).ok_or_else(unmappable)?;
             // An array's binary form names its element type, which must be the column's own.
             let direct = warn.is_none() && elem != "citext";
             (DataType::Array(Box::new(t)), aw, warn, direct)
         } else {
-            let (t, w, warn) = map_type(&base, typmod, base_kind == "e").ok_or_else(unmappable)?;
+            let (t, w, warn) = match base_kind.as_str() {
+                "c" => composite(),
+                _ => map_type(&base, typmod, base_kind == "e").ok_or_else(unmappable)?,
+            };
             let direct = warn.is_none() || base_kind == "e";
             (t, w, warn, direct)
         };
@@ -273,6 +279,15 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         });
     }
     Ok(out)
+}
+
+/// A composite (row) type travels as its text form: `(a,"b c")`, cast back by the target.
+fn composite() -> (DataType, Type, Option<&'static str>) {
+    (
+        DataType::text(),
+        Type::TEXT,
+        Some("composite migrated as its text form"),
+    )
 }
 
 /// The SQL name of a wire type, for casts.
