@@ -41,7 +41,11 @@ CREATE TABLE b (
   tag text UNIQUE,
   code text,
   EXCLUDE USING btree (code WITH =));
-CREATE TABLE c (id bigint PRIMARY KEY DEFAULT nextval('global_seq'), label varchar(20) NOT NULL);
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE FUNCTION non_negative(numeric) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 >= 0';
+CREATE TABLE c (id bigint PRIMARY KEY DEFAULT nextval('global_seq'), label varchar(20) NOT NULL,
+  amount numeric CHECK (non_negative(amount)));
+CREATE INDEX c_label_trgm ON c USING gin (label gin_trgm_ops);
 CREATE TABLE ev (id bigint, at date NOT NULL, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE TABLE ev_2025 PARTITION OF ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
@@ -66,7 +70,7 @@ INSERT INTO a (m, qty, price, note, email, moods, addr, home, homes)
          ROW('Main St ' || g, g, 'ok')::address, ARRAY[ROW('x y', 1, 'sad')::address]
     FROM generate_series(1, 500) g;
 INSERT INTO b (a_id, tag, code) SELECT g, 't' || g, 'c' || g FROM generate_series(1, 300) g;
-INSERT INTO c (label) SELECT 'l' || g FROM generate_series(1, 40) g;
+INSERT INTO c (label, amount) SELECT 'l' || g, g FROM generate_series(1, 40) g;
 INSERT INTO ev SELECT g, date '2024-01-01' + g, 'v' || g FROM generate_series(1, 600) g;
 INSERT INTO "Other"."Tëst Table" ("Size", b_id) SELECT 'M', g FROM generate_series(1, 50) g;
 REFRESH MATERIALIZED VIEW bm;
@@ -214,6 +218,8 @@ async fn the_whole_schema_arrives_and_the_application_can_insert() {
         ("materialized_view", "public.bm"),
         ("enum", "Other.Größe"),
         ("composite", "public.address"),
+        ("function", "public.non_negative"),
+        ("extension", "pg_trgm"),
         ("comment", "public.a.note"),
     ] {
         assert!(find(kind, name)["not_created"].is_null(), "{kind} {name}");
@@ -339,7 +345,11 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
     let s = client(&src).await;
     s.batch_execute(
         "CREATE TABLE orders (id serial PRIMARY KEY, note text, updated_at timestamptz NOT NULL DEFAULT now());
-         CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now(),
+                               seq bigint GENERATED ALWAYS AS IDENTITY);
+         CREATE FUNCTION fill_note() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.note := coalesce(NEW.note, 'filled by trigger'); RETURN NEW; END $$;
+         CREATE TRIGGER orders_fill BEFORE INSERT OR UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION fill_note();
          INSERT INTO orders (note) SELECT 'o' || g FROM generate_series(1, 100) g;
          INSERT INTO tickets DEFAULT VALUES; INSERT INTO tickets DEFAULT VALUES;",
     )
@@ -350,7 +360,7 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
         dir.path(),
         &src,
         &dst,
-        "[execution]\nmode = \"incremental\"\ncursor_column = \"updated_at\"\n",
+        "[execution]\nmode = \"incremental\"\ncursor_column = \"updated_at\"\n[schema]\ntriggers = true\n",
     );
     async fn seq(c: &tokio_postgres::Client, name: &str) -> i64 {
         let q = format!("SELECT last_value FROM {name}");
@@ -363,8 +373,13 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
     assert_eq!(seq(&t, "tickets_id_seq").await, 2);
 
     // The source moves on (and burns values in rolled-back inserts): the next run follows.
+    // Rows the source's trigger did not touch (it was off) must arrive as they are: the copied
+    // trigger, on in the target since the first run, does not fire on migrated rows.
     s.batch_execute(
-        "INSERT INTO orders (note) SELECT 'p' || g FROM generate_series(1, 25) g;
+        "ALTER TABLE orders DISABLE TRIGGER orders_fill;
+         INSERT INTO orders (note) SELECT NULL FROM generate_series(1, 5);
+         ALTER TABLE orders ENABLE TRIGGER orders_fill;
+         INSERT INTO orders (note) SELECT 'p' || g FROM generate_series(1, 20) g;
          SELECT nextval('orders_id_seq') FROM generate_series(1, 7);
          INSERT INTO tickets DEFAULT VALUES;",
     )
@@ -379,11 +394,23 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
     assert_eq!(seq(&t, "orders_id_seq").await, 132);
     assert_eq!(seq(&t, "tickets_id_seq").await, 3);
     let id: i32 = t
-        .query_one("INSERT INTO orders (note) VALUES ('app') RETURNING id", &[])
+        .query_one("INSERT INTO orders (note) VALUES (NULL) RETURNING id", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(id, 133);
+    let nulls: i64 = t
+        .query_one("SELECT count(*) FROM orders WHERE note IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nulls, 5, "the target's trigger fired on migrated rows");
+    let filled: Option<String> = t
+        .query_one("SELECT note FROM orders WHERE id = 133", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(filled.as_deref(), Some("filled by trigger"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use migrate_core::objects::{
-    Constraint, ConstraintKind, ExtraObject, ObjectKind, ObjectOutcome, Partition, Partitioning,
-    Sequence, TableObjects, UserType, UserTypeKind, View, Views,
+    Constraint, ConstraintKind, ExtraObject, Function, ObjectKind, ObjectOutcome, Partition,
+    Partitioning, Sequence, TableObjects, UserType, UserTypeKind, View, Views,
 };
 use migrate_core::{DataType, Result, TableName};
 use tokio_postgres::Client;
@@ -63,7 +63,7 @@ pub(crate) async fn read_objects(
             }
         }
     }
-    default_extensions(client, &oids, &mut out).await?;
+    definition_dependencies(client, &oids, &mut out).await?;
     sequences(client, &oids, &mut out).await?;
     constraints(client, &oids, &mut out).await?;
     partitions(client, &oids, &mut out).await?;
@@ -198,31 +198,58 @@ async fn walk_types(client: &Client, start: BTreeSet<u32>) -> Result<BTreeMap<u3
     Ok(found)
 }
 
-/// Extensions whose functions the column defaults call (`uuid_generate_v4()`).
-async fn default_extensions(
+/// What the tables' defaults, generated columns, constraints and indexes use beyond their
+/// column types: extensions (for functions, operators, operator classes, types) and user
+/// functions, whose definitions are kept to be created before the table.
+async fn definition_dependencies(
     client: &Client,
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
     let rows = client
         .query(
-            "SELECT DISTINCT ad.adrelid, e.extname::text
-               FROM pg_attrdef ad
-               JOIN pg_depend d1 ON d1.classid = 'pg_attrdef'::regclass AND d1.objid = ad.oid
-                                AND d1.refclassid = 'pg_proc'::regclass
-               JOIN pg_depend d2 ON d2.classid = 'pg_proc'::regclass AND d2.objid = d1.refobjid AND d2.deptype = 'e'
-               JOIN pg_extension e ON e.oid = d2.refobjid
-              WHERE ad.adrelid IN (SELECT unnest($1::oid[]))
-              ORDER BY 2",
+            "WITH refs AS (
+               SELECT ad.adrelid AS rel, d.refclassid, d.refobjid
+                 FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                WHERE ad.adrelid IN (SELECT unnest($1::oid[]))
+               UNION
+               SELECT c.conrelid, d.refclassid, d.refobjid
+                 FROM pg_constraint c JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+                WHERE c.conrelid IN (SELECT unnest($1::oid[]))
+               UNION
+               SELECT i.indrelid, d.refclassid, d.refobjid
+                 FROM pg_index i JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                WHERE i.indrelid IN (SELECT unnest($1::oid[])))
+             SELECT DISTINCT r.rel, e.extname::text,
+                    CASE WHEN e.oid IS NULL AND p.oid IS NOT NULL
+                              AND pn.nspname NOT IN ('pg_catalog', 'information_schema')
+                         THEN pg_get_functiondef(p.oid) END,
+                    pn.nspname::text, p.proname::text
+               FROM refs r
+               LEFT JOIN pg_depend x ON x.classid = r.refclassid AND x.objid = r.refobjid AND x.deptype = 'e'
+               LEFT JOIN pg_extension e ON e.oid = x.refobjid
+               LEFT JOIN pg_proc p ON r.refclassid = 'pg_proc'::regclass AND p.oid = r.refobjid AND p.prokind = 'f'
+               LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
+              WHERE r.refclassid IN ('pg_proc'::regclass, 'pg_opclass'::regclass, 'pg_operator'::regclass,
+                                     'pg_type'::regclass, 'pg_opfamily'::regclass)
+              ORDER BY 1, 2, 4, 5",
             &[&oids],
         )
         .await
-        .map_err(|e| pg_error(e, "reading the extensions defaults use"))?;
+        .map_err(|e| pg_error(e, "reading what the tables' definitions use"))?;
     for r in rows {
-        if let Some(o) = out.get_mut(&r.get::<_, u32>(0)) {
-            let e: String = r.get(1);
+        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        if let Some(e) = r.get::<_, Option<String>>(1) {
             if !o.extensions.contains(&e) {
                 o.extensions.push(e);
+            }
+        }
+        if let Some(definition) = r.get::<_, Option<String>>(2) {
+            let name = TableName::new(r.get::<_, String>(3), r.get::<_, String>(4));
+            if !o.functions.iter().any(|f| f.definition == definition) {
+                o.functions.push(Function { name, definition });
             }
         }
     }
@@ -409,7 +436,10 @@ async fn extras(
     let triggers = client
         .query(
             "SELECT t.tgrelid, t.tgname::text, pg_get_functiondef(t.tgfoid), pg_get_triggerdef(t.oid),
-                    t.tgenabled::text, pn.nspname::text
+                    t.tgenabled::text, pn.nspname::text,
+                    pn.nspname IN ('pg_catalog', 'information_schema')
+                      OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                    AND d.objid = p.oid AND d.deptype = 'e')
                FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
               WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT unnest($1::oid[])) AND t.tgparentid = 0
               ORDER BY t.tgrelid, t.tgname",
@@ -423,14 +453,19 @@ async fn extras(
             continue;
         };
         let name: String = r.get(1);
-        let mut statements = vec![
-            format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                ident(&r.get::<_, String>(5))
-            ),
-            r.get(2),
-            r.get(3),
-        ];
+        // A built-in or an extension's function is the target's already.
+        let mut statements = if r.get::<_, bool>(6) {
+            vec![r.get(3)]
+        } else {
+            vec![
+                format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    ident(&r.get::<_, String>(5))
+                ),
+                r.get(2),
+                r.get(3),
+            ]
+        };
         if r.get::<_, String>(4) == "D" {
             statements.push(format!(
                 "ALTER TABLE {} DISABLE TRIGGER {}",
@@ -529,6 +564,13 @@ async fn extras(
 /// Views and materialized views reading any of `tables` (or their partitions): the ones that
 /// read nothing else, dependencies first, and the others with the reason.
 pub(crate) async fn views(client: &Client, tables: &[TableName]) -> Result<Views> {
+    let old = crate::sql::empty_search_path(client).await?;
+    let found = views_qualified(client, tables).await;
+    crate::sql::restore_search_path(client, &old).await?;
+    found
+}
+
+async fn views_qualified(client: &Client, tables: &[TableName]) -> Result<Views> {
     let rows = client
         .query(
             "SELECT v.oid, n.nspname::text, v.relname::text, v.relkind = 'm',

@@ -45,8 +45,19 @@ pub(crate) fn create_type(t: &UserType) -> String {
             if *not_null {
                 s.push_str(" NOT NULL");
             }
-            for c in checks {
+            // A check the source never validated cannot be inline: it is added NOT VALID.
+            let (valid, not_valid): (Vec<_>, Vec<_>) = checks
+                .iter()
+                .partition(|c| !c.definition.ends_with(" NOT VALID"));
+            for c in valid {
                 s.push_str(&format!(" CONSTRAINT {} {}", ident(&c.name), c.definition));
+            }
+            for c in not_valid {
+                s.push_str(&format!(
+                    "; ALTER DOMAIN {name} ADD CONSTRAINT {} {}",
+                    ident(&c.name),
+                    c.definition
+                ));
             }
             s
         }
@@ -124,10 +135,11 @@ pub(crate) fn create_table(table: &TableInfo, with_key: bool) -> Result<String> 
         generated.sort_by_key(|g| g.position);
         for g in generated {
             let def = format!(
-                "{} {} GENERATED ALWAYS AS ({}) STORED",
+                "{} {} GENERATED ALWAYS AS ({}) {}",
                 ident(&g.column.name),
                 column_type(&g.column)?,
-                g.expression
+                g.expression,
+                if g.stored { "STORED" } else { "VIRTUAL" }
             );
             let at = g.position.min(cols.len());
             cols.insert(at, def);
@@ -265,6 +277,7 @@ mod tests {
                 position: 1,
                 column: total,
                 expression: "(id * 2)".into(),
+                stored: true,
             }],
             ..Default::default()
         };

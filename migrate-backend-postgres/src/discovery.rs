@@ -23,6 +23,11 @@ pub struct PgTable {
     pub exprs: Vec<String>,
     /// Per column: the wire type of that expression.
     pub wire: Vec<Type>,
+    /// The table has enabled user triggers (writes keep them from firing where the role may).
+    pub user_triggers: bool,
+    /// Per column: its type without modifiers (`character varying`), what staged rows are cast
+    /// to (the assignment into the column then checks length and scale, as COPY would).
+    pub cast_to: Vec<String>,
     /// Per column: whether the column takes its wire type's binary form as it is (an enum
     /// takes text, a domain its base type); where it does not (`inet` read as text, arrays of
     /// enums), writes go through a staging table and a cast.
@@ -30,7 +35,15 @@ pub struct PgTable {
 }
 
 /// Lists the tables passing `filter` with their columns, keys, foreign keys and estimates.
+/// Every name in a definition comes with its schema (see [`crate::sql::empty_search_path`]).
 pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+    let old = crate::sql::empty_search_path(client).await?;
+    let found = discover_qualified(client, filter).await;
+    crate::sql::restore_search_path(client, &old).await?;
+    found
+}
+
+async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
     // Sizes come from the statistics where a table was ever analyzed or vacuumed (asking the
     // file system for each of 10,000 tables took half a second), else they are measured. Table
     // lists go to the catalogs as a set to join (`IN (SELECT unnest(…))`), not `= ANY(…)`.
@@ -39,7 +52,9 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             "SELECT c.oid, n.nspname::text, c.relname::text, c.reltuples::float8,
                     CASE WHEN c.reltuples >= 0
                          THEN (c.relpages::bigint + COALESCE(tc.relpages, 0)) * current_setting('block_size')::bigint
-                         ELSE pg_table_size(c.oid)::bigint END
+                         ELSE pg_table_size(c.oid)::bigint END,
+                    EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                               AND t.tgenabled <> 'D')
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -51,10 +66,12 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         .await
         .map_err(|e| pg_error(e, "listing tables"))?;
     let mut wanted: BTreeMap<u32, (TableName, f64, i64)> = BTreeMap::new();
+    let mut triggers: BTreeMap<u32, bool> = BTreeMap::new();
     for r in rels {
         let name = TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
         if filter.matches(&name) {
             wanted.insert(r.get(0), (name, r.get(3), r.get(4)));
+            triggers.insert(r.get(0), r.get(5));
         }
     }
     if wanted.is_empty() {
@@ -69,7 +86,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
                     format_type(a.atttypid, a.atttypmod),
                     bt.typname::text, bt.typtype::text, bt.typcategory::text,
                     et.typname::text, et.typtype::text, t.typtype::text,
-                    a.atttypid, a.attidentity::text
+                    a.atttypid, a.attidentity::text, format_type(a.atttypid, NULL)
                FROM pg_attribute a
                JOIN pg_type t ON t.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -150,7 +167,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         });
     }
     // Per table: columns, their SELECT expressions, their wire types, whether direct.
-    type Cols = (Vec<Column>, Vec<String>, Vec<Type>, Vec<bool>);
+    type Cols = (Vec<Column>, Vec<String>, Vec<Type>, Vec<bool>, Vec<String>);
     let mut by_table: BTreeMap<u32, Cols> = BTreeMap::new();
     let mut generated: BTreeMap<u32, Vec<GeneratedColumn>> = BTreeMap::new();
     let mut identity: BTreeMap<u32, Vec<(String, Identity)>> = BTreeMap::new();
@@ -202,12 +219,14 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         col.nullable = !r.get::<_, bool>(2);
         col.source_type = Some(native);
         let expression: Option<String> = r.get(5);
-        if !r.get::<_, String>(4).is_empty() {
+        let generation: String = r.get(4);
+        if !generation.is_empty() {
             // Computed by the target: never read or written as data.
             generated.entry(oid).or_default().push(GeneratedColumn {
                 position,
                 column: col,
                 expression: expression.unwrap_or_default(),
+                stored: generation == "s",
             });
             continue;
         }
@@ -238,6 +257,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
         e.1.push(expr);
         e.2.push(wire);
         e.3.push(direct);
+        e.4.push(r.get(15));
     }
     let names: BTreeMap<u32, TableName> = wanted
         .iter()
@@ -246,7 +266,7 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
     let mut objects = catalog::read_objects(client, &names, &column_types).await?;
     let mut out = Vec::new();
     for (oid, (name, reltuples, bytes)) in wanted {
-        let (columns, exprs, wire, direct) = by_table.remove(&oid).unwrap_or_default();
+        let (columns, exprs, wire, direct, cast_to) = by_table.remove(&oid).unwrap_or_default();
         let pk = pk_of.remove(&oid).unwrap_or_default();
         let pk_refs: Vec<&str> = pk.iter().map(String::as_str).collect();
         let schema = Schema::new(columns, &pk_refs).map_err(|e| e.table(&name))?;
@@ -276,6 +296,8 @@ pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTab
             exprs,
             wire,
             direct,
+            cast_to,
+            user_triggers: triggers.get(&oid).copied().unwrap_or(false),
         });
     }
     Ok(out)

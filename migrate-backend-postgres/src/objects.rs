@@ -119,6 +119,10 @@ pub(crate) async fn shared(
             .await
             .map_err(fail(format!("creating extension {e}")))?;
     }
+    // As pg_dump does: a function body may name tables not created yet.
+    tx.batch_execute("SET LOCAL check_function_bodies = false")
+        .await
+        .map_err(fail("creating functions".into()))?;
     for t in &o.types {
         let name = qualified(&t.name);
         let found = tx
@@ -163,14 +167,41 @@ pub(crate) async fn shared(
             }
         }
     }
-    for s in o.sequences.iter().filter(|s| s.identity_of.is_none()) {
-        tx.batch_execute(&ddl::create_sequence(s))
+    for f in &o.functions {
+        tx.batch_execute(&f.definition)
             .await
-            .map_err(fail(format!("creating sequence {}", s.name)))?;
+            .map_err(fail(format!("creating function {}", f.name)))?;
     }
     tx.commit()
         .await
         .map_err(fail("creating shared schema objects".into()))
+}
+
+/// Creates `table`'s sequences not behind an identity column, where missing, in the
+/// transaction that creates the table (after a recreated table's old ones went), taking turns
+/// with other tables that may share one.
+pub(crate) async fn sequences(tx: &impl GenericClient, table: &TableInfo) -> Result<()> {
+    if !ddl::same_engine(table) {
+        return Ok(());
+    }
+    let free: Vec<_> = table
+        .objects
+        .sequences
+        .iter()
+        .filter(|s| s.identity_of.is_none())
+        .collect();
+    if free.is_empty() {
+        return Ok(());
+    }
+    tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('migrate schema objects'))")
+        .await
+        .map_err(|e| pg_error(e, "locking schema objects"))?;
+    for s in free {
+        tx.batch_execute(&ddl::create_sequence(s))
+            .await
+            .map_err(|e| pg_error(e, &format!("creating sequence {}", s.name)))?;
+    }
+    Ok(())
 }
 
 /// CHECK, UNIQUE and exclusion constraints, after the data. One found under the same name with
@@ -236,7 +267,7 @@ async fn constraint_def(conn: &Object, table: &str, cname: &str) -> Result<Optio
 /// trigger fires on it), listed as not copied otherwise. A grant or owner naming a role the
 /// target lacks is listed with that reason.
 pub(crate) async fn extras(
-    conn: &Object,
+    conn: &mut Object,
     table: &TableInfo,
     copy: &CopyExtras,
 ) -> Result<Vec<ObjectOutcome>> {
@@ -255,14 +286,25 @@ pub(crate) async fn extras(
             ));
             continue;
         }
-        if already_there(conn, table, x.kind, &x.name).await? {
-            out.push(ObjectOutcome::created(x.kind, &x.name, Some(&table.name)));
-            continue;
-        }
+        // One object per transaction, workers taking turns (tables may share a trigger
+        // function, and CREATE OR REPLACE FUNCTION races with itself).
+        let fail = |e| {
+            pg_error(
+                e,
+                &format!("copying {} {} of {}", x.kind, x.name, table.name),
+            )
+        };
+        let tx = conn.transaction().await.map_err(fail)?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('migrate schema objects'))")
+            .await
+            .map_err(fail)?;
         let mut outcome = ObjectOutcome::created(x.kind, &x.name, Some(&table.name));
-        for statement in &x.statements {
-            if let Err(e) = conn.batch_execute(statement).await {
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) {
+        if !already_there(&tx, table, x.kind, &x.name).await? {
+            for statement in &x.statements {
+                if let Err(e) = tx.batch_execute(statement).await {
+                    if e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) {
+                        return Err(fail(e));
+                    }
                     let why = e
                         .as_db_error()
                         .map(|d| d.message().to_string())
@@ -270,11 +312,10 @@ pub(crate) async fn extras(
                     outcome.not_created = Some(format!("not in the target: {why}"));
                     break;
                 }
-                return Err(pg_error(
-                    e,
-                    &format!("copying {} {} of {}", x.kind, x.name, table.name),
-                ));
             }
+        }
+        if outcome.not_created.is_none() {
+            tx.commit().await.map_err(fail)?;
         }
         out.push(outcome);
     }
@@ -283,7 +324,7 @@ pub(crate) async fn extras(
 
 /// Whether a trigger or policy of that name is already on the table (others are idempotent).
 async fn already_there(
-    conn: &Object,
+    conn: &impl GenericClient,
     table: &TableInfo,
     kind: ObjectKind,
     name: &str,
@@ -353,19 +394,14 @@ pub(crate) async fn create_views(
             statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)));
         }
         if v.materialized {
-            let exists: bool = conn
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-                .await
-                .map_err(|e| pg_error(e, "looking for views"))?
-                .get(0);
-            statements.push(if exists {
-                format!("REFRESH MATERIALIZED VIEW {name}")
-            } else {
-                format!(
-                    "CREATE MATERIALIZED VIEW {name} AS {} WITH DATA",
-                    v.definition
-                )
-            });
+            statements.push(format!(
+                "DO $$ BEGIN IF to_regclass({}) IS NOT NULL THEN REFRESH MATERIALIZED VIEW {name}; END IF; END $$",
+                quote(&name)
+            ));
+            statements.push(format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {name} AS {} WITH DATA",
+                v.definition
+            ));
             for i in &v.indexes {
                 statements.push(
                     i.replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)

@@ -203,11 +203,12 @@ pub(crate) async fn rename_dependents(
                                             WHEN 'I' THEN 'INDEX' ELSE 'TABLE' END,
                     n.nspname::text, c.relname::text
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE (c.oid IN (SELECT relid FROM tree) AND c.oid <> $1::text::regclass)
+              WHERE c.relkind IN ('S', 'i', 'I', 'r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
+                AND ((c.oid IN (SELECT relid FROM tree) AND c.oid <> $1::text::regclass)
                  OR c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid IN (SELECT relid FROM tree))
                  OR c.oid IN (SELECT d.objid FROM pg_depend d WHERE d.refobjid IN (SELECT relid FROM tree)
                                  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-                                 AND d.refclassid = 'pg_class'::regclass)",
+                                 AND d.refclassid = 'pg_class'::regclass))",
             &[&backup],
         )
         .await

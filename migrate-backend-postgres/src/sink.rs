@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::{pin_mut, SinkExt};
-use migrate_core::objects::{ConstraintKind, View};
+use migrate_core::objects::{ConstraintKind, Identity, View};
 use migrate_core::{
     BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, ObjectKind, ObjectOutcome,
     Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId,
@@ -103,6 +103,8 @@ pub struct PgSink {
     targets: std::sync::Mutex<HashMap<TableName, Arc<PgTable>>>,
     /// Whether the target has the deferred-key state tables (`None`: not looked yet).
     key_state: std::sync::Mutex<Option<bool>>,
+    /// Whether the role may set `session_replication_role` (`None`: not asked yet).
+    replica_role: std::sync::Mutex<Option<bool>>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -157,6 +159,8 @@ struct TargetColumns {
     own: Vec<Option<String>>,
     /// Whether every column takes its wire form as it is (else rows go through staging).
     direct: bool,
+    /// The target table has enabled user triggers.
+    triggers: bool,
 }
 
 impl TargetColumns {
@@ -224,6 +228,7 @@ impl PgSink {
             options,
             targets: std::sync::Mutex::new(HashMap::new()),
             key_state: std::sync::Mutex::new(None),
+            replica_role: std::sync::Mutex::new(None),
         })
     }
 
@@ -281,6 +286,7 @@ impl PgSink {
             })?;
         let mut out = TargetColumns {
             direct: true,
+            triggers: meta.user_triggers,
             ..Default::default()
         };
         for c in &table.schema.columns {
@@ -293,8 +299,7 @@ impl PgSink {
             })?;
             out.types.push(meta.wire[i].clone());
             out.exprs.push(meta.exprs[i].clone());
-            out.own
-                .push(meta.info.schema.columns[i].source_type.clone());
+            out.own.push(Some(meta.cast_to[i].clone()));
             out.direct &= meta.direct[i];
         }
         Ok(out)
@@ -410,6 +415,62 @@ impl PgSink {
             .await
             .map_err(|e| pg_error(e, &format!("finishing COPY into {}", table.name)))?;
         Ok(stats)
+    }
+
+    /// Keeps the target's user triggers from firing on the rows this transaction writes
+    /// (`session_replication_role = replica`, as logical replication does: the source's
+    /// triggers already acted on them), where the role may; otherwise they fire, and a warning
+    /// says so once.
+    async fn quiet_triggers(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        table: &TableInfo,
+        columns: &TargetColumns,
+    ) -> Result<()> {
+        if !columns.triggers {
+            return Ok(());
+        }
+        let known = *self.replica_role.lock().unwrap_or_else(|p| p.into_inner());
+        let may = match known {
+            Some(may) => may,
+            None => {
+                let fail = |e| pg_error(e, "checking the role's privileges");
+                let mut may: bool = tx
+                    .query_one(
+                        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                        &[],
+                    )
+                    .await
+                    .map_err(fail)?
+                    .get(0);
+                let version: i32 = tx
+                    .query_one("SELECT current_setting('server_version_num')::int", &[])
+                    .await
+                    .map_err(fail)?
+                    .get(0);
+                if !may && version >= 150_000 {
+                    may = tx
+                        .query_one(
+                            "SELECT has_parameter_privilege('session_replication_role', 'SET')",
+                            &[],
+                        )
+                        .await
+                        .map_err(fail)?
+                        .get(0);
+                }
+                if !may {
+                    tracing::warn!(table = %table.name, "the target table has triggers, and this role may not set session_replication_role: they fire on the rows written");
+                }
+                *self.replica_role.lock().unwrap_or_else(|p| p.into_inner()) = Some(may);
+                may
+            }
+        };
+        if may {
+            tx.batch_execute("SET LOCAL session_replication_role = replica")
+                .await
+                .map_err(|e| pg_error(e, "keeping triggers from firing"))?;
+        }
+        Ok(())
     }
 
     /// Loads `rows` into a temporary table of wire-typed columns (dropped at commit), for an
@@ -609,6 +670,9 @@ impl PgSink {
             }
             (None, _) => {}
         }
+        // After a recreated table's old sequences went (dropped, or renamed with its backup),
+        // and taking turns with other tables that may share one.
+        objects::sequences(&tx, table).await?;
         tx.batch_execute(&ddl::create_table(table, add_key.is_none())?)
             .await
             .map_err(|e| pg_error(e, &format!("creating {}", table.name)))?;
@@ -753,7 +817,6 @@ impl PgSink {
             }
             out.push(created);
         }
-        out.extend(objects::extras(conn, table, &self.options.copy).await?);
         if self.options.analyze {
             conn.batch_execute(&format!("ANALYZE {name}"))
                 .await
@@ -996,8 +1059,8 @@ impl Sink for PgSink {
                     p.problems.push(e.to_string());
                 }
                 let create = self.options.create_extensions;
-                p.missing = objects::missing_extensions(&conn, table, create).await?;
-                p.problems.extend(p.missing.iter().cloned());
+                p.problems
+                    .extend(objects::missing_extensions(&conn, table, create).await?);
             }
         }
         Ok(p)
@@ -1035,6 +1098,7 @@ impl Sink for PgSink {
             .transaction()
             .await
             .map_err(|e| pg_error(e, "write_chunk"))?;
+        self.quiet_triggers(&tx, table, &columns).await?;
         let first = markers && deferred_key::first_write(&tx, &name, chunk.index).await?;
         // Replace the range: whatever an earlier attempt committed there goes, in the same
         // transaction as the new rows (unless no write of this chunk was ever committed).
@@ -1116,11 +1180,37 @@ impl Sink for PgSink {
         // take turns on a per-table lock and each looks, under it, at what already exists.
         let key = format!("migrate finalize {}", table.name);
         let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
-        let result = self.finalize_locked(lock.conn()?, table).await;
+        // Definitions found in the target are compared with the source's, both read with
+        // every name qualified.
+        let conn = lock.conn()?;
+        let old = sql::empty_search_path(conn).await?;
+        let mut result = self.finalize_locked(conn, table).await;
+        if let Err(e) = sql::restore_search_path(conn, &old).await {
+            result = result.and(Err(e));
+        }
         let released = lock.release().await;
         let created = result?;
         released?;
         Ok(created)
+    }
+
+    async fn unmet_requirements(&self, table: &TableInfo) -> Result<Vec<String>> {
+        if table.objects.extensions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn().await?;
+        let exists: bool = conn
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&sql::table(&table.name)],
+            )
+            .await
+            .map_err(|e| pg_error(e, "looking for the table"))?
+            .get(0);
+        if exists {
+            return Ok(Vec::new());
+        }
+        objects::missing_extensions(&conn, table, self.options.create_extensions).await
     }
 
     fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
@@ -1136,9 +1226,20 @@ impl Sink for PgSink {
         objects::set_sequences(&conn, table, values).await
     }
 
-    async fn create_views(&self, views: &[View], dry_run: bool) -> Result<Vec<ObjectOutcome>> {
+    async fn after_data(
+        &self,
+        tables: &[TableInfo],
+        views: &[View],
+        dry_run: bool,
+    ) -> Result<Vec<ObjectOutcome>> {
         let mut conn = self.conn().await?;
-        objects::create_views(&mut conn, views, dry_run).await
+        let mut out = objects::create_views(&mut conn, views, dry_run).await?;
+        if !dry_run {
+            for t in tables {
+                out.extend(objects::extras(&mut conn, t, &self.options.copy).await?);
+            }
+        }
+        Ok(out)
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
@@ -1158,6 +1259,7 @@ impl Sink for PgSink {
             .transaction()
             .await
             .map_err(|e| pg_error(e, "upsert"))?;
+        self.quiet_triggers(&tx, table, &columns).await?;
         let stats = self.stage(&tx, table, &columns, rows).await?;
         let keys: Vec<String> = pk.iter().map(|k| ident(k)).collect();
         let updates: Vec<String> = table
@@ -1165,6 +1267,8 @@ impl Sink for PgSink {
             .columns
             .iter()
             .filter(|c| !pk.contains(&c.name.as_str()))
+            // Postgres refuses to update a GENERATED ALWAYS identity: it keeps its value.
+            .filter(|c| table.objects.identity_of(&c.name) != Some(Identity::Always))
             .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name)))
             .collect();
         let action = if updates.is_empty() {
@@ -1226,10 +1330,12 @@ impl Sink for PgSink {
                         .await
                         .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?
                 }
-                (_, Some(_), None) => tx
-                    .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-                    .await
-                    .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?,
+                (_, Some(_), None) => {
+                    preparation::drop_views_over(&tx, &name).await?;
+                    tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                        .await
+                        .map_err(|e| pg_error(e, &undo("dropping it", &t.name)))?
+                }
                 (false, Some(_), Some(_)) | (false, None, Some(0)) => emptied.push(name),
                 _ => {} // rows that cannot be told apart: the executor refuses these
             }

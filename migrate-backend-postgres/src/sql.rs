@@ -7,6 +7,30 @@ use chrono::{DateTime, NaiveDate};
 use migrate_core::checksum::canonical_text;
 use migrate_core::{DataType, Error, KeyRange, Result, Schema, TableName, Value};
 
+/// Empties the session's `search_path` until [`restore_search_path`], returning the old one:
+/// catalog output (`format_type`, `pg_get_*def`) then names every object with its schema, as
+/// pg_dump's does, so definitions read from one database mean the same in another whatever
+/// either's search path.
+pub async fn empty_search_path(client: &tokio_postgres::Client) -> Result<String> {
+    Ok(client
+        .query_one(
+            "SELECT current_setting('search_path'), set_config('search_path', '', false)",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::error::pg_error(e, "setting the search path"))?
+        .get(0))
+}
+
+/// Puts back the `search_path` [`empty_search_path`] returned.
+pub async fn restore_search_path(client: &tokio_postgres::Client, old: &str) -> Result<()> {
+    client
+        .execute("SELECT set_config('search_path', $1, false)", &[&old])
+        .await
+        .map_err(|e| crate::error::pg_error(e, "restoring the search path"))?;
+    Ok(())
+}
+
 /// `"name"` with embedded quotes doubled.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -46,9 +46,14 @@ pub struct TableObjects {
     /// Column comments: column name and comment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_comments: Vec<(String, String)>,
-    /// Extensions the columns' types or defaults come from.
+    /// Extensions the table needs: for its columns' types, or for the functions, operators
+    /// and operator classes its defaults, constraints and indexes use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
+    /// User functions its defaults, generated columns, constraints and indexes call: created
+    /// before the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<Function>,
     /// Triggers, row-level security policies, grants and the owner: copied only when asked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extras: Vec<ExtraObject>,
@@ -122,6 +127,15 @@ pub enum UserTypeKind {
         /// Fields in order.
         fields: Vec<(String, String)>,
     },
+}
+
+/// A user function a table's definition calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// Qualified name (overloads share it).
+    pub name: TableName,
+    /// `CREATE OR REPLACE FUNCTION …` in the source's SQL.
+    pub definition: String,
 }
 
 /// A sequence.
@@ -207,6 +221,13 @@ pub struct GeneratedColumn {
     pub column: Column,
     /// The expression in the source's SQL.
     pub expression: String,
+    /// Stored (computed on write) rather than virtual (computed on read, Postgres 18).
+    #[serde(default = "yes")]
+    pub stored: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How a table is split into partitions.
@@ -276,6 +297,8 @@ pub enum ObjectKind {
     Domain,
     /// A composite type.
     Composite,
+    /// A function a table's definition calls.
+    Function,
     /// A sequence.
     Sequence,
     /// A table.
@@ -328,6 +351,7 @@ impl ObjectKind {
                 | ObjectKind::Enum
                 | ObjectKind::Domain
                 | ObjectKind::Composite
+                | ObjectKind::Function
                 | ObjectKind::Sequence
                 | ObjectKind::Table
                 | ObjectKind::Partition
@@ -450,6 +474,11 @@ pub fn all_objects(table: &crate::TableInfo) -> Vec<(ObjectKind, String)> {
         };
         (kind, t.name.to_string())
     }));
+    out.extend(
+        o.functions
+            .iter()
+            .map(|f| (ObjectKind::Function, f.name.to_string())),
+    );
     for s in o.sequences.iter().filter(|s| s.identity_of.is_none()) {
         out.push((ObjectKind::Sequence, s.name.to_string()));
     }

@@ -112,11 +112,6 @@ pub struct Preflight {
     /// Rows the existing table holds, counted (`None` when it does not exist or could not be
     /// counted).
     pub rows: Option<u64>,
-    /// What the target lacks for this table and the sink will not create (an extension): a
-    /// run refuses to start, before any write, while any table lacks something. Also listed
-    /// in `problems`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing: Vec<String>,
 }
 
 /// What one write did.
@@ -187,6 +182,15 @@ pub trait Sink: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// What the target lacks for `table` that the sink will not create (an extension the
+    /// columns need), one sentence each naming it: a run refuses to start, before any write,
+    /// while any table lacks something. Cheap (no table scans): called for every table of
+    /// every run.
+    async fn unmet_requirements(&self, table: &TableInfo) -> Result<Vec<String>> {
+        let _ = table;
+        Ok(Vec::new())
+    }
+
     /// What `prepare` and `finalize` will create of `table`'s schema objects (its
     /// [`TableInfo::objects`], keys and indexes) and what they will leave out, with the reason:
     /// for plans and dry runs, without touching the target.
@@ -218,10 +222,17 @@ pub trait Sink: Send + Sync {
             .collect())
     }
 
-    /// Creates `views` (dependencies first) once every table they read is complete; with
-    /// `dry_run`, only says what it would do. One outcome per view.
-    async fn create_views(&self, views: &[View], dry_run: bool) -> Result<Vec<ObjectOutcome>> {
-        let _ = dry_run;
+    /// What comes once the run's data is complete: `views` over the completed `tables`
+    /// (dependencies first), then — where the sink copies them — the tables' triggers,
+    /// policies, grants and owners, which must not act on the load. With `dry_run`, only says
+    /// what it would do with the views (the rest is in [`Sink::plan_objects`]).
+    async fn after_data(
+        &self,
+        tables: &[TableInfo],
+        views: &[View],
+        dry_run: bool,
+    ) -> Result<Vec<ObjectOutcome>> {
+        let _ = (tables, dry_run);
         let reason = format!("the {} sink does not create views", self.kind());
         Ok(views.iter().map(|v| v.outcome(Some(&reason))).collect())
     }

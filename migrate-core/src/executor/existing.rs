@@ -148,18 +148,22 @@ where
     let mut other = Vec::new();
     let mut missing = Vec::new();
     for t in tables {
+        missing.extend(
+            sink.unmet_requirements(t)
+                .await
+                .map_err(|e| e.table(&t.name).operation("preflight"))?,
+        );
         let policy = owners.policy(cfg, &t.name);
+        let keyless_merge = policy == ExistingRows::Merge && t.schema.primary_key.is_empty();
+        if policy != ExistingRows::Fail && !keyless_merge {
+            continue;
+        }
         let p = match sink.preflight(t).await {
             Ok(p) => p,
             // Unreachable or forbidden: prepare reports it with its own error.
             Err(e) if e.kind() != ErrorKind::Config => continue,
             Err(e) => return Err(e.table(&t.name).operation("preflight")),
         };
-        missing.extend(p.missing.iter().cloned());
-        let keyless_merge = policy == ExistingRows::Merge && t.schema.primary_key.is_empty();
-        if policy != ExistingRows::Fail && !keyless_merge {
-            continue;
-        }
         match action(&p, t, policy, cfg).1 {
             Some(_) if policy == ExistingRows::Fail => held.push((t.name.clone(), p.rows)),
             Some(problem) => other.push((t.name.clone(), problem)),

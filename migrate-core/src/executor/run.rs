@@ -751,7 +751,7 @@ async fn dry_run(
         .views(&infos)
         .await
         .map_err(|e| e.operation("read views"))?;
-    objects.extend(m.sink.create_views(&views.over_tables, true).await?);
+    objects.extend(m.sink.after_data(&[], &views.over_tables, true).await?);
     objects.extend(views.left_out);
     let drift = crate::plan::drift_with(&pairs, &|t, c| {
         m.sink
@@ -918,14 +918,15 @@ impl Coordinator {
         self.ctx.tracker.phase(Phase::Loading);
         self.schedule(&mut control).await?;
         if !self.cancelled && self.all_done() {
-            self.views().await?;
+            self.after_data().await?;
         }
         Ok(())
     }
 
-    /// Views over the migrated tables, once every table (or view) each one reads is complete;
-    /// the others are recorded as not created, with the reason.
-    async fn views(&mut self) -> Result<()> {
+    /// Views over the migrated tables, once every table (or view) each one reads is complete
+    /// (the others are recorded as not created, with the reason), then what must not act on
+    /// the load (triggers, policies, grants, owners) on the completed tables.
+    async fn after_data(&mut self) -> Result<()> {
         let ctx = self.ctx.clone();
         let infos: Vec<TableInfo> = self.tables.values().map(|t| t.info.clone()).collect();
         ctx.call();
@@ -956,15 +957,23 @@ impl Coordinator {
                 outcomes.push(v.outcome(Some(&why)));
             }
         }
-        if !ready.is_empty() {
-            ctx.call();
-            outcomes.extend(
-                ctx.sink
-                    .create_views(&ready, false)
-                    .await
-                    .map_err(|e| e.operation("create views"))?,
-            );
-        }
+        let completed: Vec<TableInfo> = self
+            .tables
+            .iter()
+            .filter(|(n, _)| {
+                self.runs
+                    .get(*n)
+                    .is_some_and(|r| r.state == TState::Done(TableStatus::Completed))
+            })
+            .map(|(_, t)| t.target.clone())
+            .collect();
+        ctx.call();
+        outcomes.extend(
+            ctx.sink
+                .after_data(&completed, &ready, false)
+                .await
+                .map_err(|e| e.operation("after the data"))?,
+        );
         verify::record_objects(&ctx, None, &outcomes).await;
         Ok(())
     }

@@ -265,7 +265,6 @@ impl Sink for MemorySink {
             exists: existing.is_some(),
             rows: existing.map(|t| t.len() as u64),
             problems,
-            missing: Vec::new(),
         })
     }
 
