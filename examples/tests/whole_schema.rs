@@ -344,7 +344,13 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
     let dst = fresh_db(&admin, "migrate_seq_dst").await;
     let s = client(&src).await;
     s.batch_execute(
-        "CREATE TABLE orders (id serial PRIMARY KEY, note text, updated_at timestamptz NOT NULL DEFAULT now());
+        "CREATE TYPE state AS ENUM ('new', 'paid');
+         CREATE TABLE orders (id serial PRIMARY KEY, note text, updated_at timestamptz NOT NULL DEFAULT now(),
+                              state state NOT NULL DEFAULT 'new');
+         CREATE TABLE events (id int, at date, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, at))
+           PARTITION BY RANGE (at);
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         INSERT INTO events SELECT g, date '2024-01-01' + g FROM generate_series(1, 30) g;
          CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now(),
                                seq bigint GENERATED ALWAYS AS IDENTITY);
          CREATE FUNCTION fill_note() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -380,11 +386,18 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
          INSERT INTO orders (note) SELECT NULL FROM generate_series(1, 5);
          ALTER TABLE orders ENABLE TRIGGER orders_fill;
          INSERT INTO orders (note) SELECT 'p' || g FROM generate_series(1, 20) g;
+         ALTER TYPE state ADD VALUE 'shipped' BEFORE 'paid';
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO events SELECT g, date '2025-01-01' + g FROM generate_series(1, 10) g;
          SELECT nextval('orders_id_seq') FROM generate_series(1, 7);
          INSERT INTO tickets DEFAULT VALUES;",
     )
     .await
     .unwrap();
+    // The new enum value is usable once the statement that added it committed.
+    s.batch_execute("UPDATE orders SET state = 'shipped', updated_at = now() WHERE id = 1")
+        .await
+        .unwrap();
     let o = migrate(&cfg, &["run"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
@@ -405,6 +418,19 @@ async fn incremental_runs_move_the_target_sequences_with_the_source() {
         .unwrap()
         .get(0);
     assert_eq!(nulls, 5, "the target's trigger fired on migrated rows");
+    // The enum value and the partition the source added arrived before their rows.
+    let shipped: i64 = t
+        .query_one("SELECT count(*) FROM orders WHERE state = 'shipped'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shipped, 1);
+    let events: i64 = t
+        .query_one("SELECT count(*) FROM events_2025", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events, 10);
     let filled: Option<String> = t
         .query_one("SELECT note FROM orders WHERE id = 133", &[])
         .await

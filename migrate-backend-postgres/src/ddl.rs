@@ -172,22 +172,8 @@ pub(crate) fn after_create(table: &TableInfo) -> Vec<String> {
     let o = &table.objects;
     let name = qualified(&table.name);
     let mut out = Vec::new();
-    if let Some(p) = &o.partitioning {
-        for part in &p.partitions {
-            if let Some(s) = &part.name.schema {
-                out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)));
-            }
-            let mut s = format!(
-                "CREATE TABLE {} PARTITION OF {} {}",
-                qualified(&part.name),
-                qualified(&part.parent),
-                part.bound
-            );
-            if let Some(k) = &part.key {
-                s.push_str(&format!(" PARTITION BY {k}"));
-            }
-            out.push(s);
-        }
+    for part in o.partitioning.iter().flat_map(|p| &p.partitions) {
+        out.extend(partition(part));
     }
     for s in o.sequences.iter().filter(|s| s.identity_of.is_none()) {
         if let Some(col) = &s.owned_by {
@@ -208,6 +194,25 @@ pub(crate) fn after_create(table: &TableInfo) -> Vec<String> {
             quote(c)
         ));
     }
+    out
+}
+
+/// The statements that create one partition (and its schema).
+pub(crate) fn partition(part: &migrate_core::objects::Partition) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = &part.name.schema {
+        out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)));
+    }
+    let mut s = format!(
+        "CREATE TABLE {} PARTITION OF {} {}",
+        qualified(&part.name),
+        qualified(&part.parent),
+        part.bound
+    );
+    if let Some(k) = &part.key {
+        s.push_str(&format!(" PARTITION BY {k}"));
+    }
+    out.push(s);
     out
 }
 

@@ -153,16 +153,7 @@ pub(crate) async fn shared(
             }
             Some(r) => {
                 if let migrate_core::objects::UserTypeKind::Enum { labels } = &t.kind {
-                    let there: Vec<String> = r.get(0);
-                    if &there != labels {
-                        return Err(Error::schema(format!(
-                            "type {} exists in the target with values ({}) where the source has ({}): align it or drop it",
-                            t.name,
-                            there.join(", "),
-                            labels.join(", ")
-                        ))
-                        .table(&table.name));
-                    }
+                    add_enum_labels(&tx, table, t, labels, r.get(0)).await?;
                 }
             }
         }
@@ -175,6 +166,101 @@ pub(crate) async fn shared(
     tx.commit()
         .await
         .map_err(fail("creating shared schema objects".into()))
+}
+
+/// Brings an enum that exists in the target up to the source's values: the ones the source
+/// added since are added in their place; a target whose values are not a subset of the
+/// source's, in the same order, is an error naming both.
+async fn add_enum_labels(
+    tx: &impl GenericClient,
+    table: &TableInfo,
+    t: &migrate_core::objects::UserType,
+    labels: &[String],
+    there: Vec<String>,
+) -> Result<()> {
+    let kept: Vec<&String> = labels.iter().filter(|l| there.contains(l)).collect();
+    if kept.len() != there.len() || kept.iter().zip(&there).any(|(a, b)| *a != b) {
+        return Err(Error::schema(format!(
+            "type {} exists in the target with values ({}) where the source has ({}): align it or drop it",
+            t.name,
+            there.join(", "),
+            labels.join(", ")
+        ))
+        .table(&table.name));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if there.contains(l) {
+            continue;
+        }
+        let place = match i {
+            0 => match labels.get(1) {
+                Some(next) => format!(" BEFORE {}", quote(next)),
+                None => String::new(),
+            },
+            _ => format!(" AFTER {}", quote(&labels[i - 1])),
+        };
+        tx.batch_execute(&format!(
+            "ALTER TYPE {} ADD VALUE IF NOT EXISTS {}{place}",
+            qualified(&t.name),
+            quote(l)
+        ))
+        .await
+        .map_err(|e| pg_error(e, &format!("adding value {l:?} to type {}", t.name)))?;
+    }
+    Ok(())
+}
+
+/// Keeps a target table that exists up with its source before a run writes into it (an
+/// incremental run, say): enum values and partitions the source added since are added.
+pub(crate) async fn evolve(conn: &mut Object, table: &TableInfo) -> Result<()> {
+    if !ddl::same_engine(table) {
+        return Ok(());
+    }
+    let o = &table.objects;
+    let enums = o
+        .types
+        .iter()
+        .any(|t| matches!(t.kind, migrate_core::objects::UserTypeKind::Enum { .. }));
+    if !enums && o.partitioning.is_none() {
+        return Ok(());
+    }
+    let fail = |e| pg_error(e, &format!("bringing {} up to its source", table.name));
+    let tx = conn.transaction().await.map_err(fail)?;
+    tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('migrate schema objects'))")
+        .await
+        .map_err(fail)?;
+    for t in &o.types {
+        let migrate_core::objects::UserTypeKind::Enum { labels } = &t.kind else {
+            continue;
+        };
+        let there = tx
+            .query_opt(
+                "SELECT ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder)
+                   FROM pg_type t WHERE t.oid = to_regtype($1)",
+                &[&qualified(&t.name)],
+            )
+            .await
+            .map_err(fail)?;
+        if let Some(r) = there {
+            add_enum_labels(&tx, table, t, labels, r.get(0)).await?;
+        }
+    }
+    for p in o.partitioning.iter().flat_map(|p| &p.partitions) {
+        let exists: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&qualified(&p.name)],
+            )
+            .await
+            .map_err(fail)?
+            .get(0);
+        if !exists {
+            for statement in ddl::partition(p) {
+                tx.batch_execute(&statement).await.map_err(fail)?;
+            }
+        }
+    }
+    tx.commit().await.map_err(fail)
 }
 
 /// Creates `table`'s sequences not behind an identity column, where missing, in the

@@ -534,6 +534,8 @@ impl PgSink {
         };
         if creates {
             objects::shared(conn, table, self.options.create_extensions).await?;
+        } else if existing.is_some() {
+            objects::evolve(conn, table).await?;
         }
         let mut prepared = Prepared::default();
         let tx = conn
