@@ -43,7 +43,7 @@ CREATE TABLE b (
   EXCLUDE USING btree (code WITH =));
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE FUNCTION non_negative(numeric) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 >= 0';
-CREATE TABLE c (id bigint PRIMARY KEY DEFAULT nextval('global_seq'), label varchar(20) NOT NULL,
+CREATE TABLE c (id bigint PRIMARY KEY DEFAULT nextval('global_seq'), label varchar(20) COLLATE "C" NOT NULL,
   amount numeric CHECK (non_negative(amount)));
 CREATE INDEX c_label_trgm ON c USING gin (label gin_trgm_ops);
 CREATE TABLE ev (id bigint, at date NOT NULL, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
@@ -51,7 +51,8 @@ CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01
 CREATE TABLE ev_2025 PARTITION OF ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE INDEX ev_v_idx ON ev (v);
 CREATE VIEW av AS SELECT id, note FROM a;
-CREATE VIEW av_big AS SELECT id FROM av WHERE id > 10;
+CREATE VIEW av_big WITH (security_invoker = true) AS SELECT id FROM av WHERE id > 10
+  WITH LOCAL CHECK OPTION;
 CREATE MATERIALIZED VIEW bm AS SELECT a_id, count(*) AS n FROM b GROUP BY a_id;
 CREATE UNIQUE INDEX bm_a_id ON bm (a_id);
 CREATE SCHEMA "Other";

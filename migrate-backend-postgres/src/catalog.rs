@@ -113,7 +113,8 @@ async fn walk_types(client: &Client, start: BTreeSet<u32>) -> Result<BTreeMap<u3
                                  AND t.typtype = 'c' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
                         ARRAY(SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = t.typrelid AND t.typtype = 'c'
                                  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
-                        bt.typname::text, t.typtypmod
+                        bt.typname::text, t.typtypmod,
+                        COALESCE((SELECT c.relkind::text FROM pg_class c WHERE c.oid = t.typrelid), '')
                    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                    LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
                   WHERE t.oid IN (SELECT unnest($1::oid[]))",
@@ -163,6 +164,8 @@ async fn walk_types(client: &Client, start: BTreeSet<u32>) -> Result<BTreeMap<u3
                             .collect(),
                     })
                 }
+                // A table's or view's row type comes with its relation.
+                "c" if r.get::<_, String>(21) != "c" => None,
                 "c" => {
                     let names: Vec<String> = r.get(16);
                     let types: Vec<String> = r.get(17);
@@ -580,7 +583,8 @@ async fn views_qualified(client: &Client, tables: &[TableName]) -> Result<Views>
                                             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid
                            WHERE r.ev_class = v.oid),
                     ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = v.oid
-                           ORDER BY i.indexrelid)
+                           ORDER BY i.indexrelid),
+                    COALESCE(v.reloptions, '{}')::text[]
                FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
               WHERE v.relkind IN ('v', 'm')
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migrate')
@@ -646,6 +650,7 @@ async fn views_qualified(client: &Client, tables: &[TableName]) -> Result<Views>
                     .collect(),
                 comment: r.get(5),
                 indexes: r.get(7),
+                options: r.get(8),
             },
             reads,
         });

@@ -14,11 +14,16 @@ pub(crate) fn same_engine(table: &TableInfo) -> bool {
     table.objects.source_dialect.as_deref() == Some("postgres")
 }
 
-/// The type a target column gets: the source's own where the source is Postgres, else the
-/// mapped one.
+/// The type a target column gets: the source's own (with its collation) where the source is
+/// Postgres, else the mapped one.
 pub(crate) fn column_type(table: &TableInfo, c: &migrate_core::Column) -> Result<String> {
     match (&c.source_type, same_engine(table)) {
-        (Some(native), true) => Ok(native.clone()),
+        (Some(native), true) => Ok(
+            match table.objects.collations.iter().find(|(n, _)| *n == c.name) {
+                Some((_, collation)) => format!("{native} COLLATE {collation}"),
+                None => native.clone(),
+            },
+        ),
         _ => ddl_type(&c.data_type, c.source_type.as_deref()).map_err(|e| e.table(&table.name)),
     }
 }

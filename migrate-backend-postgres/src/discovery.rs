@@ -86,7 +86,10 @@ async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec
                     format_type(a.atttypid, a.atttypmod),
                     bt.typname::text, bt.typtype::text, bt.typcategory::text,
                     et.typname::text, et.typtype::text, t.typtype::text,
-                    a.atttypid, a.attidentity::text, format_type(a.atttypid, NULL)
+                    a.atttypid, a.attidentity::text, format_type(a.atttypid, NULL),
+                    (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co
+                       JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                      WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation)
                FROM pg_attribute a
                JOIN pg_type t ON t.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -173,6 +176,7 @@ async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec
     let mut identity: BTreeMap<u32, Vec<(String, Identity)>> = BTreeMap::new();
     let mut column_types: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     let mut positions: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut collations: BTreeMap<u32, Vec<(String, String)>> = BTreeMap::new();
     for r in cols {
         let oid: u32 = r.get(0);
         let (table, _, _) = &wanted[&oid];
@@ -219,6 +223,12 @@ async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec
         col.nullable = !r.get::<_, bool>(2);
         col.source_type = Some(native);
         let expression: Option<String> = r.get(5);
+        if let Some(c) = r.get::<_, Option<String>>(16) {
+            collations
+                .entry(oid)
+                .or_default()
+                .push((col.name.clone(), c));
+        }
         let generation: String = r.get(4);
         if !generation.is_empty() {
             // Computed by the target: never read or written as data.
@@ -276,6 +286,7 @@ async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec
         info.objects = objects.remove(&oid).unwrap_or_default();
         info.objects.generated = generated.remove(&oid).unwrap_or_default();
         info.objects.identity = identity.remove(&oid).unwrap_or_default();
+        info.objects.collations = collations.remove(&oid).unwrap_or_default();
         info.estimated_bytes = bytes.max(0) as u64;
         info.estimated_rows = if reltuples >= 0.0 {
             reltuples as u64

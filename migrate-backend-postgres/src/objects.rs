@@ -247,10 +247,7 @@ pub(crate) async fn evolve(conn: &mut Object, table: &TableInfo) -> Result<()> {
     }
     for p in o.partitioning.iter().flat_map(|p| &p.partitions) {
         let exists: bool = tx
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL",
-                &[&qualified(&p.name)],
-            )
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified(&p.name)])
             .await
             .map_err(fail)?
             .get(0);
@@ -475,6 +472,10 @@ pub(crate) async fn create_views(
             continue;
         }
         let name = qualified(&v.name);
+        let with = match v.options.is_empty() {
+            true => String::new(),
+            false => format!(" WITH ({})", v.options.join(", ")),
+        };
         let mut statements = Vec::new();
         if let Some(s) = &v.name.schema {
             statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)));
@@ -485,7 +486,7 @@ pub(crate) async fn create_views(
                 quote(&name)
             ));
             statements.push(format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {name} AS {} WITH DATA",
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{with} AS {} WITH DATA",
                 v.definition
             ));
             for i in &v.indexes {
@@ -499,7 +500,10 @@ pub(crate) async fn create_views(
                 );
             }
         } else {
-            statements.push(format!("CREATE OR REPLACE VIEW {name} AS {}", v.definition));
+            statements.push(format!(
+                "CREATE OR REPLACE VIEW {name}{with} AS {}",
+                v.definition
+            ));
         }
         if let Some(c) = &v.comment {
             let what = if v.materialized {

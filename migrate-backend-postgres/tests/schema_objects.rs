@@ -245,3 +245,66 @@ async fn shared_types_and_a_foreign_key_onto_a_unique_constraint_whatever_the_or
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreating_a_table_with_a_backup_keeps_sequences_constraints_and_rollback_working() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let src = common::fresh_db(&admin, "migrate_recreate_src").await;
+    let dst = common::fresh_db(&admin, "migrate_recreate_dst").await;
+    common::client(&src)
+        .await
+        .batch_execute(
+            "CREATE TABLE s (id serial PRIMARY KEY, body text, code text UNIQUE,
+                             n bigint GENERATED ALWAYS AS IDENTITY);
+             INSERT INTO s (body, code) SELECT repeat('x', 3000) || g, 'c' || g FROM generate_series(1, 40) g;",
+        )
+        .await
+        .unwrap();
+    let tables = discover(&src).await;
+    let s = table(&tables, "public.s");
+    let source = PgSource::new(&src).unwrap();
+    let sink = PgSink::new(&dst).unwrap();
+    let first = sink
+        .prepare(s, &PrepareOptions::default(), &RunId::generate())
+        .await
+        .unwrap();
+    assert!(first.created);
+    copy(&source, &sink, s).await;
+    sink.finalize(s).await.unwrap();
+    // Again, recreating the table and keeping the old one as the backup (a TOAST table, an
+    // owned sequence, an identity and a UNIQUE constraint's index go with it).
+    let opts = PrepareOptions {
+        mode: migrate_core::PrepareMode::Recreate,
+        backup: true,
+        ..Default::default()
+    };
+    let second = sink.prepare(s, &opts, &RunId::generate()).await.unwrap();
+    assert!(second.backup.is_some(), "{second:?}");
+    copy(&source, &sink, s).await;
+    sink.finalize(s).await.unwrap();
+    let values = source.sequence_values(s).await.unwrap();
+    let set = sink.set_sequences(s, &values).await.unwrap();
+    assert!(set.iter().all(|o| o.not_created.is_none()), "{set:?}");
+    let t = common::client(&dst).await;
+    let next: i32 = t
+        .query_one("INSERT INTO s (code) VALUES ('new') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 41);
+    // Rolling back puts the first run's table back.
+    sink.rollback(&[(s.clone(), second)]).await.unwrap();
+    let (rows, new): (i64, i64) = {
+        let r = t
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE code = 'new') FROM s",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((rows, new), (40, 0));
+}

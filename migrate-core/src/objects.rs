@@ -46,6 +46,10 @@ pub struct TableObjects {
     /// Column comments: column name and comment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_comments: Vec<(String, String)>,
+    /// Columns whose collation is not their type's default: column name and collation in the
+    /// source's SQL (`pg_catalog."C"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collations: Vec<(String, String)>,
     /// Extensions the table needs: for its columns' types, or for the functions, operators
     /// and operator classes its defaults, constraints and indexes use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -280,6 +284,9 @@ pub struct View {
     /// Its comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Its options (`security_invoker=true`, `check_option=local`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
     /// Index definitions (materialized views).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<String>,
