@@ -3,34 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{bin, code, fresh_db, migrate, text, url_for};
 use migrate_backend_postgres::{PgConfig, PgSink};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
 use migrate_core::testing::{seed003_dataset, service_env};
 use migrate_core::{CheckpointStore, ChunkSpec, PrepareMode, PrepareOptions, Sink, VecBatchReader};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_migrate")
-}
-
-fn url_for(admin: &str, db: &str) -> String {
-    let base = admin.split('?').next().unwrap();
-    format!("{}/{db}", &base[..base.rfind('/').unwrap()])
-}
-
-async fn fresh_db(admin: &str, name: &str) -> String {
-    let c = PgConfig::from_url(admin).unwrap().connect().await.unwrap();
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); "))
-        .await
-        .unwrap();
-    c.batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    url_for(admin, name)
-}
 
 async fn load_seed003(url: &str, scale: f64) {
     let sink = PgSink::new(url).unwrap();
@@ -79,28 +62,6 @@ fn write_config(dir: &Path, src: &str, dst: &str, extra: &str) -> PathBuf {
     );
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn migrate(config: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(config.parent().unwrap())
-        .output()
-        .unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

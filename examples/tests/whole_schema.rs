@@ -6,10 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use migrate_backend_postgres::PgConfig;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{client, fresh_db, migrate, text};
 use migrate_core::testing::service_env;
 
 /// One of each object `pg_dump --schema-only` shows, in two schemas, with quoted mixed-case
@@ -93,26 +95,6 @@ const TABLES: &[&str] = &[
     "bm",
 ];
 
-fn url_for(admin: &str, db: &str) -> String {
-    let base = admin.split('?').next().unwrap();
-    format!("{}/{db}", &base[..base.rfind('/').unwrap()])
-}
-
-async fn fresh_db(admin: &str, name: &str) -> String {
-    let c = PgConfig::from_url(admin).unwrap().connect().await.unwrap();
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    c.batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    url_for(admin, name)
-}
-
-async fn client(url: &str) -> tokio_postgres::Client {
-    PgConfig::from_url(url).unwrap().connect().await.unwrap()
-}
-
 fn write_config(dir: &Path, src: &str, dst: &str, extra: &str) -> PathBuf {
     let p = dir.join("schema.toml");
     let text = format!(
@@ -121,24 +103,6 @@ fn write_config(dir: &Path, src: &str, dst: &str, extra: &str) -> PathBuf {
     );
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn migrate(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(config.parent().unwrap())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `pg_dump --schema-only` without the per-run `\restrict` keys and without the sink's own

@@ -6,11 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use migrate_backend_postgres::{PgCheckpointStore, PgConfig};
+use common::{client, fresh_db};
+use migrate_backend_postgres::PgCheckpointStore;
 use migrate_core::testing::service_env;
 use migrate_core::{CheckpointStore, RunStatus, TableStatus};
 
@@ -45,26 +48,6 @@ ANALYZE;
 ";
 
 const TABLES: [&str; 4] = ["customers", "products", "orders", "transactions"];
-
-fn url_for(admin: &str, db: &str) -> String {
-    let base = admin.split('?').next().unwrap();
-    format!("{}/{db}", &base[..base.rfind('/').unwrap()])
-}
-
-async fn client(url: &str) -> tokio_postgres::Client {
-    PgConfig::from_url(url).unwrap().connect().await.unwrap()
-}
-
-async fn fresh_db(admin: &str, name: &str) -> String {
-    let c = client(admin).await;
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    c.batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    url_for(admin, name)
-}
 
 /// Rows (count and digest), secondary indexes and foreign keys, as comparable text.
 async fn contents(c: &tokio_postgres::Client) -> Vec<String> {

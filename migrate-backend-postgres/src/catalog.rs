@@ -209,9 +209,7 @@ async fn definition_dependencies(
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
-    let rows = client
-        .query(
-            "WITH refs AS (
+    let sql = "WITH refs AS (
                SELECT ad.adrelid AS rel, d.refclassid, d.refobjid
                  FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
                 WHERE ad.adrelid IN (SELECT unnest($1::oid[]))
@@ -235,25 +233,47 @@ async fn definition_dependencies(
                LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
               WHERE r.refclassid IN ('pg_proc'::regclass, 'pg_opclass'::regclass, 'pg_operator'::regclass,
                                      'pg_type'::regclass, 'pg_opfamily'::regclass)
-              ORDER BY 1, 2, 4, 5",
-            &[&oids],
-        )
+              ORDER BY 1, 2, 4, 5";
+    per_table(
+        client,
+        sql,
+        oids,
+        "reading what the tables' definitions use",
+        out,
+        |o, r| {
+            if let Some(e) = r.get::<_, Option<String>>(1) {
+                if !o.extensions.contains(&e) {
+                    o.extensions.push(e);
+                }
+            }
+            if let Some(definition) = r.get::<_, Option<String>>(2) {
+                let name = TableName::new(r.get::<_, String>(3), r.get::<_, String>(4));
+                if !o.functions.iter().any(|f| f.definition == definition) {
+                    o.functions.push(Function { name, definition });
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Runs `sql` (the table oids as `$1`) and hands each row to `f` with the objects of the
+/// table whose oid is the row's first column.
+async fn per_table(
+    client: &Client,
+    sql: &str,
+    oids: &[u32],
+    what: &str,
+    out: &mut BTreeMap<u32, TableObjects>,
+    mut f: impl FnMut(&mut TableObjects, &tokio_postgres::Row),
+) -> Result<()> {
+    let rows = client
+        .query(sql, &[&oids])
         .await
-        .map_err(|e| pg_error(e, "reading what the tables' definitions use"))?;
-    for r in rows {
-        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
-            continue;
-        };
-        if let Some(e) = r.get::<_, Option<String>>(1) {
-            if !o.extensions.contains(&e) {
-                o.extensions.push(e);
-            }
-        }
-        if let Some(definition) = r.get::<_, Option<String>>(2) {
-            let name = TableName::new(r.get::<_, String>(3), r.get::<_, String>(4));
-            if !o.functions.iter().any(|f| f.definition == definition) {
-                o.functions.push(Function { name, definition });
-            }
+        .map_err(|e| pg_error(e, what))?;
+    for r in &rows {
+        if let Some(o) = out.get_mut(&r.get::<_, u32>(0)) {
+            f(o, r);
         }
     }
     Ok(())
@@ -265,9 +285,7 @@ async fn sequences(
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
-    let rows = client
-        .query(
-            "WITH used AS (
+    let sql = "WITH used AS (
                SELECT d.refobjid AS rel, d.objid AS seq, a.attname::text AS col, d.deptype = 'i' AS identity
                  FROM pg_depend d
                  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -286,15 +304,8 @@ async fn sequences(
                     s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, u.col, u.identity
                FROM used u JOIN pg_sequence s ON s.seqrelid = u.seq
                JOIN pg_class c ON c.oid = u.seq JOIN pg_namespace n ON n.oid = c.relnamespace
-              ORDER BY u.rel, 2, 3",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| pg_error(e, "reading sequences"))?;
-    for r in rows {
-        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
-            continue;
-        };
+              ORDER BY u.rel, 2, 3";
+    per_table(client, sql, oids, "reading sequences", out, |o, r| {
         let owned_by: Option<String> = r.get(10);
         let identity: bool = r.get(11);
         o.sequences.push(Sequence {
@@ -309,8 +320,8 @@ async fn sequences(
             identity_of: owned_by.clone().filter(|_| identity),
             owned_by,
         });
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// CHECK, UNIQUE and exclusion constraints.
@@ -319,22 +330,13 @@ async fn constraints(
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
-    let rows = client
-        .query(
-            "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid),
+    let sql = "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid),
                     ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
                             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.ord)
                FROM pg_constraint c
               WHERE c.contype IN ('c', 'u', 'x') AND c.conrelid IN (SELECT unnest($1::oid[]))
-              ORDER BY c.conrelid, c.conname",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| pg_error(e, "reading constraints"))?;
-    for r in rows {
-        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
-            continue;
-        };
+              ORDER BY c.conrelid, c.conname";
+    per_table(client, sql, oids, "reading constraints", out, |o, r| {
         let kind = match r.get::<_, String>(2).as_str() {
             "c" => ConstraintKind::Check,
             "u" => ConstraintKind::Unique,
@@ -346,8 +348,8 @@ async fn constraints(
             definition: r.get(3),
             columns: r.get(4),
         });
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// Partition keys and every partition, parents before their sub-partitions.
@@ -356,9 +358,7 @@ async fn partitions(
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
-    let rows = client
-        .query(
-            "WITH RECURSIVE tree(root, oid, parent, depth) AS (
+    let sql = "WITH RECURSIVE tree(root, oid, parent, depth) AS (
                SELECT c.oid, c.oid, NULL::oid, 0 FROM pg_class c
                 WHERE c.relkind = 'p' AND c.oid IN (SELECT unnest($1::oid[]))
                UNION ALL
@@ -369,22 +369,15 @@ async fn partitions(
                     CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
                FROM tree t JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_class pc ON pc.oid = t.parent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-              ORDER BY t.root, t.depth, 3, 4",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| pg_error(e, "reading partitions"))?;
-    for r in rows {
-        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
-            continue;
-        };
+              ORDER BY t.root, t.depth, 3, 4";
+    per_table(client, sql, oids, "reading partitions", out, |o, r| {
         let key: Option<String> = r.get(7);
         if r.get::<_, i32>(1) == 0 {
             o.partitioning = Some(Partitioning {
                 key: key.unwrap_or_default(),
                 partitions: Vec::new(),
             });
-            continue;
+            return;
         }
         if let Some(p) = o.partitioning.as_mut() {
             p.partitions.push(Partition {
@@ -394,8 +387,8 @@ async fn partitions(
                 key,
             });
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// Table and column comments.
@@ -404,29 +397,20 @@ async fn comments(
     oids: &[u32],
     out: &mut BTreeMap<u32, TableObjects>,
 ) -> Result<()> {
-    let rows = client
-        .query(
-            "SELECT d.objoid, d.objsubid, a.attname::text, d.description
+    let sql = "SELECT d.objoid, d.objsubid, a.attname::text, d.description
                FROM pg_description d
                LEFT JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid AND d.objsubid > 0
               WHERE d.classoid = 'pg_class'::regclass AND d.objoid IN (SELECT unnest($1::oid[]))
-              ORDER BY d.objoid, d.objsubid",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| pg_error(e, "reading comments"))?;
-    for r in rows {
-        let Some(o) = out.get_mut(&r.get::<_, u32>(0)) else {
-            continue;
-        };
+              ORDER BY d.objoid, d.objsubid";
+    per_table(client, sql, oids, "reading comments", out, |o, r| {
         match r.get::<_, Option<String>>(2) {
             Some(column) if r.get::<_, i32>(1) > 0 => {
                 o.column_comments.push((column, r.get(3)));
             }
             _ => o.comment = Some(r.get(3)),
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// Triggers (with their functions), row-level security and its policies, grants and the owner.

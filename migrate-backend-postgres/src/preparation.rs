@@ -115,12 +115,25 @@ pub(crate) async fn set_foreign_keys_aside(
     target: &str,
 ) -> Result<()> {
     let failed = |e| pg_error(e, &format!("setting the foreign keys of {target} aside"));
+    // Kept with every name qualified, so they mean the same whatever the search path.
+    let path: String = client
+        .query_one(
+            "SELECT current_setting('search_path'), set_config('search_path', '', true)",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
     let rows = client
         .query(
             "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
              WHERE contype = 'f' AND conrelid = $1::text::regclass",
             &[&target],
         )
+        .await
+        .map_err(failed)?;
+    client
+        .execute("SELECT set_config('search_path', $1, true)", &[&path])
         .await
         .map_err(failed)?;
     for r in rows {

@@ -714,8 +714,6 @@ impl PgSink {
             .into_iter()
             .filter(|o| o.kind == ObjectKind::PrimaryKey)
             .collect::<Vec<_>>();
-        // The foreign keys a replacing prepare set aside come back as they were.
-        preparation::restore_foreign_keys(&*conn, &name).await?;
         out.extend(objects::constraints(conn, table).await?);
         if self.options.create_foreign_keys {
             for fk in &table.foreign_keys {
@@ -1185,6 +1183,11 @@ impl Sink for PgSink {
         // Definitions found in the target are compared with the source's, both read with
         // every name qualified.
         let conn = lock.conn()?;
+        // The foreign keys a replacing prepare set aside come back as they were (definitions
+        // kept by earlier versions name tables as the session's search path resolves them).
+        let name = sql::table(&table.name);
+        deferred_key::build(conn, &name).await?;
+        preparation::restore_foreign_keys(&*conn, &name).await?;
         let old = sql::empty_search_path(conn).await?;
         let mut result = self.finalize_locked(conn, table).await;
         if let Err(e) = sql::restore_search_path(conn, &old).await {
