@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use migrate_core::{CheckpointStore, Control, Error, KeyRange, Migration, RunStatus};
+use migrate_core::{CheckpointStore, Control, Error, Migration, RunStatus};
 use migrate_examples::{backends, config, output, templates};
 
 const EXIT_CODES: &str = "Exit codes:
@@ -216,72 +215,11 @@ async fn migration(s: &config::Settings) -> Result<(Migration, Arc<dyn Checkpoin
 }
 
 async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> {
-    let source = backends::source(&s.source_url)?;
-    let tables = source.discover(&s.executor.tables).await?;
-    if tables.is_empty() {
-        return Err(Error::config(format!(
-            "no source table matches include {:?} / exclude {:?}",
-            s.executor.tables.include, s.executor.tables.exclude
-        )));
-    }
-    s.executor.tables.check_matched(&tables)?;
-    if let Some(inc) = s.executor.mode.incremental() {
-        // The dry run below runs in DryRun mode, so the incremental checks happen here: every
-        // table lacking the cursor column or a primary key is named now, not at `run`.
-        inc.check_tables(&tables)?;
-    }
-    let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    let history = migrate_core::plan::measured_rates(&*store, &s.executor.migration).await?;
-    let x = &s.executor;
-    let plan_tables: Vec<_> = tables
-        .iter()
-        .map(|t| migrate_core::plan::PlanTable {
-            measured_bytes_per_sec: history.get(&t.name).copied(),
-            ..migrate_core::plan::PlanTable::from_info(t, x.priority(&t.name))
-        })
-        .collect();
-    // Without a window nothing is deferred (as `run` defers nothing) and feasibility is not
-    // judged: the plan is an estimate.
-    let constraints = migrate_core::plan::Constraints {
-        window: x
-            .window
-            .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600)),
-        memory_budget: x.memory_budget,
-        bandwidth_target: x.throttle_rate().unwrap_or(100_000_000),
-        bandwidth_cap: x.bandwidth_cap,
-        parallelism: x.parallelism,
-    };
-    let mut plan = migrate_core::plan::plan(&plan_tables, &constraints)?;
-    plan.assumed = migrate_core::plan::Assumed {
-        no_window: x.window.is_none(),
-        no_bandwidth: x.throttle_rate().is_none(),
-    };
-    // The dry run adds the target's side: reachability, privileges, schema drift.
-    let mut dry = s.executor.clone();
-    dry.mode = migrate_core::Mode::DryRun;
-    let (m, _) = migration(&config::Settings {
-        executor: dry,
-        ..s.clone()
-    })
-    .await?;
-    let preflight = m.run().await?;
-    let mut json = serde_json::to_value(&plan)
-        .map_err(|e| Error::with_source(migrate_core::ErrorKind::Fatal, "plan JSON", e))?;
-    json["drift"] = serde_json::to_value(&preflight.drift).unwrap_or_default();
-    json["preflight"] = serde_json::to_value(&preflight.preflight).unwrap_or_default();
-    json["schema_objects"] = serde_json::to_value(&preflight.schema_objects).unwrap_or_default();
-    if x.window.is_none() {
-        for key in ["feasible", "feasibility", "window_secs", "margin_secs"] {
-            json[key] = serde_json::Value::Null;
-        }
-    }
-    let ok = (plan.feasible || x.window.is_none()) && preflight.status == RunStatus::Completed;
-    json["ready"] = serde_json::Value::Bool(ok);
-    let md = format!(
-        "{}\n{}",
-        plan.to_markdown(),
-        output::preflight_markdown(&preflight)
-    );
+    let (m, _) = migration(s).await?;
+    let planned = m.plan().await?;
+    let md = planned.to_markdown();
+    let json = planned.to_json();
+    let ok = planned.ready;
     let write = |name: &str, text: String| {
         let p = out.join(name);
         std::fs::write(&p, text).map_err(|e| {
@@ -430,87 +368,17 @@ async fn status(s: &config::Settings, json: bool) -> Result<u8, Error> {
 }
 
 async fn verify(s: &config::Settings, json: bool) -> Result<u8, Error> {
-    let source = backends::source(&s.source_url)?;
-    let sink = backends::sink(&s.target_url, &s.pg_sink)?;
-    let tables = source.discover(&s.executor.tables).await?;
-    if tables.is_empty() {
-        return Err(Error::config(format!(
-            "no source table matches include {:?} / exclude {:?}",
-            s.executor.tables.include, s.executor.tables.exclude
-        )));
-    }
-    s.executor.tables.check_matched(&tables)?;
-    let mut rows = Vec::new();
-    let mut ok = true;
-    for t in &tables {
-        let src = source.checksum(t, &KeyRange::all()).await?;
-        let (tgt, note) = match sink.checksum(t, &KeyRange::all()).await {
-            Ok(c) => (Some(c), if c == src { "match" } else { "MISMATCH" }),
-            Err(e) if e.kind() == migrate_core::ErrorKind::NotFound => (None, "MISSING in target"),
-            Err(e) => return Err(e),
-        };
-        ok &= note == "match";
-        let tgt_rows = tgt.map_or(serde_json::Value::Null, |c| c.count.into());
-        rows.push(serde_json::json!({"table": t.name.to_string(), "source_count": src.count, "target_count": tgt_rows,
-            "source_checksum": src.to_string(), "target_checksum": tgt.map(|c| c.to_string()), "result": note}));
-    }
+    let (m, _) = migration(s).await?;
+    let checked = m.verify().await?;
     if json {
-        println!("{}", serde_json::json!({"verified": ok, "tables": rows}));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checked).unwrap_or_default()
+        );
     } else {
-        println!("| Table | Source rows | Target rows | Result |\n|-------|-------------|-------------|--------|");
-        for r in &rows {
-            println!(
-                "| {} | {} | {} | {} |",
-                r["table"].as_str().unwrap_or(""),
-                r["source_count"],
-                if r["target_count"].is_null() {
-                    "-".to_string()
-                } else {
-                    r["target_count"].to_string()
-                },
-                r["result"].as_str().unwrap_or("")
-            );
-        }
-        println!("\nverification {}", if ok { "PASSED" } else { "FAILED" });
+        print!("{}", checked.to_markdown());
     }
-    // Recorded in the latest run's audit log, so that `migrate report` shows it.
-    let latest = match backends::store(&s.checkpoint_url, &s.checkpoint_schema).await {
-        Ok((store, _)) => store
-            .latest_run(&s.executor.migration)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| (store, r)),
-        Err(e) => {
-            eprintln!("warning: the verification could not be recorded for `migrate report`: {e}");
-            None
-        }
-    };
-    if let Some((store, run)) = latest {
-        let later = migrate_core::executor::LaterVerification {
-            at: chrono::Utc::now(),
-            passed: ok,
-            failures: rows
-                .iter()
-                .filter(|r| r["result"] != "match")
-                .map(|r| {
-                    format!(
-                        "{}: {} (source {} rows, target {})",
-                        r["table"].as_str().unwrap_or(""),
-                        r["result"].as_str().unwrap_or(""),
-                        r["source_count"],
-                        r["target_count"]
-                    )
-                })
-                .collect(),
-        };
-        let detail = serde_json::to_string(&later).unwrap_or_default();
-        let event = migrate_core::AuditEvent::new(migrate_core::executor::VERIFY_EVENT, detail);
-        if let Err(e) = store.append_event(&run.id, &event).await {
-            eprintln!("warning: the verification could not be recorded for `migrate report`: {e}");
-        }
-    }
-    Ok(if ok { OK } else { FAILED })
+    Ok(if checked.passed { OK } else { FAILED })
 }
 
 async fn rollback(s: &config::Settings, yes: bool, partial: bool) -> Result<u8, Error> {

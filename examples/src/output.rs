@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use migrate_core::executor::Progress as Snapshot;
-use migrate_core::{CheckpointStore, ChunkStatus, Error, MigrationReport, RunStatus, TableStatus};
+use migrate_core::{CheckpointStore, ChunkStatus, Error, RunStatus, TableStatus};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -106,15 +106,6 @@ impl Progress {
     pub async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-    }
-}
-
-/// The target side of a dry run, as Markdown.
-pub fn preflight_markdown(r: &MigrationReport) -> String {
-    let md = r.to_markdown();
-    match md.find("## Schema Drift").or_else(|| md.find("## Dry Run")) {
-        Some(i) => format!("## Target Preflight\n\n{}", &md[i..]),
-        None => "## Target Preflight\n\nall target tables reachable and compatible\n".into(),
     }
 }
 

@@ -213,3 +213,91 @@ async fn estimates_are_refined_by_throughput_measured_in_earlier_runs() {
     );
     assert!((informed.estimated_secs - info.estimated_bytes as f64 / measured).abs() < 1e-6);
 }
+
+#[tokio::test]
+async fn plan_decides_what_the_run_does_and_writes_nothing() {
+    let rig = Rig::seed003(0.001);
+    let total: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
+    let deferrable: u64 = rig
+        .fixtures
+        .iter()
+        .filter(|f| ["audit_logs", "user_sessions"].contains(&f.table.name.name.as_str()))
+        .map(|f| f.table.estimated_bytes)
+        .sum();
+    let mut c = cfg("planned-api");
+    c.window = Some(Duration::from_secs(1));
+    c.bandwidth_target = Some(((total - deferrable) as f64 / 0.8) as u64);
+    c.priorities = seed003_priorities();
+    let planned = rig.migration(c.clone()).plan().await.unwrap();
+    assert!(planned.ready, "{}", planned.to_markdown());
+    assert!(!planned.plan.assumed.no_window && !planned.plan.assumed.no_bandwidth);
+    let deferred: Vec<&str> = planned
+        .plan
+        .deferred
+        .iter()
+        .map(|d| d.table.as_str())
+        .collect();
+    assert_eq!(deferred, ["public.audit_logs", "public.user_sessions"]);
+    assert_eq!(planned.preflight.preflight.len(), rig.fixtures.len());
+    assert!(
+        rig.fixtures
+            .iter()
+            .all(|f| rig.sink.rows(&f.table.name).is_none()),
+        "plan wrote into the target"
+    );
+    assert_eq!(planned.to_json()["ready"], true);
+    // The run defers exactly what the plan said.
+    let report = rig.migration(c).run().await.unwrap();
+    let ran: Vec<&str> = report.deferred.iter().map(|d| d.table.as_str()).collect();
+    assert_eq!(ran, deferred);
+
+    // Without a window nothing is judged: the plan says so, and is still ready.
+    let planned = rig.migration(cfg("unbounded")).plan().await.unwrap();
+    assert!(planned.plan.assumed.no_window && planned.plan.assumed.no_bandwidth);
+    assert!(planned.plan.deferred.is_empty());
+    assert!(planned.to_json()["feasible"].is_null());
+}
+
+#[tokio::test]
+async fn verify_compares_the_runs_key_ranges_and_records_the_outcome() {
+    let rig = Rig::seed003(0.002);
+    let mut c = cfg("verified");
+    c.chunk_rows = 50;
+    let report = rig.migration(c.clone()).run().await.unwrap();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    let m = rig.migration(c);
+    let checked = m.verify().await.unwrap();
+    assert!(checked.passed, "{}", checked.to_markdown());
+    assert_eq!(
+        checked.recorded_in.as_deref(),
+        Some(report.execution_id.as_str())
+    );
+    // A row goes missing from the target: the table fails, naming the key range that differs.
+    let orders = rig
+        .fixtures
+        .iter()
+        .find(|f| f.table.name.name == "orders")
+        .unwrap();
+    let key = orders.table.schema.key_of(&orders.rows[7]);
+    rig.sink.delete_row(&orders.table.name, &key);
+    let checked = m.verify().await.unwrap();
+    assert!(!checked.passed);
+    let t = checked
+        .tables
+        .iter()
+        .find(|t| t.table == orders.table.name)
+        .unwrap();
+    assert_eq!(t.result, migrate_core::executor::CheckOutcome::Mismatch);
+    assert_eq!(t.mismatched_chunks.len(), 1, "{t:?}");
+    assert_eq!(t.target_count, Some(t.source_count - 1));
+    // The stored report shows the later verification.
+    let stored = migrate_core::executor::stored_report(&*rig.store, "verified")
+        .await
+        .unwrap()
+        .unwrap();
+    let later = stored.later_verification.unwrap();
+    assert!(
+        !later.passed && later.failures[0].contains("orders"),
+        "{later:?}"
+    );
+}

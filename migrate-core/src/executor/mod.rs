@@ -18,7 +18,9 @@ mod budget;
 mod config;
 mod existing;
 mod pipe;
+mod planning;
 mod progress;
+mod reverify;
 mod rollback;
 mod run;
 mod throttle;
@@ -32,7 +34,9 @@ pub use budget::MemoryBudget;
 pub use config::{
     ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, TransactionMode, VerifyConfig,
 };
+pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
 pub use progress::{Phase, Progress, TableProgress};
+pub use reverify::{CheckOutcome, TableCheck, VerifyReport};
 pub use rollback::{RollbackAction, RollbackPlan};
 pub use throttle::Throttle;
 pub use verify::{stored_report, LaterVerification, VERIFY_EVENT};
@@ -108,6 +112,49 @@ impl Migration {
         self.start().wait().await
     }
 
+    /// Plans the migration without writing anything: discovers the source tables, builds the
+    /// resource-aware plan (order, phases, what a window defers, estimates from measured
+    /// throughput) with the same rules a run uses, and dry-runs the target (reachability,
+    /// privileges, rows already there, schema drift, schema objects).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use migrate_core::executor::{ExecutorConfig, Migration};
+    /// # async fn demo(source: Arc<dyn migrate_core::Source>, sink: Arc<dyn migrate_core::Sink>,
+    /// #               store: Arc<dyn migrate_core::CheckpointStore>) -> migrate_core::Result<()> {
+    /// let config = ExecutorConfig {
+    ///     migration: "legacy-to-new".into(),
+    ///     window: Some(std::time::Duration::from_secs(4 * 3600)),
+    ///     ..Default::default()
+    /// };
+    /// let planned = Migration::new(source, sink, store).with_config(config).plan().await?;
+    /// println!("{}", planned.to_markdown());
+    /// if !planned.ready {
+    ///     eprintln!("the run would not fit the window, or the target refuses it");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn plan(&self) -> Result<PlanReport> {
+        planning::plan(self).await
+    }
+
+    /// Compares every table's rows in the source and the target (count and canonical
+    /// checksum, over the key ranges of the migration's latest run), and records the outcome
+    /// in that run's audit log, where its stored report shows it. Writes nothing else.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use migrate_core::executor::Migration;
+    /// # async fn demo(m: Migration) -> migrate_core::Result<()> {
+    /// let checked = m.verify().await?;
+    /// print!("{}", checked.to_markdown());
+    /// assert!(checked.passed, "rows differ between source and target");
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        reverify::verify(self).await
+    }
+
     /// What rolling back `run` (default: the migration's latest run) would do, and whether it
     /// can be done completely — reported before doing anything.
     pub async fn rollback_plan(&self, run: Option<&RunId>) -> Result<RollbackPlan> {
@@ -116,6 +163,19 @@ impl Migration {
 
     /// Rolls `run` back (drops tables it created, restores backups it took), recording each
     /// step in the audit log. Refuses when the plan is not feasible unless `partial` is set.
+    ///
+    /// ```no_run
+    /// # use migrate_core::executor::Migration;
+    /// # async fn demo(m: Migration) -> migrate_core::Result<()> {
+    /// let plan = m.rollback_plan(None).await?;
+    /// for action in &plan.actions {
+    ///     println!("{action:?}");
+    /// }
+    /// if plan.feasible {
+    ///     m.rollback(None, false).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn rollback(&self, run: Option<&RunId>, partial: bool) -> Result<RollbackPlan> {
         rollback::execute(self, run, partial).await
     }

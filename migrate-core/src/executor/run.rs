@@ -1266,26 +1266,20 @@ impl Coordinator {
     /// what is left) against the constraints.
     fn make_plan(&self) -> Result<Option<crate::plan::Plan>> {
         let cfg = &self.ctx.cfg;
-        let Some(window) = cfg.window else {
+        // Without a window there is nothing to defer: the run loads everything.
+        if cfg.window.is_none() {
             return Ok(None);
-        };
-        let tables: Vec<crate::plan::PlanTable> = self
+        }
+        let pending = self
             .tables
             .values()
             .filter(|t| self.runs[&t.info.name].state != TState::Done(TableStatus::Completed))
-            .map(|t| crate::plan::PlanTable {
-                measured_bytes_per_sec: self.history.get(&t.info.name).copied(),
-                ..crate::plan::PlanTable::from_info(&t.info, cfg.priority(&t.info.name))
-            })
-            .collect();
-        let constraints = crate::plan::Constraints {
-            window,
-            memory_budget: cfg.memory_budget,
-            bandwidth_target: cfg.throttle_rate().unwrap_or(u64::MAX / 4),
-            bandwidth_cap: cfg.bandwidth_cap,
-            parallelism: cfg.parallelism,
-        };
-        Ok(Some(crate::plan::plan(&tables, &constraints)?))
+            .map(|t| &t.info);
+        Ok(Some(super::planning::resource_plan(
+            pending,
+            cfg,
+            &self.history,
+        )?))
     }
 
     /// Takes `record`, the Completed another worker sharing the run stored for its table, as
