@@ -741,7 +741,7 @@ async fn dry_run(
         let t = &ctxs[name];
         match m.sink.describe(&t.target).await {
             Ok(existing) => pairs.push((t.target.clone(), existing)),
-            Err(e) if e.kind() == ErrorKind::Config => {} // the sink cannot describe tables
+            Err(e) if e.kind() == ErrorKind::Unsupported => {} // the sink cannot describe tables
             Err(e) => return Err(e.operation("describe")),
         }
     }
@@ -1238,11 +1238,8 @@ impl Coordinator {
                 return self.adopt_completed(done, note).await;
             }
         }
-        self.errors.push((
-            Some(name.clone()),
-            e.context().chunk,
-            Error::new(e.kind(), e.to_string()),
-        ));
+        self.errors
+            .push((Some(name.clone()), e.context().chunk, e.clone()));
         let run = self
             .runs
             .get_mut(name)
@@ -1257,7 +1254,11 @@ impl Coordinator {
         ctx.audit(AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk))
             .await;
         if ctx.cfg.stop_on_first_error && self.stop.is_none() {
-            self.stop = Some(Error::new(e.kind(), format!("stop_on_first_error: {e}")));
+            self.stop = Some(Error::with_source(
+                e.kind(),
+                "stop_on_first_error",
+                e.clone(),
+            ));
         }
         Ok(())
     }
@@ -1771,11 +1772,8 @@ impl Coordinator {
                     }
                     ChunkOutcome::StopRun(e) => {
                         let e = e.table(&name).chunk(index);
-                        self.errors.push((
-                            Some(name.clone()),
-                            Some(index),
-                            Error::new(e.kind(), e.to_string()),
-                        ));
+                        self.errors
+                            .push((Some(name.clone()), Some(index), e.clone()));
                         run.pending.push_front(index);
                         if self.stop.is_none() {
                             self.stop = Some(e);
@@ -1887,13 +1885,10 @@ impl Coordinator {
                 && !self
                     .errors
                     .iter()
-                    .any(|(_, _, x)| x.message() == e.to_string())
+                    .any(|(_, _, x)| x.to_string() == e.to_string())
             {
-                self.errors.push((
-                    e.context().table.as_deref().map(TableName::parse),
-                    e.context().chunk,
-                    Error::new(e.kind(), e.to_string()),
-                ));
+                let table = e.context().table.as_deref().map(TableName::parse);
+                self.errors.push((table, e.context().chunk, e));
             }
         }
         let inputs = verify::ReportInputs {
@@ -1939,9 +1934,11 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
     };
     let spec = claimed.spec();
     let mut retry = RetryState::default();
+    let (first_started, mut attempts) = (Instant::now(), 0u32);
     loop {
         ctx.tracker.chunk_started(name);
         let started = Instant::now();
+        attempts += 1;
         let mut stats = PipeStats::default();
         let attempt = attempt_chunk(ctx, t, &spec, &mut stats);
         let heartbeat = async {
@@ -2049,6 +2046,12 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
                         }
                     }
                     RetryDecision::GiveUp | RetryDecision::StopRun => {
+                        // A kind worth retrying that gets here has spent its retry budget.
+                        let e = if e.is_retryable() {
+                            e.exhausted(attempts, first_started.elapsed())
+                        } else {
+                            e
+                        };
                         ctx.call();
                         let _ = ctx
                             .store

@@ -358,7 +358,7 @@ impl Sink for MemorySink {
                     .delete_range(&chunk.range);
             }
             if let Some((0, e)) = &fault {
-                return Err(Error::new(e.kind(), e.message()));
+                return Err(e.clone());
             }
             let mut stats = WriteStats::default();
             while let Some(batch) = next_batch(rows, &self.encoded_batches).await? {
@@ -380,7 +380,7 @@ impl Sink for MemorySink {
                     }
                     if let Some((after, e)) = &fault {
                         if stats.rows as usize >= *after {
-                            return Err(Error::new(e.kind(), e.message()));
+                            return Err(e.clone());
                         }
                     }
                     t.insert(row)?;
@@ -388,7 +388,7 @@ impl Sink for MemorySink {
                 }
             }
             if let Some((_, e)) = &fault {
-                return Err(Error::new(e.kind(), e.message()));
+                return Err(e.clone());
             }
             Ok(stats)
         }
@@ -452,6 +452,9 @@ impl Sink for MemorySink {
     }
 
     async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        if let Some((_, e)) = self.faults.begin(Op::Describe).await {
+            return Err(e);
+        }
         Ok(self.lock().tables.get(&table.name).map(|t| t.info.clone()))
     }
 
