@@ -29,9 +29,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use budget::MemoryBudget;
-pub use config::{
-    ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, TransactionMode, VerifyConfig,
-};
+pub use config::{ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, VerifyConfig};
 pub use progress::{Phase, Progress, TableProgress};
 pub use rollback::{RollbackAction, RollbackPlan};
 pub use throttle::Throttle;

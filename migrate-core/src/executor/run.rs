@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::budget::MemoryBudget;
-use super::config::{ExecutorConfig, Mode, OnParentFailure, TransactionMode};
+use super::config::{ExecutorConfig, Mode, OnParentFailure};
 use super::pipe::{ChunkPipe, KeySample, PipeStats};
 use super::progress::{Phase, TableProgress, Tracker};
 use super::{verify, Migration};
@@ -482,19 +482,19 @@ async fn open_run(
 fn check_capabilities(m: &Migration, cfg: &ExecutorConfig) -> Result<()> {
     let caps = m.sink.capabilities();
     let kind = m.sink.kind();
-    if cfg.transaction_mode == TransactionMode::Single && !caps.single_transaction {
+    if cfg.prepare.backup && !caps.backup {
         return Err(Error::config(format!(
-            "transaction_mode = single needs a sink that can hold the whole migration in one transaction; the {kind} sink cannot (use per-chunk)"
-        )));
-    }
-    if cfg.bulk && !caps.bulk_load {
-        return Err(Error::config(format!(
-            "bulk mode needs a staged bulk-load path; the {kind} sink has none"
+            "prepare.backup = true needs a sink that can back up a table before writing it; the {kind} sink cannot (set backup = false)"
         )));
     }
     if matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. }) && !caps.upsert {
         return Err(Error::config(format!(
             "incremental mode upserts into the target; the {kind} sink cannot upsert"
+        )));
+    }
+    if cfg.prepare.existing_rows == crate::sink::ExistingRows::Merge && !caps.upsert {
+        return Err(Error::config(format!(
+            "prepare.existing_rows = merge upserts into the target; the {kind} sink cannot upsert"
         )));
     }
     if let (Some(t), Some(c)) = (cfg.bandwidth_target, cfg.bandwidth_cap) {
