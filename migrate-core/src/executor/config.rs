@@ -11,7 +11,7 @@ use crate::schema::{DataType, TableInfo, TableName};
 use crate::sink::PrepareOptions;
 use crate::source::TableFilter;
 
-/// What kind of execution (seed 001's execution types, seed 002's strategies).
+/// What kind of execution: a full copy, incremental or streamed changes, or a dry run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Mode {

@@ -1,4 +1,4 @@
-//! Seed 003's manifest: table names, rows, sizes in MB, dependencies, and an optional priority
+//! The planning manifest: table names, rows, sizes in MB, dependencies, and an optional priority
 //! per table.
 
 use std::collections::BTreeMap;
