@@ -133,7 +133,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     context: ErrorContext,
-    retries: Option<Exhausted>,
+    /// Boxed: rare, and `Error` stays small enough to return by value everywhere.
+    retries: Option<Box<Exhausted>>,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -225,13 +226,13 @@ impl Error {
     /// is spent, so reports must not call it retriable. The kind is kept (it still says what
     /// went wrong).
     pub fn exhausted(mut self, attempts: u32, elapsed: Duration) -> Self {
-        self.retries = Some(Exhausted { attempts, elapsed });
+        self.retries = Some(Box::new(Exhausted { attempts, elapsed }));
         self
     }
 
     /// The attempts and time spent when the retries ran out, if they did.
     pub fn retries(&self) -> Option<Exhausted> {
-        self.retries
+        self.retries.as_deref().copied()
     }
 
     /// The delay a rate-limiting service asked for, if any.
