@@ -1,4 +1,4 @@
-//! Quickstart: migrate seed 003's dataset (customers, products, orders, inventory,
+//! Quickstart: migrate the sample e-commerce dataset (customers, products, orders, inventory,
 //! transactions, preferences, audit_logs, user_sessions) between two in-memory stores — in
 //! foreign-key order, chunk by chunk, checkpointing every chunk — interrupt it midway, resume
 //! it, verify every table by count and checksum, and print the report. No services needed:
@@ -86,8 +86,8 @@ async fn main() -> Result<(), migrate_core::Error> {
         report.execution_id, report.progress.batches_already_done
     );
     println!("{}", report.to_markdown());
-    // Seed 004's operator query, answered by the checkpoint file.
-    println!("## From the checkpoint file (seed 004 table status)\n");
+    // An operator query on the `migration_control` table, answered by the checkpoint file.
+    println!("## From the checkpoint file (table status)\n");
     for row in store.table_status(None).await? {
         println!(
             "- {:<22} {:<9} {:>6}/{:<6} rows  {:>5.1}%",

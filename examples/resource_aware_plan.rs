@@ -1,4 +1,5 @@
-//! Plan a migration against a time window, memory and bandwidth before starting (seed 003):
+//! The resource-aware plan: a migration planned against a time window, memory and bandwidth
+//! before starting:
 //!
 //! ```text
 //! cargo run --release --example resource_aware_plan -- \
@@ -20,7 +21,7 @@ use migrate_core::plan::{plan, Constraints, Manifest, Priority};
 /// Plan a migration against its constraints.
 #[derive(Parser)]
 struct Args {
-    /// Seed 003's manifest JSON (tables with rows, size_mb, optional priority; dependencies).
+    /// The planning manifest JSON (tables with rows, size_mb, optional priority; dependencies).
     #[arg(long)]
     manifest: std::path::PathBuf,
     /// Time window, e.g. 4h, 90m, 2m.

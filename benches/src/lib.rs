@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-/// Seed 003's tables, parents first.
+/// The sample e-commerce dataset's tables, parents first.
 pub const TABLES: [&str; 8] = [
     "customers",
     "products",
@@ -54,7 +54,8 @@ pub fn recreate(db: &str) {
     psql(&server(), &format!("CREATE DATABASE {db}"));
 }
 
-/// Seed 003's eight tables with keys and foreign keys, generated inside Postgres in database
+/// The sample e-commerce dataset's eight tables with keys and foreign keys, generated inside
+/// Postgres in database
 /// `db`; returns (rows, bytes).
 pub fn generate(db: &str, scale: f64) -> (u64, u64) {
     recreate(db);

@@ -46,8 +46,8 @@ pub fn sink(url: &str, pg: &PgSinkOptions) -> Result<Arc<dyn Sink>, Error> {
 }
 
 /// A checkpoint store: `sqlite://FILE` (the default) or `postgres://…` (shared by workers on
-/// several machines), plus the SQLite store itself when that is what it is (for seed 004's
-/// operator queries).
+/// several machines), plus the SQLite store itself when that is what it is (for the
+/// `migration_control` operator queries).
 pub async fn store(
     url: &str,
     schema: &str,

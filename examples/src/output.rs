@@ -1,5 +1,5 @@
 //! What the CLI shows: progress (bars on a terminal, plain lines otherwise, JSON lines on
-//! request) and seed 000's status format.
+//! request) and the operator progress report.
 
 use std::time::Duration;
 
@@ -109,7 +109,7 @@ impl Progress {
     }
 }
 
-/// A run's progress as seed 000 reports it.
+/// A run's progress in the operator progress report's terms.
 #[derive(Debug, Serialize)]
 pub struct Status {
     /// Execution id.
@@ -136,7 +136,7 @@ pub struct Status {
     pub rows_done: u64,
     /// Seconds left at the measured rate.
     pub eta_secs: Option<f64>,
-    /// Chunk attempts (reads and writes issued), the API calls of seed 000.
+    /// Chunk attempts (reads and writes issued), shown as the report's API calls.
     pub chunk_attempts: u64,
 }
 
@@ -193,7 +193,7 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
 }
 
 impl Status {
-    /// Seed 000's progress format.
+    /// The operator progress report as text (`MIGRATION PROGRESS` …).
     pub fn to_text(&self) -> String {
         let mut s = format!(
             "MIGRATION PROGRESS\n==================\nRun: {} ({})\nCurrent Status: {} of {} tables completed\n",

@@ -996,11 +996,8 @@ impl Sink for PgSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
-            transactional_chunks: true,
-            single_transaction: false,
             upsert: true,
             backup: true,
-            bulk_load: false,
         }
     }
 

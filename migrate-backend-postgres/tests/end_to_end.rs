@@ -1,4 +1,4 @@
-//! Postgres → Postgres on seed 003's schema: exact result by checksum, foreign keys valid on
+//! Postgres → Postgres on the sample e-commerce dataset's schema: exact result by checksum, foreign keys valid on
 //! the target.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking

@@ -68,7 +68,7 @@ async fn assert_target_equals_source(src: &str, dst: &str) {
     }
 }
 
-/// Two fresh databases, seed 003's rows (loaded into neither yet) and a checkpoint store.
+/// Two fresh databases, the sample dataset's rows (loaded into neither yet) and a checkpoint store.
 struct Setup {
     src: String,
     dst: String,

@@ -4,8 +4,8 @@
 //! file (bundled SQLite, no system library), WAL mode, `synchronous=FULL` by default, a busy
 //! timeout, and blocking work kept on tokio's blocking pool.
 //!
-//! Chunks are rows of seed 004's `migration_control` table (phase `execution`, one row per
-//! chunk, with the seed's columns plus what resume and leases need), so the seed's operator
+//! Chunks are rows of the `migration_control` progress table (phase `execution`, one row per
+//! chunk, with its operator-facing columns plus what resume and leases need), so the operator
 //! queries work on real data: [`SqliteCheckpointStore::progress_by_phase`],
 //! [`table_status`](SqliteCheckpointStore::table_status),
 //! [`error_analysis`](SqliteCheckpointStore::error_analysis),

@@ -1,4 +1,5 @@
-//! Seed 004's operator queries, as methods (the CLI's `status` uses them), and retention.
+//! The operator queries on `migration_control` (progress by phase, table status, error and
+//! performance analysis, what a resume redoes), as methods (the CLI's `status` uses them), and retention.
 
 use std::time::Duration;
 
@@ -110,9 +111,9 @@ pub struct IncompleteRow {
 /// What [`SqliteCheckpointStore::apply_retention`] removes: detail of finished runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Completed runs per migration whose detail is kept (seed 001: 10).
+    /// Completed runs per migration whose detail is kept (default 10).
     pub keep_last: usize,
-    /// Detail of completed runs that finished longer ago than this is removed (seed 001: 24 h).
+    /// Detail of completed runs that finished longer ago than this is removed (default 24 h).
     pub expire_after: Duration,
 }
 
@@ -139,7 +140,7 @@ fn run_filter(run: &Option<RunId>) -> String {
 }
 
 impl SqliteCheckpointStore {
-    /// Overall progress by phase (seed 004 "Overall Migration Progress"); all runs when `run` is
+    /// Overall progress by phase ("Overall Migration Progress"); all runs when `run` is
     /// `None`.
     pub async fn progress_by_phase(&self, run: Option<RunId>) -> Result<Vec<PhaseProgress>> {
         let r = run_filter(&run);
@@ -176,7 +177,7 @@ impl SqliteCheckpointStore {
         .await
     }
 
-    /// Table-level status with completion percentage and duration (seed 004).
+    /// Table-level status with completion percentage and duration.
     pub async fn table_status(&self, run: Option<RunId>) -> Result<Vec<TableStatusRow>> {
         let r = run_filter(&run);
         self.with(move |c| {
@@ -211,7 +212,7 @@ impl SqliteCheckpointStore {
         .await
     }
 
-    /// Failed operations, newest first (seed 004 "Error Analysis").
+    /// Failed operations, newest first ("Error Analysis").
     pub async fn error_analysis(&self, run: Option<RunId>) -> Result<Vec<ErrorRow>> {
         let r = run_filter(&run);
         self.with(move |c| {
@@ -242,8 +243,8 @@ impl SqliteCheckpointStore {
         .await
     }
 
-    /// Records per second per table and chunk size over completed chunks (seed 004
-    /// "Performance Analysis"), fastest first.
+    /// Records per second per table and chunk size over completed chunks ("Performance
+    /// Analysis"), fastest first.
     pub async fn performance(&self, run: Option<RunId>) -> Result<Vec<PerformanceRow>> {
         let r = run_filter(&run);
         self.with(move |c| {
@@ -276,7 +277,7 @@ impl SqliteCheckpointStore {
         .await
     }
 
-    /// What a resume will redo: chunks not completed or skipped (seed 004 "Resume Capability";
+    /// What a resume will redo: chunks not completed or skipped ("Resume Capability";
     /// pending and failed included, since migrate redoes those too).
     pub async fn incomplete_operations(&self, run: RunId) -> Result<Vec<IncompleteRow>> {
         self.with(move |c| {

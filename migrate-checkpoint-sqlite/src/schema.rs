@@ -12,7 +12,7 @@ pub const CURRENT_VERSION: i32 = 2;
 /// `UPGRADES[i]` takes a file from version `i` to `i + 1`.
 const UPGRADES: [&str; CURRENT_VERSION as usize] = [V1, V2];
 
-/// Version 1: seed 004's `migration_control` (one row per chunk in phase `execution`, plus the
+/// Version 1: the `migration_control` progress table (one row per chunk in phase `execution`, plus the
 /// columns resume needs), runs, tables, audit events, rejected records, cursors, control flags.
 const V1: &str = r#"
 CREATE TABLE migrate_runs (
@@ -41,7 +41,7 @@ CREATE TABLE migration_control (
     worker_id         TEXT,
     source_query      TEXT,
     validation_query  TEXT,
-    -- what resume and leases need beyond seed 004's columns
+    -- what resume and leases need beyond the operator-facing columns
     run_id            TEXT NOT NULL REFERENCES migrate_runs(id),
     table_schema      TEXT,
     chunk_index       INTEGER,

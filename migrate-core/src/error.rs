@@ -2,6 +2,7 @@
 //! can act on *what went wrong* rather than on which backend said it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Boxed source error kept inside [`Error`] (never flattened to a string).
@@ -46,6 +47,10 @@ pub enum ErrorKind {
     Cancelled,
     /// The operation ran past its deadline.
     Timeout,
+    /// An optional operation this backend does not offer (`describe`, `fetch_rows`, `upsert`):
+    /// callers that can do without it skip it, unlike a [`ErrorKind::Config`] error, which
+    /// means the configuration itself is wrong.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -66,6 +71,7 @@ impl ErrorKind {
             ErrorKind::Fatal => "fatal",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 
@@ -87,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Permission
                 | ErrorKind::Auth
                 | ErrorKind::Config
+                | ErrorKind::Unsupported
                 | ErrorKind::System
                 | ErrorKind::Fatal
         )
@@ -116,13 +123,28 @@ pub struct ErrorContext {
 }
 
 /// The library's error: a kind, a message, where it happened, and the native error it wraps.
-#[derive(thiserror::Error)]
+///
+/// Cloning shares the source, so the executor can keep an error in its report and still return
+/// it without flattening it to a string. `std::error::Error` is implemented by hand below:
+/// `thiserror`'s `#[source]` would hand out the shared `Arc` itself, which callers cannot
+/// downcast to the native error.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     context: ErrorContext,
-    #[source]
-    source: Option<BoxError>,
+    /// Boxed: rare, and `Error` stays small enough to return by value everywhere.
+    retries: Option<Box<Exhausted>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// How long an operation was retried before giving up (see [`Error::exhausted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exhausted {
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// Time from the first attempt to the last failure, backoff delays included.
+    pub elapsed: Duration,
 }
 
 impl Error {
@@ -132,6 +154,7 @@ impl Error {
             kind,
             message: message.into(),
             context: ErrorContext::default(),
+            retries: None,
             source: None,
         }
     }
@@ -143,7 +166,7 @@ impl Error {
         source: impl Into<BoxError>,
     ) -> Self {
         Error {
-            source: Some(source.into()),
+            source: Some(Arc::from(source.into())),
             ..Error::new(kind, message)
         }
     }
@@ -188,9 +211,28 @@ impl Error {
         self.kind
     }
 
-    /// Whether the same operation may succeed if tried again.
+    /// An optional operation a backend does not offer.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unsupported, message)
+    }
+
+    /// Whether the same operation may succeed if tried again: false once its retries are
+    /// [exhausted](Error::exhausted), whatever the kind.
     pub fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
+        self.kind.is_retryable() && self.retries.is_none()
+    }
+
+    /// Marks the error as the last of `attempts` tries spread over `elapsed`: the retry budget
+    /// is spent, so reports must not call it retriable. The kind is kept (it still says what
+    /// went wrong).
+    pub fn exhausted(mut self, attempts: u32, elapsed: Duration) -> Self {
+        self.retries = Some(Box::new(Exhausted { attempts, elapsed }));
+        self
+    }
+
+    /// The attempts and time spent when the retries ran out, if they did.
+    pub fn retries(&self) -> Option<Exhausted> {
+        self.retries.as_deref().copied()
     }
 
     /// The delay a rate-limiting service asked for, if any.
@@ -249,7 +291,24 @@ impl fmt::Display for Error {
         if let Some(src) = &self.source {
             write!(f, ": {src}")?;
         }
+        if let Some(r) = &self.retries {
+            write!(
+                f,
+                " (gave up after {} attempt{} over {:.1} s)",
+                r.attempts,
+                if r.attempts == 1 { "" } else { "s" },
+                r.elapsed.as_secs_f64()
+            )?;
+        }
         Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -259,6 +318,7 @@ impl fmt::Debug for Error {
             .field("kind", &self.kind)
             .field("message", &self.message)
             .field("context", &self.context)
+            .field("retries", &self.retries)
             .field("source", &self.source)
             .finish()
     }
@@ -300,6 +360,41 @@ mod tests {
             shown,
             "transient in read_chunk on table public.orders chunk 7: read failed: reset by peer"
         );
+    }
+
+    #[test]
+    fn a_clone_keeps_the_source_and_annotating_wraps_it() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = Error::with_source(ErrorKind::Transient, "read failed", io).table("t");
+        let copy = e.clone();
+        assert_eq!(copy.to_string(), e.to_string());
+        let src = copy.source().expect("source kept by the clone");
+        assert!(src.downcast_ref::<std::io::Error>().is_some());
+        let wrapped = Error::with_source(e.kind(), "stop_on_first_error", e);
+        let inner = wrapped.source().expect("annotated error kept as source");
+        let inner = inner.downcast_ref::<Error>().expect("the original error");
+        assert!(inner.source().is_some(), "and its own source");
+    }
+
+    #[test]
+    fn exhausted_retries_are_not_retriable_and_say_how_long() {
+        let e = Error::transient("reset").exhausted(3, Duration::from_millis(2500));
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert!(!e.is_retryable());
+        assert_eq!(e.retries().map(|r| r.attempts), Some(3));
+        assert_eq!(
+            e.to_string(),
+            "transient: reset (gave up after 3 attempts over 2.5 s)"
+        );
+    }
+
+    #[test]
+    fn unsupported_is_its_own_kind() {
+        let e = Error::unsupported("no describe");
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_ne!(e.kind(), ErrorKind::Config);
+        assert!(!e.is_retryable());
+        assert_eq!(e.kind().as_str(), "unsupported");
     }
 
     #[test]

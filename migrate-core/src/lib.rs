@@ -40,7 +40,7 @@ pub use checksum::RowChecksum;
 pub use chunk::{ChunkSpec, KeyRange};
 pub use decimal::Decimal;
 pub use encoded::{EncodedBatch, Encoding, RowCodec, POSTGRES_COPY_BINARY};
-pub use error::{Error, ErrorContext, ErrorKind, Result};
+pub use error::{Error, ErrorContext, ErrorKind, Exhausted, Result};
 pub use executor::{ExecutorConfig, Migration, MigrationControls, MigrationHandle, Mode};
 pub use objects::{ObjectKind, ObjectOutcome, SequenceValue, TableObjects, View};
 pub use report::MigrationReport;

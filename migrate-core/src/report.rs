@@ -1,5 +1,5 @@
-//! The run report: a serde struct shaped after seed 001's output protocol, and a Markdown
-//! rendering shaped after seed 003's migration report. Keys and counts only, never row values.
+//! The run report: a serde struct whose JSON field names are the stable output format tools
+//! read, and a Markdown rendering for people. Keys and counts only, never row values.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -212,7 +212,7 @@ pub struct ChunkMismatch {
     pub detail: String,
 }
 
-/// Sample verification (seed 001).
+/// Sample verification: keys compared field by field, source against target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleVerification {
     /// Keys compared.
@@ -252,7 +252,7 @@ pub struct ErrorSummary {
 pub struct ErrorSample {
     /// Table, if any.
     pub table: Option<TableName>,
-    /// Chunk (the batch number of seed 001), if any.
+    /// Chunk (named `batch_number` in the report format), if any.
     pub batch_number: Option<u32>,
     /// Error kind.
     pub error_type: String,
@@ -323,7 +323,7 @@ impl MigrationReport {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// The report as Markdown (seed 003's migration_report.md).
+    /// The report as Markdown, for people.
     pub fn to_markdown(&self) -> String {
         let mut m = String::new();
         let status = match (self.status, self.succeeded()) {

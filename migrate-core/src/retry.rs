@@ -1,17 +1,18 @@
-//! What to do after a failed attempt, decided by the error's kind (seeds 000 and 001):
+//! What to do after a failed attempt, decided by the error's kind:
 //!
 //! | kind | decision |
 //! | --- | --- |
 //! | transient, timeout | exponential backoff with jitter: `initial_delay × multiplier^(n-1)`, capped at `max_delay` |
 //! | rate-limited | the service's retry-after when it gave one; else the backoff doubled (adaptive) |
 //! | quota | progressive delays `quota_delays` (30 s, 60 s, 120 s), one retry per entry |
-//! | permission, auth, config, system, fatal | stop the whole run at once |
+//! | permission, auth, config, unsupported, system, fatal | stop the whole run at once |
 //! | schema, validation, constraint, not-found, cancelled | give up on this chunk (its table fails), continue with others |
 //!
 //! The delays are computed here and slept by the executor, so tests with tokio's paused clock
-//! see them exactly. (Retry crates such as `backon` model one backoff curve; this policy picks
-//! a different schedule per error kind and honours Retry-After, which is simpler to state
-//! directly than to bend a generic builder into.)
+//! see them exactly. A chunk that gives up on a retriable kind is reported as no longer
+//! retriable, with its attempts and elapsed time ([`Error::exhausted`]). (Retry crates such as
+//! `backon` model one backoff curve; this policy picks a different schedule per error kind and
+//! honours Retry-After, which is simpler to state directly than to bend a generic builder into.)
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 
-/// Retry settings; defaults are those of seeds 000/001.
+/// Retry settings. Defaults: 3 attempts, backoff from 1 s doubling up to 30 s, with jitter, and
+/// quota waits of 30, 60 and 120 s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryConfig {

@@ -13,19 +13,18 @@ use crate::schema::TableInfo;
 use crate::source::unsupported;
 use crate::value::Value;
 
-/// What a sink can do beyond the required methods; the executor and planner consult it.
+/// What a sink can do beyond the required methods. Each flag is one the executor checks
+/// before anything runs, so a run never discovers halfway that its settings cannot be honoured.
+/// (How a sink writes a chunk — one transaction, a staged bulk load — is its own business: the
+/// executor needs only `write_chunk`'s contract, so there is no flag for it.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkCapabilities {
-    /// `write_chunk` is atomic: a failed write leaves nothing behind.
-    pub transactional_chunks: bool,
-    /// The whole migration can run in one target transaction.
-    pub single_transaction: bool,
-    /// `upsert` is implemented (incremental runs).
+    /// `upsert` is implemented: incremental and stream runs, and `existing_rows = merge`,
+    /// need it.
     pub upsert: bool,
-    /// `prepare` can back up an existing table before it is overwritten.
+    /// `prepare` can back up an existing table before the run's first write to it, so
+    /// [`PrepareOptions::backup`] may be set.
     pub backup: bool,
-    /// A staged bulk-load path exists (files + load job / COPY INTO).
-    pub bulk_load: bool,
 }
 
 /// How `prepare` treats the target table.

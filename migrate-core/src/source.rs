@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{BatchReader, Row};
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::schema::{TableInfo, TableName};
 use crate::value::Value;
 
@@ -202,19 +202,19 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// The error for an optional capability a backend does not have.
+/// The error for an optional capability a backend does not have (kind
+/// [`crate::ErrorKind::Unsupported`], so callers that can do without it tell it from a real
+/// configuration error).
 pub fn unsupported(kind: &str, operation: &str, table: &TableName) -> Error {
-    Error::new(
-        ErrorKind::Config,
-        format!("the {kind} backend does not support {operation}"),
-    )
-    .operation(operation.to_string())
-    .table(table)
+    Error::unsupported(format!("the {kind} backend does not support {operation}"))
+        .operation(operation.to_string())
+        .table(table)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn filter_globs() {

@@ -1,4 +1,4 @@
-//! Modes and settings: stream, unsupported bulk / single transaction, verification failures,
+//! Modes and settings: stream, settings the sink cannot honour, verification failures,
 //! progress events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{cfg, Rig};
-use migrate_core::executor::{IncrementalConfig, Mode, TransactionMode};
+use migrate_core::executor::{IncrementalConfig, Mode};
 use migrate_core::testing::{all_types_table, fixture_tables, keyless_table, MemorySink};
 use migrate_core::{
-    Batch, BatchReader, ChunkSpec, ErrorKind, KeyRange, Migration, Preflight, PrepareOptions,
-    Prepared, Result, RowChecksum, RunStatus, Schema, Sink, SinkCapabilities, TableInfo,
-    TableStatus, Value, WriteStats,
+    Batch, BatchReader, ChunkSpec, ErrorKind, ExistingRows, KeyRange, Migration, Preflight,
+    PrepareOptions, Prepared, Result, RowChecksum, RunStatus, Schema, Sink, SinkCapabilities,
+    TableInfo, TableStatus, Value, WriteStats,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,15 +61,29 @@ async fn stream_mode_repeats_incremental_runs_until_cancelled() {
 #[tokio::test]
 async fn settings_the_sink_cannot_honour_are_refused_up_front() {
     let rig = Rig::seed003(0.0005);
+    // A sink that cannot back up tables: asking for backups is refused, naming the setting.
+    // (The transaction-mode and bulk settings this test also refused are gone: no sink
+    // honoured them.)
+    rig.sink.set_capabilities(SinkCapabilities {
+        upsert: false,
+        backup: false,
+    });
     let mut c = cfg("caps");
-    c.transaction_mode = TransactionMode::Single;
+    c.prepare.backup = true;
     let e = rig.migration(c).run().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("memory sink cannot"), "{e}");
+    assert!(e.to_string().contains("prepare.backup"), "{e}");
+    // Nor can it merge into tables holding rows, which upserts.
     let mut c = cfg("caps");
-    c.bulk = true;
+    c.prepare.existing_rows = ExistingRows::Merge;
     let e = rig.migration(c).run().await.unwrap_err();
-    assert!(e.to_string().contains("bulk"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("existing_rows = merge"), "{e}");
+    rig.sink.set_capabilities(SinkCapabilities {
+        upsert: true,
+        backup: true,
+    });
     let mut c = cfg("caps");
     c.mode = Mode::Incremental(IncrementalConfig {
         cursor_column: Some("no_such_column".into()),

@@ -68,6 +68,45 @@ async fn transient_errors_give_up_after_max_attempts() {
     assert!(!report.succeeded());
 }
 
+/// A chunk that spent its retries on a transient error is reported as not retriable (retrying
+/// it again is an operator's decision now), with the attempts and time it took.
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_transient_error_is_reported_not_retriable_with_its_attempts() {
+    let rig = single();
+    for n in 1..=3 {
+        rig.sink_faults.fail_nth(Op::Write, n, ErrorKind::Transient);
+    }
+    let report = rig.migration(cfg("exhausted")).run().await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    let sample = &report.errors.sample_errors[0];
+    assert_eq!(sample.error_type, "transient");
+    assert!(!sample.retriable, "{sample:?}");
+    assert_eq!(sample.batch_number, Some(0));
+    // Backoff of 1 s then 2 s between the three attempts.
+    assert!(
+        sample
+            .message
+            .contains("gave up after 3 attempts over 3.0 s"),
+        "{}",
+        sample.message
+    );
+    let reason = report.results[0].reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("after 3 attempts"), "{reason}");
+}
+
+/// An error that was never retriable is reported as such, without attempts.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_is_reported_without_attempts() {
+    let rig = single();
+    rig.sink_faults
+        .fail_nth(Op::Write, 1, ErrorKind::Constraint);
+    let report = rig.migration(cfg("permanent")).run().await.unwrap();
+    let sample = &report.errors.sample_errors[0];
+    assert_eq!(sample.error_type, "constraint");
+    assert!(!sample.retriable);
+    assert!(!sample.message.contains("attempt"), "{}", sample.message);
+}
+
 #[tokio::test(start_paused = true)]
 async fn quota_errors_wait_30_then_60_seconds() {
     let rig = single();

@@ -225,6 +225,51 @@ async fn a_dry_run_reports_schema_drift_with_the_ddl_or_why_it_cannot_proceed() 
     assert!(report.to_markdown().contains("## Schema Drift"));
 }
 
+/// A sink that cannot describe tables (`Unsupported`) gets a dry run without schema drift; a
+/// sink whose `describe` fails for a configuration reason fails the dry run with that error
+/// instead of having it mistaken for "cannot describe".
+#[tokio::test]
+async fn a_dry_run_skips_drift_only_when_describe_is_unsupported() {
+    use migrate_core::testing::{fixture_tables, Op};
+    use migrate_core::{Column, DataType, ErrorKind, TableInfo, Value};
+    // A migrated table, then drift the describe would find (the source gains a column), then a
+    // dry run whose every describe fails with `kind`.
+    let dry_run = |kind| async move {
+        let rig = Rig::with(fixture_tables(Some("public"), 20)[..1].to_vec());
+        assert!(rig
+            .migration(cfg("nodescribe"))
+            .run()
+            .await
+            .unwrap()
+            .succeeded());
+        let f = &rig.fixtures[0];
+        let mut cols = f.table.schema.columns.clone();
+        cols.push(Column::new("loyalty_tier", DataType::Int16));
+        let info = TableInfo::new(f.table.name.clone(), Schema::new(cols, &["id"]).unwrap());
+        let rows = f
+            .rows
+            .iter()
+            .map(|r| r.iter().cloned().chain([Value::Int16(1)]).collect())
+            .collect();
+        rig.source.add_table(info, rows);
+        let n = rig.sink_faults.count(Op::Describe);
+        for i in 1..=10 {
+            rig.sink_faults.fail_nth(Op::Describe, n + i, kind);
+        }
+        let mut c = cfg("nodescribe");
+        c.mode = Mode::DryRun;
+        rig.migration(c).run().await
+    };
+
+    let report = dry_run(ErrorKind::Unsupported).await.unwrap();
+    assert_eq!(report.execution_type, "dry-run");
+    assert!(report.drift.is_empty(), "{:?}", report.drift);
+
+    let e = dry_run(ErrorKind::Config).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.context().operation.as_deref(), Some("describe"), "{e}");
+}
+
 /// Passes batches through unchanged (a transform the executor cannot see through).
 struct Unchanged;
 

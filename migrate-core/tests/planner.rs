@@ -1,4 +1,4 @@
-//! The resource-aware planner on seed 003's manifest, and its invariants on random inputs.
+//! The resource-aware planner on the sample dataset's manifest, and its invariants on random inputs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 

@@ -26,7 +26,8 @@ use migrate_benches::{
 /// Postgres to Postgres benchmark.
 #[derive(Parser)]
 struct Args {
-    /// Fraction of seed 003's 13.6 M rows (0.19 ≈ the 2.6 M rows of the reference).
+    /// Fraction of the sample dataset's 13.6 M rows (0.19 ≈ 2.6 M rows, the size of the Postgres →
+    /// Postgres comparison in benches/README.md).
     #[arg(long, default_value_t = 0.05)]
     scale: f64,
     /// Runs per tool; the median is reported.
@@ -43,7 +44,7 @@ fn main() {
         MigrateRun::decode(spec).run();
         return;
     }
-    eprintln!("generating seed 003 at scale {} …", args.scale);
+    eprintln!("generating the sample dataset at scale {} …", args.scale);
     let (rows, bytes) = generate("bench_src", args.scale);
     eprintln!("{rows} rows, {:.0} MB in the source", bytes as f64 / 1e6);
     let exe = std::env::current_exe().expect("exe");

@@ -24,7 +24,7 @@ use std::process::Command;
 /// Scaling benchmark.
 #[derive(Parser)]
 struct Args {
-    /// The smaller dataset's fraction of seed 003 (the larger is 4× it).
+    /// The smaller dataset's fraction of the full sample dataset (the larger is 4× it).
     #[arg(long, default_value_t = 0.05)]
     scale: f64,
     /// Runs per tool and size; the median is reported.
@@ -62,7 +62,7 @@ fn main() {
     ];
     let mut rows_of = Vec::new();
     for (db, scale) in sizes {
-        eprintln!("generating seed 003 at scale {scale} into {db} …");
+        eprintln!("generating the sample dataset at scale {scale} into {db} …");
         rows_of.push(generate(db, scale).0);
     }
     let mut tools = Vec::new();

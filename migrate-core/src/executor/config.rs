@@ -11,7 +11,7 @@ use crate::schema::{DataType, TableInfo, TableName};
 use crate::sink::PrepareOptions;
 use crate::source::TableFilter;
 
-/// What kind of execution (seed 001's execution types, seed 002's strategies).
+/// What kind of execution: a full copy, incremental or streamed changes, or a dry run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Mode {
@@ -120,17 +120,6 @@ impl IncrementalConfig {
     }
 }
 
-/// Transaction boundaries in the target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransactionMode {
-    /// Each chunk commits on its own (the default; what makes resume possible).
-    #[default]
-    PerChunk,
-    /// The whole migration in one target transaction, where the sink supports it.
-    Single,
-}
-
 /// What happens to a table whose parent failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,10 +181,6 @@ pub struct ExecutorConfig {
     pub retry: RetryConfig,
     /// Verification.
     pub verify: VerifyConfig,
-    /// Transaction boundaries.
-    pub transaction_mode: TransactionMode,
-    /// Use the sink's staged bulk-load path (requires the sink to have one).
-    pub bulk: bool,
     /// How target tables are prepared.
     pub prepare: PrepareOptions,
     /// Extra (child, parent) dependencies beyond foreign keys.
@@ -247,8 +232,6 @@ impl Default for ExecutorConfig {
             on_parent_failure: OnParentFailure::Skip,
             retry: RetryConfig::default(),
             verify: VerifyConfig::default(),
-            transaction_mode: TransactionMode::PerChunk,
-            bulk: false,
             prepare: PrepareOptions::default(),
             extra_dependencies: Vec::new(),
             force: false,

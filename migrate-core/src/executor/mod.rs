@@ -31,9 +31,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use budget::MemoryBudget;
-pub use config::{
-    ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, TransactionMode, VerifyConfig,
-};
+pub use config::{ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, VerifyConfig};
 pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
 pub use progress::{Phase, Progress, TableProgress};
 pub use reverify::{CheckOutcome, TableCheck, VerifyReport};

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::budget::MemoryBudget;
-use super::config::{ExecutorConfig, Mode, OnParentFailure, TransactionMode};
+use super::config::{ExecutorConfig, Mode, OnParentFailure};
 use super::pipe::{ChunkPipe, KeySample, PipeStats};
 use super::progress::{Phase, TableProgress, Tracker};
 use super::{verify, Migration};
@@ -482,19 +482,19 @@ async fn open_run(
 fn check_capabilities(m: &Migration, cfg: &ExecutorConfig) -> Result<()> {
     let caps = m.sink.capabilities();
     let kind = m.sink.kind();
-    if cfg.transaction_mode == TransactionMode::Single && !caps.single_transaction {
+    if cfg.prepare.backup && !caps.backup {
         return Err(Error::config(format!(
-            "transaction_mode = single needs a sink that can hold the whole migration in one transaction; the {kind} sink cannot (use per-chunk)"
-        )));
-    }
-    if cfg.bulk && !caps.bulk_load {
-        return Err(Error::config(format!(
-            "bulk mode needs a staged bulk-load path; the {kind} sink has none"
+            "prepare.backup = true needs a sink that can back up a table before writing it; the {kind} sink cannot (set backup = false)"
         )));
     }
     if matches!(cfg.mode, Mode::Incremental(_) | Mode::Stream { .. }) && !caps.upsert {
         return Err(Error::config(format!(
             "incremental mode upserts into the target; the {kind} sink cannot upsert"
+        )));
+    }
+    if cfg.prepare.existing_rows == crate::sink::ExistingRows::Merge && !caps.upsert {
+        return Err(Error::config(format!(
+            "prepare.existing_rows = merge upserts into the target; the {kind} sink cannot upsert"
         )));
     }
     if let (Some(t), Some(c)) = (cfg.bandwidth_target, cfg.bandwidth_cap) {
@@ -741,7 +741,7 @@ async fn dry_run(
         let t = &ctxs[name];
         match m.sink.describe(&t.target).await {
             Ok(existing) => pairs.push((t.target.clone(), existing)),
-            Err(e) if e.kind() == ErrorKind::Config => {} // the sink cannot describe tables
+            Err(e) if e.kind() == ErrorKind::Unsupported => {} // the sink cannot describe tables
             Err(e) => return Err(e.operation("describe")),
         }
     }
@@ -1238,11 +1238,8 @@ impl Coordinator {
                 return self.adopt_completed(done, note).await;
             }
         }
-        self.errors.push((
-            Some(name.clone()),
-            e.context().chunk,
-            Error::new(e.kind(), e.to_string()),
-        ));
+        self.errors
+            .push((Some(name.clone()), e.context().chunk, e.clone()));
         let run = self
             .runs
             .get_mut(name)
@@ -1257,7 +1254,11 @@ impl Coordinator {
         ctx.audit(AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk))
             .await;
         if ctx.cfg.stop_on_first_error && self.stop.is_none() {
-            self.stop = Some(Error::new(e.kind(), format!("stop_on_first_error: {e}")));
+            self.stop = Some(Error::with_source(
+                e.kind(),
+                "stop_on_first_error",
+                e.clone(),
+            ));
         }
         Ok(())
     }
@@ -1765,11 +1766,8 @@ impl Coordinator {
                     }
                     ChunkOutcome::StopRun(e) => {
                         let e = e.table(&name).chunk(index);
-                        self.errors.push((
-                            Some(name.clone()),
-                            Some(index),
-                            Error::new(e.kind(), e.to_string()),
-                        ));
+                        self.errors
+                            .push((Some(name.clone()), Some(index), e.clone()));
                         run.pending.push_front(index);
                         if self.stop.is_none() {
                             self.stop = Some(e);
@@ -1881,13 +1879,10 @@ impl Coordinator {
                 && !self
                     .errors
                     .iter()
-                    .any(|(_, _, x)| x.message() == e.to_string())
+                    .any(|(_, _, x)| x.to_string() == e.to_string())
             {
-                self.errors.push((
-                    e.context().table.as_deref().map(TableName::parse),
-                    e.context().chunk,
-                    Error::new(e.kind(), e.to_string()),
-                ));
+                let table = e.context().table.as_deref().map(TableName::parse);
+                self.errors.push((table, e.context().chunk, e));
             }
         }
         let inputs = verify::ReportInputs {
@@ -1933,9 +1928,11 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
     };
     let spec = claimed.spec();
     let mut retry = RetryState::default();
+    let (first_started, mut attempts) = (Instant::now(), 0u32);
     loop {
         ctx.tracker.chunk_started(name);
         let started = Instant::now();
+        attempts += 1;
         let mut stats = PipeStats::default();
         let attempt = attempt_chunk(ctx, t, &spec, &mut stats);
         let heartbeat = async {
@@ -2043,6 +2040,12 @@ async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutcome {
                         }
                     }
                     RetryDecision::GiveUp | RetryDecision::StopRun => {
+                        // A kind worth retrying that gets here has spent its retry budget.
+                        let e = if e.is_retryable() {
+                            e.exhausted(attempts, first_started.elapsed())
+                        } else {
+                            e
+                        };
                         ctx.call();
                         let _ = ctx
                             .store

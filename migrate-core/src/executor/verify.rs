@@ -147,7 +147,7 @@ async fn sample(ctx: &Ctx, t: &TableCtx, keys: Vec<Vec<Value>>) -> Result<Sample
     ctx.call();
     let source_rows = match ctx.source.fetch_rows(&t.info, &keys).await {
         Ok(r) => r,
-        Err(e) if e.kind() == ErrorKind::Config => {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
             s.skipped = Some(e.message().to_string());
             return Ok(s);
         }
@@ -167,7 +167,7 @@ async fn sample(ctx: &Ctx, t: &TableCtx, keys: Vec<Vec<Value>>) -> Result<Sample
     ctx.call();
     let target_rows = match ctx.sink.fetch_rows(&t.target, &target_keys).await {
         Ok(r) => r,
-        Err(e) if e.kind() == ErrorKind::Config => {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
             s.skipped = Some(e.message().to_string());
             return Ok(s);
         }
@@ -413,7 +413,8 @@ async fn assemble(
                 table: table.clone(),
                 batch_number: *chunk,
                 error_type: e.kind().as_str().to_string(),
-                message: e.message().to_string(),
+                // The whole error (context, source, attempts), not just its own message.
+                message: e.to_string(),
                 retriable: e.is_retryable(),
             });
         }

@@ -1,4 +1,4 @@
-//! Schema drift (seed 002): how the target's existing tables differ from the source's, and for
+//! Schema drift: how the target's existing tables differ from the source's, and for
 //! each difference the DDL the run applies, the change it accepts as is, or why it cannot
 //! proceed.
 

@@ -1,4 +1,4 @@
-//! Seed 003's manifest: table names, rows, sizes in MB, dependencies, and an optional priority
+//! The planning manifest: table names, rows, sizes in MB, dependencies, and an optional priority
 //! per table.
 
 use std::collections::BTreeMap;
@@ -47,11 +47,7 @@ impl Manifest {
     /// Parses a manifest; `origin` (a file name) is named in errors.
     pub fn parse(json: &str, origin: &str) -> Result<Self> {
         let m: Manifest = serde_json::from_str(json).map_err(|e| {
-            Error::with_source(
-                crate::ErrorKind::Config,
-                format!("manifest {origin}: {e}"),
-                e,
-            )
+            Error::with_source(crate::ErrorKind::Config, format!("manifest {origin}"), e)
         })?;
         for (table, deps) in &m.dependencies {
             for name in std::iter::once(table).chain(deps) {

@@ -1,4 +1,4 @@
-//! The plan as Markdown, shaped after seed 003's migration_plan.md.
+//! The plan as Markdown, for an operator to review before a run.
 
 use std::fmt::Write as _;
 

@@ -1,4 +1,4 @@
-//! Resource-aware planning (seed 003): before anything moves, estimate each table's time from
+//! Resource-aware planning: before anything moves, estimate each table's time from
 //! its size and the bandwidth, order tables by dependency into phases, find the critical path,
 //! size chunks from the memory budget, judge feasibility against the time window, and defer
 //! what does not fit — DEFERRABLE tables first, then IMPORTANT, never CRITICAL, and never a

@@ -18,6 +18,8 @@ pub enum Op {
     Checksum,
     /// `Sink::prepare`.
     Prepare,
+    /// `Sink::describe`.
+    Describe,
 }
 
 /// One scripted failure.

@@ -165,6 +165,8 @@ struct State {
     /// What `prepare` returned, by table and run: a second call returns it unchanged.
     prepared: BTreeMap<(TableName, String), Prepared>,
     log: Vec<WriteLog>,
+    /// Capabilities set by a test in place of the defaults.
+    capabilities: Option<SinkCapabilities>,
 }
 
 /// Tables held in memory.
@@ -186,6 +188,12 @@ impl MemorySink {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the sink claim `caps` instead of its own (to test how the executor treats a sink
+    /// lacking one); what the sink actually does is unchanged.
+    pub fn set_capabilities(&self, caps: SinkCapabilities) {
+        self.lock().capabilities = Some(caps);
     }
 
     /// The rows of a table, sorted by key (`None` if the table does not exist).
@@ -239,13 +247,10 @@ impl Sink for MemorySink {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            transactional_chunks: false,
-            single_transaction: false,
+        self.lock().capabilities.unwrap_or(SinkCapabilities {
             upsert: true,
             backup: true,
-            bulk_load: false,
-        }
+        })
     }
 
     async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {
@@ -358,7 +363,7 @@ impl Sink for MemorySink {
                     .delete_range(&chunk.range);
             }
             if let Some((0, e)) = &fault {
-                return Err(Error::new(e.kind(), e.message()));
+                return Err(e.clone());
             }
             let mut stats = WriteStats::default();
             while let Some(batch) = next_batch(rows, &self.encoded_batches).await? {
@@ -380,7 +385,7 @@ impl Sink for MemorySink {
                     }
                     if let Some((after, e)) = &fault {
                         if stats.rows as usize >= *after {
-                            return Err(Error::new(e.kind(), e.message()));
+                            return Err(e.clone());
                         }
                     }
                     t.insert(row)?;
@@ -388,7 +393,7 @@ impl Sink for MemorySink {
                 }
             }
             if let Some((_, e)) = &fault {
-                return Err(Error::new(e.kind(), e.message()));
+                return Err(e.clone());
             }
             Ok(stats)
         }
@@ -452,6 +457,9 @@ impl Sink for MemorySink {
     }
 
     async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        if let Some((_, e)) = self.faults.begin(Op::Describe).await {
+            return Err(e);
+        }
         Ok(self.lock().tables.get(&table.name).map(|t| t.info.clone()))
     }
 

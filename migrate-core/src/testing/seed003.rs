@@ -1,4 +1,4 @@
-//! The dataset of seed 003 (customers, products, orders, inventory, transactions, preferences,
+//! The sample e-commerce dataset (customers, products, orders, inventory, transactions, preferences,
 //! audit_logs, user_sessions, with their foreign keys), scaled: `scale = 1.0` is the manifest's
 //! 13.6 M rows; the quickstart uses a few thousandths of that.
 
@@ -8,7 +8,7 @@ use crate::decimal::Decimal;
 use crate::schema::{Column, DataType, ForeignKey, Schema, TableInfo, TableName};
 use crate::value::Value;
 
-/// Row counts of seed 003's manifest.
+/// Row counts of the sample dataset's manifest (`tests/fixtures/seed003_manifest.json`).
 pub const SEED003_ROWS: [(&str, u64); 8] = [
     ("customers", 50_000),
     ("products", 5_000),
@@ -57,7 +57,7 @@ fn fixture(name: TableName, schema: Schema, fks: Vec<ForeignKey>, rows: Vec<Row>
     Fixture { table: t, rows }
 }
 
-/// Seed 003's eight tables in `namespace`, with row counts scaled by `scale`.
+/// The sample dataset's eight tables in `namespace`, with row counts scaled by `scale`.
 pub fn seed003_dataset(namespace: &str, scale: f64) -> Vec<Fixture> {
     let n = |t: &str| TableName::new(namespace, t);
     let (customers, products, orders) = (n("customers"), n("products"), n("orders"));

@@ -28,7 +28,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Seed 003's dataset at `scale`.
+    /// The sample e-commerce dataset at `scale`.
     pub fn seed003(scale: f64) -> Rig {
         Rig::with(seed003_dataset("public", scale))
     }
