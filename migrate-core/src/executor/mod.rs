@@ -48,6 +48,45 @@ use crate::source::Source;
 use crate::transform::Transform;
 
 /// A migration to run: backends, transforms and settings.
+#[cfg_attr(
+    feature = "testing",
+    doc = r#"
+Plan, run, verify and roll back — the calls the `migrate` CLI makes — here on the in-memory
+backends of the `testing` feature, so the example runs as it is:
+
+```
+use std::sync::Arc;
+use migrate_core::executor::{CheckOutcome, ExecutorConfig, Migration};
+use migrate_core::testing::{
+    fixture_tables, Faults, MemoryCheckpointStore, MemorySink, MemorySource,
+};
+
+# tokio::runtime::Runtime::new().unwrap().block_on(async {
+let fixtures = fixture_tables(Some("public"), 200);
+let source = Arc::new(MemorySource::with_fixtures(&fixtures, Arc::new(Faults::new())));
+let sink = Arc::new(MemorySink::new(Arc::new(Faults::new())));
+let store = Arc::new(MemoryCheckpointStore::new());
+let config = ExecutorConfig { migration: "docs".into(), ..Default::default() };
+let migration = Migration::new(source, sink.clone(), store).with_config(config);
+
+let planned = migration.plan().await?;             // nothing written yet
+assert!(planned.ready && planned.plan.assumed.no_window);
+
+let report = migration.clone().run().await?;       // or start() for a handle
+assert!(report.succeeded(), "{}", report.to_markdown());
+
+let checked = migration.verify().await?;           // recorded in the run's audit log
+assert!(checked.tables.iter().all(|t| t.result == CheckOutcome::Match));
+
+let undo = migration.rollback_plan(None).await?;   // what rollback would do, first
+assert!(undo.feasible);
+migration.rollback(None, false).await?;            // drops the tables the run created
+assert!(fixtures.iter().all(|f| sink.rows(&f.table.name).is_none()));
+# Ok::<(), migrate_core::Error>(())
+# }).unwrap();
+```
+"#
+)]
 #[derive(Clone)]
 pub struct Migration {
     source: Arc<dyn Source>,
