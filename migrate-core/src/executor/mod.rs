@@ -15,14 +15,19 @@
 //! ```
 
 mod budget;
+mod chunk_worker;
 mod config;
+mod context;
+mod coordinator;
+mod dry_run;
 mod existing;
+mod opening;
 mod pipe;
 mod planning;
 mod progress;
 mod reverify;
 mod rollback;
-mod run;
+mod start;
 mod throttle;
 mod verify;
 
@@ -98,7 +103,7 @@ impl Migration {
         let (control_tx, control_rx) = watch::channel(Control::Run);
         let (tracker, progress) = progress::Tracker::new();
         let budget = MemoryBudget::new(self.config.memory_budget);
-        let job = run::execute(self, tracker, control_rx, budget.clone());
+        let job = start::execute(self, tracker, control_rx, budget.clone());
         MigrationHandle {
             control: Arc::new(control_tx),
             progress,

@@ -9,8 +9,8 @@ use chrono::Utc;
 
 use super::budget::MemoryBudget;
 use super::config::Mode;
+use super::context::{Ctx, TableCtx};
 use super::progress::Progress;
-use super::run::{Ctx, TableCtx};
 use crate::batch::Batch;
 use crate::checkpoint::{ChunkStatus, RunRecord};
 use crate::checksum::canonical_text;
