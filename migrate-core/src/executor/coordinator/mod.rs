@@ -34,6 +34,7 @@ enum Task {
     Verified(TableName, Result<TableVerification>),
 }
 
+/// Where a table is in this execution, as [`TableRun::state`] reads it off the table's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TState {
     Waiting,
@@ -42,8 +43,12 @@ enum TState {
     Done(TableStatus),
 }
 
+/// A table in this execution. Its state is its record's status (kept once, so that what the
+/// store holds and what the scheduler acts on cannot drift apart), changed by
+/// [`Coordinator::transition`].
 struct TableRun {
-    state: TState,
+    /// Every chunk is done and the table is being verified (its status stays Running).
+    verifying: bool,
     pending: VecDeque<u32>,
     /// Chunks not yet completed (or skipped).
     outstanding: BTreeSet<u32>,
@@ -54,6 +59,26 @@ struct TableRun {
     chunks_total: u64,
     /// Chunks and rows completed before this execution started.
     done_before: (u64, u64, u64),
+}
+
+impl TableRun {
+    fn state(&self) -> TState {
+        match self.record.status {
+            TableStatus::Pending => TState::Waiting,
+            TableStatus::Running if self.verifying => TState::Verifying,
+            TableStatus::Running => TState::Running,
+            done => TState::Done(done),
+        }
+    }
+}
+
+/// The run of `name`: every table of the plan has one once it is registered.
+fn table_run<'a>(
+    runs: &'a mut BTreeMap<TableName, TableRun>,
+    name: &TableName,
+) -> Result<&'a mut TableRun> {
+    runs.get_mut(name)
+        .ok_or_else(|| Error::fatal("table run missing"))
 }
 
 pub(super) struct Coordinator {
@@ -260,7 +285,7 @@ impl Coordinator {
     fn all_done(&self) -> bool {
         self.runs
             .values()
-            .all(|r| matches!(r.state, TState::Done(_)))
+            .all(|r| matches!(r.state(), TState::Done(_)))
     }
 
     fn any_elsewhere(&self) -> bool {
@@ -270,9 +295,9 @@ impl Coordinator {
     fn any_dispatchable(&self) -> bool {
         self.runs.values().any(|r| {
             matches!(
-                r.state,
+                r.state(),
                 TState::Running | TState::Verifying | TState::Waiting
-            ) && (!r.pending.is_empty() || r.state == TState::Waiting)
+            ) && (!r.pending.is_empty() || r.state() == TState::Waiting)
         })
     }
 
@@ -293,7 +318,7 @@ impl Coordinator {
                 let Some(run) = self.runs.get_mut(&name) else {
                     break;
                 };
-                if run.state != TState::Running {
+                if run.state() != TState::Running {
                     break;
                 }
                 let Some(index) = run.pending.pop_front() else {
@@ -317,10 +342,10 @@ impl Coordinator {
 
     fn start_verifications(&mut self, tasks: &mut JoinSet<Task>) {
         for (name, run) in self.runs.iter_mut() {
-            if run.state == TState::Running && run.outstanding.is_empty() && run.in_flight == 0 {
-                run.state = TState::Verifying;
+            if run.state() == TState::Running && run.outstanding.is_empty() && run.in_flight == 0 {
+                run.verifying = true;
             }
-            if run.state == TState::Verifying && run.in_flight == 0 {
+            if run.state() == TState::Verifying && run.in_flight == 0 {
                 run.in_flight = 1;
                 let (ctx, t) = (self.ctx.clone(), self.tables[name].clone());
                 self.ctx.tracker.phase(Phase::Verifying);
@@ -365,10 +390,7 @@ impl Coordinator {
         let ctx = self.ctx.clone();
         match task {
             Task::Chunk(name, index, outcome) => {
-                let run = self
-                    .runs
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                let run = table_run(&mut self.runs, &name)?;
                 run.in_flight -= 1;
                 match outcome {
                     ChunkOutcome::Completed(stats) => {
@@ -424,10 +446,7 @@ impl Coordinator {
                 }
             }
             Task::Verified(name, result) => {
-                let run = self
-                    .runs
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                let run = table_run(&mut self.runs, &name)?;
                 run.in_flight = 0;
                 match result {
                     Ok(v) => {
@@ -440,19 +459,11 @@ impl Coordinator {
                             .join("; ");
                         self.verifications.push(v);
                         if passed {
-                            run.state = TState::Done(TableStatus::Completed);
-                            run.record.status = TableStatus::Completed;
-                            run.record.finished_at = Some(Utc::now());
-                            ctx.store.put_table(&ctx.run, &run.record).await?;
-                            ctx.tracker.table_status(&name, TableStatus::Completed);
-                            ctx.audit(
-                                AuditEvent::new(
-                                    "table.completed",
-                                    format!("{} rows", run.record.rows),
-                                )
-                                .on(&name, None),
-                            )
-                            .await;
+                            let rows = format!("{} rows", run.record.rows);
+                            let event = AuditEvent::new("table.completed", rows).on(&name, None);
+                            let status = TableStatus::Completed;
+                            self.transition(&name, status, None, Some(event), None)
+                                .await?;
                         } else {
                             let e = Error::validation(format!(
                                 "verification failed: {}",
@@ -500,7 +511,7 @@ impl Coordinator {
         } else if outcome.is_err()
             || self.runs.values().any(|r| {
                 !matches!(
-                    r.state,
+                    r.state(),
                     TState::Done(TableStatus::Completed | TableStatus::Deferred)
                 )
             })

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use tracing::{info, warn};
 
-use super::{Coordinator, TState, TableRun};
+use super::{table_run, Coordinator, TState, TableRun};
 use crate::checkpoint::{AuditEvent, ChunkRecord, ChunkStatus, TableRecord, TableStatus};
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, ErrorKind, Result};
@@ -38,7 +38,7 @@ impl Coordinator {
                     let table_done = self
                         .runs
                         .get(*d)
-                        .is_some_and(|r| r.state == TState::Done(TableStatus::Completed));
+                        .is_some_and(|r| r.state() == TState::Done(TableStatus::Completed));
                     !table_done && !ready.iter().any(|r| &r.name == *d)
                 })
                 .map(ToString::to_string)
@@ -56,7 +56,7 @@ impl Coordinator {
             .filter(|(n, _)| {
                 self.runs
                     .get(*n)
-                    .is_some_and(|r| r.state == TState::Done(TableStatus::Completed))
+                    .is_some_and(|r| r.state() == TState::Done(TableStatus::Completed))
             })
             .map(|(_, t)| t.target.clone())
             .collect();
@@ -113,7 +113,7 @@ impl Coordinator {
                 }
             };
             let mut run = TableRun {
-                state: TState::Waiting,
+                verifying: false,
                 pending: VecDeque::new(),
                 outstanding: BTreeSet::new(),
                 in_flight: 0,
@@ -137,9 +137,10 @@ impl Coordinator {
                     }
                 }
             }
-            if run.record.status == TableStatus::Completed && run.outstanding.is_empty() {
-                run.state = TState::Done(TableStatus::Completed);
-            } else if run.record.status != TableStatus::Pending {
+            // A completed table stays so (its state is its status); any other starts over.
+            let completed =
+                run.record.status == TableStatus::Completed && run.outstanding.is_empty();
+            if !completed && run.record.status != TableStatus::Pending {
                 run.record.status = TableStatus::Pending;
                 run.record.reason = None;
             }
@@ -174,7 +175,7 @@ impl Coordinator {
                     let run = &self.runs[&name];
                     // A merged table also holds the rows only the target had.
                     let merged = run.record.prepared.as_ref().is_some_and(|p| p.merge);
-                    (run.state == TState::Done(TableStatus::Completed)
+                    (run.state() == TState::Done(TableStatus::Completed)
                         && !self.incremental()
                         && !merged
                         && sum.count != recorded)
@@ -195,10 +196,7 @@ impl Coordinator {
                 ctx.store.reset_table_chunks(&ctx.run, &name).await?;
                 ctx.audit(AuditEvent::new("table.reset", reason).on(&name, None))
                     .await;
-                let run = self
-                    .runs
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::fatal("table run missing"))?;
+                let run = table_run(&mut self.runs, &name)?;
                 let all: Vec<u32> = chunks
                     .iter()
                     .filter(|c| c.table == name)
@@ -206,7 +204,7 @@ impl Coordinator {
                     .collect();
                 run.pending = all.iter().copied().collect();
                 run.outstanding = all.into_iter().collect();
-                run.state = TState::Waiting;
+                run.verifying = false;
                 run.record.status = TableStatus::Pending;
                 run.record.prepared = None;
                 run.record.rows = 0;
@@ -253,7 +251,7 @@ impl Coordinator {
                 t.merge.store(p.merge, Ordering::Relaxed);
                 continue;
             }
-            if run.state == TState::Done(TableStatus::Completed) {
+            if run.state() == TState::Done(TableStatus::Completed) {
                 continue;
             }
             let options = crate::sink::PrepareOptions {
@@ -268,10 +266,7 @@ impl Coordinator {
             match ctx.sink.prepare(&t.target, &options, &ctx.run).await {
                 Ok(p) => {
                     t.merge.store(p.merge, Ordering::Relaxed);
-                    let run = self
-                        .runs
-                        .get_mut(&name)
-                        .ok_or_else(|| Error::fatal("table run missing"))?;
+                    let run = table_run(&mut self.runs, &name)?;
                     run.record.prepared = Some(p.clone());
                     let stored = ctx
                         .store
@@ -306,29 +301,80 @@ impl Coordinator {
         Ok(())
     }
 
-    pub(super) async fn fail_table(&mut self, name: &TableName, e: &Error) -> Result<()> {
+    /// Records a change of `name`'s status once: in the store, then in the tracker and, with
+    /// `event`, the audit log; `reason`, when given, replaces the record's.
+    ///
+    /// With `race`, the record is written only if the store holds no Completed for the table:
+    /// another worker sharing the run may have completed it meanwhile (this one lost a race to
+    /// it, or got here late), and written over with Running, Failed, Deferred or Skipped, the
+    /// store (and every worker's report) would call it unfinished. That Completed is adopted
+    /// instead, noted with `race`, and `false` returned. Without `race` (this worker's own
+    /// Completed) the record is written whatever the store holds.
+    pub(super) async fn transition(
+        &mut self,
+        name: &TableName,
+        status: TableStatus,
+        reason: Option<String>,
+        event: Option<AuditEvent>,
+        race: Option<String>,
+    ) -> Result<bool> {
         let ctx = self.ctx.clone();
-        let run = self
-            .runs
-            .get_mut(name)
-            .ok_or_else(|| Error::fatal("table run missing"))?;
-        let open = !matches!(run.state, TState::Done(_));
-        let mut failed = run.record.clone();
-        failed.status = TableStatus::Failed;
-        failed.reason = Some(e.to_string());
-        failed.finished_at = Some(Utc::now());
+        let mut record = table_run(&mut self.runs, name)?.record.clone();
+        record.status = status;
+        if reason.is_some() {
+            record.reason = reason;
+        }
+        match status {
+            TableStatus::Running => {
+                record.started_at.get_or_insert_with(Utc::now);
+            }
+            TableStatus::Completed | TableStatus::Failed => record.finished_at = Some(Utc::now()),
+            _ => {}
+        }
+        match race {
+            Some(note) => {
+                let stored = ctx
+                    .store
+                    .put_table_unless_completed(&ctx.run, &record)
+                    .await?;
+                if let Some(done) = stored {
+                    self.adopt_completed(done, note).await?;
+                    return Ok(false);
+                }
+            }
+            None => ctx.store.put_table(&ctx.run, &record).await?,
+        }
+        self.settle(record, event).await?;
+        Ok(true)
+    }
+
+    /// Takes `record`, which the store holds, as the table's state in this execution.
+    async fn settle(&mut self, record: TableRecord, event: Option<AuditEvent>) -> Result<()> {
+        let (name, status) = (record.table.clone(), record.status);
+        let run = table_run(&mut self.runs, &name)?;
+        run.record = record;
+        if let TState::Done(_) = run.state() {
+            run.pending.clear();
+        }
+        self.ctx.tracker.table_status(&name, status);
+        if let Some(event) = event {
+            self.ctx.audit(event).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn fail_table(&mut self, name: &TableName, e: &Error) -> Result<()> {
+        // A table already settled keeps its status; the error is still reported.
+        let open = !matches!(table_run(&mut self.runs, name)?.state(), TState::Done(_));
         if open {
-            // Another worker sharing the run may have completed the table meanwhile (this one
-            // lost a race to it, say): that stands, and the table's children go on.
-            let stored = ctx
-                .store
-                .put_table_unless_completed(&ctx.run, &failed)
-                .await?;
-            if let Some(done) = stored {
-                let note = format!(
-                    "another worker completed the table; this worker's failure set aside: {e}"
-                );
-                return self.adopt_completed(done, note).await;
+            let race =
+                format!("another worker completed the table; this worker's failure set aside: {e}");
+            let event = AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk);
+            let reason = Some(e.to_string());
+            let failed =
+                self.transition(name, TableStatus::Failed, reason, Some(event), Some(race));
+            if !failed.await? {
+                return Ok(());
             }
         }
         self.errors.push((
@@ -336,20 +382,7 @@ impl Coordinator {
             e.context().chunk,
             Error::new(e.kind(), e.to_string()),
         ));
-        let run = self
-            .runs
-            .get_mut(name)
-            .ok_or_else(|| Error::fatal("table run missing"))?;
-        if !open {
-            return Ok(());
-        }
-        run.state = TState::Done(TableStatus::Failed);
-        run.record = failed;
-        run.pending.clear();
-        ctx.tracker.table_status(name, TableStatus::Failed);
-        ctx.audit(AuditEvent::new("table.failed", e.to_string()).on(name, e.context().chunk))
-            .await;
-        if ctx.cfg.stop_on_first_error && self.stop.is_none() {
+        if open && self.ctx.cfg.stop_on_first_error && self.stop.is_none() {
             self.stop = Some(Error::new(e.kind(), format!("stop_on_first_error: {e}")));
         }
         Ok(())
@@ -363,93 +396,70 @@ impl Coordinator {
         record: TableRecord,
         note: String,
     ) -> Result<()> {
-        let ctx = self.ctx.clone();
         let name = record.table.clone();
-        let run = self
-            .runs
-            .get_mut(&name)
-            .ok_or_else(|| Error::fatal("table run missing"))?;
-        run.state = TState::Done(TableStatus::Completed);
-        run.record = record;
-        run.pending.clear();
-        run.outstanding.clear();
-        ctx.tracker.table_status(&name, TableStatus::Completed);
+        table_run(&mut self.runs, &name)?.outstanding.clear();
         info!(table = %name, "{note}");
-        ctx.audit(AuditEvent::new("table.completed_elsewhere", note).on(&name, None))
-            .await;
-        Ok(())
+        let event = AuditEvent::new("table.completed_elsewhere", note).on(&name, None);
+        self.settle(record, Some(event)).await
     }
 
     pub(super) async fn defer_table(&mut self, name: &TableName, reason: String) -> Result<()> {
-        let ctx = self.ctx.clone();
-        let run = self
-            .runs
-            .get_mut(name)
-            .ok_or_else(|| Error::fatal("table run missing"))?;
-        run.state = TState::Done(TableStatus::Deferred);
-        run.record.status = TableStatus::Deferred;
-        run.record.reason = Some(reason.clone());
-        for i in std::mem::take(&mut run.pending) {
-            ctx.store
-                .skip_chunk(&ctx.run, name, i, &format!("deferred: {reason}"))
-                .await?;
+        if self.set_aside(name, TableStatus::Deferred, &reason).await? {
+            warn!(table = %name, "deferred: {reason}");
+            self.deferrals.push(crate::plan::Deferral {
+                table: name.to_string(),
+                reason,
+            });
         }
-        let stored = ctx
-            .store
-            .put_table_unless_completed(&ctx.run, &run.record)
-            .await?;
-        if let Some(done) = stored {
-            let note = "another worker completed the table; not deferred";
-            return self.adopt_completed(done, note.into()).await;
-        }
-        ctx.tracker.table_status(name, TableStatus::Deferred);
-        ctx.audit(AuditEvent::new("table.deferred", reason.clone()).on(name, None))
-            .await;
-        warn!(table = %name, "deferred: {reason}");
-        self.deferrals.push(crate::plan::Deferral {
-            table: name.to_string(),
-            reason,
-        });
         Ok(())
     }
 
     pub(super) async fn skip_table(&mut self, name: &TableName, reason: String) -> Result<()> {
+        self.set_aside(name, TableStatus::Skipped, &reason)
+            .await
+            .map(drop)
+    }
+
+    /// Leaves `name` for a later run (Deferred) or out of this one (Skipped, a parent failed),
+    /// its chunks not yet started marked skipped; `false` if another worker completed it.
+    async fn set_aside(
+        &mut self,
+        name: &TableName,
+        status: TableStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let (action, why, not) = match status {
+            TableStatus::Deferred => ("table.deferred", format!("deferred: {reason}"), "deferred"),
+            _ => ("table.skipped", reason.to_string(), "skipped"),
+        };
         let ctx = self.ctx.clone();
-        let run = self
-            .runs
-            .get_mut(name)
-            .ok_or_else(|| Error::fatal("table run missing"))?;
-        run.state = TState::Done(TableStatus::Skipped);
-        run.record.status = TableStatus::Skipped;
-        run.record.reason = Some(reason.clone());
+        let run = table_run(&mut self.runs, name)?;
         for i in std::mem::take(&mut run.pending) {
-            ctx.store.skip_chunk(&ctx.run, name, i, &reason).await?;
+            ctx.store.skip_chunk(&ctx.run, name, i, &why).await?;
         }
-        let stored = ctx
-            .store
-            .put_table_unless_completed(&ctx.run, &run.record)
-            .await?;
-        if let Some(done) = stored {
-            let note = "another worker completed the table; not skipped";
-            return self.adopt_completed(done, note.into()).await;
-        }
-        ctx.tracker.table_status(name, TableStatus::Skipped);
-        ctx.audit(AuditEvent::new("table.skipped", reason).on(name, None))
-            .await;
-        Ok(())
+        let event = AuditEvent::new(action, reason).on(name, None);
+        let race = format!("another worker completed the table; not {not}");
+        self.transition(
+            name,
+            status,
+            Some(reason.to_string()),
+            Some(event),
+            Some(race),
+        )
+        .await
     }
 
     /// Ready: waiting, and every parent completed (or failed, when children continue anyway).
     /// A table whose parent failed is skipped under the default policy.
     pub(super) async fn promote(&mut self) -> Result<()> {
         for name in self.dag.order().to_vec() {
-            if self.runs[&name].state != TState::Waiting {
+            if self.runs[&name].state() != TState::Waiting {
                 continue;
             }
             let mut ready = true;
             let mut blocked = None;
             for p in self.dag.parents(&name) {
-                match self.runs[&p].state {
+                match self.runs[&p].state() {
                     TState::Done(TableStatus::Completed) => {}
                     TState::Done(_)
                         if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue => {}
@@ -460,35 +470,12 @@ impl Coordinator {
             if let Some(reason) = blocked {
                 self.skip_table(&name, reason).await?;
             } else if ready {
-                let run = self
-                    .runs
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::fatal("table run missing"))?;
-                let mut running = run.record.clone();
-                running.status = TableStatus::Running;
-                running.started_at.get_or_insert_with(Utc::now);
-                // A worker that got here late may find the table completed by another one:
-                // written over with Running, the store (and every worker's report) would call
-                // it unfinished.
-                let stored = self
-                    .ctx
-                    .store
-                    .put_table_unless_completed(&self.ctx.run, &running)
-                    .await?;
-                if let Some(done) = stored {
-                    let note = "another worker completed the table before this one started it";
-                    self.adopt_completed(done, note.into()).await?;
-                    continue;
-                }
-                let run = self
-                    .runs
-                    .get_mut(&name)
-                    .ok_or_else(|| Error::fatal("table run missing"))?;
-                run.state = TState::Running;
-                run.record = running;
-                self.ctx.tracker.table_status(&name, TableStatus::Running);
-                if run.outstanding.is_empty() {
-                    run.state = TState::Verifying;
+                let race = "another worker completed the table before this one started it";
+                let started =
+                    self.transition(&name, TableStatus::Running, None, None, Some(race.into()));
+                if started.await? {
+                    let run = table_run(&mut self.runs, &name)?;
+                    run.verifying = run.outstanding.is_empty();
                 }
             }
         }

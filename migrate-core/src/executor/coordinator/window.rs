@@ -17,7 +17,7 @@ impl Coordinator {
         let pending = self
             .tables
             .values()
-            .filter(|t| self.runs[&t.info.name].state != TState::Done(TableStatus::Completed))
+            .filter(|t| self.runs[&t.info.name].state() != TState::Done(TableStatus::Completed))
             .map(|t| &t.info);
         Ok(Some(crate::executor::planning::resource_plan(
             pending,
@@ -70,7 +70,7 @@ impl Coordinator {
             let remaining: u64 = self
                 .runs
                 .iter()
-                .filter(|(_, r)| !matches!(r.state, TState::Done(_)))
+                .filter(|(_, r)| !matches!(r.state(), TState::Done(_)))
                 .map(|(n, r)| {
                     let est = self.tables[n].info.estimated_bytes.max(r.done_before.2);
                     est.saturating_sub(
@@ -89,13 +89,13 @@ impl Coordinator {
                     let untouched = r.in_flight == 0
                         && r.done_before.0 == 0
                         && !self.bytes_by_table.contains_key(*n);
-                    matches!(r.state, TState::Waiting | TState::Running) && untouched
+                    matches!(r.state(), TState::Waiting | TState::Running) && untouched
                 })
                 .filter(|(n, _)| self.ctx.cfg.priority(n) != crate::plan::Priority::Critical)
                 .filter(|(n, _)| {
                     self.dag.children(n).iter().all(|c| {
                         matches!(
-                            self.runs[c].state,
+                            self.runs[c].state(),
                             TState::Done(TableStatus::Deferred | TableStatus::Skipped)
                         )
                     })
