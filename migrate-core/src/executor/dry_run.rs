@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::config::ExecutorConfig;
 use super::context::TableCtx;
 use super::opening::{opening, plan_hash_as, Opening};
+use super::report::skeleton;
 use super::Migration;
 use crate::checkpoint::{RunStatus, TableStatus};
 use crate::dag::DependencyGraph;
@@ -164,23 +165,21 @@ pub(super) async fn dry_run(
         && !drift.iter().any(|d| d.blocking)
         && refused.is_none();
     let now = Utc::now();
+    let timing = report::Timing {
+        started_at: now,
+        completed_at: now,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        paused_duration_seconds: 0.0,
+    };
+    let status = if ok {
+        RunStatus::Completed
+    } else {
+        RunStatus::Failed
+    };
+    let (id, kind) = ("dry-run".to_string(), "dry-run".to_string());
+    let migration = cfg.migration.clone();
+    let skeleton = skeleton(id, migration, status, kind, plan_hash.to_string(), timing);
     Ok(MigrationReport {
-        execution_id: "dry-run".into(),
-        migration: cfg.migration.clone(),
-        status: if ok {
-            RunStatus::Completed
-        } else {
-            RunStatus::Failed
-        },
-        execution_type: "dry-run".into(),
-        resumed: false,
-        plan_hash: plan_hash.to_string(),
-        timing: report::Timing {
-            started_at: now,
-            completed_at: now,
-            duration_seconds: started.elapsed().as_secs_f64(),
-            paused_duration_seconds: 0.0,
-        },
         progress: report::ProgressSummary {
             total_records: results.iter().map(|r| r.total_rows).sum(),
             total_batches: results.iter().map(|r| r.chunks_total).sum(),
@@ -193,14 +192,10 @@ pub(super) async fn dry_run(
             not_verified: vec![],
             tables: vec![],
         },
-        errors: report::ErrorSummary::default(),
         reconciliation: refused.into_iter().collect(),
         preflight,
-        audit_summary: report::AuditSummary::default(),
         drift,
-        deferred: vec![],
-        plan_vs_actual: vec![],
-        later_verification: None,
         schema_objects: objects,
+        ..skeleton
     })
 }

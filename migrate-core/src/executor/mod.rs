@@ -25,6 +25,7 @@ mod opening;
 mod pipe;
 mod planning;
 mod progress;
+mod report;
 mod reverify;
 mod rollback;
 mod start;
@@ -41,10 +42,10 @@ pub use config::{
 };
 pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
 pub use progress::{Phase, Progress, TableProgress};
+pub use report::{stored_report, LaterVerification, VERIFY_EVENT};
 pub use reverify::{CheckOutcome, TableCheck, VerifyReport};
 pub use rollback::{RollbackAction, RollbackPlan};
 pub use throttle::Throttle;
-pub use verify::{stored_report, LaterVerification, VERIFY_EVENT};
 
 use crate::checkpoint::{CheckpointStore, Control, RunId};
 use crate::error::{Error, Result};

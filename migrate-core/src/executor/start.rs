@@ -18,7 +18,8 @@ use super::dry_run::dry_run;
 use super::opening::{incremental_mode, open_run, opening, plan_hash, Opened};
 use super::pipe::KeySample;
 use super::progress::{Phase, Tracker};
-use super::{verify, Migration};
+use super::report::{stored_report, REPORT_EVENT};
+use super::Migration;
 use crate::checkpoint::{AuditEvent, Control, RunStatus};
 use crate::dag::DependencyGraph;
 use crate::error::{Error, Result};
@@ -113,7 +114,7 @@ async fn execute_once(
         let (run, resumed, follow_up) = match open_run(&m, &cfg, &plan_hash, &ctxs, opening, &owners).await? {
             Opened::Run { run, resumed, follow_up } => (run, resumed, follow_up),
             Opened::AlreadyDone(r) => {
-                let mut report = verify::stored_report(&*m.store, &cfg.migration)
+                let mut report = stored_report(&*m.store, &cfg.migration)
                     .await?
                     .ok_or_else(|| Error::fatal("the completed run vanished from the store"))?;
                 report.reconciliation.push(format!(
@@ -184,7 +185,7 @@ async fn execute_once(
             Ok(json) => {
                 if let Err(e) = m
                     .store
-                    .append_event(&run_id, &AuditEvent::new(verify::REPORT_EVENT, json))
+                    .append_event(&run_id, &AuditEvent::new(REPORT_EVENT, json))
                     .await
                 {
                     warn!(error = %e, "could not store the run's report");

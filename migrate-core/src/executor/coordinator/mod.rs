@@ -24,6 +24,7 @@ use crate::executor::chunk_worker::{run_chunk, ChunkOutcome};
 use crate::executor::config::Mode;
 use crate::executor::context::{Ctx, TableCtx};
 use crate::executor::progress::Phase;
+use crate::executor::report::{build_report, ReportInputs};
 use crate::executor::verify;
 use crate::report::{MigrationReport, TableVerification};
 use crate::schema::TableName;
@@ -543,7 +544,7 @@ impl Coordinator {
                 ));
             }
         }
-        let inputs = verify::ReportInputs {
+        let inputs = ReportInputs {
             run,
             plan_hash: plan_hash.to_string(),
             mode: self.ctx.cfg.mode.name().to_string(),
@@ -567,6 +568,6 @@ impl Coordinator {
             deferred: std::mem::take(&mut self.deferrals),
             plan: self.plan.clone(),
         };
-        verify::build_report(&self.ctx, inputs).await
+        build_report(&self.ctx, inputs).await
     }
 }

@@ -12,7 +12,7 @@ use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::config::OnParentFailure;
 use crate::executor::progress::TableProgress;
-use crate::executor::verify;
+use crate::executor::report::record_objects;
 use crate::schema::{TableInfo, TableName};
 
 impl Coordinator {
@@ -67,7 +67,7 @@ impl Coordinator {
                 .await
                 .map_err(|e| e.operation("after the data"))?,
         );
-        verify::record_objects(&ctx, None, &outcomes).await;
+        record_objects(&ctx, None, &outcomes).await;
         Ok(())
     }
 
@@ -289,7 +289,7 @@ impl Coordinator {
                     };
                     ctx.audit(AuditEvent::new("table.prepared", what).on(&name, None))
                         .await;
-                    verify::record_objects(&ctx, Some(&name), &p.objects).await;
+                    record_objects(&ctx, Some(&name), &p.objects).await;
                 }
                 Err(e) if e.kind().stops_run() => return Err(e.table(&name).operation("prepare")),
                 Err(e) => {
