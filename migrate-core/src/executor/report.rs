@@ -51,24 +51,33 @@ pub(crate) fn skeleton(
     }
 }
 
+/// What an execution knows that the store does not.
 pub(crate) struct ReportInputs {
     pub(crate) run: RunRecord,
     pub(crate) plan_hash: String,
+    /// The execution type the report names (`full`, `incremental`, `stored`, …).
     pub(crate) mode: String,
     pub(crate) resumed: bool,
+    /// Chunks completed by earlier executions of a resumed run.
     pub(crate) already_done: u64,
+    /// Tables in dependency order, as the report lists them.
     pub(crate) order: Vec<TableName>,
+    /// Rows the source estimated per table.
     pub(crate) estimated: BTreeMap<TableName, u64>,
     pub(crate) verifications: Vec<TableVerification>,
+    /// Errors by table and chunk.
     pub(crate) errors: Vec<(Option<TableName>, Option<u32>, Error)>,
     pub(crate) reconciliation: Vec<String>,
     pub(crate) duration: Duration,
+    /// Time spent paused.
     pub(crate) paused: Duration,
+    /// Rows and bytes this execution wrote.
     pub(crate) rows_written: u64,
     pub(crate) bytes_written: u64,
     pub(crate) progress: Progress,
     pub(crate) budget: Arc<MemoryBudget>,
     pub(crate) deferred: Vec<crate::plan::Deferral>,
+    /// The plan made against a window, for planned against actual.
     pub(crate) plan: Option<crate::plan::Plan>,
 }
 
