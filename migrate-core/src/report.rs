@@ -1,5 +1,8 @@
 //! The run report: a serde struct whose JSON field names are the stable output format tools
 //! read, and a Markdown rendering for people. Keys and counts only, never row values.
+//!
+//! Longer than 600 lines because the report's types and their Markdown rendering are kept
+//! together: a field and the way it is shown change in one place.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -35,6 +35,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Stable lowercase name, as the report and the audit log show it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Full => "full",
+            Mode::Incremental(_) => "incremental",
+            Mode::Stream { .. } => "stream",
+        }
+    }
+
     /// The incremental settings of an incremental or stream mode.
     pub fn incremental(&self) -> Option<&IncrementalConfig> {
         match self {

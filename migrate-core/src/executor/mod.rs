@@ -15,14 +15,20 @@
 //! ```
 
 mod budget;
+mod chunk_worker;
 mod config;
+mod context;
+mod coordinator;
+mod dry_run;
 mod existing;
+mod opening;
 mod pipe;
 mod planning;
 mod progress;
+mod report;
 mod reverify;
 mod rollback;
-mod run;
+mod start;
 mod throttle;
 mod verify;
 
@@ -34,10 +40,10 @@ pub use budget::MemoryBudget;
 pub use config::{ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, VerifyConfig};
 pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
 pub use progress::{Phase, Progress, TableProgress};
+pub use report::{stored_report, LaterVerification, VERIFY_EVENT};
 pub use reverify::{CheckOutcome, TableCheck, VerifyReport};
 pub use rollback::{RollbackAction, RollbackPlan};
 pub use throttle::Throttle;
-pub use verify::{stored_report, LaterVerification, VERIFY_EVENT};
 
 use crate::checkpoint::{CheckpointStore, Control, RunId};
 use crate::error::{Error, Result};
@@ -135,7 +141,7 @@ impl Migration {
         let (control_tx, control_rx) = watch::channel(Control::Run);
         let (tracker, progress) = progress::Tracker::new();
         let budget = MemoryBudget::new(self.config.memory_budget);
-        let job = run::execute(self, tracker, control_rx, budget.clone());
+        let job = start::execute(self, tracker, control_rx, budget.clone());
         MigrationHandle {
             control: Arc::new(control_tx),
             progress,
