@@ -165,11 +165,15 @@ async fn stored_rebuilt(
         .filter(|c| c.status == ChunkStatus::Failed)
         .map(|c| {
             let kind = c.error_kind.unwrap_or(ErrorKind::Fatal);
-            (
-                Some(c.table.clone()),
-                Some(c.index),
-                Error::new(kind, c.error.clone().unwrap_or_default()),
-            )
+            // The stored text is the whole error as the execution printed it; one that ran out
+            // of retries says so, and is not retriable now either.
+            let text = c.error.clone().unwrap_or_default();
+            let mut e = Error::new(kind, text.as_str());
+            if text.contains("(gave up after ") {
+                let elapsed = c.duration_ms.map_or(Duration::ZERO, Duration::from_millis);
+                e = e.exhausted(c.attempts, elapsed);
+            }
+            (Some(c.table.clone()), Some(c.index), e)
         })
         .collect();
     let end = run.finished_at.unwrap_or_else(Utc::now);
@@ -250,6 +254,7 @@ async fn assemble(
         });
     }
     let mut errors = report::ErrorSummary::default();
+    let rebuilt = i.mode == "stored";
     for (table, chunk, e) in &i.errors {
         errors.total += 1;
         *errors
@@ -261,8 +266,13 @@ async fn assemble(
                 table: table.clone(),
                 batch_number: *chunk,
                 error_type: e.kind().as_str().to_string(),
-                // The whole error (context, source, attempts), not just its own message.
-                message: e.to_string(),
+                // The whole error (context, source, attempts), not just its own message; a
+                // rebuilt report's errors are that text already.
+                message: if rebuilt {
+                    e.message().to_string()
+                } else {
+                    e.to_string()
+                },
                 retriable: e.is_retryable(),
             });
         }
@@ -423,4 +433,36 @@ pub(crate) async fn record_objects(
         event = event.on(t, None);
     }
     ctx.audit(event).await;
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::checkpoint::CheckpointStore;
+    use crate::chunk::ChunkSpec;
+    use crate::testing::MemoryCheckpointStore;
+
+    #[tokio::test]
+    async fn a_rebuilt_report_shows_the_stored_error_as_it_was_and_not_retriable_once_exhausted(
+    ) -> Result<()> {
+        let store = MemoryCheckpointStore::new();
+        let run = RunRecord::new("rebuilt", "hash");
+        store.create_run(&run).await?;
+        let table = TableName::new("public", "t");
+        store
+            .add_chunks(&run.id, &[ChunkSpec::whole_table(table.clone(), 10)])
+            .await?;
+        let text = "transient on table public.t chunk 0: connection reset (gave up after 3 attempts over 1.5 s)";
+        store
+            .fail_chunk(&run.id, &table, 0, text, ErrorKind::Transient)
+            .await?;
+        // No execution stored its report: it is rebuilt from the chunk states.
+        let r = stored_report(&store, "rebuilt")
+            .await?
+            .ok_or_else(|| Error::fatal("no report"))?;
+        let sample = &r.errors.sample_errors[0];
+        assert_eq!(sample.message, text);
+        assert!(!sample.retriable, "{sample:?}");
+        Ok(())
+    }
 }

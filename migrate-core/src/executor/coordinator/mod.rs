@@ -532,7 +532,8 @@ impl Coordinator {
                 && !self
                     .errors
                     .iter()
-                    .any(|(_, _, x)| x.to_string() == e.to_string())
+                    // The stop error may wrap one listed already (stop_on_first_error).
+                    .any(|(_, _, x)| e.to_string().contains(&x.to_string()))
             {
                 let table = e.context().table.as_deref().map(TableName::parse);
                 self.errors.push((table, e.context().chunk, e));
