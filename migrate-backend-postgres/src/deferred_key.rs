@@ -113,6 +113,15 @@ pub(crate) async fn first_write(tx: &Transaction<'_>, target: &str, chunk: u32) 
         )
         .await
         .map_err(failed)?;
+    // Writers of the same chunk take turns on its marker, also when it existed already (two
+    // workers whose leases overlapped): the later one's range DELETE then sees the earlier
+    // one's committed rows, instead of both inserting the range and one failing on the key.
+    tx.execute(
+        "SELECT 1 FROM _migrate.written WHERE target = $1 AND chunk = $2 FOR UPDATE",
+        &[&target, &chunk],
+    )
+    .await
+    .map_err(failed)?;
     Ok(loading && marked == 1)
 }
 
