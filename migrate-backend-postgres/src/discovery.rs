@@ -37,13 +37,28 @@ pub struct PgTable {
 /// Lists the tables passing `filter` with their columns, keys, foreign keys and estimates.
 /// Every name in a definition comes with its schema (see [`crate::sql::empty_search_path`]).
 pub async fn discover(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+    discover_as(client, filter, true).await
+}
+
+/// [`discover`] without the schema objects beyond columns and keys (types, sequences,
+/// constraints, …): what a sink needs of its own tables to write them, for a fraction of the
+/// catalog queries.
+pub async fn discover_columns(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+    discover_as(client, filter, false).await
+}
+
+async fn discover_as(client: &Client, filter: &TableFilter, objects: bool) -> Result<Vec<PgTable>> {
     let old = crate::sql::empty_search_path(client).await?;
-    let found = discover_qualified(client, filter).await;
+    let found = discover_qualified(client, filter, objects).await;
     crate::sql::restore_search_path(client, &old).await?;
     found
 }
 
-async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec<PgTable>> {
+async fn discover_qualified(
+    client: &Client,
+    filter: &TableFilter,
+    with_objects: bool,
+) -> Result<Vec<PgTable>> {
     // Sizes come from the statistics where a table was ever analyzed or vacuumed (asking the
     // file system for each of 10,000 tables took half a second), else they are measured. Table
     // lists go to the catalogs as a set to join (`IN (SELECT unnest(…))`), not `= ANY(…)`.
@@ -273,7 +288,10 @@ async fn discover_qualified(client: &Client, filter: &TableFilter) -> Result<Vec
         .iter()
         .map(|(o, (n, _, _))| (*o, n.clone()))
         .collect();
-    let mut objects = catalog::read_objects(client, &names, &column_types).await?;
+    let mut objects = match with_objects {
+        true => catalog::read_objects(client, &names, &column_types).await?,
+        false => BTreeMap::new(),
+    };
     let mut out = Vec::new();
     for (oid, (name, reltuples, bytes)) in wanted {
         let (columns, exprs, wire, direct, cast_to) = by_table.remove(&oid).unwrap_or_default();

@@ -21,7 +21,7 @@ use crate::config::PgConfig;
 use crate::copy_binary::{header, TupleEncoder, TRAILER};
 use crate::ddl;
 use crate::deferred_key;
-use crate::discovery::{discover, pg_type_name, PgTable};
+use crate::discovery::{discover_columns, pg_type_name, PgTable};
 use crate::error::{pg_error, pool_error};
 use crate::objects;
 use crate::preparation;
@@ -167,12 +167,7 @@ impl TargetColumns {
     /// `INSERT INTO table … SELECT … FROM` the staging table, casting where needed, then
     /// `tail` (an `ON CONFLICT` clause). Identity columns take the source's values.
     fn insert_from_stage(&self, table: &TableInfo, tail: &str) -> String {
-        let cols: Vec<String> = table
-            .schema
-            .columns
-            .iter()
-            .map(|c| ident(&c.name))
-            .collect();
+        let cols = column_idents(table);
         let values: Vec<String> = cols
             .iter()
             .zip(&self.own)
@@ -188,6 +183,16 @@ impl TargetColumns {
             values.join(", ")
         )
     }
+}
+
+/// `table`'s column names, quoted, in its order.
+fn column_idents(table: &TableInfo) -> Vec<String> {
+    table
+        .schema
+        .columns
+        .iter()
+        .map(|c| ident(&c.name))
+        .collect()
 }
 
 /// What every backup name holds (rollback checks it before touching a table by that name).
@@ -260,7 +265,7 @@ impl PgSink {
             exclude: vec![],
             ..Default::default()
         };
-        let found = discover(conn, &filter)
+        let found = discover_columns(conn, &filter)
             .await?
             .into_iter()
             .find(|t| &t.info.name == name)
@@ -355,12 +360,7 @@ impl PgSink {
         types: &[Type],
         rows: &mut dyn BatchReader,
     ) -> Result<WriteStats> {
-        let cols: Vec<String> = table
-            .schema
-            .columns
-            .iter()
-            .map(|c| ident(&c.name))
-            .collect();
+        let cols = column_idents(table);
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&format!(
                 "COPY {target} ({}) FROM STDIN (FORMAT binary)",

@@ -136,6 +136,25 @@ impl Migration {
         self
     }
 
+    /// The source tables the configuration selects: an error when none does, or when an
+    /// include pattern matches nothing (unless allowed).
+    pub(crate) async fn discover_tables(&self) -> Result<Vec<crate::schema::TableInfo>> {
+        let filter = &self.config.tables;
+        let tables = self
+            .source
+            .discover(filter)
+            .await
+            .map_err(|e| e.operation("discover"))?;
+        if tables.is_empty() {
+            return Err(Error::config(format!(
+                "no source table matches include {:?} / exclude {:?}",
+                filter.include, filter.exclude
+            )));
+        }
+        filter.check_matched(&tables)?;
+        Ok(tables)
+    }
+
     /// Starts the run on the current tokio runtime and returns its handle.
     pub fn start(self) -> MigrationHandle {
         let (control_tx, control_rx) = watch::channel(Control::Run);

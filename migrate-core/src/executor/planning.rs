@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ExecutorConfig, Migration, Mode};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::{self, Assumed, Constraints, Plan, PlanTable};
 use crate::report::MigrationReport;
 use crate::schema::{TableInfo, TableName};
@@ -94,14 +94,7 @@ impl PlanReport {
 /// [`Migration::plan`].
 pub(crate) async fn plan(m: &Migration) -> Result<PlanReport> {
     let cfg = &m.config;
-    let tables = m.source.discover(&cfg.tables).await?;
-    if tables.is_empty() {
-        return Err(Error::config(format!(
-            "no source table matches include {:?} / exclude {:?}",
-            cfg.tables.include, cfg.tables.exclude
-        )));
-    }
-    cfg.tables.check_matched(&tables)?;
+    let tables = m.discover_tables().await?;
     if let Some(inc) = cfg.mode.incremental() {
         // The dry run below does not run the incremental checks: every table lacking the
         // cursor column or a primary key is named now, not at the run.

@@ -9,7 +9,7 @@ use super::{LaterVerification, Migration, VERIFY_EVENT};
 use crate::checkpoint::AuditEvent;
 use crate::checksum::RowChecksum;
 use crate::chunk::KeyRange;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::schema::TableName;
 
 /// How one table compared.
@@ -91,14 +91,7 @@ impl VerifyReport {
 /// [`Migration::verify`].
 pub(crate) async fn verify(m: &Migration) -> Result<VerifyReport> {
     let cfg = &m.config;
-    let tables = m.source.discover(&cfg.tables).await?;
-    if tables.is_empty() {
-        return Err(Error::config(format!(
-            "no source table matches include {:?} / exclude {:?}",
-            cfg.tables.include, cfg.tables.exclude
-        )));
-    }
-    cfg.tables.check_matched(&tables)?;
+    let tables = m.discover_tables().await?;
     let latest = m.store.latest_run(&cfg.migration).await?;
     let chunks = match &latest {
         Some(r) => m.store.chunks(&r.id).await?,

@@ -70,18 +70,7 @@ async fn execute_once(
     let span = info_span!("migration", migration = %cfg.migration, mode = cfg.mode.name());
     async move {
         tracker.phase(Phase::Discovery);
-        let tables = m
-            .source
-            .discover(&cfg.tables)
-            .await
-            .map_err(|e| e.operation("discover"))?;
-        if tables.is_empty() {
-            return Err(Error::config(format!(
-                "no source table matches include {:?} / exclude {:?}",
-                cfg.tables.include, cfg.tables.exclude
-            )));
-        }
-        cfg.tables.check_matched(&tables)?;
+        let tables = m.discover_tables().await?;
         tracker.phase(Phase::Planning);
         let dag = DependencyGraph::build(&tables, &cfg.extra_dependencies)?;
         check_capabilities(&m, &cfg)?;
