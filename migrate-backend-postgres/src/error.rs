@@ -68,7 +68,10 @@ pub fn pool_error(e: deadpool_postgres::PoolError, server: &str) -> Error {
 
 /// Whether this is the "snapshot no longer exists" error a restarted server produces.
 pub fn is_invalid_snapshot(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE)
+    // 22023 "invalid snapshot identifier": the snapshot is gone; 55000 "could not import the
+    // requested snapshot": its exporting transaction ended (a server restart) as it was read.
+    (e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE)
+        || e.code() == Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE))
         && e.as_db_error()
             .is_some_and(|db| db.message().contains("snapshot"))
 }
