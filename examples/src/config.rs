@@ -91,6 +91,7 @@ struct PrepareSection {
 struct VerifySection {
     checksums: Option<bool>,
     sample_size: Option<usize>,
+    recheck_source: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +102,7 @@ struct SchemaSection {
     policies: Option<bool>,
     grants: Option<bool>,
     owner: Option<bool>,
+    index_jobs: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +428,9 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     if let Some(v) = f.verify.sample_size {
         x.verify.sample_size = v;
     }
+    if let Some(v) = f.verify.recheck_source {
+        x.verify.recheck_source = v;
+    }
     let checkpoint_url = match &f.checkpoint.url {
         Some(u) => u.get_ref().clone(),
         None => format!("sqlite://{default_name}.db"),
@@ -445,6 +450,14 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
     let mut pg_sink = migrate_backend_postgres::PgSinkOptions::default();
     let sch = &f.schema;
     pg_sink.create_extensions = sch.create_extensions.unwrap_or(true);
+    // Index builds run beside the copy: as many at once as chunks, unless told otherwise.
+    pg_sink.index_jobs = match &sch.index_jobs {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(c.bad("schema.index_jobs", n, "0 builds no index: use 1 or more"))
+        }
+        Some(n) => *n.get_ref(),
+        None => x.parallelism.max(1),
+    };
     pg_sink.copy = migrate_backend_postgres::CopyExtras {
         triggers: sch.triggers.unwrap_or(false),
         policies: sch.policies.unwrap_or(false),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use migrate_core::executor::Progress as Snapshot;
+use migrate_core::executor::{PhaseSeconds, Progress as Snapshot, TablePhase, TableProgress};
 use migrate_core::{CheckpointStore, ChunkStatus, Error, RunStatus, TableStatus};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -24,6 +24,29 @@ fn eta(p: &Snapshot) -> String {
             format!("{:.1}m", s / 60.0)
         }
     })
+}
+
+/// The run's phase and, once tables are past their copy, which ones are being built upon or
+/// compared: so an operator sees work going on while the row count sits at its total.
+fn phases(p: &Snapshot) -> String {
+    let of = |ph: TablePhase| {
+        p.tables
+            .iter()
+            .filter(|t| t.phase == ph)
+            .map(|t| t.table.to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut s = format!("{:?}", p.phase).to_lowercase();
+    for (ph, what) in [
+        (TablePhase::Finalizing, "indexes"),
+        (TablePhase::Verifying, "verifying"),
+    ] {
+        let tables = of(ph);
+        if !tables.is_empty() {
+            s.push_str(&format!("  {what}: {}", tables.join(", ")));
+        }
+    }
+    s
 }
 
 impl Progress {
@@ -64,13 +87,14 @@ impl Progress {
                     let active: Vec<String> =
                         p.active_tables.iter().map(|t| t.to_string()).collect();
                     b.set_message(format!(
-                        "{:.1} MB  {:.1} MB/s  ETA {}  chunks {}/{}{}{}",
+                        "{:.1} MB  {:.1} MB/s  ETA {}  chunks {}/{}{}\n  {}{}",
                         p.bytes_done as f64 / 1e6,
                         p.mb_per_sec,
                         eta(&p),
                         p.chunks_done,
                         p.chunks_total,
                         if p.paused { "  PAUSED" } else { "" },
+                        phases(&p),
                         if active.is_empty() {
                             String::new()
                         } else {
@@ -79,7 +103,7 @@ impl Progress {
                     ));
                 } else if p.chunks_total > 0 {
                     eprintln!(
-                        "{:>5.1}%  {}/{} rows  {}/{} chunks  {:.1} MB/s  ETA {}{}",
+                        "{:>5.1}%  {}/{} rows  {}/{} chunks  {:.1} MB/s  ETA {}{}  {}",
                         if p.rows_total > 0 {
                             p.rows_done as f64 * 100.0 / p.rows_total as f64
                         } else {
@@ -91,7 +115,8 @@ impl Progress {
                         p.chunks_total,
                         p.mb_per_sec,
                         eta(&p),
-                        if p.paused { " (paused)" } else { "" }
+                        if p.paused { " (paused)" } else { "" },
+                        phases(&p)
                     );
                 }
             }
@@ -122,6 +147,9 @@ pub struct Status {
     pub tables_completed: usize,
     /// Tables with work in progress.
     pub in_progress: Vec<String>,
+    /// What each table in progress is doing: `copying`, `finalizing` (indexes, constraints,
+    /// foreign keys) or `verifying`.
+    pub phases: Vec<(String, String)>,
     /// Completed tables with when they finished.
     pub completed: Vec<(String, Option<DateTime<Utc>>)>,
     /// Failed tables with their errors.
@@ -134,7 +162,8 @@ pub struct Status {
     pub chunks_total: usize,
     /// Rows written.
     pub rows_done: u64,
-    /// Seconds left at the measured rate.
+    /// Seconds left: the rows still to copy at the rate chunks were copied, plus the finalize
+    /// and verification of unfinished tables at the rates tables went through them.
     pub eta_secs: Option<f64>,
     /// Chunk attempts (reads and writes issued), shown as the report's API calls.
     pub chunk_attempts: u64,
@@ -166,6 +195,15 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
     let by = |s: TableStatus| tables.iter().filter(move |t| t.status == s);
     // Only a running run is processing tables and heading for a finish.
     let live = run.status == RunStatus::Running;
+    let events = store.events(&run.id).await?;
+    let progress = stored_progress(&tables, &chunks, &events, rate);
+    let phases: Vec<(String, String)> = progress
+        .tables
+        .iter()
+        .filter(|t| live && t.status == TableStatus::Running)
+        .map(|t| (t.table.to_string(), format!("{:?}", t.phase).to_lowercase()))
+        .collect();
+    let after_copy = progress.after_copy_secs(true);
     Ok(Some(Status {
         run: run.id.to_string(),
         status: run.status.as_str().to_string(),
@@ -187,9 +225,72 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
         chunks_done: done.len(),
         chunks_total: chunks.len(),
         rows_done,
-        eta_secs: (live && rate > 0.0 && left > 0).then(|| left as f64 / rate),
+        phases,
+        eta_secs: (live && rate > 0.0).then(|| left as f64 / rate + after_copy),
         chunk_attempts: chunks.iter().map(|c| u64::from(c.attempts)).sum(),
     }))
+}
+
+/// Each table's phase and time per phase as the store's audit trail tells them: a table's
+/// `table.finalizing` and `table.verifying` events start those phases, its end (or now) ends
+/// the last one.
+fn stored_progress(
+    tables: &[migrate_core::TableRecord],
+    chunks: &[migrate_core::ChunkRecord],
+    events: &[migrate_core::AuditEvent],
+    rows_per_sec: f64,
+) -> Snapshot {
+    let now = Utc::now();
+    let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds().max(0) as f64 / 1e3;
+    let tables = tables
+        .iter()
+        .map(|t| {
+            let mine = |a: &str| {
+                events
+                    .iter()
+                    .filter(|e| e.table.as_ref() == Some(&t.table) && e.action == a)
+                    .map(|e| e.at)
+                    .max()
+            };
+            let (fin, ver) = (mine("table.finalizing"), mine("table.verifying"));
+            let end = t.finished_at.unwrap_or(now);
+            let mut phase_seconds = PhaseSeconds::default();
+            if let Some(f) = fin {
+                phase_seconds.finalize = secs(f, ver.unwrap_or(end));
+            }
+            if let Some(v) = ver {
+                phase_seconds.verify = secs(v, end);
+            }
+            let phase = match (t.status, fin, ver) {
+                (TableStatus::Running, _, Some(_)) => TablePhase::Verifying,
+                (TableStatus::Running, Some(_), None) => TablePhase::Finalizing,
+                (TableStatus::Running, None, None) => TablePhase::Copying,
+                (TableStatus::Pending, ..) => TablePhase::Waiting,
+                _ => TablePhase::Done,
+            };
+            let rows_done = chunks
+                .iter()
+                .filter(|c| c.table == t.table && c.status == ChunkStatus::Completed)
+                .map(|c| c.rows)
+                .sum();
+            TableProgress {
+                table: t.table.clone(),
+                status: t.status,
+                phase,
+                phase_seconds,
+                rows_done,
+                rows_total: t.total_rows,
+                bytes_done: 0,
+                chunks_done: 0,
+                chunks_total: 0,
+            }
+        })
+        .collect();
+    Snapshot {
+        rows_per_sec,
+        tables,
+        ..Default::default()
+    }
 }
 
 impl Status {
@@ -201,10 +302,14 @@ impl Status {
         );
         s.push_str(&format!(
             "Current Tables Being Processed: {}\n",
-            if self.in_progress.is_empty() {
+            if self.phases.is_empty() {
                 "-".into()
             } else {
-                self.in_progress.join(", ")
+                self.phases
+                    .iter()
+                    .map(|(t, p)| format!("{t} ({p})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ));
         s.push_str("Tables Successfully Migrated:\n");
@@ -237,5 +342,60 @@ impl Status {
             self.chunk_attempts
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrate_core::{AuditEvent, ChunkRecord, ChunkSpec, TableName, TableRecord};
+
+    #[test]
+    fn status_reads_each_running_tables_phase_and_time_from_the_audit_trail() {
+        let name = |n: &str| TableName::parse(n);
+        let record = |n: &str, status| TableRecord {
+            status,
+            ..TableRecord::pending(name(n), 1000)
+        };
+        let tables = [
+            record("public.done", TableStatus::Completed),
+            record("public.building", TableStatus::Running),
+            record("public.copying", TableStatus::Running),
+        ];
+        let copied = |n: &str| {
+            let mut c = ChunkRecord::pending(&ChunkSpec::whole_table(name(n), 1000));
+            c.status = ChunkStatus::Completed;
+            c.rows = 1000;
+            c
+        };
+        let chunks = [copied("public.done"), copied("public.building")];
+        let ago = |s: i64| Utc::now() - chrono::Duration::seconds(s);
+        let event = |action: &str, table: &str, at| AuditEvent {
+            at,
+            ..AuditEvent::new(action, "").on(&name(table), None)
+        };
+        let events = [
+            event("table.finalizing", "public.done", ago(30)),
+            event("table.verifying", "public.done", ago(20)),
+            event("table.finalizing", "public.building", ago(5)),
+        ];
+        let mut tables = tables.to_vec();
+        tables[0].finished_at = Some(ago(10));
+        let p = stored_progress(&tables, &chunks, &events, 100.0);
+        let phase = |n: &str| {
+            p.tables
+                .iter()
+                .find(|t| t.table == name(n))
+                .map(|t| t.phase)
+        };
+        assert_eq!(phase("public.done"), Some(TablePhase::Done));
+        assert_eq!(phase("public.building"), Some(TablePhase::Finalizing));
+        assert_eq!(phase("public.copying"), Some(TablePhase::Copying));
+        let done = p.tables[0].phase_seconds;
+        assert!((done.finalize - 10.0).abs() < 0.5 && (done.verify - 10.0).abs() < 0.5);
+        // Ahead: the rest of public.building's build (5 s) and its verification (10 s), and all
+        // of public.copying's (20 s) — at the rates public.done went through them (100 rows/s).
+        let ahead = p.after_copy_secs(true);
+        assert!((ahead - 35.0).abs() < 1.0, "{ahead}");
     }
 }

@@ -338,11 +338,34 @@ pub fn decode_tuple(types: &[Type], tuple: &[u8]) -> Result<Row, DecodeError> {
 /// wire: text in place, other types through the same decoder as [`TupleDecoder`], so the
 /// text equals `checksum::encode_row` of the decoded row.
 pub fn checksum_tuple(types: &[Type], tuple: &[u8], out: &mut String) -> Result<(), DecodeError> {
-    let not_a_tuple = || DecodeError::framing("not one whole tuple");
     let mut r = tuple;
     if r.len() < 2 || field_count(&mut r, types.len())?.is_none() {
+        return Err(DecodeError::framing("not one whole tuple"));
+    }
+    checksum_fields(types, r, out)
+}
+
+/// [`checksum_tuple`] of a tuple led by one more field, the `int4` number of the key range the
+/// row falls in (as `sql::range_bucket` selects it): appends the rest's checksum text and
+/// returns the number.
+pub fn checksum_bucketed_tuple(
+    types: &[Type],
+    tuple: &[u8],
+    out: &mut String,
+) -> Result<usize, DecodeError> {
+    let not_a_tuple = || DecodeError::framing("not one whole tuple with its range number");
+    let mut r = tuple;
+    if r.len() < 10 || field_count(&mut r, types.len() + 1)?.is_none() || r.get_i32() != 4 {
         return Err(not_a_tuple());
     }
+    let bucket = usize::try_from(r.get_i32()).map_err(|_| not_a_tuple())?;
+    checksum_fields(types, r, out)?;
+    Ok(bucket)
+}
+
+/// The checksum text of a tuple's fields (after its field count).
+fn checksum_fields(types: &[Type], mut r: &[u8], out: &mut String) -> Result<(), DecodeError> {
+    let not_a_tuple = || DecodeError::framing("not one whole tuple");
     for (i, ty) in types.iter().enumerate() {
         if r.len() < 4 {
             return Err(not_a_tuple());

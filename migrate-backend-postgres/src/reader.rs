@@ -6,14 +6,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use futures_util::StreamExt;
+use migrate_core::checksum::BucketedChecksums;
 use migrate_core::{
-    Batch, BatchReader, EncodedBatch, Encoding, Error, ErrorKind, Result, Row, RowCodec, Schema,
-    POSTGRES_COPY_BINARY,
+    Batch, BatchReader, EncodedBatch, Encoding, Error, ErrorKind, Result, Row, RowChecksum,
+    RowCodec, Schema, POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 use tokio_postgres::CopyOutStream;
 
-use crate::copy_binary::{checksum_tuple, decode_tuple, DecodeError, RowSplitter, TupleDecoder};
+use crate::copy_binary::{
+    checksum_bucketed_tuple, checksum_tuple, decode_tuple, DecodeError, RowSplitter, TupleDecoder,
+};
 use crate::error::pg_error;
 
 /// A chunk being read: the pooled connection (inside a read-only snapshot transaction) and the
@@ -147,6 +150,70 @@ impl CopyReader {
                 .map_err(|e| pg_error(e, "ending the read transaction"))?;
         }
         Ok(())
+    }
+}
+
+/// Reads a whole table once and checksums the rows of each of its key ranges: `query` is a
+/// `COPY (SELECT <range number>, <columns>) TO STDOUT (FORMAT binary)` whose columns have the
+/// wire types `types` (see `sql::range_bucket`). Rows are hashed as they stream past, so
+/// memory stays at one COPY message and one hash group. Ends `conn`'s transaction (if any)
+/// afterwards; a connection left mid-COPY by an error is taken out of the pool.
+pub(crate) async fn checksum_ranges(
+    conn: Object,
+    query: &str,
+    types: Vec<Type>,
+    schema: Arc<Schema>,
+    ranges: usize,
+    table: String,
+) -> Result<Vec<RowChecksum>> {
+    let codec = PgRowCodec {
+        types,
+        schema,
+        table,
+    };
+    let what = format!("reading {} to checksum its ranges", codec.table);
+    let streamed = async {
+        let stream = conn.copy_out(query).await.map_err(|e| pg_error(e, &what))?;
+        let mut stream = Box::pin(stream);
+        let mut splitter = RowSplitter::new(codec.types.len() + 1);
+        let mut sums = BucketedChecksums::new(ranges);
+        while let Some(chunk) = stream
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| pg_error(e, &what))?
+        {
+            splitter.feed(&chunk).map_err(|e| codec.error(e))?;
+            let (bytes, ends) = splitter.take();
+            let mut start = 0;
+            for end in ends {
+                let tuple = &bytes[start..end];
+                start = end;
+                sums.add(|text| {
+                    checksum_bucketed_tuple(&codec.types, tuple, text).map_err(|e| codec.error(e))
+                })?;
+            }
+        }
+        if !splitter.ended() || splitter.has_partial() {
+            return Err(Error::transient(format!(
+                "table {}: the COPY stream ended before its trailer",
+                codec.table
+            )));
+        }
+        Ok(sums.finish())
+    }
+    .await;
+    match streamed {
+        Ok(sums) => {
+            conn.batch_execute("COMMIT")
+                .await
+                .map_err(|e| pg_error(e, "ending the read transaction"))?;
+            Ok(sums)
+        }
+        Err(e) => {
+            drop(Object::take(conn));
+            Err(e)
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use crate::discovery::{discover_columns, pg_type_name, PgTable};
 use crate::error::{pg_error, pool_error};
 use crate::objects;
 use crate::preparation;
-use crate::reader::CopyReader;
+use crate::reader::{self, CopyReader};
 use crate::sql::{self, ident, keys_predicate, range_predicate};
 
 /// Sink settings.
@@ -47,6 +47,10 @@ pub struct PgSinkOptions {
     pub create_extensions: bool,
     /// Behaviour and access objects to copy; each one not copied is listed as such.
     pub copy: CopyExtras,
+    /// Index builds at once (default 2), across every table this sink finalizes — as
+    /// pgcopydb's `--index-jobs`: tables finalize while others still copy, and one table's
+    /// indexes build side by side. Each build is one server backend and one pooled connection.
+    pub index_jobs: usize,
 }
 
 /// Triggers, policies, grants and owners: not schema but behaviour and access, so copied only
@@ -90,6 +94,7 @@ impl Default for PgSinkOptions {
             keys_after_data: true,
             create_extensions: true,
             copy: CopyExtras::default(),
+            index_jobs: 2,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct PgSink {
     key_state: std::sync::Mutex<Option<bool>>,
     /// Whether the role may set `session_replication_role` (`None`: not asked yet).
     replica_role: std::sync::Mutex<Option<bool>>,
+    /// Build slots (`PgSinkOptions::index_jobs`): a table's finalize holds one throughout.
+    index_jobs: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -229,6 +236,7 @@ impl PgSink {
     pub fn with_config(config: PgConfig, options: PgSinkOptions) -> Result<Self> {
         Ok(PgSink {
             pool: config.pool()?,
+            index_jobs: Arc::new(tokio::sync::Semaphore::new(options.index_jobs.max(1))),
             config,
             options,
             targets: std::sync::Mutex::new(HashMap::new()),
@@ -706,6 +714,7 @@ impl PgSink {
         &self,
         conn: &mut Object,
         table: &TableInfo,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Vec<ObjectOutcome>> {
         let name = sql::table(&table.name);
         deferred_key::build(conn, &name).await?;
@@ -777,6 +786,7 @@ impl PgSink {
                 out.push(fk_outcome(None));
             }
         }
+        let mut builds = Vec::new();
         for index in &table.indexes {
             // Built after the data (one sort instead of per-row maintenance). The source's own
             // definition names the same table, which is the target's name too.
@@ -792,37 +802,103 @@ impl PgSink {
             };
             // A partitioned table's index, built on the partitions too (`ON ONLY` would leave
             // it invalid until each partition's index is attached).
-            let def = &def.replacen(" ON ONLY ", " ON ", 1);
+            let def = def.replacen(" ON ONLY ", " ON ", 1);
             // An index lives in its table's schema.
             let qualified = sql::table(&TableName {
                 schema: table.name.schema.clone(),
                 name: index.name.clone(),
             });
-            let created = ObjectOutcome::created(ObjectKind::Index, &index.name, Some(&table.name));
-            if let Some(found) = existing_index(conn, &qualified, &name).await? {
-                found.same_as(def, &index.name, table)?;
-                out.push(created);
-                continue;
+            out.push(ObjectOutcome::created(
+                ObjectKind::Index,
+                &index.name,
+                Some(&table.name),
+            ));
+            match existing_index(conn, &qualified, &name).await? {
+                Some(found) => found.same_as(&def, &index.name, table)?,
+                None => builds.push(IndexBuild {
+                    def,
+                    qualified,
+                    index: index.name.clone(),
+                }),
             }
-            if let Err(e) = conn.batch_execute(def).await {
-                match existing_index(conn, &qualified, &name).await? {
-                    Some(found) => found.same_as(def, &index.name, table)?,
-                    None => {
-                        return Err(pg_error(
-                            e,
-                            &format!("creating index {} on {}", index.name, table.name),
-                        ))
-                    }
-                }
-            }
-            out.push(created);
         }
+        self.build_indexes(conn, table, permit, builds).await?;
         if self.options.analyze {
             conn.batch_execute(&format!("ANALYZE {name}"))
                 .await
                 .map_err(|e| pg_error(e, "ANALYZE"))?;
         }
         Ok(out)
+    }
+
+    /// Builds `builds` on `conn` and, side by side, on one more connection for each build
+    /// slot free now (`PgSinkOptions::index_jobs`, shared by every table this sink
+    /// finalizes). `CREATE INDEX` takes a lock that lets the others build on the same table.
+    /// `permit` is the slot `conn` builds in. Slots are only ever taken without waiting while
+    /// one is held, so finalizes never wait on each other's slots (nor starve the pool).
+    async fn build_indexes(
+        &self,
+        conn: &Object,
+        table: &TableInfo,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        builds: Vec<IndexBuild>,
+    ) -> Result<()> {
+        let mut slots = vec![permit];
+        while slots.len() < builds.len() {
+            match self.index_jobs.clone().try_acquire_owned() {
+                Ok(p) => slots.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut lanes: Vec<Vec<IndexBuild>> = slots.iter().map(|_| Vec::new()).collect();
+        for (i, b) in builds.into_iter().enumerate() {
+            lanes[i % slots.len()].push(b);
+        }
+        let name = sql::table(&table.name);
+        let lane = |i: usize, builds: Vec<IndexBuild>| {
+            let name = name.clone();
+            async move {
+                let own;
+                let mut old = None;
+                let c = match i {
+                    0 => conn,
+                    _ => {
+                        own = self.conn().await?;
+                        // Names compare qualified, as on the finalizing connection.
+                        old = Some(sql::empty_search_path(&own).await?);
+                        &own
+                    }
+                };
+                let mut result = Ok(());
+                for b in builds {
+                    let Err(e) = c.batch_execute(&b.def).await else {
+                        continue;
+                    };
+                    // Created a moment ago by someone not taking our lock?
+                    result = match existing_index(c, &b.qualified, &name).await {
+                        Ok(Some(found)) => found.same_as(&b.def, &b.index, table),
+                        Ok(None) => Err(pg_error(
+                            e,
+                            &format!("creating index {} on {}", b.index, table.name),
+                        )),
+                        Err(e) => Err(e),
+                    };
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if let Some(old) = &old {
+                    result = result.and(sql::restore_search_path(c, old).await);
+                }
+                result
+            }
+        };
+        let result = futures_util::future::try_join_all(
+            lanes.into_iter().enumerate().map(|(i, b)| lane(i, b)),
+        )
+        .await;
+        drop(slots);
+        result.map(|_| ())
     }
 
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {
@@ -862,6 +938,13 @@ fn passes_through(rows: &dyn BatchReader, table: &TableInfo, types: &[Type]) -> 
     encoding.matches(POSTGRES_COPY_BINARY, &oids)
         && from.len() == to.len()
         && from.iter().zip(to).all(|(f, t)| f.name == t.name)
+}
+
+/// An index to build in `finalize`.
+struct IndexBuild {
+    def: String,
+    qualified: String,
+    index: String,
 }
 
 /// A constraint found in the target under a foreign key's name.
@@ -1170,11 +1253,51 @@ impl Sink for PgSink {
         }
     }
 
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        let Some(bucket) = sql::range_bucket(&table.schema, ranges)? else {
+            return migrate_core::checksum::per_range(ranges, |r| self.checksum(table, r)).await;
+        };
+        let conn = self.conn().await?;
+        if self.target_meta(&conn, &table.name, false).await?.is_none() {
+            return Err(
+                Error::not_found(format!("target table {} does not exist", table.name))
+                    .table(&table.name),
+            );
+        }
+        let columns = self.wire(&conn, table).await?;
+        let q = format!(
+            "COPY (SELECT {bucket}, {} FROM {}) TO STDOUT (FORMAT binary)",
+            columns.exprs.join(", "),
+            sql::table(&table.name)
+        );
+        reader::checksum_ranges(
+            conn,
+            &q,
+            columns.types,
+            table.schema.clone(),
+            ranges.len(),
+            table.name.to_string(),
+        )
+        .await
+        .map_err(|e| e.table(&table.name))
+    }
+
     async fn finalize(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {
         // Every worker sharing a migration verifies, so finalizes, each table; `IF NOT EXISTS`
         // and "already exists" errors do not make concurrent `CREATE INDEX` / `ADD CONSTRAINT`
         // safe (the loser of a catalog race gets a unique violation in `pg_class`). So workers
         // take turns on a per-table lock and each looks, under it, at what already exists.
+        // A build slot first, then the connection: finalizes waiting for a slot hold none.
+        let permit = self
+            .index_jobs
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::fatal("the sink's index build slots are closed"))?;
         let key = format!("migrate finalize {}", table.name);
         let mut lock = SessionLock::acquire(self.conn().await?, key).await?;
         // Definitions found in the target are compared with the source's, both read with
@@ -1186,7 +1309,7 @@ impl Sink for PgSink {
         deferred_key::build(conn, &name).await?;
         preparation::restore_foreign_keys(&*conn, &name).await?;
         let old = sql::empty_search_path(conn).await?;
-        let mut result = self.finalize_locked(conn, table).await;
+        let mut result = self.finalize_locked(conn, table, permit).await;
         if let Err(e) = sql::restore_search_path(conn, &old).await {
             result = result.and(Err(e));
         }

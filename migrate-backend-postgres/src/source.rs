@@ -18,7 +18,7 @@ use crate::codec::PgValue;
 use crate::config::PgConfig;
 use crate::discovery::{discover, PgTable};
 use crate::error::{is_invalid_snapshot, pg_error, pool_error};
-use crate::reader::CopyReader;
+use crate::reader::{self, CopyReader};
 use crate::sql::{self, ident, keys_predicate, literal, range_predicate};
 
 /// A transaction kept open so its snapshot can be shared by every reader of the run.
@@ -380,6 +380,32 @@ impl Source for PgSource {
         self.copy(&t, &pred, "", batch_rows)
             .await
             .map_err(|e| e.table(&table.name).chunk(chunk.index))
+    }
+
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        let t = self.table(table).await?;
+        let Some(bucket) = sql::range_bucket(&t.info.schema, ranges)? else {
+            return migrate_core::checksum::per_range(ranges, |r| self.checksum(table, r)).await;
+        };
+        let q = format!(
+            "COPY (SELECT {bucket}, {} FROM {}) TO STDOUT (FORMAT binary)",
+            t.exprs.join(", "),
+            sql::table(&t.info.name)
+        );
+        reader::checksum_ranges(
+            self.reader_conn().await?,
+            &q,
+            t.wire.clone(),
+            t.info.schema.clone(),
+            ranges.len(),
+            t.info.name.to_string(),
+        )
+        .await
+        .map_err(|e| e.table(&table.name))
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {

@@ -144,6 +144,44 @@ pub fn range_predicate(schema: &Schema, range: &KeyRange) -> Result<String> {
     Ok(parts.join(" AND "))
 }
 
+/// An `int4` SQL expression numbering the range of `ranges` each row's key falls in (0 for the
+/// first), for reading a table once and sorting its rows into its chunk ranges. `ranges` must
+/// be contiguous and cover the key space (a table's chunks do), else `None`. The expression is
+/// a balanced tree of `CASE`s over the same row comparisons as [`range_predicate`] — the same
+/// collations, and log₂(ranges) comparisons per row.
+pub fn range_bucket(schema: &Schema, ranges: &[KeyRange]) -> Result<Option<String>> {
+    let keys: Vec<String> = schema.primary_key_names().into_iter().map(ident).collect();
+    let contiguous = ranges.first().is_some_and(|r| r.lower.is_none())
+        && ranges.last().is_some_and(|r| r.upper.is_none())
+        && ranges
+            .windows(2)
+            .all(|w| w[0].upper.is_some() && w[0].upper == w[1].lower);
+    if !contiguous || (keys.is_empty() && ranges.len() > 1) {
+        return Ok(None);
+    }
+    // Bounds between consecutive ranges: range i holds keys in [bounds[i-1], bounds[i]).
+    let bounds = ranges[..ranges.len() - 1]
+        .iter()
+        .map(|r| r.upper.as_deref().map(literals).transpose())
+        .collect::<Result<Option<Vec<String>>>>()?
+        .unwrap_or_default();
+    fn tree(key: &str, bounds: &[String], first: usize) -> String {
+        match bounds.len() {
+            0 => first.to_string(),
+            n => {
+                let mid = n / 2;
+                format!(
+                    "CASE WHEN {key} < {} THEN {} ELSE {} END",
+                    bounds[mid],
+                    tree(key, &bounds[..mid], first),
+                    tree(key, &bounds[mid + 1..], first + mid + 1)
+                )
+            }
+        }
+    }
+    Ok(Some(tree(&tuple(&keys), &bounds, 0)))
+}
+
 /// `(k1, k2) IN ((…), (…))` for a set of keys.
 pub fn keys_predicate(schema: &Schema, keys: &[Vec<Value>]) -> Result<String> {
     let cols: Vec<String> = schema.primary_key_names().into_iter().map(ident).collect();
@@ -248,6 +286,31 @@ mod tests {
             "'01:02:03.000004'::time"
         );
         assert!(literal(&Value::Json("{}".into())).is_err());
+    }
+
+    #[test]
+    fn range_buckets_are_a_balanced_tree_of_the_range_comparisons() {
+        let s = Schema::new(vec![Column::new("id", DataType::Int64)], &["id"]).unwrap();
+        let r = |l: Option<i64>, u: Option<i64>| {
+            KeyRange::between(
+                l.map(|v| vec![Value::Int64(v)]),
+                u.map(|v| vec![Value::Int64(v)]),
+            )
+        };
+        let three = [r(None, Some(10)), r(Some(10), Some(20)), r(Some(20), None)];
+        assert_eq!(
+            range_bucket(&s, &three).unwrap().unwrap(),
+            "CASE WHEN (\"id\") < (20) THEN CASE WHEN (\"id\") < (10) THEN 0 ELSE 1 END ELSE 2 END"
+        );
+        assert_eq!(range_bucket(&s, &[KeyRange::all()]).unwrap().unwrap(), "0");
+        // A gap or an overlap is not a partition of the key space.
+        assert!(range_bucket(&s, &[r(None, Some(10)), r(Some(11), None)])
+            .unwrap()
+            .is_none());
+        assert!(range_bucket(&s, &[r(Some(0), Some(10)), r(Some(10), None)])
+            .unwrap()
+            .is_none());
+        assert!(range_bucket(&s, &[]).unwrap().is_none());
     }
 
     #[test]

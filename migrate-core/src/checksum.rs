@@ -86,35 +86,12 @@ impl RowChecksum {
         rows: impl IntoIterator<Item = R>,
         mut encode: impl FnMut(R, &mut String) -> Result<()>,
     ) -> Result<()> {
-        let engine = md5_many::Md5Many::new();
-        let mut text = String::with_capacity(HASH_GROUP * 128);
-        let mut ends = Vec::with_capacity(HASH_GROUP);
+        let mut sums = BucketedChecksums::new(1);
         for row in rows {
-            encode(row, &mut text)?;
-            ends.push(text.len());
-            if ends.len() == HASH_GROUP {
-                self.hash_group(engine, &text, &ends);
-                text.clear();
-                ends.clear();
-            }
+            sums.add(|text| encode(row, text).map(|()| 0))?;
         }
-        self.hash_group(engine, &text, &ends);
+        self.merge(&sums.finish()[0]);
         Ok(())
-    }
-
-    /// Hashes the rows encoded back to back in `text`, ending at `ends`.
-    fn hash_group(&mut self, engine: md5_many::Md5Many, text: &str, ends: &[usize]) {
-        let mut messages: [&[u8]; HASH_GROUP] = [&[]; HASH_GROUP];
-        let mut start = 0;
-        for (m, &end) in messages.iter_mut().zip(ends) {
-            *m = &text.as_bytes()[start..end];
-            start = end;
-        }
-        let mut digests = [[0u8; 16]; HASH_GROUP];
-        engine.hash_many(&messages[..ends.len()], &mut digests[..ends.len()]);
-        for d in &digests[..ends.len()] {
-            self.add_digest(d);
-        }
     }
 
     /// Adds one row's 16-byte digest (for engines that compute it server-side).
@@ -147,6 +124,94 @@ impl fmt::Display for RowChecksum {
             "{} rows, {:016x}{:016x}",
             self.count, self.sum_hi, self.sum_lo
         )
+    }
+}
+
+/// The checksum of each of `ranges`, one `checksum` call each: what a backend that cannot read
+/// a table once for all its ranges does (see `Sink::checksum_ranges`).
+pub async fn per_range<'a, F, Fut>(
+    ranges: &'a [crate::chunk::KeyRange],
+    mut checksum: F,
+) -> Result<Vec<RowChecksum>>
+where
+    F: FnMut(&'a crate::chunk::KeyRange) -> Fut,
+    Fut: std::future::Future<Output = Result<RowChecksum>>,
+{
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        out.push(checksum(r).await?);
+    }
+    Ok(out)
+}
+
+/// Checksums of rows sorted into buckets (one per key range) as they stream past: each row's
+/// canonical text is appended, and texts are hashed side by side in SIMD lanes whichever
+/// bucket they belong to — so one pass over a table checksums all its chunk ranges.
+pub struct BucketedChecksums {
+    engine: md5_many::Md5Many,
+    sums: Vec<RowChecksum>,
+    text: String,
+    ends: Vec<(usize, usize)>,
+}
+
+impl BucketedChecksums {
+    /// `buckets` empty checksums (at least one).
+    pub fn new(buckets: usize) -> Self {
+        BucketedChecksums {
+            engine: md5_many::Md5Many::new(),
+            sums: vec![RowChecksum::new(); buckets.max(1)],
+            text: String::with_capacity(HASH_GROUP * 128),
+            ends: Vec::with_capacity(HASH_GROUP),
+        }
+    }
+
+    /// Adds one row, `encode` appending its canonical text and returning its bucket (below the
+    /// count given to [`Self::new`]). On an error nothing of the row is added.
+    pub fn add(&mut self, encode: impl FnOnce(&mut String) -> Result<usize>) -> Result<()> {
+        let start = self.text.len();
+        let bucket = encode(&mut self.text).and_then(|b| match b < self.sums.len() {
+            true => Ok(b),
+            false => Err(crate::error::Error::fatal(format!(
+                "row sorted into range {b} of {}",
+                self.sums.len()
+            ))),
+        });
+        let bucket = match bucket {
+            Ok(b) => b,
+            Err(e) => {
+                self.text.truncate(start);
+                return Err(e);
+            }
+        };
+        self.ends.push((self.text.len(), bucket));
+        if self.ends.len() == HASH_GROUP {
+            self.hash_group();
+        }
+        Ok(())
+    }
+
+    /// The checksum of each bucket.
+    pub fn finish(mut self) -> Vec<RowChecksum> {
+        self.hash_group();
+        self.sums
+    }
+
+    /// Hashes the rows encoded back to back in `text`, ending at `ends`.
+    fn hash_group(&mut self) {
+        let mut messages: [&[u8]; HASH_GROUP] = [&[]; HASH_GROUP];
+        let mut start = 0;
+        for (m, &(end, _)) in messages.iter_mut().zip(&self.ends) {
+            *m = &self.text.as_bytes()[start..end];
+            start = end;
+        }
+        let n = self.ends.len();
+        let mut digests = [[0u8; 16]; HASH_GROUP];
+        self.engine.hash_many(&messages[..n], &mut digests[..n]);
+        for (d, &(_, bucket)) in digests[..n].iter().zip(&self.ends) {
+            self.sums[bucket].add_digest(d);
+        }
+        self.text.clear();
+        self.ends.clear();
     }
 }
 
@@ -285,6 +350,39 @@ mod tests {
         let mut s = String::new();
         encode_row(row, &mut s);
         s
+    }
+
+    #[test]
+    fn bucketed_checksums_equal_each_buckets_own() {
+        let rows: Vec<Vec<Value>> = (0..300)
+            .map(|i| vec![Value::Int64(i), Value::Text(format!("row {i}"))])
+            .collect();
+        let bucket = |r: &Vec<Value>| match &r[0] {
+            Value::Int64(i) => (*i % 3) as usize,
+            _ => 0,
+        };
+        let mut sums = BucketedChecksums::new(3);
+        for r in &rows {
+            sums.add(|t| {
+                encode_row(r, t);
+                Ok(bucket(r))
+            })
+            .unwrap();
+        }
+        // A row that fails to encode, or names no bucket, adds nothing.
+        assert!(sums
+            .add(|t| {
+                t.push_str("half a row");
+                Err(crate::error::Error::fatal("bad row"))
+            })
+            .is_err());
+        assert!(sums.add(|_| Ok(3)).is_err());
+        let got = sums.finish();
+        for (b, sum) in got.iter().enumerate() {
+            let want = RowChecksum::of_rows(rows.iter().filter(|r| bucket(r) == b));
+            assert_eq!(*sum, want, "bucket {b}");
+            assert_eq!(sum.count, 100);
+        }
     }
 
     #[test]

@@ -146,6 +146,10 @@ pub struct TableResult {
     pub attempts: u64,
     /// Seconds from first chunk start to last chunk end.
     pub duration_seconds: Option<f64>,
+    /// Seconds per phase in the execution that made the report (not in a report rebuilt from
+    /// the store, which keeps no phase timings).
+    #[serde(default)]
+    pub phase_seconds: Option<crate::executor::PhaseSeconds>,
     /// Why it failed, was skipped or deferred.
     pub reason: Option<String>,
 }
@@ -179,6 +183,9 @@ pub struct TableVerification {
     /// Why the range counts and checksums were not compared, when they were not.
     #[serde(default)]
     pub not_compared: Option<String>,
+    /// What the target's ranges were compared with, when they were.
+    #[serde(default)]
+    pub compared_with: Option<ComparedWith>,
     /// Chunks that did not match, with what differed.
     pub mismatches: Vec<ChunkMismatch>,
     /// Field-by-field comparison of sampled keys.
@@ -203,6 +210,29 @@ impl TableVerification {
                 .sample
                 .as_ref()
                 .is_some_and(|s| s.skipped.is_none() && s.sample_size > 0)
+    }
+}
+
+/// What the target's key ranges were compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparedWith {
+    /// The rows as the run read them from the source and wrote them, hashed in flight: proves
+    /// the target holds exactly what the source's snapshot held for each range when it was
+    /// copied (chunks written before verification was on are compared with a re-read).
+    RowsAsCopied,
+    /// The source read again after the load (`verify.recheck_source`): also proves the source
+    /// still holds what the target holds.
+    SourceReread,
+}
+
+impl ComparedWith {
+    /// As the report's text says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ComparedWith::RowsAsCopied => "the rows as copied",
+            ComparedWith::SourceReread => "the source re-read after the load",
+        }
     }
 }
 
@@ -507,7 +537,7 @@ impl MigrationReport {
                 ),
                 None => writeln!(
                     m,
-                    "- {}: target {} rows{}; checksum {}{sample}",
+                    "- {}: target {} rows{}; checksum {}{}{sample}",
                     v.table,
                     v.target_count
                         .map_or("not counted".to_string(), |n| n.to_string()),
@@ -517,7 +547,9 @@ impl MigrationReport {
                         Some(true) => "match",
                         Some(false) => "MISMATCH",
                         None => "not compared",
-                    }
+                    },
+                    v.compared_with
+                        .map_or(String::new(), |c| format!(" against {}", c.describe())),
                 ),
             };
             for c in &v.mismatches {

@@ -174,6 +174,17 @@ pub trait Sink: Send + Sync {
     /// the table does not exist.
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;
 
+    /// [`Self::checksum`] of each of `ranges` (a table's chunk ranges, in key order): what
+    /// verification reads. Backends that can should read the table once and sort rows into
+    /// the ranges as they pass; by default each range is checksummed on its own.
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        crate::checksum::per_range(ranges, |r| self.checksum(table, r)).await
+    }
+
     /// Called once all chunks of a table are written: build deferred indexes and constraints.
     /// Returns what it created (or found already there) and what it left out, and why.
     async fn finalize(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {

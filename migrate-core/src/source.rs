@@ -157,6 +157,17 @@ pub trait Source: Send + Sync {
     /// Count and canonical checksum of the rows in `range` (see [`crate::checksum`]).
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;
 
+    /// [`Self::checksum`] of each of `ranges` (a table's chunk ranges, in key order). Backends
+    /// that can should read the table once and sort rows into the ranges as they pass; by
+    /// default each range is checksummed on its own.
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        crate::checksum::per_range(ranges, |r| self.checksum(table, r)).await
+    }
+
     /// The rows with these primary keys (missing keys are simply absent), for sample
     /// verification.
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {

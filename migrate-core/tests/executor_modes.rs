@@ -221,9 +221,9 @@ async fn verification_failure_fails_the_run_and_names_table_and_chunk() {
         "a mismatch reads as FAILED: {md}"
     );
     assert!(
-        v.mismatches
-            .iter()
-            .any(|m| m.chunk == 0 && m.detail.contains("source holds 50 rows")),
+        v.mismatches.iter().any(|m| m.chunk == 0
+            && m.detail.contains("target holds 49 rows")
+            && m.detail.contains("the run wrote 50 rows")),
         "{:?}",
         v.mismatches
     );

@@ -149,6 +149,11 @@ pub struct VerifyConfig {
     pub checksums: bool,
     /// Keys per table compared field by field, source vs target (default 100; 0 turns it off).
     pub sample_size: usize,
+    /// Also re-read the source after the load and compare it with the target range by range
+    /// (default false). Without it the target is compared with the rows as they were read
+    /// from the source and written (hashed in flight), which proves the copy; with it the
+    /// comparison also proves the source still holds what was copied.
+    pub recheck_source: bool,
 }
 
 impl Default for VerifyConfig {
@@ -156,6 +161,7 @@ impl Default for VerifyConfig {
         VerifyConfig {
             checksums: true,
             sample_size: 100,
+            recheck_source: false,
         }
     }
 }

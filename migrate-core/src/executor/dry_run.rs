@@ -111,6 +111,7 @@ pub(super) async fn dry_run(
             chunks_total: chunks,
             attempts: 0,
             duration_seconds: None,
+            phase_seconds: None,
             reason: (!p.problems.is_empty()).then(|| p.problems.join("; ")),
         });
         let recreate = cfg.prepare.mode == crate::sink::PrepareMode::Recreate;

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 pub use budget::MemoryBudget;
 pub use config::{ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, VerifyConfig};
 pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
-pub use progress::{Phase, Progress, TableProgress};
+pub use progress::{Phase, PhaseSeconds, Progress, TablePhase, TableProgress};
 pub use report::{stored_report, LaterVerification, VERIFY_EVENT};
 pub use reverify::{CheckOutcome, TableCheck, VerifyReport};
 pub use rollback::{RollbackAction, RollbackPlan};

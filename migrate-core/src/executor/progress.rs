@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::checkpoint::TableStatus;
@@ -22,12 +22,59 @@ pub enum Phase {
     Planning,
     /// Checking the target (dry run) or creating tables.
     Preparing,
-    /// Moving rows.
+    /// Moving rows (finished tables' indexes and verification may run alongside).
     Loading,
-    /// Comparing source and target.
+    /// Every row is moved; indexes, constraints and foreign keys are being built.
+    Finalizing,
+    /// Every row is moved and built upon; comparing source and target.
     Verifying,
     /// Finished (whatever the outcome).
     Done,
+}
+
+/// Where one table is in this execution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TablePhase {
+    /// Not started (waiting for its parents or a worker).
+    #[default]
+    Waiting,
+    /// Its target table is being created or checked.
+    Preparing,
+    /// Chunks are being copied.
+    Copying,
+    /// Every chunk is copied; indexes, constraints and foreign keys are being built.
+    Finalizing,
+    /// Built; its ranges are being compared.
+    Verifying,
+    /// Reached its final status.
+    Done,
+}
+
+/// Seconds a table spent in each phase in this execution (a phase in progress counts up to
+/// now).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Creating or checking the target table.
+    pub prepare: f64,
+    /// From its first chunk to its last.
+    pub copy: f64,
+    /// Indexes, constraints, foreign keys, sequences.
+    pub finalize: f64,
+    /// Comparing ranges and the sample.
+    pub verify: f64,
+}
+
+impl PhaseSeconds {
+    fn slot(&mut self, phase: TablePhase) -> Option<&mut f64> {
+        match phase {
+            TablePhase::Preparing => Some(&mut self.prepare),
+            TablePhase::Copying => Some(&mut self.copy),
+            TablePhase::Finalizing => Some(&mut self.finalize),
+            TablePhase::Verifying => Some(&mut self.verify),
+            TablePhase::Waiting | TablePhase::Done => None,
+        }
+    }
 }
 
 /// One table's progress.
@@ -37,6 +84,10 @@ pub struct TableProgress {
     pub table: TableName,
     /// Status.
     pub status: TableStatus,
+    /// Phase in this execution.
+    pub phase: TablePhase,
+    /// Time spent per phase in this execution.
+    pub phase_seconds: PhaseSeconds,
     /// Rows written (completed chunks plus the current attempts of running ones).
     pub rows_done: u64,
     /// Rows expected.
@@ -74,7 +125,9 @@ pub struct Progress {
     pub rows_per_sec: f64,
     /// Megabytes (10^6) per second written by this execution.
     pub mb_per_sec: f64,
-    /// Seconds left at the measured rate, once there is a rate.
+    /// Seconds left, once there is a rate: the rows still to copy at the measured copy rate,
+    /// plus each unfinished table's finalize and verification at the rates measured on the
+    /// tables that went through them (estimated from the copy rate until one has).
     pub eta_secs: Option<f64>,
     /// Chunks completed / total.
     pub chunks_done: u64,
@@ -92,12 +145,19 @@ pub struct Progress {
     pub in_flight_bytes: u64,
 }
 
-/// Progress plus indexes: table → position in `tables`, table → chunks in flight.
-type State = (
-    Progress,
-    BTreeMap<TableName, usize>,
-    BTreeMap<TableName, u32>,
-);
+/// Progress plus what updating it needs.
+#[derive(Default)]
+struct State {
+    progress: Progress,
+    /// Table → position in `progress.tables`.
+    index: BTreeMap<TableName, usize>,
+    /// Table → chunks in flight.
+    active: BTreeMap<TableName, u32>,
+    /// Table → when its current phase started.
+    since: BTreeMap<TableName, Instant>,
+    /// Whether tables are verified after the copy (for the estimate).
+    verifying: bool,
+}
 
 /// Accumulates progress and publishes snapshots (at most every 100 ms unless forced).
 pub(crate) struct Tracker {
@@ -113,7 +173,7 @@ impl Tracker {
         let now = Instant::now();
         (
             Tracker {
-                state: Mutex::new((Progress::default(), BTreeMap::new(), BTreeMap::new())),
+                state: Mutex::new(State::default()),
                 started: now,
                 last: Mutex::new(now),
                 tx,
@@ -122,26 +182,20 @@ impl Tracker {
         )
     }
 
-    fn with<R>(
-        &self,
-        f: impl FnOnce(
-            &mut Progress,
-            &mut BTreeMap<TableName, usize>,
-            &mut BTreeMap<TableName, u32>,
-        ) -> R,
-    ) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (p, idx, active) = &mut *g;
-        f(p, idx, active)
+        f(&mut g)
     }
 
-    pub(crate) fn set_tables(&self, tables: Vec<TableProgress>) {
-        self.with(|p, idx, _| {
-            *idx = tables
+    pub(crate) fn set_tables(&self, tables: Vec<TableProgress>, verifying: bool) {
+        self.with(|s| {
+            s.verifying = verifying;
+            s.index = tables
                 .iter()
                 .enumerate()
                 .map(|(i, t)| (t.table.clone(), i))
                 .collect();
+            let p = &mut s.progress;
             p.rows_total = tables.iter().map(|t| t.rows_total).sum();
             p.chunks_total = tables.iter().map(|t| t.chunks_total).sum();
             p.rows_done = tables.iter().map(|t| t.rows_done).sum();
@@ -157,25 +211,65 @@ impl Tracker {
     }
 
     pub(crate) fn set_bytes_total(&self, bytes: u64) {
-        self.with(|p, _, _| p.bytes_total = bytes);
+        self.with(|s| s.progress.bytes_total = bytes);
     }
 
     pub(crate) fn phase(&self, phase: Phase) {
-        self.with(|p, _, _| p.phase = phase);
+        self.with(|s| s.progress.phase = phase);
+        self.publish(true);
+    }
+
+    /// Moves `table` into `phase`, adding the time since its last change to the phase it
+    /// leaves; once the copy started, the run's phase follows the least advanced table.
+    pub(crate) fn table_phase(&self, table: &TableName, phase: TablePhase) {
+        let now = Instant::now();
+        self.with(|s| {
+            let Some(t) = s
+                .index
+                .get(table)
+                .and_then(|&i| s.progress.tables.get_mut(i))
+            else {
+                return;
+            };
+            if let Some(since) = s.since.insert(table.clone(), now) {
+                if let Some(slot) = t.phase_seconds.slot(t.phase) {
+                    *slot += now.duration_since(since).as_secs_f64();
+                }
+            }
+            t.phase = phase;
+            let p = &mut s.progress;
+            if matches!(
+                p.phase,
+                Phase::Loading | Phase::Finalizing | Phase::Verifying
+            ) {
+                let least = p
+                    .tables
+                    .iter()
+                    .map(|t| t.phase)
+                    .filter(|ph| *ph >= TablePhase::Copying && *ph < TablePhase::Done)
+                    .min();
+                p.phase = match least {
+                    Some(TablePhase::Finalizing) => Phase::Finalizing,
+                    Some(TablePhase::Verifying) => Phase::Verifying,
+                    _ => Phase::Loading,
+                };
+            }
+        });
         self.publish(true);
     }
 
     pub(crate) fn paused(&self, paused: bool) {
-        self.with(|p, _, _| p.paused = paused);
+        self.with(|s| s.progress.paused = paused);
         self.publish(true);
     }
 
     /// Rows and bytes moved (negative after a failed attempt rolls its rows back).
     pub(crate) fn rows(&self, table: &TableName, rows: i64, bytes: i64) {
-        self.with(|p, idx, _| {
+        self.with(|s| {
+            let p = &mut s.progress;
             p.rows_done = p.rows_done.saturating_add_signed(rows);
             p.bytes_done = p.bytes_done.saturating_add_signed(bytes);
-            if let Some(t) = idx.get(table).and_then(|&i| p.tables.get_mut(i)) {
+            if let Some(t) = s.index.get(table).and_then(|&i| p.tables.get_mut(i)) {
                 t.rows_done = t.rows_done.saturating_add_signed(rows);
                 t.bytes_done = t.bytes_done.saturating_add_signed(bytes);
             }
@@ -184,24 +278,25 @@ impl Tracker {
     }
 
     pub(crate) fn chunk_started(&self, table: &TableName) {
-        self.with(|p, _, active| {
-            *active.entry(table.clone()).or_insert(0) += 1;
-            p.active_tables = active.keys().cloned().collect();
+        self.with(|s| {
+            *s.active.entry(table.clone()).or_insert(0) += 1;
+            s.progress.active_tables = s.active.keys().cloned().collect();
         });
     }
 
     pub(crate) fn chunk_ended(&self, table: &TableName, completed: bool) {
-        self.with(|p, idx, active| {
-            if let Some(n) = active.get_mut(table) {
+        self.with(|s| {
+            if let Some(n) = s.active.get_mut(table) {
                 *n -= 1;
                 if *n == 0 {
-                    active.remove(table);
+                    s.active.remove(table);
                 }
             }
-            p.active_tables = active.keys().cloned().collect();
+            let p = &mut s.progress;
+            p.active_tables = s.active.keys().cloned().collect();
             if completed {
                 p.chunks_done += 1;
-                if let Some(t) = idx.get(table).and_then(|&i| p.tables.get_mut(i)) {
+                if let Some(t) = s.index.get(table).and_then(|&i| p.tables.get_mut(i)) {
                     t.chunks_done += 1;
                 }
             }
@@ -210,8 +305,12 @@ impl Tracker {
     }
 
     pub(crate) fn table_status(&self, table: &TableName, status: TableStatus) {
-        self.with(|p, idx, _| {
-            if let Some(t) = idx.get(table).and_then(|&i| p.tables.get_mut(i)) {
+        self.with(|s| {
+            if let Some(t) = s
+                .index
+                .get(table)
+                .and_then(|&i| s.progress.tables.get_mut(i))
+            {
                 t.status = status;
             }
         });
@@ -219,22 +318,32 @@ impl Tracker {
     }
 
     pub(crate) fn retry(&self) {
-        self.with(|p, _, _| p.retries += 1);
+        self.with(|s| s.progress.retries += 1);
     }
 
     pub(crate) fn api_calls(&self, n: u64) {
-        self.with(|p, _, _| p.api_calls += n);
+        self.with(|s| s.progress.api_calls += n);
     }
 
     pub(crate) fn in_flight(&self, bytes: u64) {
-        self.with(|p, _, _| p.in_flight_bytes = bytes);
+        self.with(|s| s.progress.in_flight_bytes = bytes);
     }
 
     pub(crate) fn snapshot(&self) -> Progress {
         let elapsed = self.started.elapsed();
-        self.with(|p, _, _| {
-            compute_rates(p, elapsed);
-            p.clone()
+        let now = Instant::now();
+        self.with(|s| {
+            let mut p = s.progress.clone();
+            // The phase each table is in counts up to now.
+            for t in &mut p.tables {
+                if let (Some(since), Some(slot)) =
+                    (s.since.get(&t.table), t.phase_seconds.slot(t.phase))
+                {
+                    *slot += now.duration_since(*since).as_secs_f64();
+                }
+            }
+            compute_rates(&mut p, elapsed, s.verifying);
+            p
         })
     }
 
@@ -251,15 +360,78 @@ impl Tracker {
     }
 }
 
-fn compute_rates(p: &mut Progress, elapsed: Duration) {
+fn compute_rates(p: &mut Progress, elapsed: Duration, verifying: bool) {
     let secs = elapsed.as_secs_f64();
     p.elapsed_secs = secs;
     if secs > 0.0 {
         p.rows_per_sec = p.rows_done.saturating_sub(p.rows_before) as f64 / secs;
         p.mb_per_sec = p.bytes_done.saturating_sub(p.bytes_before) as f64 / 1e6 / secs;
     }
-    p.eta_secs = (p.rows_per_sec > 0.0 && p.rows_total >= p.rows_done)
-        .then(|| (p.rows_total - p.rows_done) as f64 / p.rows_per_sec);
+    p.eta_secs = (p.rows_per_sec > 0.0).then(|| {
+        let copy = p.rows_total.saturating_sub(p.rows_done) as f64 / p.rows_per_sec;
+        copy + after_copy_secs(p, verifying)
+    });
+}
+
+impl Progress {
+    /// Seconds of finalize and verification still ahead of the unfinished tables, at the
+    /// rates measured so far (see [`Progress::eta_secs`]); `rows_per_sec` must be set.
+    pub fn after_copy_secs(&self, verifying: bool) -> f64 {
+        after_copy_secs(self, verifying)
+    }
+}
+
+/// Rows per second a phase went through, measured on the tables that finished it in this
+/// execution; `None` before one has.
+fn measured_rate(p: &Progress, past: TablePhase, secs: fn(&PhaseSeconds) -> f64) -> Option<f64> {
+    let (rows, time) = p
+        .tables
+        .iter()
+        .filter(|t| {
+            t.phase > past && t.status != TableStatus::Failed && secs(&t.phase_seconds) > 0.0
+        })
+        .fold((0u64, 0.0), |(r, s), t| {
+            (r + t.rows_done, s + secs(&t.phase_seconds))
+        });
+    (time > 0.0 && rows > 0).then(|| rows as f64 / time)
+}
+
+/// Seconds of finalize and verification still ahead of the unfinished tables. Until a table
+/// has gone through a phase, its rate is guessed from the copy rate (building indexes and
+/// reading a table back both take a fraction of copying it). A phase that has run longer than
+/// its estimate still counts a quarter of its elapsed time: it is not done, so never 0 s.
+fn after_copy_secs(p: &Progress, verifying: bool) -> f64 {
+    let finalize =
+        measured_rate(p, TablePhase::Finalizing, |s| s.finalize).unwrap_or(p.rows_per_sec * 2.0);
+    let verify =
+        measured_rate(p, TablePhase::Verifying, |s| s.verify).unwrap_or(p.rows_per_sec * 3.0);
+    let left = |rows: u64, rate: f64, spent: f64| {
+        let whole = rows as f64 / rate.max(1.0);
+        (whole - spent).max(spent * 0.25)
+    };
+    p.tables
+        .iter()
+        .filter(|t| {
+            t.phase < TablePhase::Done
+                && matches!(t.status, TableStatus::Pending | TableStatus::Running)
+        })
+        .map(|t| {
+            let rows = t.rows_total.max(t.rows_done);
+            let s = &t.phase_seconds;
+            let f = match t.phase {
+                TablePhase::Finalizing => left(rows, finalize, s.finalize),
+                ph if ph < TablePhase::Finalizing => left(rows, finalize, 0.0),
+                _ => 0.0,
+            };
+            let v = match t.phase {
+                _ if !verifying => 0.0,
+                TablePhase::Verifying => left(rows, verify, s.verify),
+                ph if ph < TablePhase::Verifying => left(rows, verify, 0.0),
+                _ => 0.0,
+            };
+            f + v
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -277,9 +449,63 @@ mod tests {
             rows_total: 1400,
             ..Default::default()
         };
-        compute_rates(&mut p, Duration::from_secs(2));
+        compute_rates(&mut p, Duration::from_secs(2), false);
         assert_eq!(p.rows_per_sec, 100.0);
         assert_eq!(p.mb_per_sec, 1.0);
         assert_eq!(p.eta_secs, Some(2.0));
+    }
+
+    fn table(name: &str, phase: TablePhase, rows: u64, secs: PhaseSeconds) -> TableProgress {
+        TableProgress {
+            table: TableName::parse(name),
+            status: match phase {
+                TablePhase::Done => TableStatus::Completed,
+                _ => TableStatus::Running,
+            },
+            phase,
+            phase_seconds: secs,
+            rows_done: rows,
+            rows_total: rows,
+            bytes_done: 0,
+            chunks_done: 0,
+            chunks_total: 0,
+        }
+    }
+
+    #[test]
+    fn the_eta_counts_the_finalize_and_verification_still_ahead() {
+        // Every row copied: the ETA is what the last table's index build and comparison need
+        // at the rates the first table went through them (1000 rows: 1 s and 0.5 s).
+        let done = PhaseSeconds {
+            copy: 2.0,
+            finalize: 1.0,
+            verify: 0.5,
+            ..Default::default()
+        };
+        let building = PhaseSeconds {
+            copy: 4.0,
+            finalize: 0.5,
+            ..Default::default()
+        };
+        let mut p = Progress {
+            rows_done: 3000,
+            rows_total: 3000,
+            tables: vec![
+                table("a", TablePhase::Done, 1000, done),
+                table("b", TablePhase::Finalizing, 2000, building),
+            ],
+            ..Default::default()
+        };
+        compute_rates(&mut p, Duration::from_secs(6), true);
+        // b: 2 s of finalize at 1000 rows/s, 0.5 s spent; then 1 s of verification.
+        let eta = p.eta_secs.unwrap();
+        assert!((eta - 2.5).abs() < 1e-9, "{eta}");
+        // Without verification only the finalize is ahead.
+        compute_rates(&mut p, Duration::from_secs(6), false);
+        assert!((p.eta_secs.unwrap() - 1.5).abs() < 1e-9);
+        // A build running past its estimate still counts a quarter of its time: never 0 s.
+        p.tables[1].phase_seconds.finalize = 8.0;
+        compute_rates(&mut p, Duration::from_secs(6), false);
+        assert!((p.eta_secs.unwrap() - 2.0).abs() < 1e-9);
     }
 }

@@ -250,6 +250,10 @@ async fn assemble(
             duration_seconds: first
                 .zip(last)
                 .map(|(a, b)| (b - a).num_milliseconds().max(0) as f64 / 1000.0),
+            phase_seconds: (i.mode != "stored")
+                .then(|| i.progress.tables.iter().find(|t| &t.table == name))
+                .flatten()
+                .map(|t| t.phase_seconds),
             reason: rec.and_then(|r| r.reason.clone()),
         });
     }

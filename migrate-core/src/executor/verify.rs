@@ -1,5 +1,6 @@
-//! Post-load verification: count and canonical checksum per chunk range, source vs target, and
-//! a field-by-field sample.
+//! After a table's data: its finalize (indexes, constraints, sequences), then verification —
+//! count and canonical checksum per chunk range, target against the rows as copied (or the
+//! source re-read), and a field-by-field sample.
 
 use std::collections::BTreeMap;
 
@@ -7,21 +8,24 @@ use super::config::Mode;
 use super::context::{Ctx, TableCtx};
 use super::report::record_objects;
 use crate::batch::Batch;
-use crate::checkpoint::ChunkStatus;
-use crate::checksum::canonical_text;
+use crate::checkpoint::{ChunkRecord, ChunkStatus};
+use crate::checksum::{canonical_text, RowChecksum};
+use crate::chunk::KeyRange;
 use crate::error::{ErrorKind, Result};
-use crate::report::{ChunkMismatch, SampleMismatch, SampleVerification, TableVerification};
+use crate::report::{
+    ChunkMismatch, ComparedWith, SampleMismatch, SampleVerification, TableVerification,
+};
 use crate::value::{KeyDisplay, Value};
 
-/// Verifies one table after all its chunks completed.
-pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> {
+/// Builds what waits for a table's data: indexes, constraints, foreign keys (the sink's
+/// finalize), then sequences set to the source's values read now, after the data.
+pub(crate) async fn finalize(ctx: &Ctx, t: &TableCtx) -> Result<()> {
     ctx.call();
     let mut objects = ctx
         .sink
         .finalize(&t.target)
         .await
         .map_err(|e| e.operation("finalize"))?;
-    // Sequences continue after the rows copied: read from the source now, after the data.
     if !t.info.objects.sequences.is_empty() {
         ctx.call();
         let values = ctx
@@ -38,6 +42,13 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
         );
     }
     record_objects(ctx, Some(&t.info.name), &objects).await;
+    Ok(())
+}
+
+/// Verifies one table once all its chunks completed: each chunk's key range in the target
+/// against the rows the run copied into it (or the source read again), then a sample field
+/// by field.
+pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> {
     let mut v = TableVerification {
         table: t.info.name.clone(),
         ..Default::default()
@@ -55,63 +66,7 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
     } else if !ctx.cfg.verify.checksums {
         v.not_compared = Some("checksums are off ([verify] checksums = false)".into());
     } else {
-        let chunks = ctx.store.chunks(&ctx.run).await?;
-        let mut source_total = 0u64;
-        let (mut target_total, mut counts_match, mut sums_match) = (0u64, true, true);
-        let compare_source = t.transforms.is_empty();
-        for c in chunks
-            .iter()
-            .filter(|c| c.table == t.info.name && c.status == ChunkStatus::Completed)
-        {
-            ctx.call();
-            let target = ctx
-                .sink
-                .checksum(&t.target, &c.range)
-                .await
-                .map_err(|e| e.chunk(c.index).operation("verify target"))?;
-            target_total += target.count;
-            // A chunk completed while checksums were off has no written figure: the source
-            // comparison alone proves it, and without one (transformed rows) nothing does.
-            match c.checksum {
-                Some(written) if target != written => {
-                    sums_match = false;
-                    counts_match &= target.count == written.count;
-                    v.mismatches.push(ChunkMismatch {
-                        chunk: c.index,
-                        detail: format!("target holds {target}, the run wrote {written}"),
-                    });
-                }
-                None if !compare_source => {
-                    sums_match = false;
-                    v.mismatches.push(ChunkMismatch {
-                        chunk: c.index,
-                        detail: "written without a checksum (verification was off) and transformed: cannot be verified".into(),
-                    });
-                }
-                _ => {}
-            }
-            if compare_source {
-                ctx.call();
-                let source = ctx
-                    .source
-                    .checksum(&t.info, &c.range)
-                    .await
-                    .map_err(|e| e.chunk(c.index).operation("verify source"))?;
-                source_total += source.count;
-                if source != target {
-                    sums_match = false;
-                    counts_match &= source.count == target.count;
-                    v.mismatches.push(ChunkMismatch {
-                        chunk: c.index,
-                        detail: format!("source holds {source}, target holds {target}"),
-                    });
-                }
-            }
-        }
-        v.source_count = compare_source.then_some(source_total);
-        v.target_count = Some(target_total);
-        v.count_match = Some(counts_match);
-        v.checksum_match = Some(sums_match);
+        compare_ranges(ctx, t, &mut v).await?;
     }
     if ctx.cfg.verify.sample_size > 0 && !t.info.schema.primary_key.is_empty() {
         let keys = t
@@ -123,6 +78,99 @@ pub(crate) async fn table(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> 
         v.sample = Some(sample(ctx, t, keys).await?);
     }
     Ok(v)
+}
+
+/// Compares every completed chunk's range: the target read once (the sink sorts its rows into
+/// the ranges) against the checksum each chunk's rows had as they were copied. The source is
+/// read again only when asked (`recheck_source`) or for chunks copied without a checksum
+/// (completed while verification was off) — and never for transformed rows, which the source
+/// does not hold.
+async fn compare_ranges(ctx: &Ctx, t: &TableCtx, v: &mut TableVerification) -> Result<()> {
+    let mut chunks: Vec<ChunkRecord> = ctx
+        .store
+        .chunks(&ctx.run)
+        .await?
+        .into_iter()
+        .filter(|c| c.table == t.info.name && c.status == ChunkStatus::Completed)
+        .collect();
+    chunks.sort_by_key(|c| c.index);
+    let ranges: Vec<KeyRange> = chunks.iter().map(|c| c.range.clone()).collect();
+    ctx.call();
+    let targets = ctx
+        .sink
+        .checksum_ranges(&t.target, &ranges)
+        .await
+        .map_err(|e| e.operation("verify target"))?;
+    let untransformed = t.transforms.is_empty();
+    let recheck = ctx.cfg.verify.recheck_source && untransformed;
+    let mut sources: Vec<Option<RowChecksum>> = vec![None; chunks.len()];
+    if recheck {
+        ctx.call();
+        let all = ctx
+            .source
+            .checksum_ranges(&t.info, &ranges)
+            .await
+            .map_err(|e| e.operation("verify source"))?;
+        sources = all.into_iter().map(Some).collect();
+    } else if untransformed {
+        for (i, c) in chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.checksum.is_none())
+        {
+            ctx.call();
+            let s = ctx
+                .source
+                .checksum(&t.info, &c.range)
+                .await
+                .map_err(|e| e.chunk(c.index).operation("verify source"))?;
+            sources[i] = Some(s);
+        }
+    }
+    let (mut source_total, mut target_total) = (0u64, 0u64);
+    let (mut counts_match, mut sums_match) = (true, true);
+    for ((c, target), source) in chunks.iter().zip(&targets).zip(&sources) {
+        target_total += target.count;
+        let mut differ = |detail: String, counts: bool| {
+            sums_match = false;
+            counts_match &= counts;
+            v.mismatches.push(ChunkMismatch {
+                chunk: c.index,
+                detail,
+            });
+        };
+        match (c.checksum, source) {
+            (Some(written), _) if *target != written => differ(
+                format!("target holds {target}, the run wrote {written}"),
+                target.count == written.count,
+            ),
+            (None, None) => differ(
+                "written without a checksum (verification was off) and transformed: cannot be verified".into(),
+                true,
+            ),
+            _ => {}
+        }
+        if let Some(source) = source {
+            if source != target {
+                differ(
+                    format!("source holds {source}, target holds {target}"),
+                    source.count == target.count,
+                );
+            }
+        }
+        // The rows read from the source: counted again when re-read, else as they streamed.
+        source_total += source.or(c.checksum).map_or(0, |s| s.count);
+    }
+    v.source_count = untransformed.then_some(source_total);
+    v.target_count = Some(target_total);
+    v.count_match = Some(counts_match);
+    v.checksum_match = Some(sums_match);
+    v.compared_with = Some(if recheck {
+        ComparedWith::SourceReread
+    } else {
+        ComparedWith::RowsAsCopied
+    });
+    Ok(())
 }
 
 /// Compares sampled rows field by field: the source row (through the transforms) against the

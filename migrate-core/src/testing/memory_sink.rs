@@ -169,12 +169,16 @@ struct State {
     capabilities: Option<SinkCapabilities>,
 }
 
+/// Runs on a table as its finalize starts (see [`MemorySink::before_finalize`]).
+type FinalizeHook = Arc<dyn Fn(&TableName) + Send + Sync>;
+
 /// Tables held in memory.
 #[derive(Default)]
 pub struct MemorySink {
     state: Mutex<State>,
     faults: Arc<Faults>,
     encoded_batches: std::sync::atomic::AtomicU64,
+    before_finalize: Mutex<Option<FinalizeHook>>,
 }
 
 impl MemorySink {
@@ -226,6 +230,15 @@ impl MemorySink {
     /// Drops a table behind the executor's back (to test reconciliation on resume).
     pub fn drop_table(&self, table: &TableName) {
         self.lock().tables.remove(table);
+    }
+
+    /// Runs `hook` on each table as its finalize starts: after its last chunk, before its
+    /// verification (to change data between the copy and the comparison).
+    pub fn before_finalize(&self, hook: impl Fn(&TableName) + Send + Sync + 'static) {
+        *self
+            .before_finalize
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(hook));
     }
 
     /// Deletes one row by key behind the executor's back.
@@ -409,6 +422,18 @@ impl Sink for MemorySink {
             ok: result.is_ok(),
         });
         result
+    }
+
+    async fn finalize(&self, table: &TableInfo) -> Result<Vec<crate::objects::ObjectOutcome>> {
+        let hook = self
+            .before_finalize
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook(&table.name);
+        }
+        Ok(Vec::new())
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {

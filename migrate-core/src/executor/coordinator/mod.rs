@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::executor::chunk_worker::{run_chunk, ChunkOutcome};
 use crate::executor::config::Mode;
 use crate::executor::context::{Ctx, TableCtx};
-use crate::executor::progress::Phase;
+use crate::executor::progress::{Phase, TablePhase};
 use crate::executor::report::{build_report, ReportInputs};
 use crate::executor::verify;
 use crate::report::{MigrationReport, TableVerification};
@@ -242,6 +242,9 @@ impl Coordinator {
                 }
                 self.recheck_elsewhere().await?;
             }
+            // Elapsed time and estimates move on even while a long index build or comparison
+            // reports nothing: front ends get a fresh snapshot every poll.
+            ctx.tracker.publish(false);
             let stopping = self.cancelled || self.stop.is_some();
             if !stopping {
                 self.promote().await?;
@@ -349,11 +352,10 @@ impl Coordinator {
             if run.state() == TState::Verifying && run.in_flight == 0 {
                 run.in_flight = 1;
                 let (ctx, t) = (self.ctx.clone(), self.tables[name].clone());
-                self.ctx.tracker.phase(Phase::Verifying);
                 let span = info_span!(parent: &self.tables[name].span, "verify");
                 tasks.spawn(
                     async move {
-                        let r = verify::table(&ctx, &t).await;
+                        let r = after_copy(&ctx, &t).await;
                         Task::Verified(t.info.name.clone(), r)
                     }
                     .instrument(span),
@@ -565,4 +567,37 @@ impl Coordinator {
         };
         build_report(&self.ctx, inputs).await
     }
+}
+
+/// What follows a table's copy, each step a phase of its own on the progress and in the
+/// audit trail (which `migrate status` reads): finalize, then verification. Runs while other
+/// tables' chunks are still copying.
+async fn after_copy(ctx: &Ctx, t: &TableCtx) -> Result<TableVerification> {
+    let name = &t.info.name;
+    let finalizing = "building indexes, constraints and foreign keys";
+    enter(
+        ctx,
+        name,
+        TablePhase::Finalizing,
+        "table.finalizing",
+        finalizing,
+    )
+    .await;
+    verify::finalize(ctx, t).await?;
+    let verifying = "comparing key ranges and the sample";
+    enter(
+        ctx,
+        name,
+        TablePhase::Verifying,
+        "table.verifying",
+        verifying,
+    )
+    .await;
+    verify::table(ctx, t).await
+}
+
+async fn enter(ctx: &Ctx, table: &TableName, phase: TablePhase, action: &str, detail: &str) {
+    ctx.tracker.table_phase(table, phase);
+    ctx.audit(AuditEvent::new(action, detail).on(table, None))
+        .await;
 }

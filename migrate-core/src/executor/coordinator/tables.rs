@@ -11,7 +11,7 @@ use crate::checkpoint::{AuditEvent, ChunkRecord, ChunkStatus, TableRecord, Table
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::config::OnParentFailure;
-use crate::executor::progress::TableProgress;
+use crate::executor::progress::{PhaseSeconds, TablePhase, TableProgress};
 use crate::executor::report::record_objects;
 use crate::schema::{TableInfo, TableName};
 
@@ -228,6 +228,11 @@ impl Coordinator {
                 TableProgress {
                     table: n.clone(),
                     status: r.record.status,
+                    phase: match r.state() {
+                        TState::Done(_) => TablePhase::Done,
+                        _ => TablePhase::Waiting,
+                    },
+                    phase_seconds: PhaseSeconds::default(),
                     rows_done: r.done_before.1,
                     rows_total: self.tables[n].info.estimated_rows.max(r.done_before.1),
                     bytes_done: r.done_before.2,
@@ -236,7 +241,9 @@ impl Coordinator {
                 }
             })
             .collect();
-        self.ctx.tracker.set_tables(tables);
+        let verify = &self.ctx.cfg.verify;
+        let verifying = verify.checksums || verify.sample_size > 0;
+        self.ctx.tracker.set_tables(tables, verifying);
         self.ctx
             .tracker
             .set_bytes_total(self.tables.values().map(|t| t.info.estimated_bytes).sum());
@@ -263,7 +270,10 @@ impl Coordinator {
                 ..ctx.cfg.prepare.clone()
             };
             ctx.call();
-            match ctx.sink.prepare(&t.target, &options, &ctx.run).await {
+            ctx.tracker.table_phase(&name, TablePhase::Preparing);
+            let prepared = ctx.sink.prepare(&t.target, &options, &ctx.run).await;
+            ctx.tracker.table_phase(&name, TablePhase::Waiting);
+            match prepared {
                 Ok(p) => {
                     t.merge.store(p.merge, Ordering::Relaxed);
                     let run = table_run(&mut self.runs, &name)?;
@@ -356,7 +366,15 @@ impl Coordinator {
         if let TState::Done(_) = run.state() {
             run.pending.clear();
         }
+        let phase = match run.state() {
+            TState::Done(_) => Some(TablePhase::Done),
+            TState::Running => Some(TablePhase::Copying),
+            _ => None,
+        };
         self.ctx.tracker.table_status(&name, status);
+        if let Some(phase) = phase {
+            self.ctx.tracker.table_phase(&name, phase);
+        }
         if let Some(event) = event {
             self.ctx.audit(event).await;
         }
@@ -450,7 +468,8 @@ impl Coordinator {
         .await
     }
 
-    /// Ready: waiting, and every parent completed (or failed, when children continue anyway).
+    /// Ready: waiting, and every parent completed or copied (or failed, when children continue
+    /// anyway).
     /// A table whose parent failed is skipped under the default policy.
     pub(super) async fn promote(&mut self) -> Result<()> {
         for name in self.dag.order().to_vec() {
@@ -461,7 +480,10 @@ impl Coordinator {
             let mut blocked = None;
             for p in self.dag.parents(&name) {
                 match self.runs[&p].state() {
-                    TState::Done(TableStatus::Completed) => {}
+                    // Every row of the parent is written: the child's rows can follow while
+                    // the parent's indexes are built and its ranges compared (the child's
+                    // foreign keys, built in its own finalize, build the parent's key first).
+                    TState::Done(TableStatus::Completed) | TState::Verifying => {}
                     TState::Done(_)
                         if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue => {}
                     TState::Done(s) => blocked = Some(format!("parent table {p} {}", s.as_str())),
