@@ -565,7 +565,8 @@ pub fn dump_section_script(src: &str, dst: &str, section: &str) -> String {
 /// The whole schema and data the way a user would without a tool, into an empty database
 /// `dst`: `pg_dump --section=pre-data` (tables), psql's binary COPY pipe of `tables` (`jobs`
 /// at a time), then `pg_dump --section=post-data` (primary keys, unique constraints, indexes,
-/// foreign keys). One `bash -o pipefail` command.
+/// foreign keys), then `ANALYZE` (what migrate's sink does by default: equal work). One
+/// `bash -o pipefail` command.
 pub fn pipe_post_data_command(src: &str, dst: &str, tables: &[&str], jobs: usize) -> Command {
     let pipe = if jobs <= 1 {
         pipe_script(src, dst, tables)
@@ -573,9 +574,10 @@ pub fn pipe_post_data_command(src: &str, dst: &str, tables: &[&str], jobs: usize
         pipe_script_parallel(src, dst, tables, jobs)
     };
     let script = format!(
-        "{} && {pipe} && {}",
+        "{} && {pipe} && {} && psql '{}' -qX -v ON_ERROR_STOP=1 -c ANALYZE",
         dump_section_script(src, dst, "pre-data"),
-        dump_section_script(src, dst, "post-data")
+        dump_section_script(src, dst, "post-data"),
+        db_url(dst)
     );
     let mut c = Command::new("bash");
     c.args(["-o", "pipefail", "-c", &script]);

@@ -3,7 +3,7 @@
 //! unique constraints, secondary indexes and foreign keys — and its data.
 //!
 //! - the reference: `pg_dump --section=pre-data | psql`, psql's binary COPY pipe table by table,
-//!   then `pg_dump --section=post-data | psql` (p=1; and p=2: two tables piped at a time);
+//!   then `pg_dump --section=post-data | psql` and `ANALYZE` (p=1; and p=2: two tables piped at a time);
 //! - `pgcopydb clone --table-jobs N --index-jobs N` for N = 1, 2;
 //! - migrate through the library (SQLite checkpoints, the sink's default options: it creates
 //!   the tables, builds keys, uniques and indexes after the data, creates the foreign keys and
@@ -109,7 +109,7 @@ fn main() {
         });
         meta.push(Row {
             did: format!(
-                "schema+data+indexes+FKs (pre-data, binary COPY {}, post-data), no ANALYZE, verification off (none)",
+                "schema+data+indexes+FKs (pre-data, binary COPY {}, post-data), ANALYZE, verification off (none)",
                 if jobs == 1 {
                     "table by table".to_string()
                 } else {
