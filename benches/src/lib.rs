@@ -54,10 +54,34 @@ pub fn recreate(db: &str) {
     psql(&server(), &format!("CREATE DATABASE {db}"));
 }
 
-/// The sample e-commerce dataset's eight tables with keys and foreign keys, generated inside
-/// Postgres in database
-/// `db`; returns (rows, bytes).
+/// The sample e-commerce dataset's eight tables with primary keys and foreign keys, generated
+/// inside Postgres in database `db`; returns (rows, bytes). See [`generate_indexed`] for the
+/// same data with unique constraints and secondary indexes as well.
 pub fn generate(db: &str, scale: f64) -> (u64, u64) {
+    generate_dataset(db, scale, false)
+}
+
+/// The unique constraints and secondary indexes [`generate_indexed`] adds to the sample
+/// dataset, so that a whole-schema copy has realistic post-data work (the generated emails and
+/// SKUs are unique).
+pub const SECONDARY_SQL: &str =
+    "ALTER TABLE customers ADD CONSTRAINT customers_email_key UNIQUE (email);
+     ALTER TABLE products ADD CONSTRAINT products_sku_key UNIQUE (sku);
+     CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+     CREATE INDEX orders_product_id_idx ON orders (product_id);
+     CREATE INDEX transactions_order_id_idx ON transactions (order_id);
+     CREATE INDEX transactions_customer_id_idx ON transactions (customer_id);
+     CREATE INDEX audit_logs_at_idx ON audit_logs (at);
+     CREATE INDEX user_sessions_customer_id_idx ON user_sessions (customer_id);";
+
+/// The sample dataset of [`generate`] (same rows) with, besides every table's primary key and
+/// foreign keys, the unique constraints and secondary indexes of [`SECONDARY_SQL`]; returns
+/// (rows, bytes of table data, indexes not counted).
+pub fn generate_indexed(db: &str, scale: f64) -> (u64, u64) {
+    generate_dataset(db, scale, true)
+}
+
+fn generate_dataset(db: &str, scale: f64, indexed: bool) -> (u64, u64) {
     recreate(db);
     let n = |base: f64| ((base * scale).round() as i64).max(1);
     let (c, p, o) = (n(50_000.0), n(5_000.0), n(500_000.0));
@@ -65,7 +89,7 @@ pub fn generate(db: &str, scale: f64) -> (u64, u64) {
         "CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL, email text, created_at timestamptz NOT NULL);
          INSERT INTO customers SELECT g, 'Customer ' || g, 'customer' || g || '@example.com', '2024-01-01'::timestamptz + g * interval '37 s' FROM generate_series(1, {c}) g;
          CREATE TABLE products (id bigint PRIMARY KEY, sku text NOT NULL, name text, price numeric(10,2) NOT NULL);
-         INSERT INTO products SELECT g, 'SKU-' || lpad(g::text, 6, '0'), 'Product ' || g, 1.99 + (g * 37 % 50000) / 100.0 FROM generate_series(1, {p}) g;
+         INSERT INTO products SELECT g, 'SKU-' || lpad(g::text, greatest(6, length(g::text)), '0'), 'Product ' || g, 1.99 + (g * 37 % 50000) / 100.0 FROM generate_series(1, {p}) g;
          CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, product_id bigint NOT NULL REFERENCES products,
                               quantity int NOT NULL, total numeric(12,2) NOT NULL, placed_at timestamptz NOT NULL);
          INSERT INTO orders SELECT g, 1 + g * 7 % {c}, 1 + g * 13 % {p}, 1 + g % 5, (g * 1013 % 900000) / 100.0, '2024-01-01'::timestamptz + g * interval '11 s' FROM generate_series(1, {o}) g;
@@ -82,11 +106,13 @@ pub fn generate(db: &str, scale: f64) -> (u64, u64) {
                                        'entity ' || g % 1000 || ' changed' FROM generate_series(1, {a}) g;
          CREATE TABLE user_sessions (id uuid PRIMARY KEY, customer_id bigint NOT NULL, started_at timestamptz NOT NULL, ip text);
          INSERT INTO user_sessions SELECT md5(g::text)::uuid, 1 + g % {c}, '2024-01-01'::timestamptz + g * interval '5 s', '10.' || g % 256 || '.' || g / 256 % 256 || '.' || g % 7
-                                   FROM generate_series(1, {s}) g;",
+                                   FROM generate_series(1, {s}) g;
+         {secondary}",
         inv = n(25_000.0),
         t = n(2_000_000.0),
         a = n(10_000_000.0),
         s = n(1_000_000.0),
+        secondary = if indexed { SECONDARY_SQL } else { "" },
     );
     let ok = Command::new("psql")
         .args([&db_url(db), "-qX", "-v", "ON_ERROR_STOP=1"])
@@ -208,21 +234,56 @@ pub struct MigrateRun {
     pub state: String,
     /// Memory budget in bytes (0: the default).
     pub memory_budget: u64,
+    /// Verification as the library's defaults have it (`ExecutorConfig::verify` untouched);
+    /// false turns it off (no checksums, no sample).
+    pub verify: bool,
+    /// The sink creates the source's foreign keys (`PgSinkOptions::create_foreign_keys`).
+    pub foreign_keys: bool,
+    /// The sink ANALYZEs each table once loaded (`PgSinkOptions::analyze`).
+    pub analyze: bool,
+    /// Where the worker writes its `MigrationReport` as JSON (empty: nowhere).
+    pub report: String,
 }
 
 impl MigrateRun {
+    /// A run as `memory` and `scaling` take it: like the psql pipe, without the verification
+    /// pass, ANALYZE and foreign keys, and no report written.
+    pub fn lean(parallelism: usize, src: &str, dst: &str, state: &str) -> Self {
+        MigrateRun {
+            parallelism,
+            store: "sqlite".into(),
+            src: src.into(),
+            dst: dst.into(),
+            state: state.into(),
+            memory_budget: 0,
+            verify: false,
+            foreign_keys: false,
+            analyze: false,
+            report: String::new(),
+        }
+    }
+
     /// The `--worker` argument.
     pub fn encode(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}",
-            self.parallelism, self.store, self.src, self.dst, self.state, self.memory_budget
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            self.parallelism,
+            self.store,
+            self.src,
+            self.dst,
+            self.state,
+            self.memory_budget,
+            self.verify,
+            self.foreign_keys,
+            self.analyze,
+            self.report
         )
     }
 
     /// Parses [`Self::encode`]'s output.
     pub fn decode(spec: &str) -> Self {
         let p: Vec<&str> = spec.split('|').collect();
-        assert_eq!(p.len(), 6, "bad worker spec {spec}");
+        assert_eq!(p.len(), 10, "bad worker spec {spec}");
         MigrateRun {
             parallelism: p[0].parse().expect("parallelism"),
             store: p[1].into(),
@@ -230,6 +291,10 @@ impl MigrateRun {
             dst: p[3].into(),
             state: p[4].into(),
             memory_budget: p[5].parse().expect("budget"),
+            verify: p[6].parse().expect("verify"),
+            foreign_keys: p[7].parse().expect("foreign keys"),
+            analyze: p[8].parse().expect("analyze"),
+            report: p[9].into(),
         }
     }
 
@@ -240,8 +305,10 @@ impl MigrateRun {
         c
     }
 
-    /// Runs the migration in this process (the `--worker` side). Like the psql pipe it skips
-    /// the verification pass, ANALYZE and foreign keys.
+    /// Runs the migration in this process (the `--worker` side): verification, foreign keys
+    /// and ANALYZE as the fields say, the rest of the sink's options at their defaults (keys,
+    /// unique constraints and indexes of the tables it creates built after the data), and the
+    /// report written as JSON when asked — before a failed run panics, so it can be read.
     pub fn run(&self) {
         use migrate_backend_postgres::{PgConfig, PgSink, PgSinkOptions, PgSource};
         use migrate_checkpoint_sqlite::SqliteCheckpointStore;
@@ -278,13 +345,15 @@ impl MigrateRun {
             if self.memory_budget > 0 {
                 config.memory_budget = self.memory_budget;
             }
-            config.verify.checksums = false;
-            config.verify.sample_size = 0;
+            if !self.verify {
+                config.verify.checksums = false;
+                config.verify.sample_size = 0;
+            }
             let sink = PgSink::with_config(
                 PgConfig::from_url(&db_url(&self.dst)).expect("url"),
                 PgSinkOptions {
-                    create_foreign_keys: false,
-                    analyze: false,
+                    create_foreign_keys: self.foreign_keys,
+                    analyze: self.analyze,
                     ..Default::default()
                 },
             )
@@ -295,6 +364,10 @@ impl MigrateRun {
                 .run()
                 .await
                 .expect("migration");
+            if !self.report.is_empty() {
+                let json = serde_json::to_string(&report).expect("report as JSON");
+                std::fs::write(&self.report, json).expect("writing the report");
+            }
             assert!(report.succeeded(), "{}", report.to_markdown());
         });
     }
@@ -353,11 +426,26 @@ pub struct Tool<'a> {
 /// running each tool's repetitions back to back let that drift land on one tool and not
 /// another, while interleaving spreads it over all of them, so the ratios hold.
 pub fn measure_interleaved(runs: usize, tools: &[Tool<'_>]) -> Vec<Option<(f64, f64)>> {
-    let mut all: Vec<Vec<(f64, f64)>> = tools.iter().map(|_| Vec::new()).collect();
+    measure_rounds(runs, tools, &|_, _, _| {})
+        .into_iter()
+        .map(|rounds| median(rounds.into_iter().flatten().collect()))
+        .collect()
+}
+
+/// [`measure_interleaved`]'s rounds as they were: per tool, per round, (wall s, peak RSS MiB)
+/// or `None` for a failed run. `after(tool, round, result)` runs (untimed) right after each
+/// timed run, before the next tool's `prepare`: the place to look at what the run left behind.
+pub fn measure_rounds(
+    runs: usize,
+    tools: &[Tool<'_>],
+    after: &dyn Fn(usize, usize, Option<(f64, f64)>),
+) -> Vec<Vec<Option<(f64, f64)>>> {
+    let mut all: Vec<Vec<Option<(f64, f64)>>> = tools.iter().map(|_| Vec::new()).collect();
     for round in 0..runs {
-        for (tool, got) in tools.iter().zip(all.iter_mut()) {
+        for (i, (tool, got)) in tools.iter().zip(all.iter_mut()).enumerate() {
             (tool.prepare)();
-            if let Some(r) = timed(&mut (tool.command)()) {
+            let r = timed(&mut (tool.command)());
+            if let Some(r) = r {
                 eprintln!(
                     "  {} run {}: {:.2} s, {:.0} MiB",
                     tool.name,
@@ -365,11 +453,26 @@ pub fn measure_interleaved(runs: usize, tools: &[Tool<'_>]) -> Vec<Option<(f64, 
                     r.0,
                     r.1
                 );
-                got.push(r);
             }
+            after(i, round, r);
+            got.push(r);
         }
     }
-    all.into_iter().map(median).collect()
+    all
+}
+
+/// The median of `v` (of an even count, the mean of the two middle values; use an odd number
+/// of runs to compare against a run that happened).
+pub fn median_f64(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(match v.len() % 2 {
+        1 => v[m],
+        _ => (v[m - 1] + v[m]) / 2.0,
+    })
 }
 
 /// The `ALTER TABLE … ADD CONSTRAINT … PRIMARY KEY` statements of database `src` (from
@@ -438,6 +541,67 @@ pub fn pipe_command(src: &str, dst: &str, tables: &[&str]) -> Command {
     c
 }
 
+/// psql's binary COPY pipe for `tables` with `jobs` tables piped at a time (`xargs -P`), in
+/// the order given (largest first balances best), as one shell command.
+pub fn pipe_script_parallel(src: &str, dst: &str, tables: &[&str], jobs: usize) -> String {
+    format!(
+        "printf '%s\\n' {tables} | xargs -P {jobs} -I '{{}}' bash -o pipefail -c \"psql '{src}' -qX -c '\\copy {{}} TO STDOUT (FORMAT binary)' | psql '{dst}' -qX -c '\\copy {{}} FROM STDIN (FORMAT binary)'\"",
+        tables = tables.join(" "),
+        src = db_url(src),
+        dst = db_url(dst)
+    )
+}
+
+/// `pg_dump --schema-only --section=<section> src | psql dst`, stopping at the first error, as
+/// one shell command (for `bash -o pipefail`).
+pub fn dump_section_script(src: &str, dst: &str, section: &str) -> String {
+    format!(
+        "pg_dump --schema-only --section={section} '{src}' | psql '{dst}' -qX -v ON_ERROR_STOP=1",
+        src = db_url(src),
+        dst = db_url(dst)
+    )
+}
+
+/// The whole schema and data the way a user would without a tool, into an empty database
+/// `dst`: `pg_dump --section=pre-data` (tables), psql's binary COPY pipe of `tables` (`jobs`
+/// at a time), then `pg_dump --section=post-data` (primary keys, unique constraints, indexes,
+/// foreign keys), then `ANALYZE` (what migrate's sink does by default: equal work). One
+/// `bash -o pipefail` command.
+pub fn pipe_post_data_command(src: &str, dst: &str, tables: &[&str], jobs: usize) -> Command {
+    let pipe = if jobs <= 1 {
+        pipe_script(src, dst, tables)
+    } else {
+        pipe_script_parallel(src, dst, tables, jobs)
+    };
+    let script = format!(
+        "{} && {pipe} && {} && psql '{}' -qX -v ON_ERROR_STOP=1 -c ANALYZE",
+        dump_section_script(src, dst, "pre-data"),
+        dump_section_script(src, dst, "post-data"),
+        db_url(dst)
+    );
+    let mut c = Command::new("bash");
+    c.args(["-o", "pipefail", "-c", &script]);
+    c
+}
+
+/// The public tables of database `db`, largest first (by `pg_table_size`).
+pub fn tables_by_size(db: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .args([
+            &db_url(db),
+            "-AtX",
+            "-c",
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY pg_table_size(relid) DESC, relname",
+        ])
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "listing the tables of {db} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// `pgcopydb copy table-data` from `src` into `dst` with `jobs` table jobs (its work
 /// directory cleared first).
 pub fn pgcopydb_command(src: &str, dst: &str, jobs: usize) -> Command {
@@ -462,4 +626,110 @@ pub fn pgcopydb_command(src: &str, dst: &str, jobs: usize) -> Command {
 /// Whether pgcopydb is installed (`benches/run.sh` installs it).
 pub fn have_pgcopydb() -> bool {
     Command::new("pgcopydb").arg("--version").output().is_ok()
+}
+
+/// `pgcopydb clone` from `src` into the empty database `dst`: the whole schema (pre-data,
+/// data, then indexes and constraints, and its VACUUM ANALYZE), `jobs` table jobs and `jobs`
+/// index jobs, its work directory cleared first. `--no-owner --no-acl --no-comments
+/// --skip-extensions` leave out what the other tools do not copy either (the dataset has none
+/// of them; `--skip-extensions` keeps it from touching the target server's extensions);
+/// `--quiet` keeps its per-statement log off the bench's output. It takes its own snapshot of
+/// the source and needs none of `--not-consistent`, `--restart` or `--resume` on a fresh
+/// work directory.
+pub fn pgcopydb_clone_command(src: &str, dst: &str, jobs: usize) -> Command {
+    let dir = std::env::temp_dir().join(format!("bench-pgcopydb-clone-{dst}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let jobs = jobs.to_string();
+    let mut c = Command::new("pgcopydb");
+    c.args([
+        "clone",
+        "--source",
+        &db_url(src),
+        "--target",
+        &db_url(dst),
+        "--table-jobs",
+        &jobs,
+        "--index-jobs",
+        &jobs,
+        "--no-owner",
+        "--no-acl",
+        "--no-comments",
+        "--skip-extensions",
+        "--quiet",
+        "--dir",
+    ])
+    .arg(&dir);
+    c
+}
+
+/// Schemas a tool leaves in its target for its own bookkeeping, left out of the schema
+/// comparison (`_migrate`: the sink's deferred-key state).
+pub const BOOKKEEPING_SCHEMAS: [&str; 2] = ["_migrate", "pgcopydb"];
+
+/// `pg_dump --schema-only` of database `db` (without [`BOOKKEEPING_SCHEMAS`]) as a sorted list
+/// of statements: comment lines, blank lines and session `SET`s dropped, so two databases
+/// holding the same objects compare equal whatever order their objects were created in (psql
+/// meta-commands such as `\restrict`, whose key is random per dump, dropped too).
+pub fn schema_statements(db: &str) -> Vec<String> {
+    let mut cmd = Command::new("pg_dump");
+    cmd.args(["--schema-only", &db_url(db)]);
+    for s in BOOKKEEPING_SCHEMAS {
+        cmd.arg(format!("--exclude-schema={s}"));
+    }
+    let out = cmd.output().expect("pg_dump");
+    assert!(out.status.success(), "pg_dump --schema-only {db} failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut statements: Vec<String> = kept
+        .split(";\n")
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| {
+            !s.is_empty()
+                && !s.starts_with("SET ")
+                && !s.starts_with("SELECT pg_catalog.set_config")
+        })
+        .collect();
+    statements.sort();
+    statements
+}
+
+/// The first difference between the schemas of `src` and `dst` (see [`schema_statements`]),
+/// `None` when they are equal.
+pub fn schema_difference(src: &str, dst: &str) -> Option<String> {
+    let (a, b) = (schema_statements(src), schema_statements(dst));
+    let missing = a.iter().find(|s| !b.contains(s));
+    let extra = b.iter().find(|s| !a.contains(s));
+    match (missing, extra) {
+        (None, None) if a.len() == b.len() => None,
+        (None, None) => Some(format!(
+            "{} statements in the source's dump, {} in the target's",
+            a.len(),
+            b.len()
+        )),
+        (Some(m), Some(e)) => Some(format!("missing in the target: `{m}`; extra: `{e}`")),
+        (Some(m), None) => Some(format!("missing in the target: `{m}`")),
+        (None, Some(e)) => Some(format!("extra in the target: `{e}`")),
+    }
+}
+
+/// (indexes, constraints) in schema `public` of database `db`, from `pg_indexes` and
+/// `pg_constraint`.
+pub fn index_and_constraint_counts(db: &str) -> (u64, u64) {
+    let out = Command::new("psql")
+        .args([
+            &db_url(db),
+            "-AtX",
+            "-c",
+            "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'),
+                    (SELECT count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace)",
+        ])
+        .output()
+        .expect("psql");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.trim().split('|').map(|x| x.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }

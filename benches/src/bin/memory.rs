@@ -58,12 +58,13 @@ fn main() {
         results.push(("pgcopydb copy table-data (jobs=2)".into(), r));
     }
     let run = MigrateRun {
-        parallelism: 2,
-        store: "sqlite".into(),
-        src: "bench_mem_src".into(),
-        dst: "bench_mem_dst".into(),
-        state: state.display().to_string(),
         memory_budget: budget,
+        ..MigrateRun::lean(
+            2,
+            "bench_mem_src",
+            "bench_mem_dst",
+            &state.display().to_string(),
+        )
     };
     let migrate = measure(
         "migrate",

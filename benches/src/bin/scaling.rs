@@ -74,14 +74,7 @@ fn main() {
         });
     }
     for (db, _) in sizes {
-        let run = MigrateRun {
-            parallelism: 1,
-            store: "sqlite".into(),
-            src: db.into(),
-            dst: "bench_scale_dst".into(),
-            state: state.display().to_string(),
-            memory_budget: 0,
-        };
+        let run = MigrateRun::lean(1, db, "bench_scale_dst", &state.display().to_string());
         let (state, exe) = (state.clone(), exe.clone());
         tools.push(Tool {
             name: format!("migrate {db}"),
