@@ -354,6 +354,8 @@ impl MigrateRun {
                 PgSinkOptions {
                     create_foreign_keys: self.foreign_keys,
                     analyze: self.analyze,
+                    // As the CLI does by default: as many index builds at once as chunks.
+                    index_jobs: self.parallelism,
                     ..Default::default()
                 },
             )

@@ -594,6 +594,28 @@ mod tests {
     }
 
     #[test]
+    fn verification_and_index_builds_are_read_and_zero_jobs_refused() {
+        let s = parse(MIN, "m.toml", "m").unwrap();
+        assert!(!s.executor.verify.recheck_source);
+        assert_eq!(s.pg_sink.index_jobs, s.executor.parallelism);
+        let s = parse(
+            &format!("{MIN}[verify]\nrecheck_source = true\n[schema]\nindex_jobs = 3\n"),
+            "m.toml",
+            "m",
+        )
+        .unwrap();
+        assert!(s.executor.verify.recheck_source);
+        assert_eq!(s.pg_sink.index_jobs, 3);
+        let e = parse(&format!("{MIN}[schema]\nindex_jobs = 0\n"), "m.toml", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.toml") && e.contains("line 6") && e.contains("schema.index_jobs"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_cursor_lookback_is_read_and_malformed_ones_refused() {
         let inc = "[execution]\nmode = \"incremental\"\ncursor_column = \"updated_at\"\n";
         let s = parse(

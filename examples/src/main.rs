@@ -355,7 +355,9 @@ async fn control(s: &config::Settings, c: Control) -> Result<u8, Error> {
 
 async fn status(s: &config::Settings, json: bool) -> Result<u8, Error> {
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    let Some(st) = output::status(&*store, &s.executor.migration).await? else {
+    let v = &s.executor.verify;
+    let verifying = v.checksums || v.sample_size > 0;
+    let Some(st) = output::status(&*store, &s.executor.migration, verifying).await? else {
         println!("migration {:?} has no run yet", s.executor.migration);
         return Ok(OK);
     };

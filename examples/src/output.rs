@@ -170,7 +170,12 @@ pub struct Status {
 }
 
 /// Builds the status of `migration`'s latest run from the store.
-pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Option<Status>, Error> {
+/// `verifying`: whether the configuration verifies tables after their copy (for the ETA).
+pub async fn status(
+    store: &dyn CheckpointStore,
+    migration: &str,
+    verifying: bool,
+) -> Result<Option<Status>, Error> {
     let Some(run) = store.latest_run(migration).await? else {
         return Ok(None);
     };
@@ -203,7 +208,7 @@ pub async fn status(store: &dyn CheckpointStore, migration: &str) -> Result<Opti
         .filter(|t| live && t.status == TableStatus::Running)
         .map(|t| (t.table.to_string(), format!("{:?}", t.phase).to_lowercase()))
         .collect();
-    let after_copy = progress.after_copy_secs(true);
+    let after_copy = progress.after_copy_secs(verifying);
     Ok(Some(Status {
         run: run.id.to_string(),
         status: run.status.as_str().to_string(),

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{cfg, t, Rig};
+use migrate_core::executor::{Phase, TablePhase};
 use migrate_core::report::ComparedWith;
 use migrate_core::testing::{seed003_dataset, Op};
 use migrate_core::{CheckpointStore, RunStatus, Value};
@@ -187,4 +188,53 @@ async fn the_report_times_each_phase_of_each_table() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_a_long_finalize_with_time_still_ahead() {
+    // The last table's finalize takes a while after every row is copied: the progress must
+    // say so (its phase, the run's phase, an ETA above zero) and keep being republished.
+    let rig = Rig::seed003(0.001);
+    let last = rig.fixtures.last().unwrap().table.name.clone();
+    let slow = last.clone();
+    rig.sink.before_finalize(move |table| {
+        if *table == slow {
+            std::thread::sleep(std::time::Duration::from_millis(2500));
+        }
+    });
+    let handle = rig.migration(cfg("progress_phases")).start();
+    let mut rx = handle.progress();
+    let mut seen = Vec::new();
+    let mut times: Vec<f64> = Vec::new();
+    while rx.changed().await.is_ok() {
+        let p = rx.borrow_and_update().clone();
+        let finalizing = p
+            .tables
+            .iter()
+            .any(|t| t.table == last && t.phase == TablePhase::Finalizing);
+        if finalizing && p.rows_done == p.rows_total {
+            seen.push((p.phase, p.eta_secs));
+            times.push(p.elapsed_secs);
+        }
+        if p.phase == Phase::Done {
+            break;
+        }
+    }
+    let report = handle.wait().await.unwrap();
+    assert!(report.succeeded(), "{}", report.to_markdown());
+    assert!(!seen.is_empty(), "the last table was seen finalizing");
+    assert!(
+        seen.iter().any(|(phase, _)| *phase == Phase::Finalizing),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, eta)| eta.is_some_and(|e| e > 0.0)),
+        "an ETA above zero while the build runs: {seen:?}"
+    );
+    // Snapshots kept coming (at least every second) while nothing else happened.
+    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(times.len() >= 3 && gap <= 1.0, "snapshots at {times:?}");
+    assert!(times.last().unwrap() - times[0] >= 2.0, "{times:?}");
+    let r = report.results.iter().find(|r| r.table == last).unwrap();
+    assert!(r.phase_seconds.unwrap().finalize >= 2.4, "{r:?}");
 }

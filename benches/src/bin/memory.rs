@@ -57,26 +57,36 @@ fn main() {
         });
         results.push(("pgcopydb copy table-data (jobs=2)".into(), r));
     }
-    let run = MigrateRun {
-        memory_budget: budget,
-        ..MigrateRun::lean(
-            2,
-            "bench_mem_src",
-            "bench_mem_dst",
-            &state.display().to_string(),
-        )
-    };
-    let migrate = measure(
-        "migrate",
-        args.runs,
-        &|| {
-            recreate("bench_mem_dst");
-            let _ = std::fs::remove_file(&state);
-        },
-        &|| run.command(&exe),
-    );
-    let name = format!("migrate (p=2, budget {} MiB)", args.budget_mib);
-    results.push((name, migrate));
+    // Verification on too: the in-flight checksums and the table read back must stay in budget.
+    let mut peaks = Vec::new();
+    for verify in [false, true] {
+        let run = MigrateRun {
+            memory_budget: budget,
+            verify,
+            ..MigrateRun::lean(
+                2,
+                "bench_mem_src",
+                "bench_mem_dst",
+                &state.display().to_string(),
+            )
+        };
+        let migrate = measure(
+            "migrate",
+            args.runs,
+            &|| {
+                recreate("bench_mem_dst");
+                let _ = std::fs::remove_file(&state);
+            },
+            &|| run.command(&exe),
+        );
+        let name = format!(
+            "migrate (p=2, budget {} MiB, verification {})",
+            args.budget_mib,
+            if verify { "on" } else { "off" }
+        );
+        peaks.push((name.clone(), migrate));
+        results.push((name, migrate));
+    }
     print_table(args.runs, args.rows, bytes, &results);
     let limit = args.budget_mib + 64;
     println!(
@@ -84,12 +94,14 @@ fn main() {
         bytes as f64 / 1048576.0,
         bytes as f64 / budget as f64
     );
-    match migrate {
-        Some((_, rss)) => println!(
-            "migrate peak RSS {rss:.0} MiB vs budget {} MiB + 64 MiB = {limit} MiB: {}",
-            args.budget_mib,
-            if rss <= limit as f64 { "MET" } else { "MISSED" }
-        ),
-        None => println!("migrate failed"),
+    for (name, migrate) in peaks {
+        match migrate {
+            Some((_, rss)) => println!(
+                "{name}: peak RSS {rss:.0} MiB vs budget {} MiB + 64 MiB = {limit} MiB: {}",
+                args.budget_mib,
+                if rss <= limit as f64 { "MET" } else { "MISSED" }
+            ),
+            None => println!("{name} failed"),
+        }
     }
 }

@@ -220,7 +220,8 @@ impl Tracker {
     }
 
     /// Moves `table` into `phase`, adding the time since its last change to the phase it
-    /// leaves; once the copy started, the run's phase follows the least advanced table.
+    /// leaves; once the copy started, the run's phase follows the least advanced unfinished
+    /// table.
     pub(crate) fn table_phase(&self, table: &TableName, phase: TablePhase) {
         let now = Instant::now();
         self.with(|s| {
@@ -242,11 +243,13 @@ impl Tracker {
                 p.phase,
                 Phase::Loading | Phase::Finalizing | Phase::Verifying
             ) {
+                // Tables still to copy (waiting ones included) keep the run loading.
                 let least = p
                     .tables
                     .iter()
+                    .filter(|t| matches!(t.status, TableStatus::Pending | TableStatus::Running))
                     .map(|t| t.phase)
-                    .filter(|ph| *ph >= TablePhase::Copying && *ph < TablePhase::Done)
+                    .filter(|ph| *ph < TablePhase::Done)
                     .min();
                 p.phase = match least {
                     Some(TablePhase::Finalizing) => Phase::Finalizing,
@@ -277,11 +280,20 @@ impl Tracker {
         self.publish(false);
     }
 
+    /// A chunk of `table` started: its copy phase starts with its first chunk (a table
+    /// whose parents are done but that waits for a worker is still waiting).
     pub(crate) fn chunk_started(&self, table: &TableName) {
-        self.with(|s| {
+        let first = self.with(|s| {
             *s.active.entry(table.clone()).or_insert(0) += 1;
             s.progress.active_tables = s.active.keys().cloned().collect();
+            s.index
+                .get(table)
+                .and_then(|&i| s.progress.tables.get(i))
+                .is_some_and(|t| t.phase < TablePhase::Copying)
         });
+        if first {
+            self.table_phase(table, TablePhase::Copying);
+        }
     }
 
     pub(crate) fn chunk_ended(&self, table: &TableName, completed: bool) {

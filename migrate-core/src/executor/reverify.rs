@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{LaterVerification, Migration, VERIFY_EVENT};
 use crate::checkpoint::AuditEvent;
-use crate::checksum::RowChecksum;
 use crate::chunk::KeyRange;
 use crate::error::{ErrorKind, Result};
 use crate::schema::TableName;
@@ -113,42 +112,40 @@ pub(crate) async fn verify(m: &Migration) -> Result<VerifyReport> {
             });
             continue;
         }
-        // The run's own ranges (they tile the key space), else the whole table.
-        let mut ranges: Vec<(Option<u32>, KeyRange)> = chunks
-            .iter()
-            .filter(|c| c.table == t.name)
-            .map(|c| (Some(c.index), c.range.clone()))
-            .collect();
-        if ranges.is_empty() {
-            ranges.push((None, KeyRange::all()));
-        }
-        let (mut source_count, mut target_count) = (0u64, 0u64);
-        let mut mismatched = Vec::new();
-        let mut whole_differs = false;
-        let mut missing = false;
-        for (index, range) in &ranges {
-            let source = m.source.checksum(t, range).await?;
-            source_count += source.count;
-            let target: RowChecksum = match m.sink.checksum(t, range).await {
-                Ok(c) => c,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    missing = true;
-                    break;
-                }
-                Err(e) => return Err(e.table(&t.name).operation("verify target")),
-            };
-            target_count += target.count;
-            if target != source {
-                match index {
-                    Some(i) => mismatched.push(*i),
-                    None => whole_differs = true,
-                }
+        // The run's own ranges (they tile the key space), else the whole table; each side
+        // read once for all of them.
+        let mut own: Vec<&crate::checkpoint::ChunkRecord> =
+            chunks.iter().filter(|c| c.table == t.name).collect();
+        own.sort_by_key(|c| c.index);
+        let ranges: Vec<KeyRange> = match own.is_empty() {
+            true => vec![KeyRange::all()],
+            false => own.iter().map(|c| c.range.clone()).collect(),
+        };
+        let (source_count, target_count, mismatched, missing);
+        let targets = match m.sink.checksum_ranges(t, &ranges).await {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e.table(&t.name).operation("verify target")),
+        };
+        match targets {
+            // The target has no table: count the whole source for the record.
+            None => {
+                source_count = m.source.checksum(t, &KeyRange::all()).await?.count;
+                (target_count, mismatched, missing) = (0, Vec::new(), true);
+            }
+            Some(targets) => {
+                let sources = m.source.checksum_ranges(t, &ranges).await?;
+                source_count = sources.iter().map(|s| s.count).sum();
+                target_count = targets.iter().map(|s| s.count).sum();
+                mismatched = (0..ranges.len())
+                    .filter(|&i| sources[i] != targets[i])
+                    .map(|i| own.get(i).map(|c| c.index))
+                    .collect::<Vec<Option<u32>>>();
+                missing = false;
             }
         }
-        if missing {
-            // The target has no table: count the whole source for the record.
-            source_count = m.source.checksum(t, &KeyRange::all()).await?.count;
-        }
+        let whole_differs = mismatched.contains(&None);
+        let mismatched: Vec<u32> = mismatched.into_iter().flatten().collect();
         let result = if missing {
             CheckOutcome::Missing
         } else if mismatched.is_empty() && !whole_differs {

@@ -366,14 +366,10 @@ impl Coordinator {
         if let TState::Done(_) = run.state() {
             run.pending.clear();
         }
-        let phase = match run.state() {
-            TState::Done(_) => Some(TablePhase::Done),
-            TState::Running => Some(TablePhase::Copying),
-            _ => None,
-        };
+        let done = matches!(run.state(), TState::Done(_));
         self.ctx.tracker.table_status(&name, status);
-        if let Some(phase) = phase {
-            self.ctx.tracker.table_phase(&name, phase);
+        if done {
+            self.ctx.tracker.table_phase(&name, TablePhase::Done);
         }
         if let Some(event) = event {
             self.ctx.audit(event).await;
