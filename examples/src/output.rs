@@ -257,8 +257,13 @@ fn stored_progress(
                     .map(|e| e.at)
                     .max()
             };
-            let (fin, ver) = (mine("table.finalizing"), mine("table.verifying"));
-            let end = t.finished_at.unwrap_or(now);
+            // A verification before the latest finalize belongs to an earlier attempt.
+            let fin = mine("table.finalizing");
+            let ver = mine("table.verifying").filter(|v| fin.is_some_and(|f| *v >= f));
+            let end = match t.status {
+                TableStatus::Running | TableStatus::Pending => now,
+                _ => t.finished_at.unwrap_or(now),
+            };
             let mut phase_seconds = PhaseSeconds::default();
             if let Some(f) = fin {
                 phase_seconds.finalize = secs(f, ver.unwrap_or(end));

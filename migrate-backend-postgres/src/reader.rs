@@ -157,7 +157,8 @@ impl CopyReader {
 /// `COPY (SELECT <range number>, <columns>) TO STDOUT (FORMAT binary)` whose columns have the
 /// wire types `types` (see `sql::range_bucket`). Rows are hashed as they stream past, so
 /// memory stays at one COPY message and one hash group. Ends `conn`'s transaction (if any)
-/// afterwards; a connection left mid-COPY by an error is taken out of the pool.
+/// afterwards; a connection left mid-COPY (an error, a cancelled task) is taken out of the
+/// pool.
 pub(crate) async fn checksum_ranges(
     conn: Object,
     query: &str,
@@ -172,8 +173,12 @@ pub(crate) async fn checksum_ranges(
         table,
     };
     let what = format!("reading {} to checksum its ranges", codec.table);
+    // Until the stream has ended and the transaction too, the connection cannot be reused:
+    // an error or a cancelled task drops it out of the pool.
+    let conn = Unreusable(Some(conn));
     let streamed = async {
-        let stream = conn.copy_out(query).await.map_err(|e| pg_error(e, &what))?;
+        let c = conn.get()?;
+        let stream = c.copy_out(query).await.map_err(|e| pg_error(e, &what))?;
         let mut stream = Box::pin(stream);
         let mut splitter = RowSplitter::new(codec.types.len() + 1);
         let mut sums = BucketedChecksums::new(ranges);
@@ -200,19 +205,36 @@ pub(crate) async fn checksum_ranges(
                 codec.table
             )));
         }
+        c.batch_execute("COMMIT")
+            .await
+            .map_err(|e| pg_error(e, "ending the read transaction"))?;
         Ok(sums.finish())
     }
-    .await;
-    match streamed {
-        Ok(sums) => {
-            conn.batch_execute("COMMIT")
-                .await
-                .map_err(|e| pg_error(e, "ending the read transaction"))?;
-            Ok(sums)
-        }
-        Err(e) => {
+    .await?;
+    conn.reusable();
+    Ok(streamed)
+}
+
+/// A pooled connection that is taken out of the pool when dropped, unless marked reusable.
+struct Unreusable(Option<Object>);
+
+impl Unreusable {
+    fn get(&self) -> Result<&Object> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| Error::fatal("connection already released"))
+    }
+
+    /// Back to the pool as it is.
+    fn reusable(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Unreusable {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
             drop(Object::take(conn));
-            Err(e)
         }
     }
 }

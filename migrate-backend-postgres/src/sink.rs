@@ -724,6 +724,45 @@ impl PgSink {
             .filter(|o| o.kind == ObjectKind::PrimaryKey)
             .collect::<Vec<_>>();
         out.extend(objects::constraints(conn, table).await?);
+        let mut builds = Vec::new();
+        for index in &table.indexes {
+            // Built after the data (one sort instead of per-row maintenance). The source's own
+            // definition names the same table, which is the target's name too.
+            let Some(def) = &index.definition else {
+                let why = "an index the source described without a definition";
+                out.push(ObjectOutcome::skipped(
+                    ObjectKind::Index,
+                    &index.name,
+                    Some(&table.name),
+                    why,
+                ));
+                continue;
+            };
+            // A partitioned table's index, built on the partitions too (`ON ONLY` would leave
+            // it invalid until each partition's index is attached).
+            let def = def.replacen(" ON ONLY ", " ON ", 1);
+            // An index lives in its table's schema.
+            let qualified = sql::table(&TableName {
+                schema: table.name.schema.clone(),
+                name: index.name.clone(),
+            });
+            out.push(ObjectOutcome::created(
+                ObjectKind::Index,
+                &index.name,
+                Some(&table.name),
+            ));
+            match existing_index(conn, &qualified, &name).await? {
+                Some(found) => found.same_as(&def, &index.name, table)?,
+                None => builds.push(IndexBuild {
+                    def,
+                    qualified,
+                    index: index.name.clone(),
+                }),
+            }
+        }
+        self.build_indexes(conn, table, permit, builds).await?;
+        // Foreign keys hold no build slot: adding one waits for the parent's locks (its index
+        // builds), and a slot held meanwhile would idle.
         if self.options.create_foreign_keys {
             for fk in &table.foreign_keys {
                 let parent = sql::table(&fk.referenced_table);
@@ -786,43 +825,6 @@ impl PgSink {
                 out.push(fk_outcome(None));
             }
         }
-        let mut builds = Vec::new();
-        for index in &table.indexes {
-            // Built after the data (one sort instead of per-row maintenance). The source's own
-            // definition names the same table, which is the target's name too.
-            let Some(def) = &index.definition else {
-                let why = "an index the source described without a definition";
-                out.push(ObjectOutcome::skipped(
-                    ObjectKind::Index,
-                    &index.name,
-                    Some(&table.name),
-                    why,
-                ));
-                continue;
-            };
-            // A partitioned table's index, built on the partitions too (`ON ONLY` would leave
-            // it invalid until each partition's index is attached).
-            let def = def.replacen(" ON ONLY ", " ON ", 1);
-            // An index lives in its table's schema.
-            let qualified = sql::table(&TableName {
-                schema: table.name.schema.clone(),
-                name: index.name.clone(),
-            });
-            out.push(ObjectOutcome::created(
-                ObjectKind::Index,
-                &index.name,
-                Some(&table.name),
-            ));
-            match existing_index(conn, &qualified, &name).await? {
-                Some(found) => found.same_as(&def, &index.name, table)?,
-                None => builds.push(IndexBuild {
-                    def,
-                    qualified,
-                    index: index.name.clone(),
-                }),
-            }
-        }
-        self.build_indexes(conn, table, permit, builds).await?;
         if self.options.analyze {
             conn.batch_execute(&format!("ANALYZE {name}"))
                 .await
@@ -832,10 +834,11 @@ impl PgSink {
     }
 
     /// Builds `builds` on `conn` and, side by side, on one more connection for each build
-    /// slot free now (`PgSinkOptions::index_jobs`, shared by every table this sink
-    /// finalizes). `CREATE INDEX` takes a lock that lets the others build on the same table.
-    /// `permit` is the slot `conn` builds in. Slots are only ever taken without waiting while
-    /// one is held, so finalizes never wait on each other's slots (nor starve the pool).
+    /// slot and pooled connection free now (`PgSinkOptions::index_jobs`, shared by every table
+    /// this sink finalizes). `CREATE INDEX` takes a lock that lets the others build on the same
+    /// table. `permit` is the slot `conn` builds in. While a slot is held, neither slots nor
+    /// connections are waited for, so finalizes never wait on each other (nor starve the pool).
+    /// Every lane runs to its end before the slots are given back, even when one fails.
     async fn build_indexes(
         &self,
         conn: &Object,
@@ -843,62 +846,55 @@ impl PgSink {
         permit: tokio::sync::OwnedSemaphorePermit,
         builds: Vec<IndexBuild>,
     ) -> Result<()> {
+        let mut lanes: Vec<(Option<Object>, Vec<IndexBuild>)> = vec![(None, Vec::new())];
         let mut slots = vec![permit];
-        while slots.len() < builds.len() {
-            match self.index_jobs.clone().try_acquire_owned() {
-                Ok(p) => slots.push(p),
-                Err(_) => break,
-            }
+        let now = deadpool_postgres::Timeouts {
+            wait: Some(std::time::Duration::ZERO),
+            ..deadpool_postgres::Timeouts::new()
+        };
+        while lanes.len() < builds.len() {
+            let Ok(slot) = self.index_jobs.clone().try_acquire_owned() else {
+                break;
+            };
+            let Ok(lane) = self.pool.timeout_get(&now).await else {
+                break;
+            };
+            slots.push(slot);
+            lanes.push((Some(lane), Vec::new()));
         }
-        let mut lanes: Vec<Vec<IndexBuild>> = slots.iter().map(|_| Vec::new()).collect();
+        let n = lanes.len();
         for (i, b) in builds.into_iter().enumerate() {
-            lanes[i % slots.len()].push(b);
+            lanes[i % n].1.push(b);
         }
         let name = sql::table(&table.name);
-        let lane = |i: usize, builds: Vec<IndexBuild>| {
+        // Definitions are qualified; only the comparison with an index found needs the
+        // finalizing connection's empty search path, so it runs there.
+        let lane = |own: Option<Object>, builds: Vec<IndexBuild>| {
             let name = name.clone();
             async move {
-                let own;
-                let mut old = None;
-                let c = match i {
-                    0 => conn,
-                    _ => {
-                        own = self.conn().await?;
-                        // Names compare qualified, as on the finalizing connection.
-                        old = Some(sql::empty_search_path(&own).await?);
-                        &own
-                    }
-                };
-                let mut result = Ok(());
+                let c = own.as_ref().unwrap_or(conn);
                 for b in builds {
                     let Err(e) = c.batch_execute(&b.def).await else {
                         continue;
                     };
                     // Created a moment ago by someone not taking our lock?
-                    result = match existing_index(c, &b.qualified, &name).await {
-                        Ok(Some(found)) => found.same_as(&b.def, &b.index, table),
-                        Ok(None) => Err(pg_error(
-                            e,
-                            &format!("creating index {} on {}", b.index, table.name),
-                        )),
-                        Err(e) => Err(e),
-                    };
-                    if result.is_err() {
-                        break;
+                    match existing_index(conn, &b.qualified, &name).await? {
+                        Some(found) => found.same_as(&b.def, &b.index, table)?,
+                        None => {
+                            return Err(pg_error(
+                                e,
+                                &format!("creating index {} on {}", b.index, table.name),
+                            ))
+                        }
                     }
                 }
-                if let Some(old) = &old {
-                    result = result.and(sql::restore_search_path(c, old).await);
-                }
-                result
+                Ok(())
             }
         };
-        let result = futures_util::future::try_join_all(
-            lanes.into_iter().enumerate().map(|(i, b)| lane(i, b)),
-        )
-        .await;
+        let results =
+            futures_util::future::join_all(lanes.into_iter().map(|(own, b)| lane(own, b))).await;
         drop(slots);
-        result.map(|_| ())
+        results.into_iter().collect()
     }
 
     async fn read_rows(&self, t: &TableInfo, where_sql: &str) -> Result<Vec<Row>> {

@@ -396,8 +396,14 @@ impl Source for PgSource {
             t.exprs.join(", "),
             sql::table(&t.info.name)
         );
+        // The source as it stands now, in one consistent view of its own — not the run's
+        // exported snapshot, which would only show what was copied.
+        let conn = self.conn().await?;
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| pg_error(e, "starting a read transaction"))?;
         reader::checksum_ranges(
-            self.reader_conn().await?,
+            conn,
             &q,
             t.wire.clone(),
             t.info.schema.clone(),

@@ -140,7 +140,8 @@ async fn a_namesake_with_another_definition_is_an_error_naming_it() {
     );
     target
         .batch_execute(
-            "DROP INDEX orders_status_idx; ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey;
+            // Indexes are built before foreign keys: the failed finalize made none yet.
+            "DROP INDEX orders_status_idx; ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_customer_id_fkey;
              ALTER TABLE orders ADD CONSTRAINT orders_customer_id_fkey CHECK (customer_id > 0)",
         )
         .await
@@ -204,5 +205,51 @@ async fn a_finalize_abandoned_while_waiting_for_the_lock_leaves_no_lock_behind()
         .unwrap()
         .get(0);
     assert_eq!(held, 0, "no session holds a finalize lock");
+    assert_eq!(structure(&dst).await, structure(&src).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_build_side_by_side_and_a_failed_one_leaves_the_others_whole() {
+    let Some(admin) = admin_url() else { return };
+    let src = fresh_db(&admin, "migrate_finalize_lanes_src").await;
+    client(&src).await.batch_execute(SOURCE).await.unwrap();
+    let tables = tables(&src).await;
+    let dst = fresh_db(&admin, "migrate_finalize_lanes_dst").await;
+    let sink = PgSink::with_config(
+        migrate_backend_postgres::PgConfig::from_url(&dst).unwrap(),
+        migrate_backend_postgres::PgSinkOptions {
+            index_jobs: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    load(&src, &sink, &tables).await;
+    // A duplicate e-mail in the target: the unique index fails, the region index beside it
+    // still completes (all lanes run to their end before the finalize returns).
+    let target = client(&dst).await;
+    target
+        .batch_execute("UPDATE customers SET email = 'c1@example.com' WHERE id = 2")
+        .await
+        .unwrap();
+    let e = sink.finalize(&tables[0]).await.unwrap_err().to_string();
+    assert!(e.contains("customers_email_key"), "{e}");
+    let region: i64 = target
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'customers_region_idx'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(region, 1, "the lane beside the failed build finished");
+    target
+        .batch_execute("UPDATE customers SET email = 'c2@example.com' WHERE id = 2")
+        .await
+        .unwrap();
+    // The pooled connections are whole again (none left with an empty search path or mid-
+    // statement): the next finalizes build everything.
+    for t in &tables {
+        sink.finalize(t).await.unwrap();
+    }
     assert_eq!(structure(&dst).await, structure(&src).await);
 }

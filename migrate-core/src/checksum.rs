@@ -127,6 +127,23 @@ impl fmt::Display for RowChecksum {
     }
 }
 
+/// `sums` as the checksums of `ranges`, one each: an error (naming `side`) when a backend
+/// answered another number, so that no range goes unverified.
+pub fn one_per_range(
+    sums: Vec<RowChecksum>,
+    ranges: &[crate::chunk::KeyRange],
+    side: &str,
+) -> Result<Vec<RowChecksum>> {
+    match sums.len() == ranges.len() {
+        true => Ok(sums),
+        false => Err(crate::error::Error::fatal(format!(
+            "the {side} returned {} range checksums for {} ranges",
+            sums.len(),
+            ranges.len()
+        ))),
+    }
+}
+
 /// The checksum of each of `ranges`, one `checksum` call each: what a backend that cannot read
 /// a table once for all its ranges does (see `Sink::checksum_ranges`).
 pub async fn per_range<'a, F, Fut>(

@@ -157,9 +157,11 @@ pub trait Source: Send + Sync {
     /// Count and canonical checksum of the rows in `range` (see [`crate::checksum`]).
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;
 
-    /// [`Self::checksum`] of each of `ranges` (a table's chunk ranges, in key order). Backends
-    /// that can should read the table once and sort rows into the ranges as they pass; by
-    /// default each range is checksummed on its own.
+    /// [`Self::checksum`] of each of `ranges` (a table's chunk ranges, in key order), over the
+    /// rows the source holds now — not a snapshot the run reads its chunks in: this is what
+    /// `recheck_source` and `migrate verify` compare the target with. Backends that can should
+    /// read the table once and sort rows into the ranges as they pass; by default each range is
+    /// checksummed on its own.
     async fn checksum_ranges(
         &self,
         table: &TableInfo,

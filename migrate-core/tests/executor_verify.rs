@@ -75,13 +75,33 @@ async fn a_target_changed_after_the_copy_fails_against_the_rows_as_copied() {
     assert_eq!(v.compared_with, Some(ComparedWith::RowsAsCopied));
     assert_eq!(v.mismatches.len(), 1, "{v:?}");
     assert!(v.mismatches[0].detail.contains("the run wrote"), "{v:?}");
-    // Every other table passed.
+    // Every other table verified passed.
     assert!(report
         .verification
         .tables
         .iter()
         .filter(|v| v.table != t("customers"))
         .all(|v| v.passed()));
+    // Its children may have copied while it was verified, but none completed: each is
+    // skipped, and says what it holds.
+    let children: Vec<_> = rig
+        .fixtures
+        .iter()
+        .filter(|f| {
+            f.table
+                .foreign_keys
+                .iter()
+                .any(|k| k.referenced_table == t("customers"))
+        })
+        .map(|f| f.table.name.clone())
+        .collect();
+    assert!(!children.is_empty());
+    for c in &children {
+        let r = report.results.iter().find(|r| r.table == *c).unwrap();
+        assert_eq!(r.status, migrate_core::TableStatus::Skipped, "{r:?}");
+        let why = r.reason.as_deref().unwrap_or_default();
+        assert!(why.contains("parent table public.customers"), "{why}");
+    }
 }
 
 #[tokio::test]

@@ -127,7 +127,8 @@ pub struct Progress {
     pub mb_per_sec: f64,
     /// Seconds left, once there is a rate: the rows still to copy at the measured copy rate,
     /// plus each unfinished table's finalize and verification at the rates measured on the
-    /// tables that went through them (estimated from the copy rate until one has).
+    /// tables that went through them (estimated from the copy rate until one has), spread over
+    /// the tables that go through them side by side (the run's parallelism).
     pub eta_secs: Option<f64>,
     /// Chunks completed / total.
     pub chunks_done: u64,
@@ -157,6 +158,8 @@ struct State {
     since: BTreeMap<TableName, Instant>,
     /// Whether tables are verified after the copy (for the estimate).
     verifying: bool,
+    /// Tables finalized and verified side by side at most (for the estimate).
+    lanes: usize,
 }
 
 /// Accumulates progress and publishes snapshots (at most every 100 ms unless forced).
@@ -187,9 +190,12 @@ impl Tracker {
         f(&mut g)
     }
 
-    pub(crate) fn set_tables(&self, tables: Vec<TableProgress>, verifying: bool) {
+    /// The run's tables; `verifying`: whether they are verified after the copy; `lanes`: how
+    /// many are finalized and verified side by side at most.
+    pub(crate) fn set_tables(&self, tables: Vec<TableProgress>, verifying: bool, lanes: usize) {
         self.with(|s| {
             s.verifying = verifying;
+            s.lanes = lanes.max(1);
             s.index = tables
                 .iter()
                 .enumerate()
@@ -254,7 +260,9 @@ impl Tracker {
                 p.phase = match least {
                     Some(TablePhase::Finalizing) => Phase::Finalizing,
                     Some(TablePhase::Verifying) => Phase::Verifying,
-                    _ => Phase::Loading,
+                    Some(_) => Phase::Loading,
+                    // Every table settled: what follows (views, grants) keeps the last phase.
+                    None => p.phase,
                 };
             }
         });
@@ -354,7 +362,7 @@ impl Tracker {
                     *slot += now.duration_since(*since).as_secs_f64();
                 }
             }
-            compute_rates(&mut p, elapsed, s.verifying);
+            compute_rates(&mut p, elapsed, s.verifying, s.lanes);
             p
         })
     }
@@ -372,7 +380,7 @@ impl Tracker {
     }
 }
 
-fn compute_rates(p: &mut Progress, elapsed: Duration, verifying: bool) {
+fn compute_rates(p: &mut Progress, elapsed: Duration, verifying: bool, lanes: usize) {
     let secs = elapsed.as_secs_f64();
     p.elapsed_secs = secs;
     if secs > 0.0 {
@@ -381,13 +389,14 @@ fn compute_rates(p: &mut Progress, elapsed: Duration, verifying: bool) {
     }
     p.eta_secs = (p.rows_per_sec > 0.0).then(|| {
         let copy = p.rows_total.saturating_sub(p.rows_done) as f64 / p.rows_per_sec;
-        copy + after_copy_secs(p, verifying)
+        copy + after_copy_secs(p, verifying) / lanes.max(1) as f64
     });
 }
 
 impl Progress {
-    /// Seconds of finalize and verification still ahead of the unfinished tables, at the
-    /// rates measured so far (see [`Progress::eta_secs`]); `rows_per_sec` must be set.
+    /// Seconds of finalize and verification still ahead of the unfinished tables, one after
+    /// another, at the rates measured so far (see [`Progress::eta_secs`]); `rows_per_sec` must
+    /// be set.
     pub fn after_copy_secs(&self, verifying: bool) -> f64 {
         after_copy_secs(self, verifying)
     }
@@ -461,7 +470,7 @@ mod tests {
             rows_total: 1400,
             ..Default::default()
         };
-        compute_rates(&mut p, Duration::from_secs(2), false);
+        compute_rates(&mut p, Duration::from_secs(2), false, 1);
         assert_eq!(p.rows_per_sec, 100.0);
         assert_eq!(p.mb_per_sec, 1.0);
         assert_eq!(p.eta_secs, Some(2.0));
@@ -508,16 +517,16 @@ mod tests {
             ],
             ..Default::default()
         };
-        compute_rates(&mut p, Duration::from_secs(6), true);
+        compute_rates(&mut p, Duration::from_secs(6), true, 1);
         // b: 2 s of finalize at 1000 rows/s, 0.5 s spent; then 1 s of verification.
         let eta = p.eta_secs.unwrap();
         assert!((eta - 2.5).abs() < 1e-9, "{eta}");
         // Without verification only the finalize is ahead.
-        compute_rates(&mut p, Duration::from_secs(6), false);
+        compute_rates(&mut p, Duration::from_secs(6), false, 1);
         assert!((p.eta_secs.unwrap() - 1.5).abs() < 1e-9);
         // A build running past its estimate still counts a quarter of its time: never 0 s.
         p.tables[1].phase_seconds.finalize = 8.0;
-        compute_rates(&mut p, Duration::from_secs(6), false);
+        compute_rates(&mut p, Duration::from_secs(6), false, 1);
         assert!((p.eta_secs.unwrap() - 2.0).abs() < 1e-9);
     }
 }

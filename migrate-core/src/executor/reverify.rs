@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{LaterVerification, Migration, VERIFY_EVENT};
 use crate::checkpoint::AuditEvent;
+use crate::checksum::one_per_range;
 use crate::chunk::KeyRange;
 use crate::error::{ErrorKind, Result};
 use crate::schema::TableName;
@@ -123,7 +124,7 @@ pub(crate) async fn verify(m: &Migration) -> Result<VerifyReport> {
         };
         let (source_count, target_count, mismatched, missing);
         let targets = match m.sink.checksum_ranges(t, &ranges).await {
-            Ok(c) => Some(c),
+            Ok(c) => Some(one_per_range(c, &ranges, "sink")?),
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e.table(&t.name).operation("verify target")),
         };
@@ -135,6 +136,7 @@ pub(crate) async fn verify(m: &Migration) -> Result<VerifyReport> {
             }
             Some(targets) => {
                 let sources = m.source.checksum_ranges(t, &ranges).await?;
+                let sources = one_per_range(sources, &ranges, "source")?;
                 source_count = sources.iter().map(|s| s.count).sum();
                 target_count = targets.iter().map(|s| s.count).sum();
                 mismatched = (0..ranges.len())

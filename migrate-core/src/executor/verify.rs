@@ -9,7 +9,7 @@ use super::context::{Ctx, TableCtx};
 use super::report::record_objects;
 use crate::batch::Batch;
 use crate::checkpoint::{ChunkRecord, ChunkStatus};
-use crate::checksum::{canonical_text, RowChecksum};
+use crate::checksum::{canonical_text, one_per_range, RowChecksum};
 use crate::chunk::KeyRange;
 use crate::error::{ErrorKind, Result};
 use crate::report::{
@@ -100,6 +100,7 @@ async fn compare_ranges(ctx: &Ctx, t: &TableCtx, v: &mut TableVerification) -> R
         .sink
         .checksum_ranges(&t.target, &ranges)
         .await
+        .and_then(|s| one_per_range(s, &ranges, "sink"))
         .map_err(|e| e.operation("verify target"))?;
     let untransformed = t.transforms.is_empty();
     let recheck = ctx.cfg.verify.recheck_source && untransformed;
@@ -110,6 +111,7 @@ async fn compare_ranges(ctx: &Ctx, t: &TableCtx, v: &mut TableVerification) -> R
             .source
             .checksum_ranges(&t.info, &ranges)
             .await
+            .and_then(|s| one_per_range(s, &ranges, "source"))
             .map_err(|e| e.operation("verify source"))?;
         sources = all.into_iter().map(Some).collect();
     } else if untransformed {

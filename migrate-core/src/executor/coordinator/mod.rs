@@ -35,6 +35,15 @@ enum Task {
     Verified(TableName, Result<TableVerification>),
 }
 
+/// How a table's parents stand for its next step (see `Coordinator::parents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Parents {
+    Ready,
+    Wait,
+    /// A parent failed (or was skipped) and children are skipped: why.
+    Blocked(String),
+}
+
 /// Where a table is in this execution, as [`TableRun::state`] reads it off the table's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TState {
@@ -344,12 +353,19 @@ impl Coordinator {
         started
     }
 
+    /// Starts the finalize and verification of each table whose chunks are all done and whose
+    /// parents completed (a child's foreign keys and outcome wait for its parents').
     fn start_verifications(&mut self, tasks: &mut JoinSet<Task>) {
-        for (name, run) in self.runs.iter_mut() {
+        let names: Vec<TableName> = self.runs.keys().cloned().collect();
+        for name in &names {
+            let parents_done = self.parents(name, false) == Parents::Ready;
+            let Some(run) = self.runs.get_mut(name) else {
+                continue;
+            };
             if run.state() == TState::Running && run.outstanding.is_empty() && run.in_flight == 0 {
                 run.verifying = true;
             }
-            if run.state() == TState::Verifying && run.in_flight == 0 {
+            if run.state() == TState::Verifying && run.in_flight == 0 && parents_done {
                 run.in_flight = 1;
                 let (ctx, t) = (self.ctx.clone(), self.tables[name].clone());
                 let span = info_span!(parent: &self.tables[name].span, "verify");

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use tracing::{info, warn};
 
-use super::{table_run, Coordinator, TState, TableRun};
+use super::{table_run, Coordinator, Parents, TState, TableRun};
 use crate::checkpoint::{AuditEvent, ChunkRecord, ChunkStatus, TableRecord, TableStatus};
 use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, ErrorKind, Result};
@@ -243,7 +243,8 @@ impl Coordinator {
             .collect();
         let verify = &self.ctx.cfg.verify;
         let verifying = verify.checksums || verify.sample_size > 0;
-        self.ctx.tracker.set_tables(tables, verifying);
+        let lanes = self.ctx.cfg.parallelism;
+        self.ctx.tracker.set_tables(tables, verifying, lanes);
         self.ctx
             .tracker
             .set_bytes_total(self.tables.values().map(|t| t.info.estimated_bytes).sum());
@@ -337,6 +338,8 @@ impl Coordinator {
         match status {
             TableStatus::Running => {
                 record.started_at.get_or_insert_with(Utc::now);
+                // Started again (resumed, or reset and redone): not finished.
+                record.finished_at = None;
             }
             TableStatus::Completed | TableStatus::Failed => record.finished_at = Some(Utc::now()),
             _ => {}
@@ -464,37 +467,56 @@ impl Coordinator {
         .await
     }
 
-    /// Ready: waiting, and every parent completed or copied (or failed, when children continue
-    /// anyway).
-    /// A table whose parent failed is skipped under the default policy.
+    /// How `name`'s parents stand. With `copied`, a parent whose rows are all written counts
+    /// as ready: a child's rows may follow while the parent's indexes are built and its ranges
+    /// compared; the child's own finalize and verification wait for its parents to complete.
+    pub(super) fn parents(&self, name: &TableName, copied: bool) -> Parents {
+        let mut state = Parents::Ready;
+        for p in self.dag.parents(name) {
+            match self.runs.get(&p).map(TableRun::state) {
+                Some(TState::Done(TableStatus::Completed)) | None => {}
+                Some(TState::Verifying) if copied => {}
+                Some(TState::Done(_))
+                    if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue => {}
+                Some(TState::Done(s)) => {
+                    return Parents::Blocked(format!("parent table {p} {}", s.as_str()))
+                }
+                Some(_) => state = Parents::Wait,
+            }
+        }
+        state
+    }
+
+    /// Starts the tables whose parents are ready (completed or copied; or failed, when
+    /// children continue anyway). A table whose parent failed is skipped under the default
+    /// policy — also one already copied whose finalize was waiting for that parent.
     pub(super) async fn promote(&mut self) -> Result<()> {
         for name in self.dag.order().to_vec() {
-            if self.runs[&name].state() != TState::Waiting {
+            let run = &self.runs[&name];
+            let waiting_post_data = run.state() == TState::Verifying && run.in_flight == 0;
+            if waiting_post_data {
+                if let Parents::Blocked(reason) = self.parents(&name, false) {
+                    let why = format!(
+                        "{reason}; its rows were written, its keys, foreign keys and verification were not done"
+                    );
+                    self.skip_table(&name, why).await?;
+                }
                 continue;
             }
-            let mut ready = true;
-            let mut blocked = None;
-            for p in self.dag.parents(&name) {
-                match self.runs[&p].state() {
-                    // Every row of the parent is written: the child's rows can follow while
-                    // the parent's indexes are built and its ranges compared (the child's
-                    // foreign keys, built in its own finalize, build the parent's key first).
-                    TState::Done(TableStatus::Completed) | TState::Verifying => {}
-                    TState::Done(_)
-                        if self.ctx.cfg.on_parent_failure == OnParentFailure::Continue => {}
-                    TState::Done(s) => blocked = Some(format!("parent table {p} {}", s.as_str())),
-                    _ => ready = false,
-                }
+            if run.state() != TState::Waiting {
+                continue;
             }
-            if let Some(reason) = blocked {
-                self.skip_table(&name, reason).await?;
-            } else if ready {
-                let race = "another worker completed the table before this one started it";
-                let started =
-                    self.transition(&name, TableStatus::Running, None, None, Some(race.into()));
-                if started.await? {
-                    let run = table_run(&mut self.runs, &name)?;
-                    run.verifying = run.outstanding.is_empty();
+            match self.parents(&name, true) {
+                Parents::Blocked(reason) => self.skip_table(&name, reason).await?,
+                Parents::Wait => {}
+                Parents::Ready => {
+                    let race = "another worker completed the table before this one started it";
+                    let started =
+                        self.transition(&name, TableStatus::Running, None, None, Some(race.into()));
+                    if started.await? {
+                        let run = table_run(&mut self.runs, &name)?;
+                        run.verifying = run.outstanding.is_empty();
+                    }
                 }
             }
         }
