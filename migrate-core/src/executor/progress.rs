@@ -249,20 +249,29 @@ impl Tracker {
                 p.phase,
                 Phase::Loading | Phase::Finalizing | Phase::Verifying
             ) {
-                // Tables still to copy (waiting ones included) keep the run loading.
-                let least = p
+                let unfinished = |t: &&TableProgress| {
+                    matches!(t.status, TableStatus::Pending | TableStatus::Running)
+                        && t.phase < TablePhase::Done
+                };
+                // Tables with chunks still to copy (waiting ones included) keep the run loading.
+                let loading = p
                     .tables
                     .iter()
-                    .filter(|t| matches!(t.status, TableStatus::Pending | TableStatus::Running))
+                    .filter(unfinished)
+                    .any(|t| t.phase <= TablePhase::Copying && t.chunks_done < t.chunks_total);
+                let after = p
+                    .tables
+                    .iter()
+                    .filter(unfinished)
                     .map(|t| t.phase)
-                    .filter(|ph| *ph < TablePhase::Done)
+                    .filter(|ph| *ph >= TablePhase::Finalizing)
                     .min();
-                p.phase = match least {
-                    Some(TablePhase::Finalizing) => Phase::Finalizing,
-                    Some(TablePhase::Verifying) => Phase::Verifying,
-                    Some(_) => Phase::Loading,
+                p.phase = match (loading, after) {
+                    (true, _) => Phase::Loading,
+                    (false, Some(TablePhase::Finalizing)) => Phase::Finalizing,
+                    (false, Some(TablePhase::Verifying)) => Phase::Verifying,
                     // Every table settled: what follows (views, grants) keeps the last phase.
-                    None => p.phase,
+                    _ => p.phase,
                 };
             }
         });

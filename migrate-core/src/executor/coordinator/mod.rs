@@ -364,6 +364,8 @@ impl Coordinator {
             };
             if run.state() == TState::Running && run.outstanding.is_empty() && run.in_flight == 0 {
                 run.verifying = true;
+                // Copied: until its post-data starts it waits (for its parents' outcome).
+                self.ctx.tracker.table_phase(name, TablePhase::Waiting);
             }
             if run.state() == TState::Verifying && run.in_flight == 0 && parents_done {
                 run.in_flight = 1;
