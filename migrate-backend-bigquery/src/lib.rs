@@ -1,6 +1,20 @@
 //! # migrate-backend-bigquery
 //!
-//! Not built yet: this crate will hold `BqSource` (Storage Read API) and `BqSink` (Storage Write
-//! API with committed-stream offsets or staged load + atomic swap, so that chunk writes are
-//! idempotent), with errors classified by BigQuery's `reason` and not only the HTTP status.
-//! It exports nothing until those exist: no placeholder type pretends to work.
+//! BigQuery for migrate — being built in parts, each complete and tested before the next.
+//! Here now:
+//!
+//! - [`types`]: the lossless type mapping (`NUMERIC(p, s)` where it holds the declared
+//!   precision and scale, `BIGNUMERIC` otherwise, `REPEATED` for arrays, …) and the check that
+//!   refuses, naming table, column and row, what BigQuery would lose (a decimal that does not
+//!   fit, a NULL array or element, a JSON `null` document);
+//! - [`error`]: BigQuery's failures as migrate's error kinds, by `reason` rather than HTTP
+//!   status, `Retry-After` honoured, and the Storage Write API's gRPC statuses.
+//!
+//! Not here yet: `BqSink` and `BqSource` (see the crate's README for the design they follow).
+//! No placeholder type pretends to work.
+
+pub mod error;
+pub mod types;
+
+pub use error::{append_outcome, AppendOutcome, BqError};
+pub use types::{check_value, column_type, BqColumn, BqType};
