@@ -8,11 +8,14 @@
 //!   refuses, naming table, column and row, what BigQuery would lose (a decimal that does not
 //!   fit, a NULL array or element, a JSON `null` document);
 //! - [`error`]: BigQuery's failures as migrate's error kinds, by `reason` rather than HTTP
-//!   status, `Retry-After` honoured, and the Storage Write API's gRPC statuses.
+//!   status, `Retry-After` honoured, and the Storage Write API's gRPC statuses;
+//! - [`client`]: a thin REST client (datasets, tables, paged queries, load jobs from an
+//!   upload) — for the emulator; Google's endpoints need credentials it cannot send yet.
 //!
 //! Not here yet: `BqSink` and `BqSource` (see the crate's README for the design they follow).
 //! No placeholder type pretends to work.
 
+pub mod client;
 pub mod error;
 pub mod types;
 

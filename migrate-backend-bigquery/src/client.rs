@@ -1,0 +1,316 @@
+//! A thin client for BigQuery's REST API (v2) — what the sink and source need: datasets,
+//! tables, queries (paged), and load jobs from an upload — with every failure read by
+//! [`BqError`] wherever BigQuery reports it (an error status, a failed job fetched with 200,
+//! the emulator's 200 with `errors`).
+//!
+//! Auth: none yet — the emulator takes any request. Google's endpoints need a bearer token
+//! (service account or application-default credentials), which is not built yet: the client
+//! refuses a `https://*.googleapis.com` endpoint rather than send unauthenticated requests.
+
+use std::time::Duration;
+
+use migrate_core::{Error, Result};
+use serde_json::{json, Value as Json};
+
+use crate::error::BqError;
+
+/// Where the REST API answers, and for which project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BqEndpoint {
+    /// Base URL of the REST API (`http://127.0.0.1:9050` for the emulator).
+    pub rest: String,
+    /// The project jobs run in and tables belong to.
+    pub project: String,
+    /// Location of the datasets and jobs (`US`, `EU`, a region), when one is set.
+    pub location: Option<String>,
+}
+
+/// Rows a query returned, and what a DML statement changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    /// Each row's cells as BigQuery renders them (`f[i].v`: strings, nested for arrays).
+    pub rows: Vec<Vec<Json>>,
+    /// Rows a DML statement inserted, deleted or updated (`numDmlAffectedRows`).
+    pub affected: Option<u64>,
+}
+
+/// The REST client.
+pub struct BqClient {
+    http: reqwest::Client,
+    endpoint: BqEndpoint,
+}
+
+impl std::fmt::Debug for BqClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BqClient")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+/// How long one request may take (a query or load polls in steps of this).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long BigQuery may hold a `jobs.query` / `getQueryResults` call waiting for a job.
+const WAIT_MS: u64 = 10_000;
+
+impl BqClient {
+    /// A client for `endpoint`.
+    pub fn new(endpoint: BqEndpoint) -> Result<Self> {
+        if endpoint.rest.contains("googleapis.com") {
+            return Err(Error::config(format!(
+                "BigQuery endpoint {}: Google's service needs credentials, which this build cannot send yet",
+                endpoint.rest
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, "HTTP client", e))?;
+        Ok(BqClient { http, endpoint })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/bigquery/v2/projects/{}/{path}",
+            self.endpoint.rest.trim_end_matches('/'),
+            self.endpoint.project
+        )
+    }
+
+    /// Sends `req` and reads the answer: JSON on success, a classified error otherwise.
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Json> {
+        let resp = req.send().await.map_err(|e| {
+            let kind = match e.is_timeout() {
+                true => migrate_core::ErrorKind::Timeout,
+                false => migrate_core::ErrorKind::Transient,
+            };
+            Error::with_source(kind, format!("BigQuery {what}: request failed"), e)
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.text().await.map_err(|e| {
+            Error::with_source(
+                migrate_core::ErrorKind::Transient,
+                format!("BigQuery {what}: reading the answer"),
+                e,
+            )
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(
+                BqError::from_response(status, &body, retry_after.as_deref()).into_error(what),
+            );
+        }
+        if body.trim().is_empty() {
+            return Ok(Json::Null);
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            Error::with_source(
+                migrate_core::ErrorKind::Fatal,
+                format!("BigQuery {what}: the answer is not JSON"),
+                e,
+            )
+        })
+    }
+
+    /// Creates `dataset` (in the endpoint's location); `false` if it existed.
+    pub async fn create_dataset(&self, dataset: &str) -> Result<bool> {
+        let mut body =
+            json!({"datasetReference": {"projectId": self.endpoint.project, "datasetId": dataset}});
+        if let Some(l) = &self.endpoint.location {
+            body["location"] = json!(l);
+        }
+        let what = format!("creating dataset {dataset}");
+        created(
+            self.send(self.http.post(self.url("datasets")).json(&body), &what)
+                .await,
+        )
+    }
+
+    /// Creates `dataset.table` with `fields` (a `TableSchema`'s `fields`); `false` if it
+    /// existed.
+    pub async fn create_table(&self, dataset: &str, table: &str, fields: Json) -> Result<bool> {
+        let body = json!({
+            "tableReference": {"projectId": self.endpoint.project, "datasetId": dataset, "tableId": table},
+            "schema": {"fields": fields},
+        });
+        let what = format!("creating table {dataset}.{table}");
+        let url = self.url(&format!("datasets/{dataset}/tables"));
+        created(self.send(self.http.post(url).json(&body), &what).await)
+    }
+
+    /// Drops `dataset.table`; `false` if it was not there.
+    pub async fn delete_table(&self, dataset: &str, table: &str) -> Result<bool> {
+        let url = self.url(&format!("datasets/{dataset}/tables/{table}"));
+        match self
+            .send(
+                self.http.delete(url),
+                &format!("dropping {dataset}.{table}"),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == migrate_core::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs one GoogleSQL statement and reads all its rows, page by page.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let mut body = json!({"query": sql, "useLegacySql": false, "timeoutMs": WAIT_MS});
+        if let Some(l) = &self.endpoint.location {
+            body["location"] = json!(l);
+        }
+        let mut page = self
+            .send(self.http.post(self.url("queries")).json(&body), "query")
+            .await?;
+        let mut out = QueryResult::default();
+        loop {
+            query_failed(&page)?;
+            let complete = page["jobComplete"].as_bool().unwrap_or(true);
+            if complete {
+                if let Some(rows) = page["rows"].as_array() {
+                    out.rows.extend(rows.iter().map(|r| {
+                        r["f"]
+                            .as_array()
+                            .map(|cells| cells.iter().map(|c| c["v"].clone()).collect())
+                            .unwrap_or_default()
+                    }));
+                }
+                if let Some(n) = count(&page["numDmlAffectedRows"]) {
+                    out.affected = Some(n);
+                }
+            }
+            let token = page["pageToken"].as_str().map(str::to_string);
+            if complete && token.is_none() {
+                return Ok(out);
+            }
+            let job = page["jobReference"]["jobId"]
+                .as_str()
+                .ok_or_else(|| Error::fatal("BigQuery query: an unfinished answer names no job"))?
+                .to_string();
+            let mut req = self
+                .http
+                .get(self.url(&format!("queries/{job}")))
+                .query(&[("timeoutMs", WAIT_MS.to_string())]);
+            if let Some(t) = &token {
+                req = req.query(&[("pageToken", t)]);
+            }
+            if let Some(l) = &self.endpoint.location {
+                req = req.query(&[("location", l)]);
+            }
+            page = self.send(req, "reading query results").await?;
+        }
+    }
+
+    /// Loads newline-delimited JSON `data` into `dataset.table` (created with `fields` if
+    /// missing, its rows replaced otherwise) with one load job from a multipart upload; waits
+    /// for the job and returns the rows it loaded. A load job is atomic: the table holds all
+    /// of `data` or none of it.
+    pub async fn load_ndjson(
+        &self,
+        dataset: &str,
+        table: &str,
+        fields: Json,
+        data: Vec<u8>,
+    ) -> Result<u64> {
+        let what = format!("loading {dataset}.{table}");
+        let mut job = json!({"configuration": {"load": {
+            "destinationTable": {"projectId": self.endpoint.project, "datasetId": dataset, "tableId": table},
+            "sourceFormat": "NEWLINE_DELIMITED_JSON",
+            "schema": {"fields": fields},
+            "createDisposition": "CREATE_IF_NEEDED",
+            "writeDisposition": "WRITE_TRUNCATE",
+            "maxBadRecords": 0,
+        }}});
+        if let Some(l) = &self.endpoint.location {
+            job["jobReference"] = json!({"projectId": self.endpoint.project, "location": l});
+        }
+        let boundary = format!("migrate-{:016x}", fastrand_u64());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{job}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let url = format!(
+            "{}/upload/bigquery/v2/projects/{}/jobs?uploadType=multipart",
+            self.endpoint.rest.trim_end_matches('/'),
+            self.endpoint.project
+        );
+        let req = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/related; boundary={boundary}"),
+            )
+            .body(body);
+        let mut job = self.send(req, &what).await?;
+        loop {
+            if job["status"]["errorResult"].is_object() {
+                return Err(BqError::from_response(200, &job.to_string(), None).into_error(&what));
+            }
+            if job["status"]["state"].as_str() == Some("DONE") {
+                return Ok(count(&job["statistics"]["load"]["outputRows"]).unwrap_or(0));
+            }
+            let id = job["jobReference"]["jobId"]
+                .as_str()
+                .ok_or_else(|| Error::fatal(format!("BigQuery {what}: the job has no id")))?
+                .to_string();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut req = self.http.get(self.url(&format!("jobs/{id}")));
+            if let Some(l) = &self.endpoint.location {
+                req = req.query(&[("location", l)]);
+            }
+            job = self.send(req, &what).await?;
+        }
+    }
+}
+
+/// A create's answer: created, or there already (`duplicate`).
+fn created(answer: Result<Json>) -> Result<bool> {
+    match answer {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == migrate_core::ErrorKind::Constraint => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A query answer that reports failure with a success status (the emulator's `jobs.query`
+/// puts a failed statement's errors at the top level; BigQuery lists warnings there too, so
+/// only an answer with nothing else in it is a failure).
+fn query_failed(page: &Json) -> Result<()> {
+    let errors = page["errors"].as_array().is_some_and(|e| !e.is_empty());
+    // (The emulator sends an empty schema along with the errors of a failed statement.)
+    let answered = page["schema"]["fields"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+        || page.get("numDmlAffectedRows").is_some();
+    if errors && !answered {
+        return Err(BqError::from_response(200, &page.to_string(), None).into_error("query"));
+    }
+    Ok(())
+}
+
+/// A count BigQuery sends as a string (`"42"`) or a number.
+fn count(v: &Json) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+}
+
+/// A boundary no payload line starts with by accident.
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
