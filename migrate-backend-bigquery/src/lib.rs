@@ -9,6 +9,9 @@
 //!   fit, a NULL array or element, a JSON `null` document);
 //! - [`error`]: BigQuery's failures as migrate's error kinds, by `reason` rather than HTTP
 //!   status, `Retry-After` honoured, and the Storage Write API's gRPC statuses;
+//! - [`sql`]: GoogleSQL quoting, literals, key-range predicates written out column by column,
+//!   and the canonical row checksum computed inside BigQuery — equal to migrate's (and so to
+//!   Postgres') figure for the same rows, checked on the emulator;
 //! - [`client`]: a thin REST client (datasets, tables, paged queries, load jobs from an
 //!   upload) — for the emulator; Google's endpoints need credentials it cannot send yet.
 //!
@@ -17,6 +20,7 @@
 
 pub mod client;
 pub mod error;
+pub mod sql;
 pub mod types;
 
 pub use error::{append_outcome, AppendOutcome, BqError};
