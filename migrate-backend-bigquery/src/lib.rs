@@ -12,6 +12,8 @@
 //! - [`sql`]: GoogleSQL quoting, literals, key-range predicates written out column by column,
 //!   and the canonical row checksum computed inside BigQuery — equal to migrate's (and so to
 //!   Postgres') figure for the same rows, checked on the emulator;
+//! - [`stage`]: a chunk's rows as newline-delimited JSON for its staging table and the one
+//!   `MERGE` that replaces the chunk's key range with them (exactly once, however often run);
 //! - [`client`]: a thin REST client (datasets, tables, paged queries, load jobs from an
 //!   upload) — for the emulator; Google's endpoints need credentials it cannot send yet.
 //!
@@ -21,6 +23,7 @@
 pub mod client;
 pub mod error;
 pub mod sql;
+pub mod stage;
 pub mod types;
 
 pub use error::{append_outcome, AppendOutcome, BqError};

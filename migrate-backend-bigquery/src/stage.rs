@@ -1,0 +1,301 @@
+//! A chunk on its way into BigQuery: its rows as newline-delimited JSON for a staging table,
+//! and the one `MERGE` that replaces the chunk's key range in the target with them (see the
+//! crate's README for why this is exactly once).
+//!
+//! Staging columns carry values in forms every BigQuery load parses alike (the emulator's
+//! included), converted back to the target's types inside the `MERGE`:
+//!
+//! | target | staged as | converted by |
+//! | --- | --- | --- |
+//! | `INT64` | `INT64`, as a JSON string (exact beyond 2⁵³) | — |
+//! | `NUMERIC`, `BIGNUMERIC` | `STRING`, the exact decimal | `PARSE_NUMERIC` / `PARSE_BIGNUMERIC` (never a `CAST`, which the emulator truncates) |
+//! | `FLOAT64` | `FLOAT64` (`"NaN"`, `"Infinity"`, `"-Infinity"` as strings) | — |
+//! | `STRING`, `BOOL` | the same | — |
+//! | `BYTES` | `STRING`, lowercase hex | `FROM_HEX` |
+//! | `DATE` | `INT64` days since 1970-01-01 | `DATE_FROM_UNIX_DATE` |
+//! | `TIME` | `INT64` microseconds since midnight | `TIME_ADD(TIME '00:00:00', …)` |
+//! | `DATETIME`, `TIMESTAMP` | `INT64` microseconds since the epoch | `TIMESTAMP_MICROS` (and `DATETIME(…)`) |
+//! | `JSON` | `STRING`, compact with sorted keys | `PARSE_JSON` |
+//! | `REPEATED` | `REPEATED` of the element's staged type | element by element, order kept |
+//!
+//! `INTERVAL` columns are not staged yet (the emulator parses no interval text BigQuery
+//! writes): a table with one is refused naming the column.
+
+use std::fmt::Write as _;
+
+use migrate_core::{Column, Error, KeyRange, Result, TableName, Value};
+use serde_json::{json, Value as Json};
+
+use crate::sql::{ident, range_predicate};
+use crate::types::{check_value, BqColumn, BqType};
+
+/// One column of a chunk's staging table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedColumn {
+    /// The target column's name (the staging column has the same).
+    pub name: String,
+    /// Its type in the target.
+    pub bq: BqColumn,
+}
+
+impl StagedColumn {
+    /// The staging table's field for this column (`tables.insert` / load schema form).
+    pub fn field(&self) -> Json {
+        let ty = match self.bq.ty {
+            BqType::Int64 | BqType::Date | BqType::Time | BqType::DateTime | BqType::Timestamp => {
+                "INT64"
+            }
+            BqType::Float64 => "FLOAT64",
+            BqType::Bool => "BOOL",
+            _ => "STRING",
+        };
+        let mode = if self.bq.repeated {
+            "REPEATED"
+        } else {
+            "NULLABLE"
+        };
+        json!({"name": self.name, "type": ty, "mode": mode})
+    }
+
+    /// The expression turning the staged value `v` (SQL) back into the target's type.
+    fn convert(&self, v: &str) -> String {
+        match self.bq.ty {
+            BqType::Numeric { .. } => format!("PARSE_NUMERIC({v})"),
+            BqType::BigNumeric(_) => format!("PARSE_BIGNUMERIC({v})"),
+            BqType::Bytes => format!("FROM_HEX({v})"),
+            BqType::Date => format!("DATE_FROM_UNIX_DATE({v})"),
+            BqType::Time => format!("TIME_ADD(TIME '00:00:00', INTERVAL {v} MICROSECOND)"),
+            BqType::DateTime => format!("DATETIME(TIMESTAMP_MICROS({v}))"),
+            BqType::Timestamp => format!("TIMESTAMP_MICROS({v})"),
+            BqType::Json => format!("PARSE_JSON({v})"),
+            _ => v.to_string(),
+        }
+    }
+
+    /// `S.<column>` converted, as the `MERGE`'s source selects it.
+    fn select(&self, alias: &str) -> String {
+        let col = format!("{alias}.{}", ident(&self.name));
+        let same = self.convert("e") == "e";
+        let expr = match (self.bq.repeated, same) {
+            (false, _) => self.convert(&col),
+            (true, true) => col,
+            (true, false) => format!(
+                "ARRAY(SELECT {} FROM UNNEST({col}) AS e WITH OFFSET AS o ORDER BY o)",
+                self.convert("e")
+            ),
+        };
+        format!("{expr} AS {}", ident(&self.name))
+    }
+}
+
+/// The staging columns for `table`'s `columns` with their BigQuery types; an error naming the
+/// column for a type not staged yet.
+pub fn staged_columns(
+    table: &TableName,
+    columns: &[Column],
+    bq: &[BqColumn],
+) -> Result<Vec<StagedColumn>> {
+    columns
+        .iter()
+        .zip(bq)
+        .map(|(c, b)| match b.ty {
+            BqType::Interval => Err(Error::unsupported(format!(
+                "table {table}, column {:?}: INTERVAL columns cannot be loaded into BigQuery by this version",
+                c.name
+            ))
+            .table(table)),
+            _ => Ok(StagedColumn {
+                name: c.name.clone(),
+                bq: *b,
+            }),
+        })
+        .collect()
+}
+
+/// Appends `row` (row `index` of the chunk) as one line of newline-delimited JSON for the
+/// staging table, after checking every value fits (see [`check_value`]).
+pub fn append_row(
+    table: &TableName,
+    columns: &[Column],
+    staged: &[StagedColumn],
+    index: usize,
+    row: &[Value],
+    out: &mut String,
+) -> Result<()> {
+    let mut obj = serde_json::Map::with_capacity(staged.len());
+    for ((c, s), v) in columns.iter().zip(staged).zip(row) {
+        check_value(table, c, s.bq, index, v)?;
+        let staged = match v {
+            Value::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|e| scalar(s.bq.ty, e))
+                    .collect::<Result<_>>()?,
+            ),
+            v => scalar(s.bq.ty, v)?,
+        };
+        obj.insert(s.name.clone(), staged);
+    }
+    let _ = writeln!(out, "{}", Json::Object(obj));
+    Ok(())
+}
+
+/// One value in its staged JSON form.
+fn scalar(ty: BqType, v: &Value) -> Result<Json> {
+    Ok(match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int16(i) => json!(i.to_string()),
+        Value::Int32(i) | Value::Date(i) => json!(i.to_string()),
+        Value::Int64(i) | Value::Time(i) | Value::Timestamp(i) | Value::TimestampTz(i) => {
+            json!(i.to_string())
+        }
+        Value::Float32(x) => float(f64::from(*x)),
+        Value::Float64(x) => float(*x),
+        Value::Decimal(d) => {
+            let mut s = String::new();
+            d.write_normalized(&mut s);
+            json!(s)
+        }
+        Value::Text(s) => json!(s),
+        Value::Bytes(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Uuid(_) => json!(migrate_core::checksum::canonical_text(v)),
+        Value::Json(doc) => {
+            serde_json::from_str::<Json>(doc)
+                .map_err(|e| Error::validation(format!("a JSON value that does not parse: {e}")))?;
+            // Compact with sorted keys: the canonical form the checksum uses.
+            json!(migrate_core::checksum::canonical_text(v))
+        }
+        Value::Interval(_) | Value::Array(_) => {
+            return Err(Error::unsupported(format!(
+                "a {} value cannot be staged for a {} column",
+                match v {
+                    Value::Array(_) => "nested array",
+                    _ => "interval",
+                },
+                ty.name()
+            )))
+        }
+    })
+}
+
+fn float(x: f64) -> Json {
+    if x.is_nan() {
+        json!("NaN")
+    } else if x.is_infinite() {
+        json!(if x > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(x)
+    }
+}
+
+/// The one statement that replaces `range` (over the key columns `keys`) in `target` with the
+/// rows of `staging` (both SQL table references): rows of the target in the range that the
+/// staging table lacks are deleted, every staged row is inserted — atomically, so after it the
+/// range holds exactly the staged rows, whatever it held before.
+pub fn merge_sql(
+    target: &str,
+    staging: &str,
+    staged: &[StagedColumn],
+    keys: &[&str],
+    range: &KeyRange,
+) -> Result<String> {
+    let names: Vec<String> = staged.iter().map(|s| ident(&s.name)).collect();
+    let selects: Vec<String> = staged.iter().map(|s| s.select("S0")).collect();
+    let values: Vec<String> = names.iter().map(|n| format!("S.{n}")).collect();
+    Ok(format!(
+        "MERGE {target} T USING (SELECT {} FROM {staging} S0) S ON FALSE \
+         WHEN NOT MATCHED BY SOURCE AND {} THEN DELETE \
+         WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+        selects.join(", "),
+        range_predicate("T", keys, range)?,
+        names.join(", "),
+        values.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::column_type;
+    use migrate_core::DataType;
+
+    fn setup(cols: &[Column]) -> (TableName, Vec<StagedColumn>) {
+        let t = TableName::parse("public.t");
+        let bq: Vec<BqColumn> = cols.iter().map(|c| column_type(&t, c).unwrap()).collect();
+        let staged = staged_columns(&t, cols, &bq).unwrap();
+        (t, staged)
+    }
+
+    #[test]
+    fn rows_are_staged_in_forms_every_load_parses_alike() {
+        let cols = vec![
+            Column::new("id", DataType::Int64),
+            Column::new("b", DataType::Bytes),
+            Column::new("j", DataType::Json),
+            Column::new("f", DataType::Float64),
+            Column::new(
+                "n",
+                DataType::Decimal {
+                    precision: None,
+                    scale: None,
+                },
+            ),
+            Column::new("tags", DataType::Array(Box::new(DataType::Date))),
+        ];
+        let (t, staged) = setup(&cols);
+        let mut out = String::new();
+        let row = vec![
+            Value::Int64(9_007_199_254_740_993),
+            Value::Bytes(vec![0xde, 0xad]),
+            Value::Json(r#"{ "b": 1, "a": [true] }"#.into()),
+            Value::Float64(f64::NAN),
+            Value::Decimal("-1.50".parse().unwrap()),
+            Value::Array(vec![Value::Date(0), Value::Date(-1)]),
+        ];
+        append_row(&t, &cols, &staged, 0, &row, &mut out).unwrap();
+        let line: Json = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(
+            line,
+            json!({"id": "9007199254740993", "b": "dead", "j": "{\"a\":[true],\"b\":1}",
+                   "f": "NaN", "n": "-1.5", "tags": ["0", "-1"]})
+        );
+        assert!(out.ends_with('\n') && out.matches('\n').count() == 1);
+        assert_eq!(
+            staged[5].field(),
+            json!({"name": "tags", "type": "INT64", "mode": "REPEATED"})
+        );
+        // A value BigQuery would lose is refused, naming the row.
+        let mut bad = row.clone();
+        bad[5] = Value::Array(vec![Value::Null]);
+        let e = append_row(&t, &cols, &staged, 4, &bad, &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 4") && e.contains("\"tags\""), "{e}");
+        // Interval columns are refused up front, naming the column.
+        let iv = vec![Column::new("span", DataType::Interval)];
+        let bq: Vec<BqColumn> = iv.iter().map(|c| column_type(&t, c).unwrap()).collect();
+        let e = staged_columns(&t, &iv, &bq).unwrap_err().to_string();
+        assert!(e.contains("\"span\""), "{e}");
+    }
+
+    #[test]
+    fn the_merge_replaces_exactly_the_chunks_range() {
+        let cols = vec![
+            Column::new("id", DataType::Int64),
+            Column::new("at", DataType::TimestampTz),
+            Column::new("days", DataType::Array(Box::new(DataType::Date))),
+        ];
+        let (_, staged) = setup(&cols);
+        let range = KeyRange::between(Some(vec![Value::Int64(10)]), Some(vec![Value::Int64(20)]));
+        let sql = merge_sql("`p`.`d`.`t`", "`p`.`d`.`stg`", &staged, &["id"], &range).unwrap();
+        assert_eq!(
+            sql,
+            "MERGE `p`.`d`.`t` T USING (SELECT S0.`id` AS `id`, TIMESTAMP_MICROS(S0.`at`) AS `at`, \
+             ARRAY(SELECT DATE_FROM_UNIX_DATE(e) FROM UNNEST(S0.`days`) AS e WITH OFFSET AS o ORDER BY o) AS `days` \
+             FROM `p`.`d`.`stg` S0) S ON FALSE \
+             WHEN NOT MATCHED BY SOURCE AND T.`id` >= 10 AND T.`id` < 20 THEN DELETE \
+             WHEN NOT MATCHED THEN INSERT (`id`, `at`, `days`) VALUES (S.`id`, S.`at`, S.`days`)"
+        );
+    }
+}
