@@ -161,7 +161,7 @@ async fn a_staged_chunk_arrives_as_it_left() {
         };
         let texts: Vec<String> = tags
             .iter()
-            .map(|t| migrate_core::checksum::canonical_text(t))
+            .map(migrate_core::checksum::canonical_text)
             .collect();
         assert_eq!(
             got[3].as_str().unwrap_or_default(),
