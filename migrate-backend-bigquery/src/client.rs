@@ -160,7 +160,9 @@ impl BqClient {
 
     /// Runs one GoogleSQL statement and reads all its rows, page by page.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        let mut body = json!({"query": sql, "useLegacySql": false, "timeoutMs": WAIT_MS});
+        // Timestamps as integer microseconds, exact (the default renders float seconds).
+        let mut body = json!({"query": sql, "useLegacySql": false, "timeoutMs": WAIT_MS,
+                              "formatOptions": {"useInt64Timestamp": true}});
         if let Some(l) = &self.endpoint.location {
             body["location"] = json!(l);
         }
@@ -192,10 +194,10 @@ impl BqClient {
                 .as_str()
                 .ok_or_else(|| Error::fatal("BigQuery query: an unfinished answer names no job"))?
                 .to_string();
-            let mut req = self
-                .http
-                .get(self.url(&format!("queries/{job}")))
-                .query(&[("timeoutMs", WAIT_MS.to_string())]);
+            let mut req = self.http.get(self.url(&format!("queries/{job}"))).query(&[
+                ("timeoutMs", WAIT_MS.to_string()),
+                ("formatOptions.useInt64Timestamp", "true".into()),
+            ]);
             if let Some(t) = &token {
                 req = req.query(&[("pageToken", t)]);
             }

@@ -14,12 +14,14 @@
 //!   Postgres') figure for the same rows, checked on the emulator;
 //! - [`stage`]: a chunk's rows as newline-delimited JSON for its staging table and the one
 //!   `MERGE` that replaces the chunk's key range with them (exactly once, however often run);
+//! - [`cells`]: query results read back into migrate's values, losslessly;
 //! - [`client`]: a thin REST client (datasets, tables, paged queries, load jobs from an
 //!   upload) — for the emulator; Google's endpoints need credentials it cannot send yet.
 //!
 //! Not here yet: `BqSink` and `BqSource` (see the crate's README for the design they follow).
 //! No placeholder type pretends to work.
 
+pub mod cells;
 pub mod client;
 pub mod error;
 pub mod sql;

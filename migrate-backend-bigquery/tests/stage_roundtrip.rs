@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+use migrate_backend_bigquery::cells::read_cell;
 use migrate_backend_bigquery::client::{BqClient, BqEndpoint};
 use migrate_backend_bigquery::sql::{
     checksum_from_sums, checksum_query, table_ref, ChecksumColumn,
@@ -169,5 +170,26 @@ async fn a_staged_chunk_arrives_as_it_left() {
             "{got:?}"
         );
     }
+
+    // Every column read back (what a checksum by streaming and fetch_rows read): the rows as
+    // they left.
+    let all = c
+        .query(&format!("SELECT * FROM {target} ORDER BY `id`"))
+        .await
+        .unwrap();
+    let decoded: Vec<Vec<Value>> = all
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&cols)
+                .map(|(cell, col)| read_cell(&col.data_type, cell, &col.name).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        RowChecksum::of_rows(&decoded),
+        RowChecksum::of_rows(&rows())
+    );
     c.delete_table(d, "stg").await.unwrap();
 }
