@@ -142,6 +142,24 @@ impl BqClient {
         created(self.send(self.http.post(url).json(&body), &what).await)
     }
 
+    /// `dataset.table`'s resource (schema, row count), or `None` when it does not exist.
+    pub async fn get_table(&self, dataset: &str, table: &str) -> Result<Option<Json>> {
+        let url = self.url(&format!("datasets/{dataset}/tables/{table}"));
+        match self
+            .send(self.http.get(url), &format!("reading {dataset}.{table}"))
+            .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == migrate_core::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The project the client works in.
+    pub fn project(&self) -> &str {
+        &self.endpoint.project
+    }
+
     /// Drops `dataset.table`; `false` if it was not there.
     pub async fn delete_table(&self, dataset: &str, table: &str) -> Result<bool> {
         let url = self.url(&format!("datasets/{dataset}/tables/{table}"));

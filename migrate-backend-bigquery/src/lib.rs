@@ -24,9 +24,11 @@
 pub mod cells;
 pub mod client;
 pub mod error;
+pub mod sink;
 pub mod sql;
 pub mod stage;
 pub mod types;
 
 pub use error::{append_outcome, AppendOutcome, BqError};
+pub use sink::BqSink;
 pub use types::{check_value, column_type, BqColumn, BqType};

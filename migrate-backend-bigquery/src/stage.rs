@@ -214,6 +214,44 @@ pub fn merge_sql(
     ))
 }
 
+/// The statement that upserts the rows of `staging` into `target` by the key columns `keys`:
+/// a staged row whose key the target holds updates that row, any other is inserted; rows only
+/// the target holds stay.
+pub fn upsert_sql(
+    target: &str,
+    staging: &str,
+    staged: &[StagedColumn],
+    keys: &[&str],
+) -> Result<String> {
+    if keys.is_empty() {
+        return Err(Error::config("an upsert needs a primary key"));
+    }
+    let names: Vec<String> = staged.iter().map(|s| ident(&s.name)).collect();
+    let selects: Vec<String> = staged.iter().map(|s| s.select("S0")).collect();
+    let on: Vec<String> = keys
+        .iter()
+        .map(|k| format!("T.{0} = S.{0}", ident(k)))
+        .collect();
+    let sets: Vec<String> = staged
+        .iter()
+        .filter(|s| !keys.contains(&s.name.as_str()))
+        .map(|s| format!("{0} = S.{0}", ident(&s.name)))
+        .collect();
+    let matched = match sets.is_empty() {
+        true => String::new(),
+        false => format!(" WHEN MATCHED THEN UPDATE SET {}", sets.join(", ")),
+    };
+    let values: Vec<String> = names.iter().map(|n| format!("S.{n}")).collect();
+    Ok(format!(
+        "MERGE {target} T USING (SELECT {} FROM {staging} S0) S ON {}{matched} \
+         WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+        selects.join(", "),
+        on.join(" AND "),
+        names.join(", "),
+        values.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,513 @@
+//! `BqSink`: tables created from migrate's schema with the lossless mapping of [`crate::types`],
+//! each chunk written exactly once through a staging table and one `MERGE` (see the crate's
+//! README), checksums computed inside BigQuery (or by streaming where the canonical text does
+//! not render in SQL), backups and rollback.
+//!
+//! Where tables land: all in the sink's dataset; a source table `schema.name` becomes `name`
+//! when its schema is `public`, none, or the dataset's own name, and `schema__name` otherwise
+//! (so `public.orders` and `sales.orders` do not meet). What `prepare` decided for a table in a
+//! run is kept in the dataset's `_migrate_prepared` table, so a second `prepare` in the same run
+//! (another worker, a resumed process) returns the same answer and takes no second backup.
+//!
+//! Each chunk's rows are held in memory as newline-delimited JSON until its load job is sent
+//! (about `chunk_rows` × the row's JSON size): choose `chunk_rows` with that in mind.
+
+use async_trait::async_trait;
+use migrate_core::{
+    BatchReader, ChunkSpec, Column, Error, ErrorKind, ExistingRows, KeyRange, Preflight,
+    PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities,
+    TableInfo, TableName, Value, WriteStats,
+};
+use serde_json::{json, Value as Json};
+
+use crate::cells::read_cell;
+use crate::client::{BqClient, BqEndpoint};
+use crate::sql::{
+    checksum_from_sums, checksum_query, ident, literal, range_predicate, string_literal, table_ref,
+    ChecksumColumn,
+};
+use crate::stage::{append_row, merge_sql, staged_columns, upsert_sql, StagedColumn};
+use crate::types::{column_type, BqColumn};
+
+/// The table that keeps what `prepare` decided, per table and run.
+const PREPARED: &str = "_migrate_prepared";
+
+/// Writes to one BigQuery dataset.
+#[derive(Debug)]
+pub struct BqSink {
+    client: BqClient,
+    dataset: String,
+}
+
+impl BqSink {
+    /// A sink writing into `dataset` (created on first use) at `endpoint`.
+    pub fn new(endpoint: BqEndpoint, dataset: &str) -> Result<Self> {
+        Ok(BqSink {
+            client: BqClient::new(endpoint)?,
+            dataset: dataset.to_string(),
+        })
+    }
+
+    /// The BigQuery table id for `name` (see the module docs).
+    pub fn table_id(&self, name: &TableName) -> String {
+        match name.schema.as_deref() {
+            None | Some("public") => name.name.clone(),
+            Some(s) if s == self.dataset => name.name.clone(),
+            Some(s) => format!("{s}__{}", name.name),
+        }
+    }
+
+    fn table_sql(&self, id: &str) -> String {
+        table_ref(self.client.project(), &self.dataset, id)
+    }
+
+    /// The table's columns with their BigQuery types.
+    fn layout(&self, table: &TableInfo) -> Result<Vec<(Column, BqColumn)>> {
+        table
+            .schema
+            .columns
+            .iter()
+            .map(|c| Ok((c.clone(), column_type(&table.name, c)?)))
+            .collect()
+    }
+
+    fn fields(&self, table: &TableInfo) -> Result<Json> {
+        let fields: Vec<Json> = self
+            .layout(table)?
+            .iter()
+            .map(|(c, b)| {
+                let mut f = json!({"name": c.name, "type": b.ty.name()});
+                f["mode"] = json!(match (b.repeated, c.nullable) {
+                    (true, _) => "REPEATED",
+                    (false, false) => "REQUIRED",
+                    (false, true) => "NULLABLE",
+                });
+                if let Some((p, s)) =
+                    b.ty.decimal_bounds()
+                        .filter(|_| !matches!(b.ty, crate::types::BqType::BigNumeric(None)))
+                {
+                    f["precision"] = json!(p.to_string());
+                    f["scale"] = json!(s.to_string());
+                }
+                f
+            })
+            .collect();
+        Ok(Json::Array(fields))
+    }
+
+    async fn count(&self, id: &str) -> Result<u64> {
+        let r = self
+            .client
+            .query(&format!("SELECT COUNT(*) FROM {}", self.table_sql(id)))
+            .await?;
+        r.rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|c| c.as_str())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::fatal(format!("BigQuery counted {id} without a number")))
+    }
+
+    async fn ensure_state(&self) -> Result<()> {
+        self.client.create_dataset(&self.dataset).await?;
+        let fields = json!([
+            {"name": "target", "type": "STRING", "mode": "REQUIRED"},
+            {"name": "run", "type": "STRING", "mode": "REQUIRED"},
+            {"name": "prepared", "type": "STRING", "mode": "REQUIRED"},
+        ]);
+        self.client
+            .create_table(&self.dataset, PREPARED, fields)
+            .await
+            .map(drop)
+    }
+
+    async fn recorded(&self, id: &str, run: &RunId) -> Result<Option<Prepared>> {
+        let r = self
+            .client
+            .query(&format!(
+                "SELECT prepared FROM {} WHERE target = {} AND run = {}",
+                self.table_sql(PREPARED),
+                string_literal(id),
+                string_literal(&run.0)
+            ))
+            .await?;
+        match r
+            .rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|c| c.as_str())
+        {
+            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| {
+                Error::fatal(format!(
+                    "the recorded preparation of {id} does not read: {e}"
+                ))
+            }),
+            None => Ok(None),
+        }
+    }
+
+    async fn record(&self, id: &str, run: &RunId, p: &Prepared) -> Result<()> {
+        let text = serde_json::to_string(p)
+            .map_err(|e| Error::fatal(format!("recording the preparation of {id}: {e}")))?;
+        self.client
+            .query(&format!(
+                "INSERT INTO {} (target, run, prepared) VALUES ({}, {}, {})",
+                self.table_sql(PREPARED),
+                string_literal(id),
+                string_literal(&run.0),
+                string_literal(&text)
+            ))
+            .await
+            .map(drop)
+    }
+
+    async fn backup(&self, id: &str, run: &RunId) -> Result<String> {
+        let run8: String = run
+            .0
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let name = format!("{id}__migrate_backup_{run8}");
+        self.client.delete_table(&self.dataset, &name).await?;
+        self.client
+            .query(&format!(
+                "CREATE TABLE {} AS SELECT * FROM {}",
+                self.table_sql(&name),
+                self.table_sql(id)
+            ))
+            .await?;
+        Ok(name)
+    }
+
+    async fn create(&self, table: &TableInfo, id: &str) -> Result<()> {
+        self.client
+            .create_table(&self.dataset, id, self.fields(table)?)
+            .await
+            .map(drop)
+    }
+
+    /// Streams `table`'s chunk rows into a staging table and runs `statement` (built from the
+    /// staging table's SQL name) against it; the staging table is dropped afterwards.
+    async fn staged<F>(
+        &self,
+        table: &TableInfo,
+        label: &str,
+        rows: &mut dyn BatchReader,
+        statement: F,
+    ) -> Result<WriteStats>
+    where
+        F: FnOnce(&str, &[StagedColumn]) -> Result<String>,
+    {
+        let layout = self.layout(table)?;
+        let (cols, bq): (Vec<Column>, Vec<BqColumn>) = layout.into_iter().unzip();
+        let staged = staged_columns(&table.name, &cols, &bq)?;
+        let mut ndjson = String::new();
+        let mut stats = WriteStats::default();
+        let mut index = 0usize;
+        while let Some(batch) = rows.next_batch().await? {
+            stats.bytes += batch.byte_size() as u64;
+            for row in batch.rows() {
+                append_row(&table.name, &cols, &staged, index, row, &mut ndjson)?;
+                index += 1;
+            }
+        }
+        stats.rows = index as u64;
+        let id = self.table_id(&table.name);
+        let nonce = format!("{:08x}", fastrand_u32());
+        let stg = format!("_migrate_stg_{id}_{label}_{nonce}");
+        let fields = Json::Array(staged.iter().map(StagedColumn::field).collect());
+        let sql = statement(&self.table_sql(&stg), &staged)?;
+        if index == 0 {
+            // No rows: the statement runs against an empty staging table all the same.
+            self.client
+                .create_table(&self.dataset, &stg, fields)
+                .await?;
+        } else {
+            self.client
+                .load_ndjson(&self.dataset, &stg, fields, ndjson.into_bytes())
+                .await
+                .map_err(|e| e.table(&table.name))?;
+        }
+        let done = self
+            .client
+            .query(&sql)
+            .await
+            .map_err(|e| e.table(&table.name));
+        // The target committed (or not); the staging table has done its job either way.
+        if let Err(e) = self.client.delete_table(&self.dataset, &stg).await {
+            tracing::warn!(table = %table.name, staging = %stg, error = %e, "staging table left behind");
+        }
+        done.map(|_| stats)
+    }
+
+    async fn select(&self, table: &TableInfo, predicate: &str) -> Result<Vec<Row>> {
+        let cols = &table.schema.columns;
+        let list: Vec<String> = cols.iter().map(|c| ident(&c.name)).collect();
+        let id = self.table_id(&table.name);
+        let r = self
+            .client
+            .query(&format!(
+                "SELECT {} FROM {} WHERE {predicate}",
+                list.join(", "),
+                self.table_sql(&id)
+            ))
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        r.rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(cols)
+                    .map(|(cell, c)| {
+                        read_cell(&c.data_type, cell, &format!("{}.{}", table.name, c.name))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn keys<'a>(&self, table: &'a TableInfo) -> Vec<&'a str> {
+        table.primary_key()
+    }
+}
+
+#[async_trait]
+impl Sink for BqSink {
+    fn kind(&self) -> &'static str {
+        "bigquery"
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            upsert: true,
+            backup: true,
+        }
+    }
+
+    async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {
+        let mut problems = Vec::new();
+        for c in &table.schema.columns {
+            if let Err(e) = column_type(&table.name, c) {
+                problems.push(e.message().to_string());
+            }
+        }
+        let id = self.table_id(&table.name);
+        let exists = self.client.get_table(&self.dataset, &id).await;
+        let exists = match exists {
+            Ok(t) => t.is_some(),
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => return Err(e.table(&table.name)),
+        };
+        let rows = match exists {
+            true => Some(self.count(&id).await?),
+            false => None,
+        };
+        Ok(Preflight {
+            reachable: true,
+            exists,
+            problems,
+            rows,
+        })
+    }
+
+    async fn prepare(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+    ) -> Result<Prepared> {
+        for c in &table.schema.columns {
+            column_type(&table.name, c)?;
+        }
+        self.ensure_state().await?;
+        let id = self.table_id(&table.name);
+        if let Some(p) = self.recorded(&id, run).await? {
+            return Ok(p);
+        }
+        let exists = self.client.get_table(&self.dataset, &id).await?.is_some();
+        let mut p = Prepared::default();
+        match (exists, options.mode) {
+            (false, PrepareMode::RequireExisting) => {
+                return Err(Error::not_found(format!(
+                    "table {} ({}.{id}) does not exist in BigQuery",
+                    table.name, self.dataset
+                ))
+                .table(&table.name))
+            }
+            (false, _) => {
+                self.create(table, &id).await?;
+                p.created = true;
+            }
+            (true, PrepareMode::Recreate) => {
+                if options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
+                }
+                self.client.delete_table(&self.dataset, &id).await?;
+                self.create(table, &id).await?;
+                p.created = p.backup.is_none();
+            }
+            (true, _) => {
+                let n = self.count(&id).await?;
+                p.existing_rows = Some(n);
+                if n > 0 {
+                    match options.existing_rows {
+                        ExistingRows::Fail => {
+                            return Err(Error::config(format!(
+                                "table {} already holds {n} rows in BigQuery ({}.{id}): set [prepare] existing_rows = \"merge\" or \"replace\" to write it",
+                                table.name, self.dataset
+                            ))
+                            .table(&table.name))
+                        }
+                        ExistingRows::Merge if self.keys(table).is_empty() => {
+                            return Err(Error::config(format!(
+                                "table {} holds {n} rows and has no primary key: existing_rows = \"merge\" needs one",
+                                table.name
+                            ))
+                            .table(&table.name))
+                        }
+                        ExistingRows::Merge => p.merge = true,
+                        ExistingRows::Replace => {}
+                    }
+                    if options.backup {
+                        p.backup = Some(self.backup(&id, run).await?);
+                    }
+                }
+            }
+        }
+        self.record(&id, run, &p).await?;
+        Ok(p)
+    }
+
+    async fn write_chunk(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        rows: &mut dyn BatchReader,
+    ) -> Result<WriteStats> {
+        let target = self.table_sql(&self.table_id(&table.name));
+        let keys = self.keys(table);
+        let range = chunk.range.clone();
+        self.staged(table, &format!("c{}", chunk.index), rows, |stg, staged| {
+            merge_sql(&target, stg, staged, &keys, &range)
+        })
+        .await
+        .map_err(|e| e.chunk(chunk.index))
+    }
+
+    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
+        let layout = self.layout(table)?;
+        let id = self.table_id(&table.name);
+        let predicate = range_predicate("", &self.keys(table), range)?;
+        let columns: Vec<ChecksumColumn<'_>> = layout
+            .iter()
+            .map(|(c, b)| ChecksumColumn {
+                name: &c.name,
+                data_type: &c.data_type,
+                bq: *b,
+            })
+            .collect();
+        match checksum_query(&self.table_sql(&id), &columns, &predicate) {
+            Some(q) => {
+                let r = self
+                    .client
+                    .query(&q)
+                    .await
+                    .map_err(|e| e.table(&table.name))?;
+                let row = r
+                    .rows
+                    .first()
+                    .ok_or_else(|| Error::fatal("the checksum query answered no row"))?;
+                checksum_from_sums(row)
+            }
+            // Floats, JSON, intervals or arrays: read the rows and hash them here.
+            None => Ok(RowChecksum::of_rows(&self.select(table, &predicate).await?)),
+        }
+    }
+
+    async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
+        let target = self.table_sql(&self.table_id(&table.name));
+        let keys = self.keys(table);
+        self.staged(table, "upsert", rows, |stg, staged| {
+            upsert_sql(&target, stg, staged, &keys)
+        })
+        .await
+    }
+
+    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
+        let cols = self.keys(table);
+        let mut out = Vec::with_capacity(keys.len());
+        for group in keys.chunks(200) {
+            let mut alternatives = Vec::with_capacity(group.len());
+            for k in group {
+                let parts = cols
+                    .iter()
+                    .zip(k)
+                    .map(|(c, v)| Ok(format!("{} = {}", ident(c), literal(v)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                alternatives.push(format!("({})", parts.join(" AND ")));
+            }
+            if alternatives.is_empty() {
+                continue;
+            }
+            out.extend(self.select(table, &alternatives.join(" OR ")).await?);
+        }
+        Ok(out)
+    }
+
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
+        for (t, p) in tables {
+            let id = self.table_id(&t.name);
+            let target = self.table_sql(&id);
+            match (&p.backup, p.created, p.existing_rows) {
+                (Some(b), _, _) => {
+                    // The backed-up rows come back into the table as it is now.
+                    self.client
+                        .query(&format!("DELETE FROM {target} WHERE TRUE"))
+                        .await?;
+                    self.client
+                        .query(&format!(
+                            "INSERT INTO {target} SELECT * FROM {}",
+                            self.table_sql(b)
+                        ))
+                        .await?;
+                    self.client.delete_table(&self.dataset, b).await?;
+                }
+                (None, true, _) => {
+                    self.client.delete_table(&self.dataset, &id).await?;
+                }
+                (None, false, Some(0)) => {
+                    self.client
+                        .query(&format!("DELETE FROM {target} WHERE TRUE"))
+                        .await?;
+                }
+                // Rows were merged or replaced without a backup: nothing to put back.
+                (None, false, _) => {}
+            }
+            self.client
+                .query(&format!(
+                    "DELETE FROM {} WHERE target = {}",
+                    self.table_sql(PREPARED),
+                    string_literal(&id)
+                ))
+                .await
+                .or_else(|e| match e.kind() {
+                    ErrorKind::NotFound | ErrorKind::Schema => Ok(Default::default()),
+                    _ => Err(e),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A staging table suffix no other attempt shares.
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
+}
