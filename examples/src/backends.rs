@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use migrate_backend_bigquery::client::BqEndpoint;
+use migrate_backend_bigquery::BqSink;
 use migrate_backend_postgres::{
     redact, PgCheckpointStore, PgConfig, PgSink, PgSinkOptions, PgSource,
 };
@@ -14,13 +16,17 @@ fn scheme(url: &str) -> &str {
 
 fn unsupported(what: &str, url: &str) -> Error {
     match scheme(url) {
-        "bigquery" | "snowflake" => Error::config(format!(
+        "bigquery" => Error::config(format!(
+            "{what} {}: BigQuery is a target only in this version (the source is not built yet)",
+            redact(url)
+        )),
+        "snowflake" => Error::config(format!(
             "{what} {}: the {} backend is not built yet in this version",
             redact(url),
             scheme(url)
         )),
         _ => Error::config(format!(
-            "{what} {}: unknown URL scheme (use postgres://)",
+            "{what} {}: unknown URL scheme (use postgres:// or, for a target, bigquery://)",
             redact(url)
         )),
     }
@@ -41,6 +47,10 @@ pub fn sink(url: &str, pg: &PgSinkOptions) -> Result<Arc<dyn Sink>, Error> {
             PgConfig::from_url(url)?,
             pg.clone(),
         )?)),
+        "bigquery" => {
+            let (endpoint, dataset) = BqEndpoint::from_url(url)?;
+            Ok(Arc::new(BqSink::new(endpoint, &dataset)?))
+        }
         _ => Err(unsupported("target", url)),
     }
 }
