@@ -339,46 +339,6 @@ impl BqClient {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_project_dataset_endpoint_and_location() {
-        let (e, d) =
-            BqEndpoint::from_url("bigquery://proj/ds?endpoint=http://127.0.0.1:9050/&location=EU")
-                .unwrap();
-        assert_eq!(
-            (
-                e.rest.as_str(),
-                e.project.as_str(),
-                e.location.as_deref(),
-                d.as_str()
-            ),
-            ("http://127.0.0.1:9050", "proj", Some("EU"), "ds")
-        );
-        let (e, _) = BqEndpoint::from_url("bigquery://proj/ds").unwrap();
-        assert_eq!(e.rest, "https://bigquery.googleapis.com");
-        // Google's endpoint needs credentials: refused by the client, not sent bare.
-        assert_eq!(
-            BqClient::new(e).unwrap_err().kind(),
-            migrate_core::ErrorKind::Config
-        );
-        for bad in [
-            "bigquery://proj",
-            "bigquery:///ds",
-            "bigquery://proj/a/b",
-            "bigquery://proj/ds?credentials=/k.json",
-            "bigquery://proj/ds?colour=red",
-            "postgres://proj/ds",
-        ] {
-            let e = BqEndpoint::from_url(bad).unwrap_err();
-            assert_eq!(e.kind(), migrate_core::ErrorKind::Config, "{bad}");
-            assert!(e.to_string().contains(bad), "{e}");
-        }
-    }
-}
-
 /// A create's answer: created, or there already (`duplicate`).
 fn created(answer: Result<Json>) -> Result<bool> {
     match answer {
@@ -421,4 +381,44 @@ fn fastrand_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_project_dataset_endpoint_and_location() {
+        let (e, d) =
+            BqEndpoint::from_url("bigquery://proj/ds?endpoint=http://127.0.0.1:9050/&location=EU")
+                .unwrap();
+        assert_eq!(
+            (
+                e.rest.as_str(),
+                e.project.as_str(),
+                e.location.as_deref(),
+                d.as_str()
+            ),
+            ("http://127.0.0.1:9050", "proj", Some("EU"), "ds")
+        );
+        let (e, _) = BqEndpoint::from_url("bigquery://proj/ds").unwrap();
+        assert_eq!(e.rest, "https://bigquery.googleapis.com");
+        // Google's endpoint needs credentials: refused by the client, not sent bare.
+        assert_eq!(
+            BqClient::new(e).unwrap_err().kind(),
+            migrate_core::ErrorKind::Config
+        );
+        for bad in [
+            "bigquery://proj",
+            "bigquery:///ds",
+            "bigquery://proj/a/b",
+            "bigquery://proj/ds?credentials=/k.json",
+            "bigquery://proj/ds?colour=red",
+            "postgres://proj/ds",
+        ] {
+            let e = BqEndpoint::from_url(bad).unwrap_err();
+            assert_eq!(e.kind(), migrate_core::ErrorKind::Config, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
 }
