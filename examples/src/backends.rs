@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use migrate_backend_bigquery::client::BqEndpoint;
-use migrate_backend_bigquery::BqSink;
+use migrate_backend_bigquery::{BqSink, BqSource};
 use migrate_backend_postgres::{
     redact, PgCheckpointStore, PgConfig, PgSink, PgSinkOptions, PgSource,
 };
@@ -16,17 +16,13 @@ fn scheme(url: &str) -> &str {
 
 fn unsupported(what: &str, url: &str) -> Error {
     match scheme(url) {
-        "bigquery" => Error::config(format!(
-            "{what} {}: BigQuery is a target only in this version (the source is not built yet)",
-            redact(url)
-        )),
         "snowflake" => Error::config(format!(
             "{what} {}: the {} backend is not built yet in this version",
             redact(url),
             scheme(url)
         )),
         _ => Error::config(format!(
-            "{what} {}: unknown URL scheme (use postgres:// or, for a target, bigquery://)",
+            "{what} {}: unknown URL scheme (use postgres:// or bigquery://)",
             redact(url)
         )),
     }
@@ -36,6 +32,10 @@ fn unsupported(what: &str, url: &str) -> Error {
 pub fn source(url: &str) -> Result<Arc<dyn Source>, Error> {
     match scheme(url) {
         "postgres" | "postgresql" => Ok(Arc::new(PgSource::new(url)?)),
+        "bigquery" => {
+            let (endpoint, dataset) = BqEndpoint::from_url(url)?;
+            Ok(Arc::new(BqSource::new(endpoint, &dataset)?))
+        }
         _ => Err(unsupported("source", url)),
     }
 }

@@ -82,7 +82,61 @@ pub struct QueryResult {
     pub affected: Option<u64>,
 }
 
+/// A query's rows, fetched a page at a time ([`BqClient::pages`]).
+pub struct QueryPages {
+    client: BqClient,
+    /// The answer not read yet (the first, or the one just fetched).
+    page: Option<Json>,
+    page_rows: Option<usize>,
+    /// Rows a DML statement changed, once its answer was read.
+    pub affected: Option<u64>,
+}
+
+impl QueryPages {
+    /// The next page's rows (each row's cells, `f[i].v`), or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Vec<Json>>>> {
+        loop {
+            let Some(page) = self.page.take() else {
+                return Ok(None);
+            };
+            query_failed(&page)?;
+            let complete = page["jobComplete"].as_bool().unwrap_or(true);
+            let token = page["pageToken"].as_str().map(str::to_string);
+            if complete {
+                if let Some(n) = count(&page["numDmlAffectedRows"]) {
+                    self.affected = Some(n);
+                }
+            }
+            if !complete || token.is_some() {
+                let job = page["jobReference"]["jobId"].as_str().ok_or_else(|| {
+                    Error::fatal("BigQuery query: an unfinished answer names no job")
+                })?;
+                let token = token.as_deref().filter(|_| complete);
+                self.page = Some(self.client.page(job, token, self.page_rows).await?);
+            }
+            if !complete {
+                continue;
+            }
+            let rows: Vec<Vec<Json>> = page["rows"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            r["f"]
+                                .as_array()
+                                .map(|cells| cells.iter().map(|c| c["v"].clone()).collect())
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Ok(Some(rows));
+        }
+    }
+}
+
 /// The REST client.
+#[derive(Clone)]
 pub struct BqClient {
     http: reqwest::Client,
     endpoint: BqEndpoint,
@@ -181,10 +235,25 @@ impl BqClient {
     /// Creates `dataset.table` with `fields` (a `TableSchema`'s `fields`); `false` if it
     /// existed.
     pub async fn create_table(&self, dataset: &str, table: &str, fields: Json) -> Result<bool> {
-        let body = json!({
+        self.create_table_keyed(dataset, table, fields, &[]).await
+    }
+
+    /// [`Self::create_table`] with a primary key declared (BigQuery records it, does not
+    /// enforce it).
+    pub async fn create_table_keyed(
+        &self,
+        dataset: &str,
+        table: &str,
+        fields: Json,
+        key: &[&str],
+    ) -> Result<bool> {
+        let mut body = json!({
             "tableReference": {"projectId": self.endpoint.project, "datasetId": dataset, "tableId": table},
             "schema": {"fields": fields},
         });
+        if !key.is_empty() {
+            body["tableConstraints"] = json!({"primaryKey": {"columns": key}});
+        }
         let what = format!("creating table {dataset}.{table}");
         let url = self.url(&format!("datasets/{dataset}/tables"));
         created(self.send(self.http.post(url).json(&body), &what).await)
@@ -200,6 +269,32 @@ impl BqClient {
             Ok(t) => Ok(Some(t)),
             Err(e) if e.kind() == migrate_core::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The ids of `dataset`'s tables, every page of them.
+    pub async fn list_tables(&self, dataset: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .http
+                .get(self.url(&format!("datasets/{dataset}/tables")));
+            if let Some(t) = &token {
+                req = req.query(&[("pageToken", t)]);
+            }
+            let page = self.send(req, &format!("listing {dataset}")).await?;
+            out.extend(
+                page["tables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["tableReference"]["tableId"].as_str().map(str::to_string)),
+            );
+            token = page["nextPageToken"].as_str().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
         }
     }
 
@@ -226,52 +321,54 @@ impl BqClient {
 
     /// Runs one GoogleSQL statement and reads all its rows, page by page.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let mut pages = self.pages(sql, None).await?;
+        let mut out = QueryResult::default();
+        while let Some(rows) = pages.next().await? {
+            out.rows.extend(rows);
+        }
+        out.affected = pages.affected;
+        Ok(out)
+    }
+
+    /// Runs one GoogleSQL statement whose rows are then read a page (of at most `page_rows`)
+    /// at a time, as the caller asks for them: memory holds one page.
+    pub async fn pages(&self, sql: &str, page_rows: Option<usize>) -> Result<QueryPages> {
         // Timestamps as integer microseconds, exact (the default renders float seconds).
         let mut body = json!({"query": sql, "useLegacySql": false, "timeoutMs": WAIT_MS,
                               "formatOptions": {"useInt64Timestamp": true}});
+        if let Some(n) = page_rows {
+            body["maxResults"] = json!(n);
+        }
         if let Some(l) = &self.endpoint.location {
             body["location"] = json!(l);
         }
-        let mut page = self
+        let page = self
             .send(self.http.post(self.url("queries")).json(&body), "query")
             .await?;
-        let mut out = QueryResult::default();
-        loop {
-            query_failed(&page)?;
-            let complete = page["jobComplete"].as_bool().unwrap_or(true);
-            if complete {
-                if let Some(rows) = page["rows"].as_array() {
-                    out.rows.extend(rows.iter().map(|r| {
-                        r["f"]
-                            .as_array()
-                            .map(|cells| cells.iter().map(|c| c["v"].clone()).collect())
-                            .unwrap_or_default()
-                    }));
-                }
-                if let Some(n) = count(&page["numDmlAffectedRows"]) {
-                    out.affected = Some(n);
-                }
-            }
-            let token = page["pageToken"].as_str().map(str::to_string);
-            if complete && token.is_none() {
-                return Ok(out);
-            }
-            let job = page["jobReference"]["jobId"]
-                .as_str()
-                .ok_or_else(|| Error::fatal("BigQuery query: an unfinished answer names no job"))?
-                .to_string();
-            let mut req = self.http.get(self.url(&format!("queries/{job}"))).query(&[
-                ("timeoutMs", WAIT_MS.to_string()),
-                ("formatOptions.useInt64Timestamp", "true".into()),
-            ]);
-            if let Some(t) = &token {
-                req = req.query(&[("pageToken", t)]);
-            }
-            if let Some(l) = &self.endpoint.location {
-                req = req.query(&[("location", l)]);
-            }
-            page = self.send(req, "reading query results").await?;
+        Ok(QueryPages {
+            client: self.clone(),
+            page: Some(page),
+            page_rows,
+            affected: None,
+        })
+    }
+
+    /// The next page of job `job` (from `token`; without one, the job's first once done).
+    async fn page(&self, job: &str, token: Option<&str>, page_rows: Option<usize>) -> Result<Json> {
+        let mut req = self.http.get(self.url(&format!("queries/{job}"))).query(&[
+            ("timeoutMs", WAIT_MS.to_string()),
+            ("formatOptions.useInt64Timestamp", "true".into()),
+        ]);
+        if let Some(t) = token {
+            req = req.query(&[("pageToken", t)]);
         }
+        if let Some(n) = page_rows {
+            req = req.query(&[("maxResults", n.to_string())]);
+        }
+        if let Some(l) = &self.endpoint.location {
+            req = req.query(&[("location", l)]);
+        }
+        self.send(req, "reading query results").await
     }
 
     /// Loads newline-delimited JSON `data` into `dataset.table` (created with `fields` if

@@ -24,11 +24,14 @@
 pub mod cells;
 pub mod client;
 pub mod error;
+mod read;
 pub mod sink;
+pub mod source;
 pub mod sql;
 pub mod stage;
 pub mod types;
 
 pub use error::{append_outcome, AppendOutcome, BqError};
 pub use sink::BqSink;
+pub use source::BqSource;
 pub use types::{check_value, column_type, BqColumn, BqType};

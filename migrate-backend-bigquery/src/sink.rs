@@ -20,12 +20,9 @@ use migrate_core::{
 };
 use serde_json::{json, Value as Json};
 
-use crate::cells::read_cell;
 use crate::client::{BqClient, BqEndpoint};
-use crate::sql::{
-    checksum_from_sums, checksum_query, ident, literal, range_predicate, string_literal, table_ref,
-    ChecksumColumn,
-};
+use crate::read;
+use crate::sql::{string_literal, table_ref};
 use crate::stage::{append_row, merge_sql, staged_columns, upsert_sql, StagedColumn};
 use crate::types::{column_type, BqColumn};
 
@@ -182,7 +179,7 @@ impl BqSink {
 
     async fn create(&self, table: &TableInfo, id: &str) -> Result<()> {
         self.client
-            .create_table(&self.dataset, id, self.fields(table)?)
+            .create_table_keyed(&self.dataset, id, self.fields(table)?, &self.keys(table))
             .await
             .map(drop)
     }
@@ -239,32 +236,6 @@ impl BqSink {
             tracing::warn!(table = %table.name, staging = %stg, error = %e, "staging table left behind");
         }
         done.map(|_| stats)
-    }
-
-    async fn select(&self, table: &TableInfo, predicate: &str) -> Result<Vec<Row>> {
-        let cols = &table.schema.columns;
-        let list: Vec<String> = cols.iter().map(|c| ident(&c.name)).collect();
-        let id = self.table_id(&table.name);
-        let r = self
-            .client
-            .query(&format!(
-                "SELECT {} FROM {} WHERE {predicate}",
-                list.join(", "),
-                self.table_sql(&id)
-            ))
-            .await
-            .map_err(|e| e.table(&table.name))?;
-        r.rows
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .zip(cols)
-                    .map(|(cell, c)| {
-                        read_cell(&c.data_type, cell, &format!("{}.{}", table.name, c.name))
-                    })
-                    .collect()
-            })
-            .collect()
     }
 
     fn keys<'a>(&self, table: &'a TableInfo) -> Vec<&'a str> {
@@ -396,33 +367,8 @@ impl Sink for BqSink {
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
-        let layout = self.layout(table)?;
-        let id = self.table_id(&table.name);
-        let predicate = range_predicate("", &self.keys(table), range)?;
-        let columns: Vec<ChecksumColumn<'_>> = layout
-            .iter()
-            .map(|(c, b)| ChecksumColumn {
-                name: &c.name,
-                data_type: &c.data_type,
-                bq: *b,
-            })
-            .collect();
-        match checksum_query(&self.table_sql(&id), &columns, &predicate) {
-            Some(q) => {
-                let r = self
-                    .client
-                    .query(&q)
-                    .await
-                    .map_err(|e| e.table(&table.name))?;
-                let row = r
-                    .rows
-                    .first()
-                    .ok_or_else(|| Error::fatal("the checksum query answered no row"))?;
-                checksum_from_sums(row)
-            }
-            // Floats, JSON, intervals or arrays: read the rows and hash them here.
-            None => Ok(RowChecksum::of_rows(&self.select(table, &predicate).await?)),
-        }
+        let sql = self.table_sql(&self.table_id(&table.name));
+        read::checksum(&self.client, table, &sql, range).await
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
@@ -435,24 +381,8 @@ impl Sink for BqSink {
     }
 
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
-        let cols = self.keys(table);
-        let mut out = Vec::with_capacity(keys.len());
-        for group in keys.chunks(200) {
-            let mut alternatives = Vec::with_capacity(group.len());
-            for k in group {
-                let parts = cols
-                    .iter()
-                    .zip(k)
-                    .map(|(c, v)| Ok(format!("{} = {}", ident(c), literal(v)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                alternatives.push(format!("({})", parts.join(" AND ")));
-            }
-            if alternatives.is_empty() {
-                continue;
-            }
-            out.extend(self.select(table, &alternatives.join(" OR ")).await?);
-        }
-        Ok(out)
+        let sql = self.table_sql(&self.table_id(&table.name));
+        read::rows_by_key(&self.client, table, &sql, keys).await
     }
 
     async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use migrate_backend_bigquery::client::{BqClient, BqEndpoint};
+mod common;
+
+use common::{client, typed_table};
 use migrate_backend_bigquery::sql::{
-    checksum_from_sums, checksum_query, literal, range_predicate, table_ref, ChecksumColumn,
+    checksum_from_sums, checksum_query, literal, range_predicate, ChecksumColumn,
 };
-use migrate_backend_bigquery::types::column_type;
-use migrate_core::testing::service_env;
-use migrate_core::{Column, DataType, KeyRange, RowChecksum, TableName, Value};
+use migrate_core::{Column, DataType, KeyRange, RowChecksum, Value};
 
 fn columns() -> Vec<Column> {
     vec![
@@ -84,35 +84,10 @@ fn rows() -> Vec<Vec<Value>> {
 
 #[tokio::test]
 async fn bigquery_computes_the_canonical_checksum_migrate_computes() {
-    let Some(rest) = service_env("MIGRATE_TEST_BIGQUERY_URL") else {
-        return;
-    };
-    let project =
-        std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
-    let c = BqClient::new(BqEndpoint {
-        rest,
-        project: project.clone(),
-        location: None,
-    })
-    .unwrap();
+    let Some(c) = client() else { return };
     let d = "migrate_checksum_parity";
-    c.create_dataset(d).await.unwrap();
-    c.delete_table(d, "t").await.unwrap();
-    let name = TableName::parse("public.t");
     let cols = columns();
-    let bq: Vec<_> = cols
-        .iter()
-        .map(|c| column_type(&name, c).unwrap())
-        .collect();
-    let ddl: Vec<String> = cols
-        .iter()
-        .zip(&bq)
-        .map(|(c, b)| format!("`{}` {}", c.name, b.ddl()))
-        .collect();
-    let t = table_ref(&project, d, "t");
-    c.query(&format!("CREATE TABLE {t} ({})", ddl.join(", ")))
-        .await
-        .unwrap();
+    let (bq, t) = typed_table(&c, d, &cols).await;
     let values: Vec<String> = rows()
         .iter()
         .map(|r| {

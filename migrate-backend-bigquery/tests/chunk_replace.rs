@@ -6,23 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use migrate_backend_bigquery::client::{BqClient, BqEndpoint};
-use migrate_core::testing::service_env;
-use serde_json::json;
+mod common;
 
-fn client() -> Option<BqClient> {
-    let rest = service_env("MIGRATE_TEST_BIGQUERY_URL")?;
-    let project =
-        std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
-    Some(
-        BqClient::new(BqEndpoint {
-            rest,
-            project,
-            location: None,
-        })
-        .unwrap(),
-    )
-}
+use common::client;
+use migrate_backend_bigquery::client::BqClient;
+use serde_json::json;
 
 fn ndjson(rows: &[(i64, &str)]) -> Vec<u8> {
     rows.iter()

@@ -4,23 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use migrate_backend_bigquery::client::{BqClient, BqEndpoint};
+mod common;
+
+use common::endpoint;
+use migrate_backend_bigquery::client::BqClient;
 use migrate_backend_bigquery::BqSink;
-use migrate_core::testing::{service_env, sink_conformance, SinkSuite};
+use migrate_core::testing::{sink_conformance, SinkSuite};
 use migrate_core::DataType;
 
 #[tokio::test]
 async fn bigquery_sink_passes_the_sink_suite() {
-    let Some(rest) = service_env("MIGRATE_TEST_BIGQUERY_URL") else {
-        return;
-    };
-    let project =
-        std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
-    let endpoint = BqEndpoint {
-        rest,
-        project,
-        location: None,
-    };
+    let Some(endpoint) = endpoint() else { return };
     let dataset = "migrate_sink_suite";
     // The suite wants none of its tables there (an earlier run against the same emulator).
     let client = BqClient::new(endpoint.clone()).unwrap();

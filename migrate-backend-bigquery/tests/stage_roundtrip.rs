@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
+mod common;
+
+use common::{client, typed_table};
 use migrate_backend_bigquery::cells::read_cell;
-use migrate_backend_bigquery::client::{BqClient, BqEndpoint};
 use migrate_backend_bigquery::sql::{
     checksum_from_sums, checksum_query, table_ref, ChecksumColumn,
 };
 use migrate_backend_bigquery::stage::{append_row, merge_sql, staged_columns};
-use migrate_backend_bigquery::types::{column_type, BqColumn};
-use migrate_core::testing::service_env;
 use migrate_core::{Column, DataType, KeyRange, RowChecksum, TableName, Value};
 
 fn columns() -> Vec<Column> {
@@ -67,35 +67,12 @@ fn rows() -> Vec<Vec<Value>> {
 
 #[tokio::test]
 async fn a_staged_chunk_arrives_as_it_left() {
-    let Some(rest) = service_env("MIGRATE_TEST_BIGQUERY_URL") else {
-        return;
-    };
-    let project =
-        std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
-    let c = BqClient::new(BqEndpoint {
-        rest,
-        project: project.clone(),
-        location: None,
-    })
-    .unwrap();
+    let Some(c) = client() else { return };
     let d = "migrate_stage_roundtrip";
-    c.create_dataset(d).await.unwrap();
-    c.delete_table(d, "t").await.unwrap();
     let name = TableName::parse("public.t");
     let cols = columns();
-    let bq: Vec<BqColumn> = cols
-        .iter()
-        .map(|x| column_type(&name, x).unwrap())
-        .collect();
-    let ddl: Vec<String> = cols
-        .iter()
-        .zip(&bq)
-        .map(|(x, b)| format!("`{}` {}", x.name, b.ddl()))
-        .collect();
-    let target = table_ref(&project, d, "t");
-    c.query(&format!("CREATE TABLE {target} ({})", ddl.join(", ")))
-        .await
-        .unwrap();
+    let (bq, target) = typed_table(&c, d, &cols).await;
+    let project = c.project().to_string();
 
     let staged = staged_columns(&name, &cols, &bq).unwrap();
     let mut ndjson = String::new();

@@ -1,0 +1,239 @@
+//! `BqSource`: a dataset's tables read back into migrate — BigQuery → Postgres, or a
+//! comparison source for `migrate verify`.
+//!
+//! Discovery reads each table's resource (`tables.get`): columns with their types mapped back
+//! (`INT64` → `Int64`, `NUMERIC(p, s)` → `Decimal(p, s)` — an unparameterized `NUMERIC` is
+//! (38, 9) — `BIGNUMERIC` without parameters → an unconstrained decimal, `DATETIME` →
+//! `Timestamp`, `TIMESTAMP` → `TimestampTz`, `REPEATED` → arrays), the primary key from
+//! `tableConstraints`, and row and byte counts from the table's metadata (no scan). A
+//! `RECORD`/`STRUCT`, `GEOGRAPHY` or `RANGE` column is an error naming table, column and type.
+//!
+//! Chunks: a single integer primary key is split into even key ranges between its minimum and
+//! maximum; any other table (no declared key — the emulator keeps none — or a composite or
+//! non-integer one) is one chunk. Rows stream a page at a time (`maxResults` = the batch size).
+
+use async_trait::async_trait;
+use migrate_core::{
+    BatchReader, ChunkSpec, Column, DataType, Error, KeyRange, Result, Row, RowChecksum, Schema,
+    Source, TableFilter, TableInfo, TableName, Value,
+};
+use serde_json::Value as Json;
+
+use crate::client::{BqClient, BqEndpoint};
+use crate::read::{self, RangeReader};
+use crate::sql::{ident, table_ref};
+
+/// Reads one BigQuery dataset.
+#[derive(Debug)]
+pub struct BqSource {
+    client: BqClient,
+    dataset: String,
+}
+
+impl BqSource {
+    /// A source reading `dataset` at `endpoint`.
+    pub fn new(endpoint: BqEndpoint, dataset: &str) -> Result<Self> {
+        Ok(BqSource {
+            client: BqClient::new(endpoint)?,
+            dataset: dataset.to_string(),
+        })
+    }
+
+    fn table_sql(&self, table: &TableName) -> String {
+        table_ref(self.client.project(), &self.dataset, &table.name)
+    }
+}
+
+/// The migrate type of a table resource's field; an error naming table, column and type.
+pub fn field_type(table: &TableName, field: &Json) -> Result<(Column, bool)> {
+    let name = field["name"].as_str().unwrap_or_default().to_string();
+    let ty = field["type"].as_str().unwrap_or_default();
+    let param = |k: &str| field[k].as_str().and_then(|v| v.parse::<u32>().ok());
+    let scalar = match ty {
+        "INTEGER" | "INT64" => DataType::Int64,
+        "FLOAT" | "FLOAT64" => DataType::Float64,
+        "NUMERIC" => match param("precision") {
+            Some(p) => DataType::Decimal {
+                precision: Some(p),
+                scale: Some(param("scale").unwrap_or(0)),
+            },
+            None => DataType::Decimal {
+                precision: Some(38),
+                scale: Some(9),
+            },
+        },
+        "BIGNUMERIC" => match param("precision") {
+            Some(p) => DataType::Decimal {
+                precision: Some(p),
+                scale: Some(param("scale").unwrap_or(0)),
+            },
+            None => DataType::Decimal {
+                precision: None,
+                scale: None,
+            },
+        },
+        "BOOLEAN" | "BOOL" => DataType::Bool,
+        "STRING" => DataType::Text {
+            max_len: param("maxLength"),
+        },
+        "BYTES" => DataType::Bytes,
+        "DATE" => DataType::Date,
+        "TIME" => DataType::Time,
+        "DATETIME" => DataType::Timestamp,
+        "TIMESTAMP" => DataType::TimestampTz,
+        "JSON" => DataType::Json,
+        "INTERVAL" => DataType::Interval,
+        other => {
+            return Err(Error::schema(format!(
+                "table {table}, column {name:?}: BigQuery type {other} has no lossless migrate type"
+            ))
+            .table(table))
+        }
+    };
+    let mode = field["mode"].as_str().unwrap_or("NULLABLE");
+    let data_type = match mode {
+        "REPEATED" => DataType::Array(Box::new(scalar)),
+        _ => scalar,
+    };
+    let mut column = Column::new(&name, data_type);
+    if mode == "REQUIRED" {
+        column = column.not_null();
+    }
+    Ok((column, mode == "REPEATED"))
+}
+
+#[async_trait]
+impl Source for BqSource {
+    fn kind(&self) -> &'static str {
+        "bigquery"
+    }
+
+    async fn discover(&self, filter: &TableFilter) -> Result<Vec<TableInfo>> {
+        let mut out = Vec::new();
+        for id in self.client.list_tables(&self.dataset).await? {
+            // The sink's own bookkeeping and staging tables are not data.
+            if id.starts_with("_migrate") {
+                continue;
+            }
+            let name = TableName {
+                schema: Some(self.dataset.clone()),
+                name: id.clone(),
+            };
+            if !filter.matches(&name) {
+                continue;
+            }
+            let Some(resource) = self.client.get_table(&self.dataset, &id).await? else {
+                continue;
+            };
+            let fields = resource["schema"]["fields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let columns = fields
+                .iter()
+                .map(|f| field_type(&name, f).map(|(c, _)| c))
+                .collect::<Result<Vec<_>>>()?;
+            let key: Vec<String> = resource["tableConstraints"]["primaryKey"]["columns"]
+                .as_array()
+                .map(|k| {
+                    k.iter()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let key: Vec<&str> = key.iter().map(String::as_str).collect();
+            let schema = Schema::new(columns, &key)?;
+            let mut info = TableInfo::new(name, schema);
+            let num = |k: &str| {
+                resource[k]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            info.estimated_rows = num("numRows");
+            info.estimated_bytes = num("numBytes");
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    async fn chunks(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkSpec>> {
+        let whole = || {
+            vec![ChunkSpec::whole_table(
+                table.name.clone(),
+                table.estimated_rows,
+            )]
+        };
+        let key = match table.schema.primary_key.as_slice() {
+            [i] if table.schema.columns[*i].data_type == DataType::Int64 => {
+                table.schema.columns[*i].name.clone()
+            }
+            _ => return Ok(whole()),
+        };
+        let r = self
+            .client
+            .query(&format!(
+                "SELECT MIN({0}), MAX({0}), COUNT(*) FROM {1}",
+                ident(&key),
+                self.table_sql(&table.name)
+            ))
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        let cell = |i: usize| {
+            r.rows
+                .first()
+                .and_then(|row| row.get(i))
+                .and_then(|c| c.as_str())
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        let (Some(lo), Some(hi), Some(rows)) = (cell(0), cell(1), cell(2)) else {
+            return Ok(whole()); // empty
+        };
+        let n = (rows as u64).div_ceil(chunk_rows.max(1)).max(1);
+        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
+        let step = span.div_ceil(u128::from(n)).max(1);
+        let bounds: Vec<i64> = (1..n)
+            .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
+            .filter(|b| *b <= hi)
+            .collect();
+        let per_chunk = rows as u64 / (bounds.len() as u64 + 1);
+        let bound = |b: Option<&i64>| b.map(|b| vec![Value::Int64(*b)]);
+        Ok((0..=bounds.len())
+            .map(|i| ChunkSpec {
+                table: table.name.clone(),
+                index: i as u32,
+                range: KeyRange::between(
+                    i.checked_sub(1).and_then(|j| bound(bounds.get(j))),
+                    bound(bounds.get(i)),
+                ),
+                estimated_rows: per_chunk,
+            })
+            .collect())
+    }
+
+    async fn read_chunk(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        batch_rows: usize,
+    ) -> Result<Box<dyn BatchReader>> {
+        let reader = RangeReader::open(
+            &self.client,
+            table,
+            &self.table_sql(&table.name),
+            &chunk.range,
+            batch_rows,
+        )
+        .await
+        .map_err(|e| e.chunk(chunk.index))?;
+        Ok(Box::new(reader))
+    }
+
+    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
+        read::checksum(&self.client, table, &self.table_sql(&table.name), range).await
+    }
+
+    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
+        read::rows_by_key(&self.client, table, &self.table_sql(&table.name), keys).await
+    }
+}
