@@ -212,7 +212,7 @@ impl BqSink {
         stats.rows = index as u64;
         let id = self.table_id(&table.name);
         let nonce = format!("{:08x}", fastrand_u32());
-        let stg = format!("_migrate_stg_{id}_{label}_{nonce}");
+        let stg = format!("{}{label}_{nonce}", staging_prefix(&id));
         let fields = Json::Array(staged.iter().map(StagedColumn::field).collect());
         let sql = statement(&self.table_sql(&stg), &staged)?;
         if index == 0 {
@@ -236,6 +236,21 @@ impl BqSink {
             tracing::warn!(table = %table.name, staging = %stg, error = %e, "staging table left behind");
         }
         done.map(|_| stats)
+    }
+
+    /// Drops the staging tables of `tables` a crash left behind (between a chunk's load and
+    /// its drop).
+    async fn drop_staging(&self, tables: &[TableInfo]) -> Result<()> {
+        let prefixes: Vec<String> = tables
+            .iter()
+            .map(|t| staging_prefix(&self.table_id(&t.name)))
+            .collect();
+        for id in self.client.list_tables(&self.dataset).await? {
+            if prefixes.iter().any(|p| id.starts_with(p.as_str())) {
+                self.client.delete_table(&self.dataset, &id).await?;
+            }
+        }
+        Ok(())
     }
 
     fn keys<'a>(&self, table: &'a TableInfo) -> Vec<&'a str> {
@@ -385,7 +400,22 @@ impl Sink for BqSink {
         read::rows_by_key(&self.client, table, &sql, keys).await
     }
 
+    async fn after_data(
+        &self,
+        tables: &[TableInfo],
+        views: &[migrate_core::View],
+        dry_run: bool,
+    ) -> Result<Vec<migrate_core::ObjectOutcome>> {
+        if !dry_run {
+            self.drop_staging(tables).await?;
+        }
+        let why = "the bigquery sink does not create views";
+        Ok(views.iter().map(|v| v.outcome(Some(why))).collect())
+    }
+
     async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
+        let infos: Vec<TableInfo> = tables.iter().map(|(t, _)| t.clone()).collect();
+        self.drop_staging(&infos).await?;
         for (t, p) in tables {
             let id = self.table_id(&t.name);
             let target = self.table_sql(&id);
@@ -428,6 +458,12 @@ impl Sink for BqSink {
         }
         Ok(())
     }
+}
+
+/// The start of every staging table name of target table `id`: its length makes it
+/// unambiguous (`a` and `a_b` have different prefixes).
+pub fn staging_prefix(id: &str) -> String {
+    format!("_migrate_stg_{}_{id}_", id.chars().count())
 }
 
 /// A staging table suffix no other attempt shares.
