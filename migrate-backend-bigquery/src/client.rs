@@ -394,7 +394,7 @@ impl BqClient {
         if let Some(l) = &self.endpoint.location {
             job["jobReference"] = json!({"projectId": self.endpoint.project, "location": l});
         }
-        let boundary = format!("migrate-{:016x}", fastrand_u64());
+        let boundary = format!("migrate-{:016x}", fastrand::u64(..));
         let mut body = format!(
             "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{job}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
         )
@@ -466,18 +466,6 @@ fn count(v: &Json) -> Option<u64> {
     v.as_str()
         .and_then(|s| s.parse().ok())
         .or_else(|| v.as_u64())
-}
-
-/// A boundary no payload line starts with by accident.
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 #[cfg(test)]

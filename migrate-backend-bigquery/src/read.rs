@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::cells::read_cell;
 use crate::client::{BqClient, QueryPages};
 use crate::sql::{
-    checksum_from_sums, checksum_query, ident, literal, range_predicate, ChecksumColumn,
+    checksum_columns, checksum_from_sums, checksum_query, ident, literal, range_predicate,
 };
 use crate::types::{column_type, BqColumn};
 
@@ -89,17 +89,7 @@ pub(crate) async fn checksum(
         .map(|c| column_type(&table.name, c))
         .collect::<Result<_>>()?;
     let predicate = range_predicate("", &table.primary_key(), range)?;
-    let columns: Vec<ChecksumColumn<'_>> = table
-        .schema
-        .columns
-        .iter()
-        .zip(&bq)
-        .map(|(c, b)| ChecksumColumn {
-            name: &c.name,
-            data_type: &c.data_type,
-            bq: *b,
-        })
-        .collect();
+    let columns = checksum_columns(&table.schema.columns, &bq);
     match checksum_query(sql, &columns, &predicate) {
         Some(q) => {
             let r = client.query(&q).await.map_err(|e| e.table(&table.name))?;

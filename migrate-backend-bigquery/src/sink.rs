@@ -14,9 +14,9 @@
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChunkSpec, Column, Error, ErrorKind, ExistingRows, KeyRange, Preflight,
-    PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities,
-    TableInfo, TableName, Value, WriteStats,
+    BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, Preflight, PrepareMode,
+    PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities, TableInfo,
+    TableName, Value, WriteStats,
 };
 use serde_json::{json, Value as Json};
 
@@ -211,7 +211,8 @@ impl BqSink {
         }
         stats.rows = index as u64;
         let id = self.table_id(&table.name);
-        let nonce = format!("{:08x}", fastrand_u32());
+        // A suffix no other attempt shares.
+        let nonce = format!("{:08x}", fastrand::u32(..));
         let stg = format!("{}{label}_{nonce}", staging_prefix(&id));
         let fields = Json::Array(staged.iter().map(StagedColumn::field).collect());
         let sql = statement(&self.table_sql(&stg), &staged)?;
@@ -336,28 +337,12 @@ impl Sink for BqSink {
             (true, _) => {
                 let n = self.count(&id).await?;
                 p.existing_rows = Some(n);
-                if n > 0 {
-                    match options.existing_rows {
-                        ExistingRows::Fail => {
-                            return Err(Error::config(format!(
-                                "table {} already holds {n} rows in BigQuery ({}.{id}): set [prepare] existing_rows = \"merge\" or \"replace\" to write it",
-                                table.name, self.dataset
-                            ))
-                            .table(&table.name))
-                        }
-                        ExistingRows::Merge if self.keys(table).is_empty() => {
-                            return Err(Error::config(format!(
-                                "table {} holds {n} rows and has no primary key: existing_rows = \"merge\" needs one",
-                                table.name
-                            ))
-                            .table(&table.name))
-                        }
-                        ExistingRows::Merge => p.merge = true,
-                        ExistingRows::Replace => {}
-                    }
-                    if options.backup {
-                        p.backup = Some(self.backup(&id, run).await?);
-                    }
+                p.merge =
+                    options
+                        .existing_rows
+                        .decide(&table.name, n, !self.keys(table).is_empty())?;
+                if n > 0 && options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
                 }
             }
         }
@@ -464,16 +449,4 @@ impl Sink for BqSink {
 /// unambiguous (`a` and `a_b` have different prefixes).
 pub fn staging_prefix(id: &str) -> String {
     format!("_migrate_stg_{}_{id}_", id.chars().count())
-}
-
-/// A staging table suffix no other attempt shares.
-fn fastrand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() as u32
 }

@@ -161,6 +161,22 @@ pub struct ChecksumColumn<'a> {
     pub bq: crate::types::BqColumn,
 }
 
+/// The checksum's view of `columns` with their BigQuery types `bq` (same order).
+pub fn checksum_columns<'a>(
+    columns: &'a [migrate_core::Column],
+    bq: &[crate::types::BqColumn],
+) -> Vec<ChecksumColumn<'a>> {
+    columns
+        .iter()
+        .zip(bq)
+        .map(|(c, b)| ChecksumColumn {
+            name: &c.name,
+            data_type: &c.data_type,
+            bq: *b,
+        })
+        .collect()
+}
+
 /// `SELECT count, 4 × sum of 32-bit digest pieces` over the rows of `table` (SQL) matching
 /// `predicate`, computing the canonical checksum in BigQuery; `None` when a column's canonical
 /// text cannot be rendered in SQL. [`checksum_from_sums`] reads its one row.

@@ -8,7 +8,7 @@ mod common;
 
 use common::{client, typed_table};
 use migrate_backend_bigquery::sql::{
-    checksum_from_sums, checksum_query, literal, range_predicate, ChecksumColumn,
+    checksum_columns, checksum_from_sums, checksum_query, literal, range_predicate,
 };
 use migrate_core::{Column, DataType, KeyRange, RowChecksum, Value};
 
@@ -100,15 +100,7 @@ async fn bigquery_computes_the_canonical_checksum_migrate_computes() {
         .unwrap();
 
     let sum_of = |range: &KeyRange| {
-        let checksum_cols: Vec<ChecksumColumn<'_>> = cols
-            .iter()
-            .zip(&bq)
-            .map(|(c, b)| ChecksumColumn {
-                name: &c.name,
-                data_type: &c.data_type,
-                bq: *b,
-            })
-            .collect();
+        let checksum_cols = checksum_columns(&cols, &bq);
         let pred = range_predicate("", &["id"], range).unwrap();
         checksum_query(&t, &checksum_cols, &pred).expect("every column renders")
     };

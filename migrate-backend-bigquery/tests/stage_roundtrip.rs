@@ -10,7 +10,7 @@ mod common;
 use common::{client, typed_table};
 use migrate_backend_bigquery::cells::read_cell;
 use migrate_backend_bigquery::sql::{
-    checksum_from_sums, checksum_query, table_ref, ChecksumColumn,
+    checksum_columns, checksum_from_sums, checksum_query, table_ref,
 };
 use migrate_backend_bigquery::stage::{append_row, merge_sql, staged_columns};
 use migrate_core::{Column, DataType, KeyRange, RowChecksum, TableName, Value};
@@ -96,15 +96,7 @@ async fn a_staged_chunk_arrives_as_it_left() {
 
     // Renderable columns: the checksum inside BigQuery equals migrate's.
     let renderable = 10;
-    let checksum_cols: Vec<ChecksumColumn<'_>> = cols[..renderable]
-        .iter()
-        .zip(&bq)
-        .map(|(x, b)| ChecksumColumn {
-            name: &x.name,
-            data_type: &x.data_type,
-            bq: *b,
-        })
-        .collect();
+    let checksum_cols = checksum_columns(&cols[..renderable], &bq[..renderable]);
     let q = checksum_query(&target, &checksum_cols, "TRUE").unwrap();
     let got = checksum_from_sums(&c.query(&q).await.unwrap().rows[0]).unwrap();
     let projected: Vec<Vec<Value>> = rows().iter().map(|r| r[..renderable].to_vec()).collect();

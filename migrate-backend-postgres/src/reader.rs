@@ -22,7 +22,7 @@ use crate::error::pg_error;
 /// A chunk being read: the pooled connection (inside a read-only snapshot transaction) and the
 /// COPY stream. At most one batch is decoded at a time.
 pub struct CopyReader {
-    conn: Option<Object>,
+    conn: Unreusable,
     stream: Pin<Box<CopyOutStream>>,
     decoder: TupleDecoder,
     /// Cuts tuples for [`BatchReader::next_encoded`] (used instead of `decoder`, never with).
@@ -57,7 +57,7 @@ impl CopyReader {
             codec: codec.clone(),
         });
         CopyReader {
-            conn: Some(conn),
+            conn: Unreusable(Some(conn)),
             stream: Box::pin(stream),
             splitter: RowSplitter::new(types.len()),
             decoder: TupleDecoder::new(types),
@@ -144,11 +144,12 @@ impl CopyReader {
             )));
         }
         self.done = true;
-        if let Some(conn) = &self.conn {
-            conn.batch_execute("COMMIT")
-                .await
-                .map_err(|e| pg_error(e, "ending the read transaction"))?;
-        }
+        self.conn
+            .get()?
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| pg_error(e, "ending the read transaction"))?;
+        self.conn.release();
         Ok(())
     }
 }
@@ -175,7 +176,7 @@ pub(crate) async fn checksum_ranges(
     let what = format!("reading {} to checksum its ranges", codec.table);
     // Until the stream has ended and the transaction too, the connection cannot be reused:
     // an error or a cancelled task drops it out of the pool.
-    let conn = Unreusable(Some(conn));
+    let mut conn = Unreusable(Some(conn));
     let streamed = async {
         let c = conn.get()?;
         let stream = c.copy_out(query).await.map_err(|e| pg_error(e, &what))?;
@@ -211,11 +212,12 @@ pub(crate) async fn checksum_ranges(
         Ok(sums.finish())
     }
     .await?;
-    conn.reusable();
+    conn.release();
     Ok(streamed)
 }
 
-/// A pooled connection that is taken out of the pool when dropped, unless marked reusable.
+/// A pooled connection that is taken out of the pool when dropped — mid-COPY, by an error or
+/// a cancelled task — unless released after its work ended cleanly.
 struct Unreusable(Option<Object>);
 
 impl Unreusable {
@@ -226,7 +228,7 @@ impl Unreusable {
     }
 
     /// Back to the pool as it is.
-    fn reusable(mut self) {
+    fn release(&mut self) {
         drop(self.0.take());
     }
 }
@@ -268,16 +270,5 @@ impl RowCodec for PgRowCodec {
 
     fn checksum_text(&self, row: &[u8], out: &mut String) -> Result<()> {
         checksum_tuple(&self.types, row, out).map_err(|e| self.error(e))
-    }
-}
-
-impl Drop for CopyReader {
-    fn drop(&mut self) {
-        // A connection abandoned mid-COPY cannot be reused: take it out of the pool so it closes.
-        if !self.done {
-            if let Some(conn) = self.conn.take() {
-                drop(Object::take(conn));
-            }
-        }
     }
 }

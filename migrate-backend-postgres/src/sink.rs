@@ -9,10 +9,9 @@ use deadpool_postgres::{Object, Pool};
 use futures_util::{pin_mut, SinkExt};
 use migrate_core::objects::{ConstraintKind, Identity, View};
 use migrate_core::{
-    BatchReader, ChunkSpec, Error, ErrorKind, ExistingRows, KeyRange, ObjectKind, ObjectOutcome,
-    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId,
-    SequenceValue, Sink, SinkCapabilities, TableFilter, TableInfo, TableName, Value, WriteStats,
-    POSTGRES_COPY_BINARY,
+    BatchReader, ChunkSpec, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome, Preflight,
+    PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, SequenceValue, Sink,
+    SinkCapabilities, TableFilter, TableInfo, TableName, Value, WriteStats, POSTGRES_COPY_BINARY,
 };
 use tokio_postgres::types::Type;
 
@@ -570,59 +569,45 @@ impl PgSink {
                 }
                 let rows = count_rows(&tx, &name).await?;
                 prepared.existing_rows = Some(rows);
+                let merge = options.existing_rows.decide(
+                    &table.name,
+                    rows,
+                    !table.schema.primary_key.is_empty(),
+                )?;
                 if rows > 0 {
-                    match options.existing_rows {
-                        ExistingRows::Fail => {
+                    if merge {
+                        // Upserts need the key unique in the target (ON CONFLICT).
+                        let mut key: Vec<String> =
+                            table.primary_key().iter().map(|k| k.to_string()).collect();
+                        key.sort();
+                        let unique: bool = tx
+                            .query_one(
+                                "SELECT EXISTS (SELECT 1 FROM pg_index i
+                                   WHERE i.indrelid = $1::text::regclass AND i.indisunique
+                                     AND i.indpred IS NULL AND i.indnkeyatts = cardinality($2::text[])
+                                     AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                                          FROM pg_attribute a WHERE a.attrelid = i.indrelid
+                                            AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1])) = $2::text[])",
+                                &[&name, &key],
+                            )
+                            .await
+                            .map_err(|e| pg_error(e, &format!("looking at the keys of {}", table.name)))?
+                            .get(0);
+                        if !unique {
                             return Err(Error::config(format!(
-                                "target table {} already holds {rows} rows and prepare.existing_rows is \"fail\": nothing was written to it",
-                                table.name
+                                "target table {} holds {rows} rows but no unique key on ({}) to merge by (prepare.existing_rows = \"merge\")",
+                                table.name,
+                                key.join(", ")
                             ))
                             .table(&table.name));
                         }
-                        ExistingRows::Merge if table.schema.primary_key.is_empty() => {
-                            return Err(Error::config(format!(
-                                "target table {} holds {rows} rows and has no primary key to merge by (prepare.existing_rows = \"merge\")",
-                                table.name
-                            ))
-                            .table(&table.name));
-                        }
-                        ExistingRows::Merge => {
-                            // Upserts need the key unique in the target (ON CONFLICT).
-                            let mut key: Vec<String> =
-                                table.primary_key().iter().map(|k| k.to_string()).collect();
-                            key.sort();
-                            let unique: bool = tx
-                                .query_one(
-                                    "SELECT EXISTS (SELECT 1 FROM pg_index i
-                                       WHERE i.indrelid = $1::text::regclass AND i.indisunique
-                                         AND i.indpred IS NULL AND i.indnkeyatts = cardinality($2::text[])
-                                         AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
-                                              FROM pg_attribute a WHERE a.attrelid = i.indrelid
-                                                AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1])) = $2::text[])",
-                                    &[&name, &key],
-                                )
-                                .await
-                                .map_err(|e| pg_error(e, &format!("looking at the keys of {}", table.name)))?
-                                .get(0);
-                            if !unique {
-                                return Err(Error::config(format!(
-                                    "target table {} holds {rows} rows but no unique key on ({}) to merge by (prepare.existing_rows = \"merge\")",
-                                    table.name,
-                                    key.join(", ")
-                                ))
-                                .table(&table.name));
-                            }
-                            prepared.merge = true;
-                        }
-                        // Chunk writes clear their ranges; this table's own foreign keys
-                        // (the ones finalize adds back) must not hold its parents' deletes up.
+                        prepared.merge = true;
+                    } else {
                         // Chunk writes clear their ranges: no other table's rows may go with
                         // them, and this table's own foreign keys must not hold its parents'
                         // deletes up (they are set aside and come back at finalize).
-                        ExistingRows::Replace => {
-                            preparation::refuse_cascades(&tx, &name, &table.name).await?;
-                            preparation::set_foreign_keys_aside(&tx, &name).await?;
-                        }
+                        preparation::refuse_cascades(&tx, &name, &table.name).await?;
+                        preparation::set_foreign_keys_aside(&tx, &name).await?;
                     }
                     if options.backup {
                         let b = sql::table(&backup_name(&table.name, run));

@@ -7,9 +7,9 @@ use crate::batch::{BatchReader, Row};
 use crate::checkpoint::RunId;
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::objects::{ObjectKind, ObjectOutcome, SequenceValue, View};
-use crate::schema::TableInfo;
+use crate::schema::{TableInfo, TableName};
 use crate::source::unsupported;
 use crate::value::Value;
 
@@ -58,6 +58,28 @@ pub enum ExistingRows {
 }
 
 impl ExistingRows {
+    /// What `prepare` does about `rows` rows `table` already holds, under this policy, with
+    /// `keyed` saying whether the target can merge by key: `Ok(true)` to merge, `Ok(false)` to
+    /// replace (or nothing there); refused naming the table, the count and the setting. One
+    /// rule for every sink.
+    pub fn decide(self, table: &TableName, rows: u64, keyed: bool) -> Result<bool> {
+        if rows == 0 {
+            return Ok(false);
+        }
+        match self {
+            ExistingRows::Fail => Err(Error::config(format!(
+                "target table {table} already holds {rows} rows and prepare.existing_rows is \"fail\": nothing was written to it"
+            ))
+            .table(table)),
+            ExistingRows::Merge if !keyed => Err(Error::config(format!(
+                "target table {table} holds {rows} rows and has no primary key to merge by (prepare.existing_rows = \"merge\")"
+            ))
+            .table(table)),
+            ExistingRows::Merge => Ok(true),
+            ExistingRows::Replace => Ok(false),
+        }
+    }
+
     /// Stable lowercase name, as written in configuration files.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -14,8 +14,7 @@ use crate::chunk::{ChunkSpec, KeyRange};
 use crate::error::{Error, Result};
 use crate::schema::{TableInfo, TableName};
 use crate::sink::{
-    ExistingRows, Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities,
-    WriteStats,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities, WriteStats,
 };
 use crate::value::{cmp_keys, Value};
 
@@ -322,30 +321,14 @@ impl Sink for MemorySink {
                 }
                 let rows = existing.len() as u64;
                 prepared.existing_rows = Some(rows);
-                if rows > 0 {
-                    match options.existing_rows {
-                        ExistingRows::Fail => {
-                            return Err(Error::config(format!(
-                                "target table {} already holds {rows} rows (prepare.existing_rows = \"fail\")",
-                                table.name
-                            ))
-                            .table(&table.name))
-                        }
-                        ExistingRows::Merge if !existing.has_key() => {
-                            return Err(Error::config(format!(
-                                "target table {} holds {rows} rows and has no primary key to merge by",
-                                table.name
-                            ))
-                            .table(&table.name))
-                        }
-                        ExistingRows::Merge => prepared.merge = true,
-                        ExistingRows::Replace => {}
-                    }
-                    if options.backup {
-                        let copy = existing.clone();
-                        st.backups.insert(backup_name.clone(), copy);
-                        prepared.backup = Some(backup_name);
-                    }
+                prepared.merge =
+                    options
+                        .existing_rows
+                        .decide(&table.name, rows, existing.has_key())?;
+                if rows > 0 && options.backup {
+                    let copy = existing.clone();
+                    st.backups.insert(backup_name.clone(), copy);
+                    prepared.backup = Some(backup_name);
                 }
                 st.prepared.insert(key, prepared.clone());
                 return Ok(prepared);
