@@ -37,12 +37,7 @@ async fn a_killed_run_into_bigquery_resumes_to_exactly_the_source_rows() {
     let src = fresh_db(&admin, "migrate_cli_bq_src").await;
     client(&src).await.batch_execute(SOURCE).await.unwrap();
     let dataset = "migrate_cli_bq";
-    let bq = BqClient::new(BqEndpoint {
-        rest: rest.clone(),
-        project: project.clone(),
-        location: None,
-    })
-    .unwrap();
+    let bq = BqClient::new(BqEndpoint::unauthenticated(rest.clone(), project.clone())).unwrap();
     bq.create_dataset(dataset).await.unwrap();
     for t in ["accounts", "entries", "_migrate_prepared"] {
         bq.delete_table(dataset, t).await.unwrap();

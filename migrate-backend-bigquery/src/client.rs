@@ -3,15 +3,15 @@
 //! [`BqError`] wherever BigQuery reports it (an error status, a failed job fetched with 200,
 //! the emulator's 200 with `errors`).
 //!
-//! Auth: none yet — the emulator takes any request. Google's endpoints need a bearer token
-//! (service account or application-default credentials), which is not built yet: the client
-//! refuses a `https://*.googleapis.com` endpoint rather than send unauthenticated requests.
+//! Auth: a bearer token on every request for Google (see [`crate::auth`]); none for the
+//! emulator, which takes any request.
 
 use std::time::Duration;
 
 use migrate_core::{Error, Result};
 use serde_json::{json, Value as Json};
 
+use crate::auth::{BqAuth, TokenSource};
 use crate::error::BqError;
 
 /// Where the REST API answers, and for which project.
@@ -23,13 +23,27 @@ pub struct BqEndpoint {
     pub project: String,
     /// Location of the datasets and jobs (`US`, `EU`, a region), when one is set.
     pub location: Option<String>,
+    /// How requests are authenticated.
+    pub auth: BqAuth,
 }
 
 impl BqEndpoint {
-    /// Reads `bigquery://PROJECT/DATASET?endpoint=URL&location=LOC` into the endpoint and the
-    /// dataset. `endpoint` is the REST API's base URL (the emulator's; without it, Google's,
-    /// which needs credentials this build cannot send yet); `grpc_endpoint` is accepted for the
-    /// Storage APIs to come; `credentials` is refused until it is honoured.
+    /// An endpoint that takes unauthenticated requests (the emulator at `rest`).
+    pub fn unauthenticated(rest: impl Into<String>, project: impl Into<String>) -> BqEndpoint {
+        BqEndpoint {
+            rest: rest.into(),
+            project: project.into(),
+            location: None,
+            auth: BqAuth::None,
+        }
+    }
+
+    /// Reads `bigquery://PROJECT/DATASET?endpoint=URL&credentials=PATH&location=LOC` into the
+    /// endpoint and the dataset. Without `endpoint`, requests go to Google's REST API with
+    /// the service-account key `credentials` names, else with application-default
+    /// credentials; with `endpoint` (the emulator's base URL) and no `credentials`, they go
+    /// unauthenticated. `grpc_endpoint` is read and unused: this version writes through load
+    /// jobs and DML, not the Storage Write API.
     pub fn from_url(url: &str) -> Result<(BqEndpoint, String)> {
         let bad = |why: &str| Error::config(format!("BigQuery URL {url}: {why}"));
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
@@ -47,26 +61,30 @@ impl BqEndpoint {
                 "the path must be one dataset (bigquery://PROJECT/DATASET)",
             ));
         }
-        let mut rest = "https://bigquery.googleapis.com".to_string();
+        let mut rest = None;
         let mut location = None;
+        let mut credentials = None;
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
-                "endpoint" => rest = v.trim_end_matches('/').to_string(),
+                "endpoint" => rest = Some(v.trim_end_matches('/').to_string()),
                 "location" => location = Some(v.to_string()),
+                "credentials" if v.is_empty() => return Err(bad("credentials= names no file")),
+                "credentials" => credentials = Some(std::path::PathBuf::from(v.as_ref())),
                 "grpc_endpoint" => {}
-                "credentials" => {
-                    return Err(bad(
-                        "credentials= is not supported by this version (only the emulator's unauthenticated endpoint is)",
-                    ))
-                }
                 other => return Err(bad(&format!("unknown parameter {other:?}"))),
             }
         }
+        let auth = match (&rest, credentials) {
+            (_, Some(path)) => BqAuth::KeyFile(path),
+            (Some(_), None) => BqAuth::None,
+            (None, None) => BqAuth::ApplicationDefault,
+        };
         Ok((
             BqEndpoint {
-                rest,
+                rest: rest.unwrap_or_else(|| GOOGLE.to_string()),
                 project,
                 location,
+                auth,
             },
             dataset,
         ))
@@ -135,11 +153,15 @@ impl QueryPages {
     }
 }
 
+/// Google's REST API.
+const GOOGLE: &str = "https://bigquery.googleapis.com";
+
 /// The REST client.
 #[derive(Clone)]
 pub struct BqClient {
     http: reqwest::Client,
     endpoint: BqEndpoint,
+    tokens: TokenSource,
 }
 
 impl std::fmt::Debug for BqClient {
@@ -158,17 +180,16 @@ const WAIT_MS: u64 = 10_000;
 impl BqClient {
     /// A client for `endpoint`.
     pub fn new(endpoint: BqEndpoint) -> Result<Self> {
-        if endpoint.rest.contains("googleapis.com") {
-            return Err(Error::config(format!(
-                "BigQuery endpoint {}: Google's service needs credentials, which this build cannot send yet",
-                endpoint.rest
-            )));
-        }
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Error::with_source(migrate_core::ErrorKind::Config, "HTTP client", e))?;
-        Ok(BqClient { http, endpoint })
+        let tokens = TokenSource::new(endpoint.auth.clone());
+        Ok(BqClient {
+            http,
+            endpoint,
+            tokens,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -180,7 +201,10 @@ impl BqClient {
     }
 
     /// Sends `req` and reads the answer: JSON on success, a classified error otherwise.
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Json> {
+    async fn send(&self, mut req: reqwest::RequestBuilder, what: &str) -> Result<Json> {
+        if let Some(token) = self.tokens.token().await? {
+            req = req.bearer_auth(token.as_str());
+        }
         let resp = req.send().await.map_err(|e| {
             let kind = match e.is_timeout() {
                 true => migrate_core::ErrorKind::Timeout,
@@ -257,6 +281,29 @@ impl BqClient {
         let what = format!("creating table {dataset}.{table}");
         let url = self.url(&format!("datasets/{dataset}/tables"));
         created(self.send(self.http.post(url).json(&body), &what).await)
+    }
+
+    /// Declares `dataset.table`'s keys (`tables.patch` of its `tableConstraints`, which
+    /// replaces any declared before, so declaring again changes nothing): the primary key
+    /// `key` (none when empty) and `foreign_keys` as [`foreign_key`] makes them. BigQuery
+    /// records them, does not enforce them, and uses them to plan joins.
+    pub async fn set_constraints(
+        &self,
+        dataset: &str,
+        table: &str,
+        key: &[&str],
+        foreign_keys: Vec<Json>,
+    ) -> Result<()> {
+        let mut constraints = json!({"foreignKeys": foreign_keys});
+        if !key.is_empty() {
+            constraints["primaryKey"] = json!({"columns": key});
+        }
+        let body = json!({"tableConstraints": constraints});
+        let url = self.url(&format!("datasets/{dataset}/tables/{table}"));
+        let what = format!("declaring the keys of {dataset}.{table}");
+        self.send(self.http.patch(url).json(&body), &what)
+            .await
+            .map(drop)
     }
 
     /// `dataset.table`'s resource (schema, row count), or `None` when it does not exist.
@@ -436,6 +483,26 @@ impl BqClient {
     }
 }
 
+/// One foreign key in `tableConstraints.foreignKeys` form: `name`, the columns `pairs`
+/// (referencing, referenced) and the parent `dataset.table` in `project`.
+pub fn foreign_key(
+    name: &str,
+    project: &str,
+    dataset: &str,
+    parent: &str,
+    pairs: &[(&str, &str)],
+) -> Json {
+    let columns: Vec<Json> = pairs
+        .iter()
+        .map(|(from, to)| json!({"referencingColumn": from, "referencedColumn": to}))
+        .collect();
+    json!({
+        "name": name,
+        "referencedTable": {"projectId": project, "datasetId": dataset, "tableId": parent},
+        "columnReferences": columns,
+    })
+}
+
 /// A create's answer: created, or there already (`duplicate`).
 fn created(answer: Result<Json>) -> Result<bool> {
     match answer {
@@ -486,18 +553,26 @@ mod tests {
             ),
             ("http://127.0.0.1:9050", "proj", Some("EU"), "ds")
         );
+        assert_eq!(e.auth, BqAuth::None);
+        // Google's endpoint: application-default credentials, or the key file named.
         let (e, _) = BqEndpoint::from_url("bigquery://proj/ds").unwrap();
         assert_eq!(e.rest, "https://bigquery.googleapis.com");
-        // Google's endpoint needs credentials: refused by the client, not sent bare.
+        assert_eq!(e.auth, BqAuth::ApplicationDefault);
+        let (e, _) = BqEndpoint::from_url("bigquery://proj/ds?credentials=/k.json").unwrap();
+        assert_eq!(e.auth, BqAuth::KeyFile("/k.json".into()));
+        assert_eq!(e.rest, "https://bigquery.googleapis.com");
+        // A foreign key as tables.patch takes it.
         assert_eq!(
-            BqClient::new(e).unwrap_err().kind(),
-            migrate_core::ErrorKind::Config
+            foreign_key("orders_fk", "p", "d", "customers", &[("customer_id", "id")]),
+            json!({"name": "orders_fk",
+                   "referencedTable": {"projectId": "p", "datasetId": "d", "tableId": "customers"},
+                   "columnReferences": [{"referencingColumn": "customer_id", "referencedColumn": "id"}]})
         );
         for bad in [
             "bigquery://proj",
             "bigquery:///ds",
             "bigquery://proj/a/b",
-            "bigquery://proj/ds?credentials=/k.json",
+            "bigquery://proj/ds?credentials=",
             "bigquery://proj/ds?colour=red",
             "postgres://proj/ds",
         ] {

@@ -1,7 +1,8 @@
 //! # migrate-backend-bigquery
 //!
-//! BigQuery for migrate — being built in parts, each complete and tested before the next.
-//! Here now:
+//! BigQuery for migrate: [`BqSink`] and [`BqSource`] (see the crate's README for the design
+//! that writes each chunk exactly once, and what was tested on the emulator versus recorded
+//! answers). Its parts:
 //!
 //! - [`types`]: the lossless type mapping (`NUMERIC(p, s)` where it holds the declared
 //!   precision and scale, `BIGNUMERIC` otherwise, `REPEATED` for arrays, …) and the check that
@@ -16,11 +17,10 @@
 //!   `MERGE` that replaces the chunk's key range with them (exactly once, however often run);
 //! - [`cells`]: query results read back into migrate's values, losslessly;
 //! - [`client`]: a thin REST client (datasets, tables, paged queries, load jobs from an
-//!   upload) — for the emulator; Google's endpoints need credentials it cannot send yet.
-//!
-//! Not here yet: `BqSink` and `BqSource` (see the crate's README for the design they follow).
-//! No placeholder type pretends to work.
+//!   upload), authenticated by [`auth`] for Google and not at all for the emulator;
+//! - [`sink`], [`source`]: the backend itself.
 
+pub mod auth;
 pub mod cells;
 pub mod client;
 pub mod error;
@@ -31,6 +31,8 @@ pub mod sql;
 pub mod stage;
 pub mod types;
 
+pub use auth::BqAuth;
+pub use client::{BqClient, BqEndpoint};
 pub use error::{append_outcome, AppendOutcome, BqError};
 pub use sink::BqSink;
 pub use source::BqSource;

@@ -14,13 +14,13 @@
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, Preflight, PrepareMode,
-    PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink, SinkCapabilities, TableInfo,
-    TableName, Value, WriteStats,
+    BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink,
+    SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
 use serde_json::{json, Value as Json};
 
-use crate::client::{BqClient, BqEndpoint};
+use crate::client::{foreign_key, BqClient, BqEndpoint};
 use crate::read;
 use crate::sql::{string_literal, table_ref};
 use crate::stage::{append_row, merge_sql, staged_columns, upsert_sql, StagedColumn};
@@ -177,11 +177,100 @@ impl BqSink {
         Ok(name)
     }
 
-    async fn create(&self, table: &TableInfo, id: &str) -> Result<()> {
+    /// Creates the table with its primary key, then declares its foreign keys: what
+    /// `prepare` reports of the keys.
+    async fn create(&self, table: &TableInfo, id: &str) -> Result<Vec<ObjectOutcome>> {
+        let keys = self.keys(table);
         self.client
-            .create_table_keyed(&self.dataset, id, self.fields(table)?, &self.keys(table))
+            .create_table_keyed(&self.dataset, id, self.fields(table)?, &keys)
+            .await?;
+        let mut out = Vec::new();
+        if !keys.is_empty() {
+            let name = table.name.to_string();
+            out.push(ObjectOutcome::created(
+                ObjectKind::PrimaryKey,
+                name,
+                Some(&table.name),
+            ));
+        }
+        out.extend(self.declare_foreign_keys(table, id).await?);
+        Ok(out)
+    }
+
+    /// Declares `table`'s foreign keys (`NOT ENFORCED`, as BigQuery has them) whose parent is
+    /// in the dataset — parents are prepared before their children — one outcome each. A
+    /// declaration BigQuery refuses leaves the keys out, saying why; the rows are unaffected.
+    async fn declare_foreign_keys(
+        &self,
+        table: &TableInfo,
+        id: &str,
+    ) -> Result<Vec<ObjectOutcome>> {
+        let mut declared = Vec::new();
+        let mut out = Vec::new();
+        for fk in &table.foreign_keys {
+            let shown = fk.name.clone().unwrap_or_else(|| fk.columns.join(", "));
+            let parent = self.table_id(&fk.referenced_table);
+            if parent != id
+                && self
+                    .client
+                    .get_table(&self.dataset, &parent)
+                    .await?
+                    .is_none()
+            {
+                let why = format!(
+                    "its parent {} is not in dataset {}",
+                    fk.referenced_table, self.dataset
+                );
+                out.push(ObjectOutcome::skipped(
+                    ObjectKind::ForeignKey,
+                    shown,
+                    Some(&table.name),
+                    why,
+                ));
+                continue;
+            }
+            let name = fk
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{id}_{}_fkey", fk.columns.join("_")));
+            let pairs: Vec<(&str, &str)> = fk
+                .columns
+                .iter()
+                .zip(&fk.referenced_columns)
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            let project = self.client.project();
+            declared.push(foreign_key(&name, project, &self.dataset, &parent, &pairs));
+            out.push(ObjectOutcome::created(
+                ObjectKind::ForeignKey,
+                shown,
+                Some(&table.name),
+            ));
+        }
+        if declared.is_empty() {
+            return Ok(out);
+        }
+        let keys = self.keys(table);
+        match self
+            .client
+            .set_constraints(&self.dataset, id, &keys, declared)
             .await
-            .map(drop)
+        {
+            Ok(()) => Ok(out),
+            Err(e) if matches!(e.kind(), ErrorKind::Validation | ErrorKind::Schema) => {
+                let why = format!("BigQuery refused the declaration: {}", e.message());
+                Ok(out
+                    .into_iter()
+                    .map(|o| match o.not_created {
+                        None => {
+                            ObjectOutcome::skipped(o.kind, o.name, o.table.as_ref(), why.clone())
+                        }
+                        Some(_) => o,
+                    })
+                    .collect())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Streams `table`'s chunk rows into a staging table and runs `statement` (built from the
@@ -198,7 +287,7 @@ impl BqSink {
     {
         let layout = self.layout(table)?;
         let (cols, bq): (Vec<Column>, Vec<BqColumn>) = layout.into_iter().unzip();
-        let staged = staged_columns(&table.name, &cols, &bq)?;
+        let staged = staged_columns(&cols, &bq);
         let mut ndjson = String::new();
         let mut stats = WriteStats::default();
         let mut index = 0usize;
@@ -272,6 +361,21 @@ impl Sink for BqSink {
         }
     }
 
+    fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
+        migrate_core::objects::all_objects(table)
+            .into_iter()
+            .map(|(kind, name)| match kind {
+                ObjectKind::Table | ObjectKind::PrimaryKey | ObjectKind::ForeignKey => {
+                    ObjectOutcome::created(kind, name, Some(&table.name))
+                }
+                _ => {
+                    let why = "BigQuery declares only tables, primary and foreign keys (NOT ENFORCED): the bigquery sink does not create it";
+                    ObjectOutcome::skipped(kind, name, Some(&table.name), why)
+                }
+            })
+            .collect()
+    }
+
     async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {
         let mut problems = Vec::new();
         for c in &table.schema.columns {
@@ -323,7 +427,7 @@ impl Sink for BqSink {
                 .table(&table.name))
             }
             (false, _) => {
-                self.create(table, &id).await?;
+                p.objects = self.create(table, &id).await?;
                 p.created = true;
             }
             (true, PrepareMode::Recreate) => {
@@ -331,7 +435,7 @@ impl Sink for BqSink {
                     p.backup = Some(self.backup(&id, run).await?);
                 }
                 self.client.delete_table(&self.dataset, &id).await?;
-                self.create(table, &id).await?;
+                p.objects = self.create(table, &id).await?;
                 p.created = p.backup.is_none();
             }
             (true, _) => {

@@ -251,11 +251,33 @@ fn check_scalar(ty: BqType, value: &Value) -> std::result::Result<(), String> {
             "a JSON null document: BigQuery keeps only SQL NULL apart, the two would read back alike"
                 .into(),
         ),
+        (BqType::Interval, Value::Interval(iv)) => interval_fits(iv),
         (t, Value::Decimal(d)) => match t.decimal_bounds() {
             Some(bounds) => fits(d, bounds),
             None => Ok(()),
         },
         _ => Ok(()),
+    }
+}
+
+/// BigQuery's `INTERVAL` range, part by part: ±10,000 years of months, ±3,660,000 days,
+/// ±87,840,000 hours of time. Postgres' range is wider in every part.
+const INTERVAL_MONTHS: i64 = 120_000;
+const INTERVAL_DAYS: i64 = 3_660_000;
+const INTERVAL_MICROS: i64 = 87_840_000 * 3_600 * 1_000_000;
+
+/// Whether `iv` fits BigQuery's `INTERVAL` without clamping a part.
+fn interval_fits(iv: &migrate_core::value::Interval) -> std::result::Result<(), String> {
+    let parts = [
+        ("months", i64::from(iv.months), INTERVAL_MONTHS),
+        ("days", i64::from(iv.days), INTERVAL_DAYS),
+        ("microseconds", iv.micros, INTERVAL_MICROS),
+    ];
+    match parts.iter().find(|(_, v, max)| v.abs() > *max) {
+        Some((part, v, max)) => Err(format!(
+            "an interval of {v} {part} is outside BigQuery's INTERVAL range (±{max} {part})"
+        )),
+        None => Ok(()),
     }
 }
 

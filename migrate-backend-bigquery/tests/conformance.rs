@@ -32,8 +32,6 @@ async fn bigquery_sink_passes_the_sink_suite() {
     let suite = SinkSuite {
         namespace: Some(dataset.into()),
         unsupported_types: vec![
-            // Not staged yet (the emulator reads no interval text BigQuery writes).
-            DataType::Interval,
             // The suite's sample holds 110 digits before the point: beyond BIGNUMERIC, refused
             // (see `types`), and the emulator cannot create BIGNUMERIC columns at all.
             DataType::Decimal {

@@ -65,11 +65,7 @@ async fn postgres_to_bigquery_is_verified_in_each_engine() {
     tokio::spawn(conn);
     src.batch_execute(SOURCE).await.unwrap();
 
-    let endpoint = BqEndpoint {
-        rest,
-        project: project.clone(),
-        location: None,
-    };
+    let endpoint = BqEndpoint::unauthenticated(rest, project.clone());
     let dataset = "migrate_pg_to_bq";
     let client = BqClient::new(endpoint.clone()).unwrap();
     client.create_dataset(dataset).await.unwrap();
@@ -111,6 +107,20 @@ async fn postgres_to_bigquery_is_verified_in_each_engine() {
     }
     let rows: u64 = report.results.iter().map(|r| r.rows).sum();
     assert_eq!(rows, 8500);
+    // Both keys declared (NOT ENFORCED): the parent was there when its child was created.
+    let declared = |kind: migrate_core::ObjectKind, table: &str| {
+        report.schema_objects.iter().any(|o| {
+            o.kind == kind
+                && o.not_created.is_none()
+                && o.table.as_ref().is_some_and(|t| t.name == table)
+        })
+    };
+    assert!(
+        declared(migrate_core::ObjectKind::PrimaryKey, "customers")
+            && declared(migrate_core::ObjectKind::ForeignKey, "orders"),
+        "{:?}",
+        report.schema_objects
+    );
     assert!(
         report.results.iter().all(|r| r.chunks_total > 1),
         "several chunks each"

@@ -1,7 +1,7 @@
 //! A chunk of every type the emulator holds goes through its staging table and the MERGE and
 //! arrives as it left: counted, checksummed inside BigQuery against migrate's figure where
 //! BigQuery renders the canonical text, and read back value by value where it does not (floats,
-//! JSON, arrays). Written twice, it leaves the same rows.
+//! JSON, arrays, intervals). Written twice, it leaves the same rows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -36,6 +36,7 @@ fn columns() -> Vec<Column> {
         Column::new("ratio", DataType::Float64),
         Column::new("doc", DataType::Json),
         Column::new("tags", DataType::Array(Box::new(DataType::text()))),
+        Column::new("span", DataType::Interval),
     ]
 }
 
@@ -60,6 +61,13 @@ fn rows() -> Vec<Vec<Value>> {
                 v(Value::Json(format!(r#"{{"z": {i}, "a": [1, "x"]}}"#))),
                 // Never NULL: BigQuery arrays cannot be (an empty one can).
                 Value::Array((0..i % 3).map(|k| Value::Text(format!("t{k}"))).collect()),
+                // Negative months too; days and time stay positive, which the emulator
+                // renders without their sign (BigQuery keeps each part's: see the README).
+                v(Value::Interval(migrate_core::value::Interval {
+                    months: i as i32 - 20,
+                    days: i as i32,
+                    micros: i * 3_723_000_001,
+                })),
             ]
         })
         .collect()
@@ -74,7 +82,7 @@ async fn a_staged_chunk_arrives_as_it_left() {
     let (bq, target) = typed_table(&c, d, &cols).await;
     let project = c.project().to_string();
 
-    let staged = staged_columns(&name, &cols, &bq).unwrap();
+    let staged = staged_columns(&cols, &bq);
     let mut ndjson = String::new();
     for (i, r) in rows().iter().enumerate() {
         append_row(&name, &cols, &staged, i, r, &mut ndjson).unwrap();

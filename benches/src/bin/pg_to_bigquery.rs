@@ -49,12 +49,11 @@ const PROJECT: &str = "test-project";
 const FIELDS: &str = r#"[{"name":"id","type":"INT64","mode":"REQUIRED"},{"name":"customer_id","type":"INT64","mode":"REQUIRED"},{"name":"total","type":"NUMERIC","mode":"REQUIRED","precision":"10","scale":"2"},{"name":"placed","type":"TIMESTAMP","mode":"REQUIRED"},{"name":"status","type":"STRING","mode":"REQUIRED"}]"#;
 
 fn endpoint() -> BqEndpoint {
-    BqEndpoint {
-        rest: std::env::var("MIGRATE_BENCH_BIGQUERY_URL")
+    BqEndpoint::unauthenticated(
+        std::env::var("MIGRATE_BENCH_BIGQUERY_URL")
             .expect("MIGRATE_BENCH_BIGQUERY_URL: the emulator's REST URL"),
-        project: PROJECT.into(),
-        location: None,
-    }
+        PROJECT,
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -13,11 +13,7 @@ pub fn endpoint() -> Option<BqEndpoint> {
     let rest = service_env("MIGRATE_TEST_BIGQUERY_URL")?;
     let project =
         std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
-    Some(BqEndpoint {
-        rest,
-        project,
-        location: None,
-    })
+    Some(BqEndpoint::unauthenticated(rest, project))
 }
 
 /// A client on the emulator.
