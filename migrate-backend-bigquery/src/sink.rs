@@ -475,6 +475,15 @@ impl Sink for BqSink {
         read::checksum(&self.client, table, &sql, range).await
     }
 
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        let sql = self.table_sql(&self.table_id(&table.name));
+        read::checksum_ranges(&self.client, table, &sql, ranges).await
+    }
+
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
         let target = self.table_sql(&self.table_id(&table.name));
         let keys = self.keys(table);

@@ -233,6 +233,15 @@ impl Source for BqSource {
         read::checksum(&self.client, table, &self.table_sql(&table.name), range).await
     }
 
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        let sql = self.table_sql(&table.name);
+        read::checksum_ranges(&self.client, table, &sql, ranges).await
+    }
+
     async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
         read::rows_by_key(&self.client, table, &self.table_sql(&table.name), keys).await
     }

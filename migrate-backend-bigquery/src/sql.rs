@@ -185,6 +185,29 @@ pub fn checksum_query(
     columns: &[ChecksumColumn<'_>],
     predicate: &str,
 ) -> Option<String> {
+    let (digest, sums) = checksum_parts(columns)?;
+    Some(format!(
+        "SELECT COUNT(*), {sums} FROM (SELECT {digest} AS h FROM {table} WHERE {predicate})"
+    ))
+}
+
+/// [`checksum_query`] of several key ranges in one scan: `bucket` (SQL) numbers each row's
+/// range (negative: in none); one answer row per range that holds rows, its number first,
+/// then what [`checksum_from_sums`] reads.
+pub fn bucketed_checksum_query(
+    table: &str,
+    columns: &[ChecksumColumn<'_>],
+    bucket: &str,
+) -> Option<String> {
+    let (digest, sums) = checksum_parts(columns)?;
+    Some(format!(
+        "SELECT b, COUNT(*), {sums} FROM (SELECT {bucket} AS b, {digest} AS h FROM {table}) \
+         WHERE b >= 0 GROUP BY b"
+    ))
+}
+
+/// The per-row digest (hex MD5 of the canonical row) and the four sums of its 32-bit pieces.
+fn checksum_parts(columns: &[ChecksumColumn<'_>]) -> Option<(String, String)> {
     let mut fields = Vec::with_capacity(columns.len());
     for c in columns {
         let col = ident(c.name);
@@ -198,19 +221,26 @@ pub fn checksum_query(
         1 => fields.remove(0),
         _ => format!("CONCAT({})", fields.join(", ")),
     };
-    let piece = |i: usize| {
-        format!(
-            "COALESCE(SUM(CAST(CONCAT('0x', SUBSTR(h, {}, 8)) AS INT64)), 0)",
-            1 + 8 * i
-        )
-    };
-    Some(format!(
-        "SELECT COUNT(*), {}, {}, {}, {} FROM (SELECT TO_HEX(MD5({row})) AS h FROM {table} WHERE {predicate})",
-        piece(0),
-        piece(1),
-        piece(2),
-        piece(3)
-    ))
+    let sums: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "COALESCE(SUM(CAST(CONCAT('0x', SUBSTR(h, {}, 8)) AS INT64)), 0)",
+                1 + 8 * i
+            )
+        })
+        .collect();
+    Some((format!("TO_HEX(MD5({row}))"), sums.join(", ")))
+}
+
+/// `CASE WHEN <range 0> THEN 0 WHEN <range 1> THEN 1 … ELSE -1 END` over the key columns
+/// `keys`: the number of the range a row is in.
+pub fn range_bucket(keys: &[&str], ranges: &[KeyRange]) -> Result<String> {
+    let mut out = String::from("CASE");
+    for (i, r) in ranges.iter().enumerate() {
+        out.push_str(&format!(" WHEN {} THEN {i}", range_predicate("", keys, r)?));
+    }
+    out.push_str(" ELSE -1 END");
+    Ok(out)
 }
 
 /// The checksum from [`checksum_query`]'s row: the count and the four sums of 32-bit pieces

@@ -8,7 +8,8 @@
 //! | target | staged as | converted by |
 //! | --- | --- | --- |
 //! | `INT64` | `INT64`, as a JSON string (exact beyond 2⁵³) | — |
-//! | `NUMERIC`, `BIGNUMERIC` | `STRING`, the exact decimal | `PARSE_NUMERIC` / `PARSE_BIGNUMERIC` (never a `CAST`, which the emulator truncates) |
+//! | `NUMERIC(p, s)` | `STRING`, the exact decimal | `SAFE_CAST(… AS NUMERIC(p, s))` (the value was checked to fit: exact) |
+//! | `BIGNUMERIC` | `STRING`, the exact decimal | `PARSE_BIGNUMERIC` |
 //! | `FLOAT64` | `FLOAT64` (`"NaN"`, `"Infinity"`, `"-Infinity"` as strings) | — |
 //! | `STRING`, `BOOL` | the same | — |
 //! | `BYTES` | `STRING`, lowercase hex | `FROM_HEX` |
@@ -62,7 +63,12 @@ impl StagedColumn {
     /// The expression turning the staged value `v` (SQL) back into the target's type.
     fn convert(&self, v: &str) -> String {
         match self.bq.ty {
-            BqType::Numeric { .. } => format!("PARSE_NUMERIC({v})"),
+            // Every value was checked to fit these parameters before it was staged, so the
+            // cast is exact and SAFE_ never turns a value into NULL. (Not PARSE_NUMERIC, which
+            // the emulator runs row by row: 0.5 s for 50,000 rows against 0.01 s; not a plain
+            // CAST, whose parameters the emulator drops — to three decimals — when a DATETIME
+            // conversion is in the same statement.)
+            BqType::Numeric { .. } => format!("SAFE_CAST({v} AS {})", self.bq.ty.ddl()),
             BqType::BigNumeric(_) => format!("PARSE_BIGNUMERIC({v})"),
             BqType::Bytes => format!("FROM_HEX({v})"),
             BqType::Date => format!("DATE_FROM_UNIX_DATE({v})"),

@@ -8,7 +8,8 @@ mod common;
 
 use common::{client, typed_table};
 use migrate_backend_bigquery::sql::{
-    checksum_columns, checksum_from_sums, checksum_query, literal, range_predicate,
+    bucketed_checksum_query, checksum_columns, checksum_from_sums, checksum_query, literal,
+    range_bucket, range_predicate,
 };
 use migrate_core::{Column, DataType, KeyRange, RowChecksum, Value};
 
@@ -116,6 +117,37 @@ async fn bigquery_computes_the_canonical_checksum_migrate_computes() {
     assert_eq!(
         checksum_from_sums(&part.rows[0]).unwrap(),
         RowChecksum::of_rows(&rows()[1..]),
+    );
+    // Several ranges in one scan: each gets its own rows' figure; a range with no rows
+    // answers nothing; a row in no range (id 3) counts nowhere.
+    let int = |i: i64| Some(vec![Value::Int64(i)]);
+    let ranges = [
+        KeyRange::between(int(2), int(3)),
+        KeyRange::between(int(10), int(20)),
+        KeyRange::between(None, int(2)),
+    ];
+    let bucket = range_bucket(&["id"], &ranges).unwrap();
+    let q = bucketed_checksum_query(&t, &checksum_columns(&cols, &bq), &bucket).unwrap();
+    let mut got: Vec<(String, RowChecksum)> = c
+        .query(&q)
+        .await
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_string(),
+                checksum_from_sums(&r[1..]).unwrap(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("0".to_string(), RowChecksum::of_rows(&rows()[1..2])),
+            ("2".to_string(), RowChecksum::of_rows(&rows()[..1])),
+        ]
     );
     // One value changed: the figure moves.
     c.query(&format!("UPDATE {t} SET `name` = 'Grösse' WHERE `id` = 1"))

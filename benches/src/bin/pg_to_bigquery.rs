@@ -39,6 +39,9 @@ struct Args {
     /// migrate's rows per chunk (each chunk is one load job and one MERGE).
     #[arg(long, default_value_t = 50_000)]
     chunk_rows: u64,
+    /// migrate's parallelism (chunks in flight).
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
     /// Internal: run migrate in this process, verification on (`on`) or off (`off`).
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -75,7 +78,7 @@ fn fresh_dataset(dataset: &str) {
 }
 
 /// The migrate side, in this process.
-fn worker(verify: bool, chunk_rows: u64) {
+fn worker(verify: bool, chunk_rows: u64, parallelism: usize) {
     runtime().block_on(async {
         let mut config = ExecutorConfig {
             migration: "bench_bq".into(),
@@ -83,7 +86,7 @@ fn worker(verify: bool, chunk_rows: u64) {
                 include: vec!["public.orders".into()],
                 ..Default::default()
             },
-            parallelism: 2,
+            parallelism,
             chunk_rows,
             ..Default::default()
         };
@@ -131,7 +134,7 @@ fn scripted(csv: &str) -> Command {
 fn main() {
     let args = Args::parse();
     if let Some(w) = &args.worker {
-        worker(w == "on", args.chunk_rows);
+        worker(w == "on", args.chunk_rows, args.parallelism);
         return;
     }
     eprintln!("generating {} orders …", args.rows);
@@ -172,8 +175,8 @@ fn main() {
         },
         Tool {
             name: format!(
-                "migrate (p=2, {} rows a chunk, verification off)",
-                args.chunk_rows
+                "migrate (p={}, {} rows a chunk, verification off)",
+                args.parallelism, args.chunk_rows
             ),
             prepare: Box::new(|| fresh_dataset("bench_migrate_off")),
             command: Box::new(|| {
@@ -183,14 +186,16 @@ fn main() {
                     "off",
                     "--chunk-rows",
                     &args.chunk_rows.to_string(),
+                    "--parallelism",
+                    &args.parallelism.to_string(),
                 ]);
                 c
             }),
         },
         Tool {
             name: format!(
-                "migrate (p=2, {} rows a chunk, verification on)",
-                args.chunk_rows
+                "migrate (p={}, {} rows a chunk, verification on)",
+                args.parallelism, args.chunk_rows
             ),
             prepare: Box::new(|| fresh_dataset("bench_migrate_on")),
             command: Box::new(|| {
@@ -200,6 +205,8 @@ fn main() {
                     "on",
                     "--chunk-rows",
                     &args.chunk_rows.to_string(),
+                    "--parallelism",
+                    &args.parallelism.to_string(),
                 ]);
                 c
             }),
