@@ -9,8 +9,10 @@
 //!     [migration.db]
 //! ```
 //!
-//! This version talks to the BigQuery emulator's endpoint (Google's needs credentials, which
-//! are not built yet). Values BigQuery cannot hold as they are — a NULL array or array
+//! Without `endpoint=` it talks to Google with the service-account key `credentials=PATH`
+//! names, or with application-default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+//! `gcloud auth application-default login`, the metadata server); with it, to that endpoint
+//! (the emulator) unauthenticated. Values BigQuery cannot hold as they are — a NULL array or array
 //! element, a JSON `null` document, a decimal wider than its column — stop the table with the
 //! table, column and row named; nothing is rounded or turned into something else.
 
@@ -26,7 +28,7 @@ use migrate_core::{Error, ExecutorConfig, Migration, TableFilter};
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(source_url), Some(target_url)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: pg_to_bigquery SOURCE_URL bigquery://PROJECT/DATASET?endpoint=URL [CHECKPOINT_FILE]");
+        eprintln!("usage: pg_to_bigquery SOURCE_URL 'bigquery://PROJECT/DATASET[?credentials=KEY.json|endpoint=URL]' [CHECKPOINT_FILE]");
         std::process::exit(2);
     };
     let state = args

@@ -9,19 +9,77 @@
 //! `RECORD`/`STRUCT`, `GEOGRAPHY` or `RANGE` column is an error naming table, column and type.
 //!
 //! Chunks: a single integer primary key is split into even key ranges between its minimum and
-//! maximum; any other table (no declared key — the emulator keeps none — or a composite or
-//! non-integer one) is one chunk. Rows stream a page at a time (`maxResults` = the batch size).
+//! maximum (one aggregate); any other key of numbers, dates, times or booleans at every
+//! `chunk_rows`-th key in key order (one ranked query); a table without a declared key (the
+//! emulator keeps none), or with a text, bytes or other key whose order differs between
+//! engines, is one chunk. Foreign keys come from `tableConstraints.foreignKeys`. Rows stream a
+//! page at a time (`maxResults` = the batch size).
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChunkSpec, Column, DataType, Error, KeyRange, Result, Row, RowChecksum, Schema,
-    Source, TableFilter, TableInfo, TableName, Value,
+    BatchReader, ChunkSpec, Column, DataType, Error, ForeignKey, KeyRange, Result, Row,
+    RowChecksum, Schema, Source, TableFilter, TableInfo, TableName, Value,
 };
 use serde_json::Value as Json;
 
+use crate::cells::read_cell;
 use crate::client::{BqClient, BqEndpoint};
 use crate::read::{self, RangeReader};
 use crate::sql::{ident, table_ref};
+
+/// The foreign keys of a table resource's `tableConstraints.foreignKeys`; the parent named
+/// `dataset.table`, as this source names tables.
+fn foreign_keys(declared: &Json) -> Vec<ForeignKey> {
+    let text = |v: &Json| v.as_str().unwrap_or_default().to_string();
+    declared
+        .as_array()
+        .map(|fks| {
+            fks.iter()
+                .map(|fk| {
+                    let pairs = fk["columnReferences"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    ForeignKey {
+                        name: fk["name"].as_str().map(str::to_string),
+                        columns: pairs
+                            .iter()
+                            .map(|p| text(&p["referencingColumn"]))
+                            .collect(),
+                        referenced_table: TableName {
+                            schema: Some(text(&fk["referencedTable"]["datasetId"])),
+                            name: text(&fk["referencedTable"]["tableId"]),
+                        },
+                        referenced_columns: pairs
+                            .iter()
+                            .map(|p| text(&p["referencedColumn"]))
+                            .collect(),
+                        definition: None,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Key types whose order is the same in BigQuery and in the other engines (numbers, dates,
+/// times, booleans): chunk ranges cut in BigQuery's order then hold the same rows wherever
+/// they are compared. Text is not among them — BigQuery orders it by code point, a Postgres
+/// target by its collation — so a text key is read as one chunk.
+fn orders_alike(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Bool
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Decimal { .. }
+            | DataType::Date
+            | DataType::Time
+            | DataType::Timestamp
+            | DataType::TimestampTz
+    )
+}
 
 /// Reads one BigQuery dataset.
 #[derive(Debug)]
@@ -102,6 +160,81 @@ pub fn field_type(table: &TableName, field: &Json) -> Result<(Column, bool)> {
     Ok((column, mode == "REPEATED"))
 }
 
+impl BqSource {
+    /// Chunk boundaries of a single `INT64` key: even steps between its minimum and maximum
+    /// (one aggregate, no sort); `None` for an empty table.
+    async fn even_bounds(
+        &self,
+        table: &TableInfo,
+        chunk_rows: u64,
+    ) -> Result<Option<Vec<Vec<Value>>>> {
+        let key = table.primary_key()[0];
+        let r = self
+            .client
+            .query(&format!(
+                "SELECT MIN({0}), MAX({0}), COUNT(*) FROM {1}",
+                ident(key),
+                self.table_sql(&table.name)
+            ))
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        let cell = |i: usize| {
+            r.rows
+                .first()
+                .and_then(|row| row.get(i))
+                .and_then(|c| c.as_str())
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        let (Some(lo), Some(hi), Some(rows)) = (cell(0), cell(1), cell(2)) else {
+            return Ok(None);
+        };
+        let n = (rows as u64).div_ceil(chunk_rows.max(1)).max(1);
+        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
+        let step = span.div_ceil(u128::from(n)).max(1);
+        Ok(Some(
+            (1..n)
+                .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
+                .filter(|b| *b <= hi)
+                .map(|b| vec![Value::Int64(b)])
+                .collect(),
+        ))
+    }
+
+    /// Chunk boundaries of any other key: every `chunk_rows`-th key in key order (one query
+    /// numbering the rows by key — BigQuery sorts the key columns once).
+    async fn ranked_bounds(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<Vec<Value>>> {
+        let key: Vec<String> = table.primary_key().iter().map(|k| ident(k)).collect();
+        let key = key.join(", ");
+        let r = self
+            .client
+            .query(&format!(
+                "SELECT {key} FROM (SELECT {key}, ROW_NUMBER() OVER (ORDER BY {key}) AS rn FROM {}) \
+                 WHERE rn > 1 AND MOD(rn - 1, {}) = 0 ORDER BY {key}",
+                self.table_sql(&table.name),
+                chunk_rows.max(1)
+            ))
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        let columns: Vec<&Column> = table
+            .schema
+            .primary_key
+            .iter()
+            .map(|i| &table.schema.columns[*i])
+            .collect();
+        r.rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&columns)
+                    .map(|(cell, c)| {
+                        read_cell(&c.data_type, cell, &format!("{}.{}", table.name, c.name))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl Source for BqSource {
     fn kind(&self) -> &'static str {
@@ -144,6 +277,7 @@ impl Source for BqSource {
             let key: Vec<&str> = key.iter().map(String::as_str).collect();
             let schema = Schema::new(columns, &key)?;
             let mut info = TableInfo::new(name, schema);
+            info.foreign_keys = foreign_keys(&resource["tableConstraints"]["foreignKeys"]);
             let num = |k: &str| {
                 resource[k]
                     .as_str()
@@ -158,53 +292,33 @@ impl Source for BqSource {
     }
 
     async fn chunks(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkSpec>> {
-        let whole = || {
-            vec![ChunkSpec::whole_table(
+        let key = &table.schema.primary_key;
+        let types: Vec<&DataType> = key
+            .iter()
+            .map(|i| &table.schema.columns[*i].data_type)
+            .collect();
+        let bounds = match types.as_slice() {
+            [] => None,
+            [DataType::Int64] => self.even_bounds(table, chunk_rows).await?,
+            t if t.iter().all(|t| orders_alike(t)) => {
+                Some(self.ranked_bounds(table, chunk_rows).await?)
+            }
+            _ => None,
+        };
+        let Some(bounds) = bounds.filter(|b| !b.is_empty()) else {
+            return Ok(vec![ChunkSpec::whole_table(
                 table.name.clone(),
                 table.estimated_rows,
-            )]
+            )]);
         };
-        let key = match table.schema.primary_key.as_slice() {
-            [i] if table.schema.columns[*i].data_type == DataType::Int64 => {
-                table.schema.columns[*i].name.clone()
-            }
-            _ => return Ok(whole()),
-        };
-        let r = self
-            .client
-            .query(&format!(
-                "SELECT MIN({0}), MAX({0}), COUNT(*) FROM {1}",
-                ident(&key),
-                self.table_sql(&table.name)
-            ))
-            .await
-            .map_err(|e| e.table(&table.name))?;
-        let cell = |i: usize| {
-            r.rows
-                .first()
-                .and_then(|row| row.get(i))
-                .and_then(|c| c.as_str())
-                .and_then(|s| s.parse::<i64>().ok())
-        };
-        let (Some(lo), Some(hi), Some(rows)) = (cell(0), cell(1), cell(2)) else {
-            return Ok(whole()); // empty
-        };
-        let n = (rows as u64).div_ceil(chunk_rows.max(1)).max(1);
-        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
-        let step = span.div_ceil(u128::from(n)).max(1);
-        let bounds: Vec<i64> = (1..n)
-            .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
-            .filter(|b| *b <= hi)
-            .collect();
-        let per_chunk = rows as u64 / (bounds.len() as u64 + 1);
-        let bound = |b: Option<&i64>| b.map(|b| vec![Value::Int64(*b)]);
+        let per_chunk = table.estimated_rows / (bounds.len() as u64 + 1);
         Ok((0..=bounds.len())
             .map(|i| ChunkSpec {
                 table: table.name.clone(),
                 index: i as u32,
                 range: KeyRange::between(
-                    i.checked_sub(1).and_then(|j| bound(bounds.get(j))),
-                    bound(bounds.get(i)),
+                    i.checked_sub(1).map(|j| bounds[j].clone()),
+                    bounds.get(i).cloned(),
                 ),
                 estimated_rows: per_chunk,
             })
