@@ -11,7 +11,10 @@
 //! ```
 //!
 //! Needs `psql`, `curl`, GNU `time` and a running bqemulator (`scripts/services.sh`'s
-//! `start_bqemulator` starts one). Postgres: `MIGRATE_BENCH_PG_URL`.
+//! `start_bqemulator` starts one). Postgres: `MIGRATE_BENCH_PG_URL`. dlt runs too when a
+//! Python with dlt is found (`MIGRATE_BENCH_DLT_PYTHON`, default
+//! `~/.cache/migrate-ci/venv/dlt/bin/python`; `benches/dlt_pg_to_bigquery.py` says how to
+//! install it).
 
 // A measuring harness: when a step fails, stopping loudly is the right behaviour.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -66,15 +69,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Drops and recreates `dataset` (empty).
+/// Empties `dataset` (creating it when missing).
 fn fresh_dataset(dataset: &str) {
     runtime().block_on(async {
         let c = BqClient::new(endpoint()).unwrap();
         c.create_dataset(dataset).await.unwrap();
-        for t in ["orders", "_migrate_prepared"] {
-            c.delete_table(dataset, t).await.unwrap();
+        for t in c.list_tables(dataset).await.unwrap() {
+            c.delete_table(dataset, &t).await.unwrap();
         }
     });
+}
+
+/// The Python that has dlt installed (`benches/dlt_pg_to_bigquery.py` says how), if any.
+fn dlt_python() -> Option<String> {
+    let python = std::env::var("MIGRATE_BENCH_DLT_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/migrate-ci/venv/dlt/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let ok = Command::new(&python)
+        .args(["-c", "import dlt"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(python)
 }
 
 /// The migrate side, in this process.
@@ -167,7 +185,7 @@ fn main() {
         .join("bench-bq-orders.csv")
         .display()
         .to_string();
-    let tools = vec![
+    let mut tools = vec![
         Tool {
             name: "psql \\copy to CSV, then one load job (scripted)".into(),
             prepare: Box::new(|| fresh_dataset("bench_scripted")),
@@ -212,11 +230,32 @@ fn main() {
             }),
         },
     ];
+    match dlt_python() {
+        Some(python) => tools.push(Tool {
+            name: "dlt 1.31 (sql_table, pyarrow, parquet load job)".into(),
+            prepare: Box::new(|| fresh_dataset("bench_dlt")),
+            command: Box::new(move || {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dlt_pg_to_bigquery.py");
+                let mut c = Command::new(&python);
+                c.args([script, "--pg-url", &db_url(SRC), "--endpoint", &endpoint().rest])
+                    .args(["--project", PROJECT, "--dataset", "bench_dlt"]);
+                c
+            }),
+        }),
+        None => eprintln!(
+            "dlt not measured: no Python with dlt (set MIGRATE_BENCH_DLT_PYTHON; benches/dlt_pg_to_bigquery.py says how to install it)"
+        ),
+    }
+    let with_dlt = tools.len() == 4;
     let medians = measure_interleaved(args.runs, &tools);
     // Each side must have landed every row.
     runtime().block_on(async {
         let c = BqClient::new(endpoint()).unwrap();
-        for d in ["bench_scripted", "bench_migrate_off", "bench_migrate_on"] {
+        let mut datasets = vec!["bench_scripted", "bench_migrate_off", "bench_migrate_on"];
+        if with_dlt {
+            datasets.push("bench_dlt");
+        }
+        for d in datasets {
             let r = c
                 .query(&format!("SELECT COUNT(*) FROM `{PROJECT}`.`{d}`.`orders`"))
                 .await
@@ -229,4 +268,13 @@ fn main() {
     let results: Vec<(String, Option<(f64, f64)>)> =
         tools.iter().map(|t| t.name.clone()).zip(medians).collect();
     print_table(args.runs, args.rows, bytes, &results);
+    println!(
+        "\nEvery side ends with the {} rows in a table of the same five columns. The scripted path: \
+         one CSV export and one load job, nothing declared, nothing checked. migrate: each chunk \
+         loaded into a staging table and MERGEd into the target (exactly once), a checkpoint per \
+         chunk, the primary key declared (NOT ENFORCED); \"verification on\" also compares every \
+         chunk's checksum computed inside BigQuery and a 100-row sample. dlt: one Arrow extract, \
+         one Parquet file, one load job, its own _dlt_* state tables, no verification.",
+        args.rows
+    );
 }
