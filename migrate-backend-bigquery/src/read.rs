@@ -75,6 +75,16 @@ pub(crate) async fn rows_by_key(
     Ok(out)
 }
 
+/// `table`'s columns' BigQuery types.
+fn bq_columns(table: &TableInfo) -> Result<Vec<BqColumn>> {
+    table
+        .schema
+        .columns
+        .iter()
+        .map(|c| column_type(&table.name, c))
+        .collect()
+}
+
 /// Count and canonical checksum of `table`'s rows (at `sql`) in `range`: computed inside
 /// BigQuery where every column's canonical text renders in SQL, else by reading the rows.
 pub(crate) async fn checksum(
@@ -83,12 +93,7 @@ pub(crate) async fn checksum(
     sql: &str,
     range: &KeyRange,
 ) -> Result<RowChecksum> {
-    let bq: Vec<BqColumn> = table
-        .schema
-        .columns
-        .iter()
-        .map(|c| column_type(&table.name, c))
-        .collect::<Result<_>>()?;
+    let bq = bq_columns(table)?;
     let predicate = range_predicate("", &table.primary_key(), range)?;
     let columns = checksum_columns(&table.schema.columns, &bq);
     match checksum_query(sql, &columns, &predicate) {
@@ -119,12 +124,7 @@ pub(crate) async fn checksum_ranges(
     sql: &str,
     ranges: &[KeyRange],
 ) -> Result<Vec<RowChecksum>> {
-    let bq: Vec<BqColumn> = table
-        .schema
-        .columns
-        .iter()
-        .map(|c| column_type(&table.name, c))
-        .collect::<Result<_>>()?;
+    let bq = bq_columns(table)?;
     let columns = checksum_columns(&table.schema.columns, &bq);
     let keys = table.primary_key();
     if ranges.len() < 2 || keys.is_empty() || checksum_query(sql, &columns, "TRUE").is_none() {

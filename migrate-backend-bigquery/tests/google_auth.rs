@@ -32,6 +32,22 @@ fn table_resource() -> Json {
            "numRows": "0", "numBytes": "0"})
 }
 
+/// A client signing in with the key at `key_path` and talking to `server`.
+fn client_with_key(server: &MockServer, key_path: &std::path::Path) -> BqClient {
+    let mut endpoint = BqEndpoint::unauthenticated(server.uri(), "proj");
+    endpoint.auth = BqAuth::KeyFile(key_path.to_path_buf());
+    BqClient::new(endpoint).unwrap()
+}
+
+/// The token endpoint answering `status` with `body`.
+async fn token_endpoint(server: &MockServer, status: u16, body: Json) {
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
 /// A JWT's part `i` (0 header, 1 claims), decoded.
 fn jwt_part(jwt: &str, i: usize) -> Json {
     let part = jwt.split('.').nth(i).unwrap();
@@ -104,18 +120,10 @@ async fn a_service_account_key_signs_in_once_and_every_request_carries_the_token
 async fn a_rejected_key_is_an_auth_error_naming_the_file_and_nothing_reaches_bigquery() {
     let server = MockServer::start().await;
     // Google's answer to a key that was deleted or whose signature does not verify.
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
-        ))
-        .mount(&server)
-        .await;
+    let refused = json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."});
+    token_endpoint(&server, 400, refused).await;
     let (key_path, _) = key_file(&server, "sa-rejected");
-    let mut endpoint = BqEndpoint::unauthenticated(server.uri(), "proj");
-    endpoint.auth = BqAuth::KeyFile(key_path.clone());
-    let e = BqClient::new(endpoint)
-        .unwrap()
+    let e = client_with_key(&server, &key_path)
         .get_table("ds", "t")
         .await
         .unwrap_err();
@@ -139,10 +147,7 @@ async fn a_key_file_that_is_missing_or_not_a_key_is_named() {
         std::env::temp_dir().join(format!("migrate-not-a-key-{}.json", std::process::id()));
     std::fs::write(&not_a_key, r#"{"type": "service_account"}"#).unwrap();
     for path in [&missing, &not_a_key] {
-        let mut endpoint = BqEndpoint::unauthenticated(server.uri(), "proj");
-        endpoint.auth = BqAuth::KeyFile(path.clone());
-        let e = BqClient::new(endpoint)
-            .unwrap()
+        let e = client_with_key(&server, path)
             .get_table("ds", "t")
             .await
             .unwrap_err();
@@ -156,13 +161,8 @@ async fn a_key_file_that_is_missing_or_not_a_key_is_named() {
 #[tokio::test]
 async fn an_expired_token_refused_by_bigquery_is_an_auth_error() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"access_token": "ya29.revoked", "expires_in": 3599, "token_type": "Bearer"}),
-        ))
-        .mount(&server)
-        .await;
+    let token = json!({"access_token": "ya29.revoked", "expires_in": 3599, "token_type": "Bearer"});
+    token_endpoint(&server, 200, token).await;
     // BigQuery's recorded answer to a token it no longer accepts.
     Mock::given(method("GET"))
         .and(path(TABLE))
@@ -175,10 +175,7 @@ async fn an_expired_token_refused_by_bigquery_is_an_auth_error() {
         .mount(&server)
         .await;
     let (key_path, _) = key_file(&server, "sa-revoked");
-    let mut endpoint = BqEndpoint::unauthenticated(server.uri(), "proj");
-    endpoint.auth = BqAuth::KeyFile(key_path.clone());
-    let e = BqClient::new(endpoint)
-        .unwrap()
+    let e = client_with_key(&server, &key_path)
         .get_table("ds", "t")
         .await
         .unwrap_err();
