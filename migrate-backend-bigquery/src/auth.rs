@@ -5,7 +5,7 @@
 //!
 //! Tokens come from `gcp_auth` (signing the key's JWT, the refresh-token and metadata flows,
 //! caching a token until 20 s before it expires). The key and the tokens never leave this
-//! module's [`TokenSource`]: its `Debug` names the source, not what it holds.
+//! module's `TokenSource`: its `Debug` names the source, not what it holds.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -72,7 +72,7 @@ impl BqError {
             status,
             reason,
             message,
-            retry_after: retry_after.and_then(parse_retry_after),
+            retry_after: retry_after.and_then(migrate_core::retry::parse_retry_after),
         }
     }
 
@@ -129,17 +129,6 @@ impl BqError {
             ),
         )
     }
-}
-
-/// `Retry-After` as seconds or as an HTTP date (then: the time left until it).
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(left.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// What a Storage Write API call's gRPC status means for a chunk's append.

@@ -133,6 +133,18 @@ impl RetryConfig {
     }
 }
 
+/// An HTTP `Retry-After` value — seconds, or an HTTP date (then: the time left until it,
+/// zero once past) — as the delay a service asked for; `None` when it is neither.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(left.to_std().unwrap_or(Duration::ZERO))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
