@@ -7,12 +7,23 @@
 //!   `VARIANT`, `ARRAY`, …) and back, refusing — with table, column and the way out named —
 //!   what Snowflake cannot hold exactly (a decimal without precision, intervals);
 //! - [`error`]: Snowflake's failures as migrate's error kinds, by Snowflake's error code
-//!   (an expired session renewed rather than fatal), tested on recorded answers.
+//!   (an expired session renewed rather than fatal), tested on recorded answers;
+//! - [`endpoint`]: `snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA?warehouse=&role=` (and
+//!   `host=`, `port=`, `protocol=` for the emulator), the password never shown;
+//! - [`client`]: sessions over Snowflake's connector protocol — sign-in, one statement per
+//!   request with bound parameters, polling of statements still running, renewal of expired
+//!   sessions, result chunks downloaded and gunzipped;
+//! - [`rowset`]: results (Arrow IPC streams and JSON rowsets) as migrate's values.
 //!
-//! Not here yet: the client for Snowflake's connector protocol, `SfSink` and `SfSource` (see
-//! the crate's README for the design they follow). No placeholder type pretends to work.
+//! Not here yet: key-pair sign-in, `SfSink` and `SfSource`. No placeholder type pretends to
+//! work.
 
+pub mod client;
+pub mod endpoint;
 pub mod error;
+pub mod rowset;
 pub mod types;
 
+pub use client::{Binding, QueryResult, SfClient, SfSession};
+pub use endpoint::{SfAuth, SfEndpoint};
 pub use error::SfError;

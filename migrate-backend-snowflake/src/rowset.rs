@@ -1,0 +1,442 @@
+//! A statement's result rows as migrate's values, by each column's `rowtype`: Arrow IPC
+//! streams (`rowsetBase64`, and each downloaded chunk) and JSON rowsets (`rowset`).
+//!
+//! Arrow, as Snowflake encodes it: `FIXED` as integers of `scale` decimal places (or
+//! `decimal128`), `REAL` as doubles, `DATE` as days, `TIME` as units of 10^-scale seconds,
+//! timestamps as units of 10^-scale seconds or as `{epoch (s), fraction (ns)[, timezone]}`,
+//! semi-structured values as JSON text. The emulator marks a NULL timestamp in the struct's
+//! children, which it declares non-nullable — arrow-rs rejects that stream — so streams are
+//! read message by message with struct children made nullable before each batch is decoded,
+//! and a row whose `epoch` is NULL is NULL (safe code throughout).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_buffer::Buffer;
+use arrow_ipc::{
+    convert::try_fb_to_schema, reader::read_record_batch, root_as_message, MessageHeader,
+};
+use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
+use base64::Engine as _;
+use migrate_core::decimal::Decimal;
+use migrate_core::{DataType, Error, Result, Row, Value};
+use serde_json::Value as Json;
+
+use crate::types::from_snowflake;
+
+/// One result column, as `rowtype` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultColumn {
+    /// Its name.
+    pub name: String,
+    /// Snowflake's type name, lower-case (`fixed`, `text`, `timestamp_ntz`, …).
+    pub ty: String,
+    /// Digits, for `fixed`.
+    pub precision: Option<u32>,
+    /// Decimal places (`fixed`) or fractional-second digits (times, timestamps).
+    pub scale: Option<u32>,
+    /// Characters, for `text`.
+    pub length: Option<u32>,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+}
+
+impl ResultColumn {
+    /// The columns of a `rowtype` array.
+    pub fn from_rowtype(rowtype: &Json) -> Vec<ResultColumn> {
+        let num = |v: &Json| v.as_u64().and_then(|n| u32::try_from(n).ok());
+        rowtype
+            .as_array()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| ResultColumn {
+                        name: c["name"].as_str().unwrap_or_default().to_string(),
+                        ty: c["type"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                        precision: num(&c["precision"]),
+                        scale: num(&c["scale"]),
+                        length: num(&c["length"]),
+                        nullable: c["nullable"].as_bool().unwrap_or(true),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// migrate's type for this column; an error naming it when migrate cannot read it.
+    pub fn data_type(&self) -> Result<DataType> {
+        from_snowflake(&self.ty, self.precision, self.scale, self.length).ok_or_else(|| {
+            Error::unsupported(format!(
+                "Snowflake column {:?} is of type {}, which migrate cannot read",
+                self.name, self.ty
+            ))
+        })
+    }
+}
+
+/// The rows of a base64 Arrow IPC stream (`rowsetBase64`; empty text is no rows).
+pub fn arrow_base64(text: &str, columns: &[ResultColumn]) -> Result<Vec<Row>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| Error::fatal(format!("Snowflake sent a result that is not base64: {e}")))?;
+    arrow_stream(&bytes, columns)
+}
+
+/// The rows of one Arrow IPC stream (an inline result, or a downloaded chunk).
+pub fn arrow_stream(bytes: &[u8], columns: &[ResultColumn]) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for batch in batches(bytes)? {
+        if batch.num_columns() != columns.len() {
+            return Err(Error::fatal(format!(
+                "Snowflake sent {} columns for a rowtype of {}",
+                batch.num_columns(),
+                columns.len()
+            )));
+        }
+        let types: Vec<DataType> = columns
+            .iter()
+            .map(|c| c.data_type())
+            .collect::<Result<_>>()?;
+        for i in 0..batch.num_rows() {
+            let row = batch
+                .columns()
+                .iter()
+                .zip(columns.iter().zip(&types))
+                .map(|(array, (c, t))| value(array, i, c, t))
+                .collect::<Result<Row>>()?;
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The record batches of an IPC stream, each decoded against the stream's schema with every
+/// struct child nullable (see the module docs).
+fn batches(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
+    let bad =
+        |why: String| Error::fatal(format!("Snowflake sent an unreadable Arrow result: {why}"));
+    let mut out = Vec::new();
+    let mut schema: Option<SchemaRef> = None;
+    let mut pos = 0usize;
+    let word = |at: usize| -> Result<i32> {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+            .ok_or_else(|| bad("the stream ends inside a message length".into()))
+    };
+    while pos + 4 <= bytes.len() {
+        let mut len = word(pos)?;
+        pos += 4;
+        if len == -1 {
+            len = word(pos)?;
+            pos += 4;
+        }
+        if len <= 0 {
+            break; // end of stream
+        }
+        let len = len as usize;
+        let meta = bytes
+            .get(pos..pos + len)
+            .ok_or_else(|| bad("a message is cut short".into()))?;
+        pos += len;
+        let message = root_as_message(meta).map_err(|e| bad(e.to_string()))?;
+        let body_len = usize::try_from(message.bodyLength()).map_err(|e| bad(e.to_string()))?;
+        let body = bytes
+            .get(pos..pos + body_len)
+            .ok_or_else(|| bad("a message body is cut short".into()))?;
+        pos += body_len;
+        match message.header_type() {
+            MessageHeader::Schema => {
+                let fb = message
+                    .header_as_schema()
+                    .ok_or_else(|| bad("a schema message without a schema".into()))?;
+                let decoded = try_fb_to_schema(fb).map_err(|e| bad(e.to_string()))?;
+                schema = Some(Arc::new(nullable_children(&decoded)));
+            }
+            MessageHeader::RecordBatch => {
+                let fb = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| bad("a batch message without a batch".into()))?;
+                let schema = schema
+                    .clone()
+                    .ok_or_else(|| bad("a batch before the schema".into()))?;
+                let batch = read_record_batch(
+                    &Buffer::from_slice_ref(body),
+                    fb,
+                    schema,
+                    &HashMap::new(),
+                    None,
+                    &message.version(),
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                out.push(batch);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `schema` with every struct's children nullable.
+fn nullable_children(schema: &Schema) -> Schema {
+    fn relax(f: &Field) -> Field {
+        match f.data_type() {
+            ArrowType::Struct(children) => {
+                let children: Vec<Field> = children
+                    .iter()
+                    .map(|c| relax(c).with_nullable(true))
+                    .collect();
+                f.clone().with_data_type(ArrowType::Struct(children.into()))
+            }
+            _ => f.clone(),
+        }
+    }
+    let fields: Vec<Field> = schema.fields().iter().map(|f| relax(f)).collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Row `i` of `array`, a column described as `c`, as migrate's type `t`.
+fn value(array: &ArrayRef, i: usize, c: &ResultColumn, t: &DataType) -> Result<Value> {
+    if array.is_null(i) {
+        return Ok(Value::Null);
+    }
+    let scale = c.scale.unwrap_or(0);
+    let unexpected = || {
+        Error::fatal(format!(
+            "Snowflake column {:?} ({}) arrived as Arrow {}",
+            c.name,
+            c.ty,
+            array.data_type()
+        ))
+    };
+    Ok(match c.ty.as_str() {
+        "fixed" => {
+            let unscaled: i128 = match array.data_type() {
+                ArrowType::Int8 => array.as_primitive::<Int8Type>().value(i).into(),
+                ArrowType::Int16 => array.as_primitive::<Int16Type>().value(i).into(),
+                ArrowType::Int32 => array.as_primitive::<Int32Type>().value(i).into(),
+                ArrowType::Int64 => array.as_primitive::<Int64Type>().value(i).into(),
+                ArrowType::Decimal128(_, s) => {
+                    let v = array.as_primitive::<Decimal128Type>().value(i);
+                    return fixed(v, u32::try_from(*s).unwrap_or(0), c, t);
+                }
+                _ => return Err(unexpected()),
+            };
+            fixed(unscaled, scale, c, t)?
+        }
+        "real" | "float" | "double" => match array.data_type() {
+            ArrowType::Float64 => Value::Float64(array.as_primitive::<Float64Type>().value(i)),
+            _ => return Err(unexpected()),
+        },
+        "text" | "variant" | "object" | "array" => {
+            let text = match array.data_type() {
+                ArrowType::Utf8 => array.as_string::<i32>().value(i).to_string(),
+                ArrowType::LargeUtf8 => array.as_string::<i64>().value(i).to_string(),
+                _ => return Err(unexpected()),
+            };
+            match t {
+                DataType::Json => Value::Json(text),
+                DataType::Array(_) => json_array(&text, c)?,
+                _ => Value::Text(text),
+            }
+        }
+        "binary" => match array.data_type() {
+            ArrowType::Binary => Value::Bytes(array.as_binary::<i32>().value(i).to_vec()),
+            ArrowType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(i).to_vec()),
+            _ => return Err(unexpected()),
+        },
+        "boolean" => match array.data_type() {
+            ArrowType::Boolean => Value::Bool(array.as_boolean().value(i)),
+            _ => return Err(unexpected()),
+        },
+        "date" => match array.data_type() {
+            ArrowType::Date32 => Value::Date(array.as_primitive::<Date32Type>().value(i)),
+            ArrowType::Int32 => Value::Date(array.as_primitive::<Int32Type>().value(i)),
+            _ => return Err(unexpected()),
+        },
+        "time" => {
+            let units: i64 = match array.data_type() {
+                ArrowType::Int32 => array.as_primitive::<Int32Type>().value(i).into(),
+                ArrowType::Int64 => array.as_primitive::<Int64Type>().value(i),
+                _ => return Err(unexpected()),
+            };
+            Value::Time(to_micros(units, scale, c)?)
+        }
+        "timestamp_ntz" | "timestamp_ltz" | "timestamp_tz" => {
+            let micros = match array.data_type() {
+                ArrowType::Int64 => {
+                    to_micros(array.as_primitive::<Int64Type>().value(i), scale, c)?
+                }
+                ArrowType::Struct(_) => match struct_micros(array.as_struct(), i, scale, c)? {
+                    Some(m) => m,
+                    None => return Ok(Value::Null),
+                },
+                _ => return Err(unexpected()),
+            };
+            match c.ty.as_str() {
+                "timestamp_ntz" => Value::Timestamp(micros),
+                _ => Value::TimestampTz(micros),
+            }
+        }
+        _ => return Err(unexpected()),
+    })
+}
+
+/// An unscaled `FIXED` value of `scale` decimal places as `t` (an integer or a decimal).
+fn fixed(unscaled: i128, scale: u32, c: &ResultColumn, t: &DataType) -> Result<Value> {
+    let out_of_range = || {
+        Error::validation(format!(
+            "Snowflake column {:?}: {unscaled} (scale {scale}) does not fit {t}",
+            c.name
+        ))
+    };
+    if scale == 0 {
+        match t {
+            DataType::Int16 => {
+                return i16::try_from(unscaled)
+                    .map(Value::Int16)
+                    .map_err(|_| out_of_range())
+            }
+            DataType::Int32 => {
+                return i32::try_from(unscaled)
+                    .map(Value::Int32)
+                    .map_err(|_| out_of_range())
+            }
+            DataType::Int64 => {
+                return i64::try_from(unscaled)
+                    .map(Value::Int64)
+                    .map_err(|_| out_of_range())
+            }
+            _ => {}
+        }
+    }
+    let digits = unscaled.unsigned_abs().to_string();
+    Decimal::from_parts(unscaled < 0, &digits, scale)
+        .map(Value::Decimal)
+        .map_err(|_| out_of_range())
+}
+
+/// `units` of 10^-scale seconds as microseconds (finer digits must be zero: migrate keeps
+/// microseconds, as Postgres does).
+fn to_micros(units: i64, scale: u32, c: &ResultColumn) -> Result<i64> {
+    let scale = scale.min(9);
+    if scale <= 6 {
+        return units.checked_mul(10_i64.pow(6 - scale)).ok_or_else(|| {
+            Error::validation(format!(
+                "Snowflake column {:?}: {units} out of range",
+                c.name
+            ))
+        });
+    }
+    let div = 10_i64.pow(scale - 6);
+    if units % div != 0 {
+        return Err(Error::validation(format!(
+            "Snowflake column {:?}: a value finer than microseconds ({units} × 10^-{scale} s), which migrate would round",
+            c.name
+        )));
+    }
+    Ok(units / div)
+}
+
+/// Row `i` of a `{epoch, fraction[, timezone]}` timestamp struct as microseconds since the
+/// epoch (UTC); `None` when `epoch` is NULL (the emulator's NULL).
+fn struct_micros(s: &StructArray, i: usize, scale: u32, c: &ResultColumn) -> Result<Option<i64>> {
+    let child = |name: &str| s.column_by_name(name);
+    let Some(epoch) = child("epoch") else {
+        return Err(Error::fatal(format!(
+            "Snowflake column {:?}: a timestamp without epoch",
+            c.name
+        )));
+    };
+    if epoch.is_null(i) {
+        return Ok(None);
+    }
+    let epoch = match epoch.data_type() {
+        ArrowType::Int64 => epoch.as_primitive::<Int64Type>().value(i),
+        other => {
+            return Err(Error::fatal(format!(
+                "Snowflake column {:?}: epoch as {other}",
+                c.name
+            )))
+        }
+    };
+    match child("fraction") {
+        // Seconds and nanoseconds.
+        Some(f) => {
+            let nanos: i64 = match f.data_type() {
+                ArrowType::Int32 if !f.is_null(i) => f.as_primitive::<Int32Type>().value(i).into(),
+                ArrowType::Int32 => 0,
+                other => {
+                    return Err(Error::fatal(format!(
+                        "Snowflake column {:?}: fraction as {other}",
+                        c.name
+                    )))
+                }
+            };
+            if nanos % 1_000 != 0 {
+                return Err(Error::validation(format!(
+                    "Snowflake column {:?}: a timestamp finer than microseconds, which migrate would round",
+                    c.name
+                )));
+            }
+            epoch
+                .checked_mul(1_000_000)
+                .and_then(|s| s.checked_add(nanos / 1_000))
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::validation(format!(
+                        "Snowflake column {:?}: timestamp out of range",
+                        c.name
+                    ))
+                })
+        }
+        // Without a fraction, the epoch counts 10^-scale seconds.
+        None => to_micros(epoch, scale, c).map(Some),
+    }
+}
+
+/// A JSON array's text as an array of JSON values.
+fn json_array(text: &str, c: &ResultColumn) -> Result<Value> {
+    let items: Vec<Json> = serde_json::from_str(text).map_err(|e| {
+        Error::validation(format!(
+            "Snowflake column {:?}: an ARRAY that is not a JSON array: {e}",
+            c.name
+        ))
+    })?;
+    Ok(Value::Array(
+        items
+            .into_iter()
+            .map(|v| Value::Json(v.to_string()))
+            .collect(),
+    ))
+}
+
+/// The rows of a JSON `rowset` (every cell a string or null) — the form DML answers take,
+/// read as text (DML counts and the like).
+pub fn json_rowset(rowset: &Json) -> Vec<Vec<Option<String>>> {
+    rowset
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|cells| {
+                            cells
+                                .iter()
+                                .map(|c| c.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

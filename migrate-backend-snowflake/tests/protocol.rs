@@ -1,0 +1,254 @@
+//! What the emulator never does, played by a local server with Snowflake's recorded answer
+//! shapes: an expired session token renewed with the master token and the statement re-sent
+//! under the same request id; a statement still running polled at its `getResultUrl`; result
+//! chunks downloaded from presigned URLs (with the encryption headers, without the session
+//! token) and gunzipped; a sign-in refused as an auth error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use migrate_backend_snowflake::{SfClient, SfEndpoint};
+use migrate_core::{ErrorKind, Value};
+use serde_json::json;
+use wiremock::matchers::{header, header_exists, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn client(server: &MockServer) -> SfClient {
+    let addr = server.uri().trim_start_matches("http://").to_string();
+    let (host, port) = addr.split_once(':').unwrap();
+    let url = format!(
+        "snowflake://loader:secret@myorg-acct/NEW_DB/NEW_SCHEMA?warehouse=LOAD_WH&host={host}&port={port}&protocol=http"
+    );
+    SfClient::new(SfEndpoint::from_url(&url).unwrap()).unwrap()
+}
+
+async fn login(server: &MockServer, token: &str, master: &str) {
+    Mock::given(method("POST"))
+        .and(path("/session/v1/login-request"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"token": token, "masterToken": master, "validityInSeconds": 3600,
+                     "masterValidityInSeconds": 14400, "sessionId": 1_172_562_260_498_i64,
+                     "parameters": [], "sessionInfo": {"databaseName": "NEW_DB"}},
+            "code": null, "message": null, "success": true})))
+        .mount(server)
+        .await;
+}
+
+/// A DML answer: one row, the count.
+fn inserted(n: u64) -> serde_json::Value {
+    json!({"data": {"rowtype": [{"name": "number of rows inserted", "type": "fixed",
+                                 "precision": 19, "scale": 0, "nullable": false}],
+                    "rowset": [[n.to_string()]], "queryResultFormat": "json", "total": 1,
+                    "queryId": "01b2-0001"},
+           "code": null, "message": null, "success": true})
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_and_the_statement_sent_again_once() {
+    let server = MockServer::start().await;
+    login(&server, "session-1", "master-1").await;
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .and(header("authorization", "Snowflake Token=\"session-1\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"nextAction": "RENEW_SESSION"}, "code": "390112",
+            "message": "Your session has expired. Please login again.", "success": false})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/session/token-request"))
+        .and(header("authorization", "Snowflake Token=\"master-1\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"sessionToken": "session-2", "validityInSecondsST": 3600,
+                     "masterToken": "master-2", "validityInSecondsMT": 14400},
+            "code": null, "message": null, "success": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .and(header("authorization", "Snowflake Token=\"session-2\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(inserted(3)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = client(&server).session().await.unwrap();
+    let r = s.query("INSERT INTO t SELECT 1", &[]).await.unwrap();
+    assert_eq!(r.affected(), Some(3));
+    server.verify().await;
+
+    // The re-sent statement kept its request id (Snowflake runs one id once), and the
+    // renewal named the expired token.
+    let requests = server.received_requests().await.unwrap();
+    let ids: Vec<String> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/queries/v1/query-request")
+        .map(|r| {
+            r.url
+                .query_pairs()
+                .find(|(k, _)| k == "requestId")
+                .unwrap()
+                .1
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+    let renew = requests
+        .iter()
+        .find(|r| r.url.path() == "/session/token-request")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&renew.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"oldSessionToken": "session-1", "requestType": "RENEW"})
+    );
+    // Sign-in named the account as Snowflake wants it, and the session's database.
+    let signin = &requests[0];
+    let body: serde_json::Value = serde_json::from_slice(&signin.body).unwrap();
+    assert_eq!(body["data"]["ACCOUNT_NAME"], "MYORG-ACCT");
+    assert_eq!(body["data"]["LOGIN_NAME"], "loader");
+    assert_eq!(body["data"]["SESSION_PARAMETERS"]["TIMEZONE"], "UTC");
+    assert!(signin.url.query().unwrap().contains("databaseName=NEW_DB"));
+    assert!(signin.url.query().unwrap().contains("warehouse=LOAD_WH"));
+}
+
+/// Answers "still running" the first `n` times, then the result.
+struct Running(std::sync::atomic::AtomicUsize, usize);
+
+impl Respond for Running {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let seen = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match seen < self.1 {
+            true => ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"queryId": "01b2-0002", "getResultUrl": "/queries/01b2-0002/result",
+                         "queryAbortsAfterSecs": 300, "progressDesc": null},
+                "code": "333334", "message": "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.",
+                "success": true})),
+            false => ResponseTemplate::new(200).set_body_json(inserted(7)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_statement_still_running_is_polled_until_it_answers() {
+    let server = MockServer::start().await;
+    login(&server, "s", "m").await;
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .respond_with(Running(Default::default(), 1))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/queries/01b2-0002/result"))
+        .and(header("authorization", "Snowflake Token=\"s\""))
+        .respond_with(Running(Default::default(), 2))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let s = client(&server).session().await.unwrap();
+    let r = s
+        .query("INSERT INTO big SELECT * FROM huge", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.affected(), Some(7));
+    server.verify().await;
+}
+
+/// An Arrow IPC stream of one INT64 column `id` holding `ids`.
+fn arrow_ids(ids: Vec<i64>) -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![Field::new("ID", DataType::Int64, false)]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))]).unwrap();
+    let mut out = Vec::new();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &schema).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    out
+}
+
+#[tokio::test]
+async fn result_chunks_are_downloaded_with_their_keys_and_gunzipped() {
+    use base64::Engine as _;
+    let server = MockServer::start().await;
+    login(&server, "s", "m").await;
+    let inline = base64::engine::general_purpose::STANDARD.encode(arrow_ids(vec![1, 2]));
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"rowtype": [{"name": "ID", "type": "fixed", "precision": 19, "scale": 0, "nullable": false}],
+                     "rowsetBase64": inline, "queryResultFormat": "arrow", "total": 5, "returned": 2,
+                     "qrmk": "c2VjcmV0LWtleQ==",
+                     "chunks": [{"url": format!("{}/stage/results/0_0", server.uri()), "rowCount": 2,
+                                 "uncompressedSize": 500, "compressedSize": 300},
+                                {"url": format!("{}/stage/results/0_1", server.uri()), "rowCount": 1,
+                                 "uncompressedSize": 400, "compressedSize": 250}],
+                     "queryId": "01b2-0003"},
+            "code": null, "message": null, "success": true})))
+        .mount(&server)
+        .await;
+    // The first chunk gzip-compressed without saying so (as GCS serves it), the second plain.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&arrow_ids(vec![3, 4])).unwrap();
+    let chunk0 = gz.finish().unwrap();
+    for (p, body) in [
+        ("/stage/results/0_0", chunk0),
+        ("/stage/results/0_1", arrow_ids(vec![5])),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .and(header(
+                "x-amz-server-side-encryption-customer-key",
+                "c2VjcmV0LWtleQ==",
+            ))
+            .and(header(
+                "x-amz-server-side-encryption-customer-algorithm",
+                "AES256",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let s = client(&server).session().await.unwrap();
+    let r = s
+        .query("SELECT id FROM orders ORDER BY id", &[])
+        .await
+        .unwrap();
+    let ids: Vec<Value> = r.rows.into_iter().map(|mut row| row.remove(0)).collect();
+    assert_eq!(ids, (1..=5).map(Value::Int64).collect::<Vec<_>>());
+    server.verify().await;
+    // Chunks go to the store without the session token.
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests
+        .iter()
+        .filter(|r| r.url.path().starts_with("/stage/"))
+        .all(|r| !r.headers.contains_key("authorization")));
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_is_an_auth_error_without_the_password() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/session/v1/login-request"))
+        .and(header_exists("content-type"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"nextAction": "RETRY_LOGIN", "authnMethod": "USERNAME_PASSWORD",
+                     "signInOptions": {}},
+            "code": "390100", "message": "Incorrect username or password was specified.",
+            "success": false, "headers": null})))
+        .mount(&server)
+        .await;
+    let e = client(&server).session().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(
+        e.to_string().contains("390100") && !e.to_string().contains("secret"),
+        "{e}"
+    );
+}
