@@ -88,40 +88,14 @@ fn value_kind(v: &Value) -> &'static str {
 /// (empty: none). Composite keys compare lexicographically, written out column by column
 /// (`(a, b) >= (x, y)` is not GoogleSQL).
 pub fn range_predicate(alias: &str, keys: &[&str], range: &KeyRange) -> Result<String> {
-    if keys.is_empty() || range.is_all() {
-        return Ok("TRUE".into());
-    }
-    let col = |k: &str| match alias.is_empty() {
-        true => ident(k),
-        false => format!("{alias}.{}", ident(k)),
-    };
-    // (k_i, …) OP (v_i, …): k_i strictly beyond v_i, or equal and the rest OP the rest.
-    fn compare(cols: &[String], vals: &[String], strict: &str, last: &str) -> String {
-        match (cols, vals) {
-            ([c], [v]) => format!("{c} {last} {v}"),
-            ([c, cs @ ..], [v, vs @ ..]) => format!(
-                "({c} {strict} {v} OR ({c} = {v} AND {}))",
-                compare(cs, vs, strict, last)
-            ),
-            _ => "TRUE".into(),
-        }
-    }
-    let cols: Vec<String> = keys.iter().map(|k| col(k)).collect();
-    let mut parts = Vec::new();
-    for (bound, strict, last) in [(&range.lower, ">", ">="), (&range.upper, "<", "<")] {
-        if let Some(b) = bound {
-            if b.len() != cols.len() {
-                return Err(Error::fatal(format!(
-                    "a key bound of {} values for a key of {} columns",
-                    b.len(),
-                    cols.len()
-                )));
-            }
-            let vals = b.iter().map(literal).collect::<Result<Vec<_>>>()?;
-            parts.push(compare(&cols, &vals, strict, last));
-        }
-    }
-    Ok(parts.join(" AND "))
+    let cols: Vec<String> = keys
+        .iter()
+        .map(|k| match alias.is_empty() {
+            true => ident(k),
+            false => format!("{alias}.{}", ident(k)),
+        })
+        .collect();
+    range.sql_predicate(&cols, literal)
 }
 
 /// The canonical text of column `col` (SQL) of BigQuery type `ty` holding migrate type `dt`,

@@ -13,7 +13,9 @@
 //! - [`client`]: sessions over Snowflake's connector protocol — sign-in, one statement per
 //!   request with bound parameters, polling of statements still running, renewal of expired
 //!   sessions, result chunks downloaded and gunzipped;
-//! - [`rowset`]: results (Arrow IPC streams and JSON rowsets) as migrate's values.
+//! - [`rowset`]: results (Arrow IPC streams and JSON rowsets) as migrate's values;
+//! - [`sql`]: quoting, literals, key-range predicates, and a chunk's rows inserted by one
+//!   statement from one bound JSON text (`TABLE(FLATTEN(PARSE_JSON(?)))`).
 //!
 //! Not here yet: key-pair sign-in, `SfSink` and `SfSource`. No placeholder type pretends to
 //! work.
@@ -22,6 +24,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod rowset;
+pub mod sql;
 pub mod types;
 
 pub use client::{Binding, QueryResult, SfClient, SfSession};

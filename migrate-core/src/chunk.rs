@@ -87,6 +87,50 @@ impl ChunkSpec {
     }
 }
 
+impl KeyRange {
+    /// The range as a SQL `WHERE` body over the key columns `cols` (already quoted), each
+    /// bound's values rendered by `literal`: composite keys compare lexicographically, written
+    /// out column by column (`(a > x OR (a = x AND b >= y))`), which every engine's SQL reads
+    /// (tuple comparison is not everywhere). `TRUE` for the whole table or no key.
+    pub fn sql_predicate<F>(&self, cols: &[String], mut literal: F) -> crate::Result<String>
+    where
+        F: FnMut(&Value) -> crate::Result<String>,
+    {
+        if cols.is_empty() || self.is_all() {
+            return Ok("TRUE".into());
+        }
+        // (k_i, …) OP (v_i, …): k_i strictly beyond v_i, or equal and the rest OP the rest.
+        fn compare(cols: &[String], vals: &[String], strict: &str, last: &str) -> String {
+            match (cols, vals) {
+                ([c], [v]) => format!("{c} {last} {v}"),
+                ([c, cs @ ..], [v, vs @ ..]) => format!(
+                    "({c} {strict} {v} OR ({c} = {v} AND {}))",
+                    compare(cs, vs, strict, last)
+                ),
+                _ => "TRUE".into(),
+            }
+        }
+        let mut parts = Vec::new();
+        for (bound, strict, last) in [(&self.lower, ">", ">="), (&self.upper, "<", "<")] {
+            if let Some(b) = bound {
+                if b.len() != cols.len() {
+                    return Err(crate::Error::fatal(format!(
+                        "a key bound of {} values for a key of {} columns",
+                        b.len(),
+                        cols.len()
+                    )));
+                }
+                let vals = b
+                    .iter()
+                    .map(&mut literal)
+                    .collect::<crate::Result<Vec<_>>>()?;
+                parts.push(compare(cols, &vals, strict, last));
+            }
+        }
+        Ok(parts.join(" AND "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,302 @@
+//! Snowflake SQL: quoting, literals, key-range predicates, and the one statement that inserts
+//! a chunk's rows bound as a single JSON text — `INSERT … SELECT <conversions> FROM
+//! TABLE(FLATTEN(PARSE_JSON(?)))` — so a chunk is one round trip and one statement however
+//! many rows it holds (Snowflake's array binding sends a row per value list; this sends one
+//! text).
+//!
+//! Each row travels as a JSON array; each value in a form Snowflake converts exactly:
+//!
+//! | migrate | in the JSON | converted by |
+//! | --- | --- | --- |
+//! | integers, decimals | the exact decimal as a string | `::VARCHAR::NUMBER(p, s)` |
+//! | floats | the shortest round-trip decimal (`NaN`, `inf`, `-inf`) as a string | `::VARCHAR::FLOAT` |
+//! | text, uuid | string | `::VARCHAR` |
+//! | bytes | lowercase hex | `TO_BINARY(…, 'HEX')` |
+//! | bool | `true` / `false` | `::BOOLEAN` |
+//! | date, time, timestamp | ISO text (microseconds) | `::VARCHAR::DATE` / `TIME(6)` / `TIMESTAMP_NTZ(6)` |
+//! | timestamptz | ISO text with `+00:00` | `::VARCHAR::TIMESTAMP_LTZ(6)` |
+//! | json, arrays | the document's JSON text, as a string | `PARSE_JSON(…::VARCHAR)` (a JSON `null` document stays apart from SQL NULL) |
+//!
+//! SQL NULL is JSON `null`, which every conversion turns into NULL.
+
+use std::fmt::Write as _;
+
+use migrate_core::{Column, DataType, Error, KeyRange, Result, TableName, Value};
+use serde_json::{json, Value as Json};
+
+use crate::types::column_type;
+
+/// `name` as a quoted identifier (case kept, `"` doubled).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with `'` and `\` escaped (Snowflake reads backslash escapes in string literals).
+pub fn string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A key value as a Snowflake literal (range predicates, key lookups).
+pub fn literal(v: &Value) -> Result<String> {
+    Ok(match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => (if *b { "TRUE" } else { "FALSE" }).into(),
+        Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => {
+            migrate_core::checksum::canonical_text(v)
+        }
+        Value::Decimal(d) if d.is_finite() => {
+            let mut s = String::new();
+            d.write_normalized(&mut s);
+            s
+        }
+        Value::Text(s) => string_literal(s),
+        Value::Uuid(_) => string_literal(&migrate_core::checksum::canonical_text(v)),
+        Value::Bytes(b) => format!("TO_BINARY('{}', 'HEX')", hex(b)),
+        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) | Value::TimestampTz(_) => {
+            let (text, ty) = temporal(v).ok_or_else(|| Error::validation("a date out of range"))?;
+            format!("{}::{ty}", string_literal(&text))
+        }
+        other => {
+            return Err(Error::unsupported(format!(
+                "no Snowflake key literal for {other:?}"
+            )))
+        }
+    })
+}
+
+/// `WHERE` body for `range` over the key columns `keys`.
+pub fn range_predicate(keys: &[&str], range: &KeyRange) -> Result<String> {
+    let cols: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+    range.sql_predicate(&cols, literal)
+}
+
+/// `table` (schema and name) as a quoted, schema-qualified name.
+pub fn table_name(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for byte in b {
+        let _ = write!(s, "{byte:02x}");
+    }
+    s
+}
+
+/// A temporal value's ISO text and the Snowflake type that reads it exactly.
+fn temporal(v: &Value) -> Option<(String, &'static str)> {
+    let epoch = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    Some(match v {
+        Value::Date(d) => {
+            let day = epoch
+                .date()
+                .checked_add_signed(chrono::Duration::days((*d).into()))?;
+            (day.format("%Y-%m-%d").to_string(), "DATE")
+        }
+        Value::Time(us) => {
+            let t = chrono::NaiveTime::MIN + chrono::Duration::microseconds(*us);
+            (t.format("%H:%M:%S%.6f").to_string(), "TIME(6)")
+        }
+        Value::Timestamp(us) => {
+            let t = epoch.checked_add_signed(chrono::Duration::microseconds(*us))?;
+            (
+                t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+                "TIMESTAMP_NTZ(6)",
+            )
+        }
+        Value::TimestampTz(us) => {
+            let t = epoch.checked_add_signed(chrono::Duration::microseconds(*us))?;
+            (
+                t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+                "TIMESTAMP_LTZ(6)",
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// A value in its JSON form for the chunk text (see the module docs); SQL NULL is `null`.
+fn json_value(v: &Value) -> Result<Json> {
+    Ok(match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int16(_) | Value::Int32(_) | Value::Int64(_) | Value::Decimal(_) => {
+            json!(migrate_core::checksum::canonical_text(v))
+        }
+        Value::Float32(x) => json!(float(f64::from(*x))),
+        Value::Float64(x) => json!(float(*x)),
+        Value::Text(s) => json!(s),
+        Value::Uuid(_) => json!(migrate_core::checksum::canonical_text(v)),
+        Value::Bytes(b) => json!(hex(b)),
+        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) | Value::TimestampTz(_) => {
+            let (text, _) =
+                temporal(v).ok_or_else(|| Error::validation("a date or time out of range"))?;
+            json!(text)
+        }
+        Value::Json(doc) => json!(doc),
+        Value::Array(items) => {
+            let items: Vec<Json> = items.iter().map(element).collect::<Result<_>>()?;
+            json!(Json::Array(items).to_string())
+        }
+        Value::Interval(_) => {
+            return Err(Error::unsupported("an interval has no Snowflake column"))
+        }
+    })
+}
+
+/// An array element as the JSON value an `ARRAY` holds.
+fn element(v: &Value) -> Result<Json> {
+    Ok(match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int16(i) => json!(i),
+        Value::Int32(i) => json!(i),
+        Value::Int64(i) => json!(i),
+        Value::Json(doc) => serde_json::from_str(doc)
+            .map_err(|e| Error::validation(format!("a JSON value that does not parse: {e}")))?,
+        // Exact decimals, floats, text, times: their canonical text (a JSON number would be
+        // read as a double).
+        other => json!(migrate_core::checksum::canonical_text(other)),
+    })
+}
+
+fn float(x: f64) -> String {
+    match x {
+        x if x.is_nan() => "NaN".into(),
+        x if x.is_infinite() && x > 0.0 => "inf".into(),
+        x if x.is_infinite() => "-inf".into(),
+        x => format!("{x:?}"),
+    }
+}
+
+/// The JSON text of `rows` (each a JSON array of its values) — the one bound parameter of
+/// [`insert_from_json`].
+pub fn chunk_json(table: &TableName, columns: &[Column], rows: &[Vec<Value>]) -> Result<String> {
+    let mut out = String::from("[");
+    for (i, row) in rows.iter().enumerate() {
+        let values: Vec<Json> = row
+            .iter()
+            .zip(columns)
+            .map(|(v, c)| {
+                json_value(v).map_err(|e| {
+                    Error::validation(format!(
+                        "table {table}, column {:?}, row {i} of the chunk: {}",
+                        c.name,
+                        e.message()
+                    ))
+                    .table(table)
+                })
+            })
+            .collect::<Result<_>>()?;
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Json::Array(values).to_string());
+    }
+    out.push(']');
+    Ok(out)
+}
+
+/// `INSERT INTO target (columns) SELECT <each converted> FROM TABLE(FLATTEN(PARSE_JSON(?)))`.
+pub fn insert_from_json(table: &TableName, target: &str, columns: &[Column]) -> Result<String> {
+    let mut names = Vec::with_capacity(columns.len());
+    let mut selects = Vec::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        let ty = column_type(table, c)?;
+        let v = format!("value[{i}]");
+        selects.push(match &c.data_type {
+            DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal { .. } => {
+                format!("{v}::VARCHAR::{ty}")
+            }
+            DataType::Float32 | DataType::Float64 => format!("{v}::VARCHAR::FLOAT"),
+            DataType::Bytes => format!("TO_BINARY({v}::VARCHAR, 'HEX')"),
+            DataType::Bool => format!("{v}::BOOLEAN"),
+            DataType::Date | DataType::Time | DataType::Timestamp | DataType::TimestampTz => {
+                format!("{v}::VARCHAR::{ty}")
+            }
+            DataType::Json => format!("PARSE_JSON({v}::VARCHAR)"),
+            DataType::Array(_) => format!("PARSE_JSON({v}::VARCHAR)::ARRAY"),
+            _ => format!("{v}::VARCHAR"),
+        });
+        names.push(ident(&c.name));
+    }
+    Ok(format!(
+        "INSERT INTO {target} ({}) SELECT {} FROM TABLE(FLATTEN(PARSE_JSON(?)))",
+        names.join(", "),
+        selects.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_quote_and_ranges_write_out() {
+        assert_eq!(ident("Order \"Lines\""), "\"Order \"\"Lines\"\"\"");
+        assert_eq!(string_literal("it's a\\b"), "'it''s a\\\\b'");
+        assert_eq!(literal(&Value::Date(19_724)).unwrap(), "'2024-01-02'::DATE");
+        assert_eq!(
+            literal(&Value::TimestampTz(1_704_164_645_123_456)).unwrap(),
+            "'2024-01-02T03:04:05.123456+00:00'::TIMESTAMP_LTZ(6)"
+        );
+        let r = KeyRange::between(
+            Some(vec![Value::Int64(1), Value::Text("b".into())]),
+            Some(vec![Value::Int64(2), Value::Text("a".into())]),
+        );
+        assert_eq!(
+            range_predicate(&["id", "k"], &r).unwrap(),
+            "(\"id\" > 1 OR (\"id\" = 1 AND \"k\" >= 'b')) AND (\"id\" < 2 OR (\"id\" = 2 AND \"k\" < 'a'))"
+        );
+        assert_eq!(range_predicate(&["id"], &KeyRange::all()).unwrap(), "TRUE");
+    }
+
+    #[test]
+    fn a_chunk_is_one_json_text_and_one_statement() {
+        let t = TableName::parse("public.t");
+        let cols = vec![
+            Column::new("id", DataType::Int64),
+            Column::new("f", DataType::Float64),
+            Column::new("doc", DataType::Json),
+            Column::new("tags", DataType::Array(Box::new(DataType::Int32))),
+            Column::new("at", DataType::TimestampTz),
+        ];
+        let rows = vec![
+            vec![
+                Value::Int64(9_007_199_254_740_993),
+                Value::Float64(f64::NAN),
+                Value::Json("null".into()),
+                Value::Array(vec![Value::Int32(1), Value::Null]),
+                Value::TimestampTz(0),
+            ],
+            vec![
+                Value::Int64(2),
+                Value::Null,
+                Value::Null,
+                Value::Array(vec![]),
+                Value::Null,
+            ],
+        ];
+        assert_eq!(
+            chunk_json(&t, &cols, &rows).unwrap(),
+            r#"[["9007199254740993","NaN","null","[1,null]","1970-01-01T00:00:00.000000+00:00"],["2",null,null,"[]",null]]"#
+        );
+        assert_eq!(
+            insert_from_json(&t, "\"s\".\"t\"", &cols).unwrap(),
+            "INSERT INTO \"s\".\"t\" (\"id\", \"f\", \"doc\", \"tags\", \"at\") SELECT value[0]::VARCHAR::NUMBER(19, 0), \
+             value[1]::VARCHAR::FLOAT, PARSE_JSON(value[2]::VARCHAR), PARSE_JSON(value[3]::VARCHAR)::ARRAY, \
+             value[4]::VARCHAR::TIMESTAMP_LTZ(6) FROM TABLE(FLATTEN(PARSE_JSON(?)))"
+        );
+        let span = migrate_core::value::Interval {
+            months: 1,
+            days: 0,
+            micros: 0,
+        };
+        let bad = vec![vec![Value::Interval(span)]];
+        let e = chunk_json(&t, &[Column::new("span", DataType::Interval)], &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("\"span\"") && e.to_string().contains("row 0"),
+            "{e}"
+        );
+    }
+}
