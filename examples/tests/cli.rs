@@ -452,12 +452,14 @@ async fn pause_and_cancel_from_another_terminal() {
         &dst,
         "[constraints]\nbandwidth = \"3MB/s\"\n",
     );
+    // The run's own output goes to a file, shown if the test times out waiting for it.
+    let run_log = dir.path().join("run.stderr");
     let child = Command::new(bin())
         .arg("--config")
         .arg(&cfg)
         .arg("run")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&run_log).unwrap())
         .spawn()
         .unwrap();
     let status = |cfg: &Path| -> serde_json::Value {
@@ -467,11 +469,23 @@ async fn pause_and_cancel_from_another_terminal() {
     let wait = |cfg: &Path, what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
         let start = Instant::now();
         while !f(&status(cfg)) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "timed out waiting for {what}: {}",
-                status(cfg)
-            );
+            if start.elapsed() > Duration::from_secs(120) {
+                let o = migrate(cfg, &["status", "--json"]);
+                let log = std::fs::read_to_string(&run_log).unwrap_or_default();
+                let tail: String = log
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}: status {} {}\nrun's stderr (tail):\n{tail}",
+                    code(&o),
+                    text(&o)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     };
