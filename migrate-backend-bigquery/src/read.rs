@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::cells::read_cell;
 use crate::client::{BqClient, QueryPages};
 use crate::sql::{
-    bucketed_checksum_query, checksum_columns, checksum_from_sums, checksum_query, ident, literal,
-    range_bucket, range_predicate,
+    bucketed_checksum_query, checksum_columns, checksum_from_sums, checksum_query,
+    checksum_renders, ident, literal, range_bucket, range_predicate,
 };
 use crate::types::{column_type, BqColumn};
 
@@ -127,7 +127,7 @@ pub(crate) async fn checksum_ranges(
     let bq = bq_columns(table)?;
     let columns = checksum_columns(&table.schema.columns, &bq);
     let keys = table.primary_key();
-    if ranges.len() < 2 || keys.is_empty() || checksum_query(sql, &columns, "TRUE").is_none() {
+    if ranges.len() < 2 || keys.is_empty() || !checksum_renders(&columns) {
         return migrate_core::checksum::per_range(ranges, |r| checksum(client, table, sql, r))
             .await;
     }

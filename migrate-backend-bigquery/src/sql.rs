@@ -180,6 +180,12 @@ pub fn bucketed_checksum_query(
     ))
 }
 
+/// Whether BigQuery can compute the canonical checksum of `columns` itself (every column's
+/// canonical text renders in SQL).
+pub fn checksum_renders(columns: &[ChecksumColumn<'_>]) -> bool {
+    checksum_parts(columns).is_some()
+}
+
 /// The per-row digest (hex MD5 of the canonical row) and the four sums of its 32-bit pieces.
 fn checksum_parts(columns: &[ChecksumColumn<'_>]) -> Option<(String, String)> {
     let mut fields = Vec::with_capacity(columns.len());
