@@ -7,6 +7,7 @@ use migrate_backend_bigquery::{BqSink, BqSource};
 use migrate_backend_postgres::{
     redact, PgCheckpointStore, PgConfig, PgSink, PgSinkOptions, PgSource,
 };
+use migrate_backend_snowflake::{SfEndpoint, SfSink, SfSource};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
 use migrate_core::{CheckpointStore, Error, Sink, Source};
 
@@ -15,17 +16,10 @@ fn scheme(url: &str) -> &str {
 }
 
 fn unsupported(what: &str, url: &str) -> Error {
-    match scheme(url) {
-        "snowflake" => Error::config(format!(
-            "{what} {}: the {} backend is not built yet in this version",
-            redact(url),
-            scheme(url)
-        )),
-        _ => Error::config(format!(
-            "{what} {}: unknown URL scheme (use postgres:// or bigquery://)",
-            redact(url)
-        )),
-    }
+    Error::config(format!(
+        "{what} {}: unknown URL scheme (use postgres://, bigquery:// or snowflake://)",
+        redact(url)
+    ))
 }
 
 /// The source at `url`.
@@ -36,6 +30,7 @@ pub fn source(url: &str) -> Result<Arc<dyn Source>, Error> {
             let (endpoint, dataset) = BqEndpoint::from_url(url)?;
             Ok(Arc::new(BqSource::new(endpoint, &dataset)?))
         }
+        "snowflake" => Ok(Arc::new(SfSource::new(SfEndpoint::from_url(url)?)?)),
         _ => Err(unsupported("source", url)),
     }
 }
@@ -51,6 +46,7 @@ pub fn sink(url: &str, pg: &PgSinkOptions) -> Result<Arc<dyn Sink>, Error> {
             let (endpoint, dataset) = BqEndpoint::from_url(url)?;
             Ok(Arc::new(BqSink::new(endpoint, &dataset)?))
         }
+        "snowflake" => Ok(Arc::new(SfSink::new(SfEndpoint::from_url(url)?)?)),
         _ => Err(unsupported("target", url)),
     }
 }

@@ -215,12 +215,8 @@ fn checksum_parts(columns: &[ChecksumColumn<'_>]) -> Option<(String, String)> {
 /// `CASE WHEN <range 0> THEN 0 WHEN <range 1> THEN 1 … ELSE -1 END` over the key columns
 /// `keys`: the number of the range a row is in.
 pub fn range_bucket(keys: &[&str], ranges: &[KeyRange]) -> Result<String> {
-    let mut out = String::from("CASE");
-    for (i, r) in ranges.iter().enumerate() {
-        out.push_str(&format!(" WHEN {} THEN {i}", range_predicate("", keys, r)?));
-    }
-    out.push_str(" ELSE -1 END");
-    Ok(out)
+    let cols: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+    KeyRange::sql_bucket(ranges, &cols, literal)
 }
 
 /// The checksum from [`checksum_query`]'s row: the count and the four sums of 32-bit pieces

@@ -487,6 +487,34 @@ impl Source for PgSource {
         Ok((!v.0.is_null()).then_some(v.0))
     }
 
+    async fn decimal_extent(&self, table: &TableInfo, column: &str) -> Result<Option<(u32, u32)>> {
+        let t = self.table(table).await?;
+        let c = sql::ident(column);
+        // Finite values only: NaN and infinities have no digits to count (a target without
+        // them refuses those rows by name when they arrive).
+        let q = format!(
+            "SELECT max(scale({c}))::int8, max(length(trunc(abs({c}))::text))::int8 FROM {} \
+             WHERE {c} IS NOT NULL AND {c} NOT IN ('NaN', 'Infinity', '-Infinity')",
+            sql::table(&t.info.name)
+        );
+        let conn = self.reader_conn().await?;
+        let r = conn
+            .query_one(&q, &[])
+            .await
+            .map_err(|e| pg_error(e, "sizing a decimal column").table(&table.name))?;
+        let _ = conn.batch_execute("COMMIT").await;
+        let get = |i: usize| -> Result<Option<u32>> {
+            let v: Option<i64> = r
+                .try_get(i)
+                .map_err(|e| pg_error(e, "decoding a decimal column's size"))?;
+            Ok(v.and_then(|v| u32::try_from(v).ok()))
+        };
+        Ok(match (get(1)?, get(0)?) {
+            (Some(digits), Some(scale)) => Some((digits, scale)),
+            _ => None,
+        })
+    }
+
     async fn read_changes(
         &self,
         table: &TableInfo,

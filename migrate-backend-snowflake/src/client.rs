@@ -11,17 +11,18 @@
 //! Sign-in: user and password. Key-pair sign-in (`private_key_file=`) is refused with a
 //! configuration error until it is built.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrate_core::{Error, ErrorKind, Result, Row};
+use migrate_core::{DataType, Error, ErrorKind, Result, Row};
 use serde_json::{json, Value as Json};
 use tokio::sync::Mutex;
 
 use crate::endpoint::{SfAuth, SfEndpoint};
 use crate::error::SfError;
-use crate::rowset::{arrow_base64, arrow_stream, json_rowset, ResultColumn};
+use crate::rowset::{arrow_rows, base64_bytes, json_rowset, ResultColumn};
 
 /// How long one request may take (a running statement is polled in steps of this).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -269,9 +270,152 @@ impl Failure {
     }
 }
 
+/// A statement's rows as they arrive: the inline part first, then each result chunk, downloaded
+/// and decoded only when asked for — so memory holds one chunk, however large the result.
+pub struct RowStream {
+    client: SfClient,
+    columns: Vec<ResultColumn>,
+    types: Vec<DataType>,
+    inline: Option<Vec<u8>>,
+    chunks: VecDeque<String>,
+    headers: Vec<(String, String)>,
+    text_rows: Vec<Vec<Option<String>>>,
+    query_id: Option<String>,
+    what: String,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("what", &self.what)
+            .field("chunks_left", &self.chunks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowStream {
+    fn new(
+        client: SfClient,
+        data: Json,
+        types: Option<Vec<DataType>>,
+        what: String,
+    ) -> Result<Self> {
+        let columns = ResultColumn::from_rowtype(&data["rowtype"]);
+        let types = match types {
+            Some(t) => t,
+            // DML answers carry counts in JSON; their rowtype is read as text below.
+            None if data["queryResultFormat"].as_str() == Some("json") => Vec::new(),
+            None => columns
+                .iter()
+                .map(|c| c.data_type())
+                .collect::<Result<_>>()?,
+        };
+        let mut stream = RowStream {
+            headers: chunk_headers(&data),
+            chunks: data["chunks"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| c["url"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            query_id: data["queryId"].as_str().map(str::to_string),
+            client,
+            columns,
+            types,
+            inline: None,
+            text_rows: Vec::new(),
+            what,
+        };
+        match data["queryResultFormat"].as_str() {
+            Some("json") => stream.text_rows = json_rowset(&data["rowset"]),
+            _ => {
+                let inline = data["rowsetBase64"].as_str().unwrap_or_default();
+                stream.inline = Some(base64_bytes(inline).map_err(|e| e.operation(&stream.what))?);
+            }
+        }
+        Ok(stream)
+    }
+
+    /// The result's columns.
+    pub fn columns(&self) -> &[ResultColumn] {
+        &self.columns
+    }
+
+    /// The next rows: the inline part, then one chunk's; `None` once all have been read.
+    pub async fn next_rows(&mut self) -> Result<Option<Vec<Row>>> {
+        let bytes = match self.inline.take() {
+            Some(b) => b,
+            None => match self.chunks.pop_front() {
+                Some(url) if url.is_empty() => {
+                    return Err(Error::fatal(format!(
+                        "Snowflake {}: a result chunk without a URL",
+                        self.what
+                    )))
+                }
+                Some(url) => self.download(&url).await?,
+                None => return Ok(None),
+            },
+        };
+        arrow_rows(&bytes, &self.columns, &self.types)
+            .map(Some)
+            .map_err(|e| e.operation(&self.what))
+    }
+
+    /// One result chunk: a plain GET of its presigned URL with the headers Snowflake named
+    /// (never the session token), gunzipped when it arrives compressed.
+    async fn download(&self, url: &str) -> Result<Vec<u8>> {
+        let what = &self.what;
+        let mut req = self.client.http.get(url);
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let failed = |e: reqwest::Error| {
+            Error::with_source(
+                ErrorKind::Transient,
+                format!("Snowflake {what}: downloading a result chunk"),
+                e,
+            )
+        };
+        let resp = req.send().await.map_err(failed)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(failed)?;
+        if !(200..300).contains(&status) {
+            return Err(
+                SfError::from_response(status, &String::from_utf8_lossy(&bytes), None)
+                    .into_error(&format!("{what}: downloading a result chunk")),
+            );
+        }
+        gunzip(&bytes).map_err(|e| e.operation(what))
+    }
+}
+
 impl SfSession {
     /// Runs one statement with `bindings` for its `?` placeholders and reads its whole result.
     pub async fn query(&self, sql: &str, bindings: &[Binding]) -> Result<QueryResult> {
+        let mut stream = self.stream(sql, bindings, None).await?;
+        let mut out = QueryResult {
+            columns: stream.columns.clone(),
+            text_rows: std::mem::take(&mut stream.text_rows),
+            query_id: stream.query_id.clone(),
+            rows: Vec::new(),
+        };
+        while let Some(rows) = stream.next_rows().await? {
+            out.rows.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Runs one statement and returns its rows as they arrive — the inline part, then one
+    /// downloaded chunk at a time — each column read as `types` says (the types a table was
+    /// created from), or as its `rowtype` names when `types` is `None`.
+    pub async fn stream(
+        &self,
+        sql: &str,
+        bindings: &[Binding],
+        types: Option<Vec<DataType>>,
+    ) -> Result<RowStream> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut body = json!({
             "sqlText": sql,
@@ -290,7 +434,7 @@ impl SfSession {
         let what = statement_name(sql);
         // One renewal per statement: a second expiry in a row is an error.
         let mut renewed = false;
-        let mut data = loop {
+        let data = loop {
             let token = self.tokens.lock().await.session.clone();
             // The same request id on a re-send: Snowflake runs a statement once per id.
             let req = self
@@ -309,7 +453,7 @@ impl SfSession {
                 Err(f) => return Err(f.into_error(&what)),
             }
         };
-        self.read_result(&mut data, &what).await
+        RowStream::new(self.client.clone(), data, types, what)
     }
 
     /// Polls a running statement's `getResultUrl` until it answers.
@@ -370,64 +514,6 @@ impl SfSession {
         }
         *tokens = self.client.login().await?;
         Ok(())
-    }
-
-    /// The answer's rows: inline (Arrow or JSON) and from every chunk it lists.
-    async fn read_result(&self, data: &mut Json, what: &str) -> Result<QueryResult> {
-        let columns = ResultColumn::from_rowtype(&data["rowtype"]);
-        let mut out = QueryResult {
-            query_id: data["queryId"].as_str().map(str::to_string),
-            ..Default::default()
-        };
-        match data["queryResultFormat"].as_str() {
-            Some("json") => out.text_rows = json_rowset(&data["rowset"]),
-            _ => {
-                let inline = data["rowsetBase64"].as_str().unwrap_or_default();
-                out.rows = arrow_base64(inline, &columns).map_err(|e| e.operation(what))?;
-            }
-        }
-        let headers = chunk_headers(data);
-        for chunk in data["chunks"].as_array().cloned().unwrap_or_default() {
-            let url = chunk["url"].as_str().ok_or_else(|| {
-                Error::fatal(format!("Snowflake {what}: a result chunk without a URL"))
-            })?;
-            let bytes = self.download(url, &headers, what).await?;
-            out.rows
-                .extend(arrow_stream(&bytes, &columns).map_err(|e| e.operation(what))?);
-        }
-        out.columns = columns;
-        Ok(out)
-    }
-
-    /// One result chunk: a plain GET of its presigned URL with the headers Snowflake named
-    /// (never the session token), gunzipped when it arrives compressed.
-    async fn download(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        what: &str,
-    ) -> Result<Vec<u8>> {
-        let mut req = self.client.http.get(url);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let failed = |e: reqwest::Error| {
-            Error::with_source(
-                ErrorKind::Transient,
-                format!("Snowflake {what}: downloading a result chunk"),
-                e,
-            )
-        };
-        let resp = req.send().await.map_err(failed)?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(failed)?;
-        if !(200..300).contains(&status) {
-            return Err(
-                SfError::from_response(status, &String::from_utf8_lossy(&bytes), None)
-                    .into_error(&format!("{what}: downloading a result chunk")),
-            );
-        }
-        gunzip(&bytes).map_err(|e| e.operation(what))
     }
 
     /// Ends the session (best effort: an abandoned session expires on its own).

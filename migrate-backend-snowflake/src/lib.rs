@@ -20,13 +20,20 @@
 //! Not here yet: key-pair sign-in, `SfSink` and `SfSource`. No placeholder type pretends to
 //! work.
 
+pub mod catalog;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod pool;
+mod read;
 pub mod rowset;
+pub mod sink;
+pub mod source;
 pub mod sql;
 pub mod types;
 
-pub use client::{Binding, QueryResult, SfClient, SfSession};
+pub use client::{Binding, QueryResult, RowStream, SfClient, SfSession};
 pub use endpoint::{SfAuth, SfEndpoint};
 pub use error::SfError;
+pub use sink::SfSink;
+pub use source::SfSource;

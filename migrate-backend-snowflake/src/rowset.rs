@@ -78,37 +78,45 @@ impl ResultColumn {
     }
 }
 
-/// The rows of a base64 Arrow IPC stream (`rowsetBase64`; empty text is no rows).
-pub fn arrow_base64(text: &str, columns: &[ResultColumn]) -> Result<Vec<Row>> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
+/// The bytes of a base64 Arrow IPC stream (`rowsetBase64`; empty text is no bytes).
+pub fn base64_bytes(text: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| Error::fatal(format!("Snowflake sent a result that is not base64: {e}")))?;
-    arrow_stream(&bytes, columns)
+        .map_err(|e| Error::fatal(format!("Snowflake sent a result that is not base64: {e}")))
 }
 
-/// The rows of one Arrow IPC stream (an inline result, or a downloaded chunk).
+/// The rows of one Arrow IPC stream (an inline result, or a downloaded chunk), each column
+/// as the type its `rowtype` names.
 pub fn arrow_stream(bytes: &[u8], columns: &[ResultColumn]) -> Result<Vec<Row>> {
+    let types: Vec<DataType> = columns
+        .iter()
+        .map(|c| c.data_type())
+        .collect::<Result<_>>()?;
+    arrow_rows(bytes, columns, &types)
+}
+
+/// The rows of one Arrow IPC stream, column `i` read as `types[i]` — the type a table was
+/// created from, where `rowtype` alone cannot tell (a uuid in a `VARCHAR`, the elements of an
+/// `ARRAY`, a `real` in a `FLOAT`).
+pub fn arrow_rows(bytes: &[u8], columns: &[ResultColumn], types: &[DataType]) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
+    if bytes.is_empty() {
+        return Ok(rows);
+    }
     for batch in batches(bytes)? {
-        if batch.num_columns() != columns.len() {
+        if batch.num_columns() != columns.len() || types.len() != columns.len() {
             return Err(Error::fatal(format!(
-                "Snowflake sent {} columns for a rowtype of {}",
+                "Snowflake sent {} columns for a rowtype of {} ({} expected)",
                 batch.num_columns(),
-                columns.len()
+                columns.len(),
+                types.len()
             )));
         }
-        let types: Vec<DataType> = columns
-            .iter()
-            .map(|c| c.data_type())
-            .collect::<Result<_>>()?;
         for i in 0..batch.num_rows() {
             let row = batch
                 .columns()
                 .iter()
-                .zip(columns.iter().zip(&types))
+                .zip(columns.iter().zip(types))
                 .map(|(array, (c, t))| value(array, i, c, t))
                 .collect::<Result<Row>>()?;
             rows.push(row);
@@ -233,7 +241,12 @@ fn value(array: &ArrayRef, i: usize, c: &ResultColumn, t: &DataType) -> Result<V
             fixed(unscaled, scale, c, t)?
         }
         "real" | "float" | "double" => match array.data_type() {
-            ArrowType::Float64 => Value::Float64(array.as_primitive::<Float64Type>().value(i)),
+            ArrowType::Float64 => match t {
+                DataType::Float32 => {
+                    Value::Float32(array.as_primitive::<Float64Type>().value(i) as f32)
+                }
+                _ => Value::Float64(array.as_primitive::<Float64Type>().value(i)),
+            },
             _ => return Err(unexpected()),
         },
         "text" | "variant" | "object" | "array" => {
@@ -244,7 +257,8 @@ fn value(array: &ArrayRef, i: usize, c: &ResultColumn, t: &DataType) -> Result<V
             };
             match t {
                 DataType::Json => Value::Json(text),
-                DataType::Array(_) => json_array(&text, c)?,
+                DataType::Array(element) => json_array(&text, c, element)?,
+                DataType::Uuid => uuid(&text, c)?,
                 _ => Value::Text(text),
             }
         }
@@ -403,20 +417,86 @@ fn struct_micros(s: &StructArray, i: usize, scale: u32, c: &ResultColumn) -> Res
     }
 }
 
-/// A JSON array's text as an array of JSON values.
-fn json_array(text: &str, c: &ResultColumn) -> Result<Value> {
+/// A JSON array's text as an array of `element` values: JSON values when the element type is
+/// unknown (an `ARRAY` column read from Snowflake), else each element read back from the form
+/// the sink wrote it in (see `sql`: numbers and booleans as JSON, everything else as its
+/// canonical text).
+fn json_array(text: &str, c: &ResultColumn, element: &DataType) -> Result<Value> {
+    let bad = |why: String| {
+        Error::validation(format!(
+            "Snowflake column {:?}: an ARRAY element that is not {element}: {why}",
+            c.name
+        ))
+    };
     let items: Vec<Json> = serde_json::from_str(text).map_err(|e| {
         Error::validation(format!(
             "Snowflake column {:?}: an ARRAY that is not a JSON array: {e}",
             c.name
         ))
     })?;
+    let read = |v: Json| -> Result<Value> {
+        if v.is_null() {
+            return Ok(Value::Null);
+        }
+        let text = || match &v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let int = || text().parse::<i64>().map_err(|e| bad(e.to_string()));
+        Ok(match element {
+            DataType::Json => Value::Json(v.to_string()),
+            DataType::Bool => Value::Bool(v.as_bool().ok_or_else(|| bad(v.to_string()))?),
+            DataType::Int16 => Value::Int16(i16::try_from(int()?).map_err(|e| bad(e.to_string()))?),
+            DataType::Int32 => Value::Int32(i32::try_from(int()?).map_err(|e| bad(e.to_string()))?),
+            DataType::Int64 => Value::Int64(int()?),
+            DataType::Decimal { .. } => {
+                Value::Decimal(text().parse::<Decimal>().map_err(|e| bad(e.to_string()))?)
+            }
+            DataType::Float32 | DataType::Float64 => {
+                let x = text().parse::<f64>().map_err(|e| bad(e.to_string()))?;
+                match element {
+                    DataType::Float32 => Value::Float32(x as f32),
+                    _ => Value::Float64(x),
+                }
+            }
+            DataType::Text { .. } => Value::Text(text()),
+            DataType::Uuid => uuid(&text(), c)?,
+            DataType::Bytes => Value::Bytes(unhex(&text()).ok_or_else(|| bad(text()))?),
+            DataType::Date => Value::Date(i32::try_from(int()?).map_err(|e| bad(e.to_string()))?),
+            DataType::Time => Value::Time(int()?),
+            DataType::Timestamp => Value::Timestamp(int()?),
+            DataType::TimestampTz => Value::TimestampTz(int()?),
+            DataType::Interval | DataType::Array(_) => {
+                return Err(bad("migrate reads no such element from Snowflake".into()))
+            }
+        })
+    };
     Ok(Value::Array(
-        items
-            .into_iter()
-            .map(|v| Value::Json(v.to_string()))
-            .collect(),
+        items.into_iter().map(read).collect::<Result<_>>()?,
     ))
+}
+
+/// A uuid's text as a uuid.
+fn uuid(text: &str, c: &ResultColumn) -> Result<Value> {
+    uuid::Uuid::parse_str(text)
+        .map(|u| Value::Uuid(u.into_bytes()))
+        .map_err(|e| {
+            Error::validation(format!(
+                "Snowflake column {:?}: {text:?} is not a uuid: {e}",
+                c.name
+            ))
+        })
+}
+
+/// Lower- or upper-case hex as bytes.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The rows of a JSON `rowset` (every cell a string or null) — the form DML answers take,

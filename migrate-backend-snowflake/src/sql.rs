@@ -31,6 +31,37 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Snowflake's name for a table or column migrate names `name`: a plain lower-case name (what
+/// Postgres makes of an unquoted identifier) becomes upper-case (what Snowflake makes of one),
+/// so `SELECT id FROM orders` works on both sides; any other name is kept as it is, quoted.
+pub fn sf_name(name: &str) -> String {
+    match plain(name, |c| c.is_ascii_lowercase()) {
+        true => name.to_ascii_uppercase(),
+        false => name.to_string(),
+    }
+}
+
+/// migrate's name for a Snowflake name — the inverse of [`sf_name`]: a plain upper-case name
+/// becomes lower-case.
+pub fn migrate_name(name: &str) -> String {
+    match plain(name, |c| c.is_ascii_uppercase()) {
+        true => name.to_ascii_lowercase(),
+        false => name.to_string(),
+    }
+}
+
+/// A name an unquoted identifier could spell in the letter case `letter` accepts.
+fn plain(name: &str, letter: impl Fn(char) -> bool) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| letter(c) || c == '_')
+        && chars.all(|c| letter(c) || c.is_ascii_digit() || c == '_' || c == '$')
+}
+
+/// [`sf_name`] of `name`, quoted: how a migrate column or table is written in SQL.
+pub fn column(name: &str) -> String {
+    ident(&sf_name(name))
+}
+
 /// `'text'` with `'` and `\` escaped (Snowflake reads backslash escapes in string literals).
 pub fn string_literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
@@ -66,7 +97,7 @@ pub fn literal(v: &Value) -> Result<String> {
 
 /// `WHERE` body for `range` over the key columns `keys`.
 pub fn range_predicate(keys: &[&str], range: &KeyRange) -> Result<String> {
-    let cols: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+    let cols: Vec<String> = keys.iter().map(|k| column(k)).collect();
     range.sql_predicate(&cols, literal)
 }
 
@@ -169,32 +200,98 @@ fn float(x: f64) -> String {
     }
 }
 
-/// The JSON text of `rows` (each a JSON array of its values) — the one bound parameter of
+/// The largest JSON text one insert binds: Snowflake holds a bound text as a `VARCHAR`
+/// (16 MB at most), and its `PARSE_JSON` result as a `VARIANT` (16 MB too); half leaves room
+/// for the escaping a document's own JSON text needs.
+pub const MAX_JSON_BYTES: usize = 8 << 20;
+
+/// A chunk's rows as JSON texts (each a JSON array of rows, each row a JSON array of its
+/// values), cut into parts of at most [`MAX_JSON_BYTES`] — each the one bound parameter of an
 /// [`insert_from_json`].
-pub fn chunk_json(table: &TableName, columns: &[Column], rows: &[Vec<Value>]) -> Result<String> {
-    let mut out = String::from("[");
-    for (i, row) in rows.iter().enumerate() {
+#[derive(Debug)]
+pub struct JsonParts<'a> {
+    table: &'a TableName,
+    columns: &'a [Column],
+    parts: Vec<String>,
+    current: String,
+    rows: u64,
+}
+
+impl<'a> JsonParts<'a> {
+    /// No rows yet, of `columns` of `table`.
+    pub fn new(table: &'a TableName, columns: &'a [Column]) -> Self {
+        JsonParts {
+            table,
+            columns,
+            parts: Vec::new(),
+            current: String::new(),
+            rows: 0,
+        }
+    }
+
+    /// Adds one row; an error names the table, the column and the row's place in the chunk.
+    pub fn push(&mut self, row: &[Value]) -> Result<()> {
         let values: Vec<Json> = row
             .iter()
-            .zip(columns)
+            .zip(self.columns)
             .map(|(v, c)| {
                 json_value(v).map_err(|e| {
                     Error::validation(format!(
-                        "table {table}, column {:?}, row {i} of the chunk: {}",
+                        "table {}, column {:?}, row {} of the chunk: {}",
+                        self.table,
                         c.name,
+                        self.rows,
                         e.message()
                     ))
-                    .table(table)
+                    .table(self.table)
                 })
             })
             .collect::<Result<_>>()?;
-        if i > 0 {
-            out.push(',');
+        let text = Json::Array(values).to_string();
+        if !self.current.is_empty() && self.current.len() + text.len() + 2 > MAX_JSON_BYTES {
+            self.cut();
         }
-        out.push_str(&Json::Array(values).to_string());
+        self.current
+            .push(if self.current.is_empty() { '[' } else { ',' });
+        self.current.push_str(&text);
+        self.rows += 1;
+        Ok(())
     }
-    out.push(']');
-    Ok(out)
+
+    fn cut(&mut self) {
+        if !self.current.is_empty() {
+            self.current.push(']');
+            self.parts.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    /// Rows added.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The texts, in order (none for no rows).
+    pub fn finish(mut self) -> Vec<String> {
+        self.cut();
+        self.parts
+    }
+}
+
+/// The JSON text of `rows` (each a JSON array of its values) — the one bound parameter of
+/// [`insert_from_json`], for rows that fit one text.
+pub fn chunk_json(table: &TableName, columns: &[Column], rows: &[Vec<Value>]) -> Result<String> {
+    let mut parts = JsonParts::new(table, columns);
+    for row in rows {
+        parts.push(row)?;
+    }
+    let mut texts = parts.finish();
+    match texts.len() {
+        0 => Ok("[]".into()),
+        1 => Ok(texts.remove(0)),
+        n => Err(Error::validation(format!(
+            "table {table}: the chunk's JSON text needs {n} parts of {MAX_JSON_BYTES} bytes"
+        ))),
+    }
 }
 
 /// `INSERT INTO target (columns) SELECT <each converted> FROM TABLE(FLATTEN(PARSE_JSON(?)))`.
@@ -218,7 +315,7 @@ pub fn insert_from_json(table: &TableName, target: &str, columns: &[Column]) -> 
             DataType::Array(_) => format!("PARSE_JSON({v}::VARCHAR)::ARRAY"),
             _ => format!("{v}::VARCHAR"),
         });
-        names.push(ident(&c.name));
+        names.push(column(&c.name));
     }
     Ok(format!(
         "INSERT INTO {target} ({}) SELECT {} FROM TABLE(FLATTEN(PARSE_JSON(?)))",
@@ -246,9 +343,21 @@ mod tests {
         );
         assert_eq!(
             range_predicate(&["id", "k"], &r).unwrap(),
-            "(\"id\" > 1 OR (\"id\" = 1 AND \"k\" >= 'b')) AND (\"id\" < 2 OR (\"id\" = 2 AND \"k\" < 'a'))"
+            "(\"ID\" > 1 OR (\"ID\" = 1 AND \"K\" >= 'b')) AND (\"ID\" < 2 OR (\"ID\" = 2 AND \"K\" < 'a'))"
         );
         assert_eq!(range_predicate(&["id"], &KeyRange::all()).unwrap(), "TRUE");
+        // Plain lower-case names meet Snowflake's unquoted upper case; others keep their case.
+        for (pg, sf) in [
+            ("order_id", "ORDER_ID"),
+            ("Mixed", "Mixed"),
+            ("a b", "a b"),
+            ("_x$1", "_X$1"),
+            ("1a", "1a"),
+        ] {
+            assert_eq!(sf_name(pg), sf);
+            assert_eq!(migrate_name(sf), pg);
+        }
+        assert_eq!(migrate_name("ORDERS"), "orders");
     }
 
     #[test]
@@ -283,7 +392,7 @@ mod tests {
         );
         assert_eq!(
             insert_from_json(&t, "\"s\".\"t\"", &cols).unwrap(),
-            "INSERT INTO \"s\".\"t\" (\"id\", \"f\", \"doc\", \"tags\", \"at\") SELECT value[0]::VARCHAR::NUMBER(19, 0), \
+            "INSERT INTO \"s\".\"t\" (\"ID\", \"F\", \"DOC\", \"TAGS\", \"AT\") SELECT value[0]::VARCHAR::NUMBER(19, 0), \
              value[1]::VARCHAR::FLOAT, PARSE_JSON(value[2]::VARCHAR), PARSE_JSON(value[3]::VARCHAR)::ARRAY, \
              value[4]::VARCHAR::TIMESTAMP_LTZ(6) FROM TABLE(FLATTEN(PARSE_JSON(?)))"
         );

@@ -185,6 +185,10 @@ mod tests {
             from_snowflake("TIMESTAMP_LTZ", None, Some(6), None),
             Some(DataType::TimestampTz)
         );
+        assert_eq!(
+            from_snowflake("ARRAY", None, None, None),
+            Some(DataType::Array(Box::new(DataType::Json)))
+        );
         assert_eq!(from_snowflake("GEOGRAPHY", None, None, None), None);
     }
 }

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 use migrate_backend_snowflake::sql::{
-    chunk_json, ident, insert_from_json, range_predicate, table_name,
+    chunk_json, column, insert_from_json, range_predicate, table_name,
 };
 use migrate_backend_snowflake::types::column_type;
 use migrate_backend_snowflake::{Binding, SfClient, SfEndpoint};
@@ -106,7 +106,7 @@ async fn a_chunk_goes_in_as_one_json_text_and_reads_back_as_it_left() {
     let cols = columns();
     let defs: Vec<String> = cols
         .iter()
-        .map(|c| format!("{} {}", ident(&c.name), column_type(&name, c).unwrap()))
+        .map(|c| format!("{} {}", column(&c.name), column_type(&name, c).unwrap()))
         .collect();
     let target = table_name("PUBLIC", "kinds");
     s.query(
@@ -122,7 +122,7 @@ async fn a_chunk_goes_in_as_one_json_text_and_reads_back_as_it_left() {
     assert_eq!(r.affected(), Some(rows().len() as u64));
 
     let back = s
-        .query(&format!("SELECT * FROM {target} ORDER BY \"id\""), &[])
+        .query(&format!("SELECT * FROM {target} ORDER BY \"ID\""), &[])
         .await
         .unwrap();
     let mut want = rows();

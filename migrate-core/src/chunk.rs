@@ -129,6 +129,29 @@ impl KeyRange {
         }
         Ok(parts.join(" AND "))
     }
+
+    /// `CASE WHEN <range 0> THEN 0 WHEN … ELSE -1 END`: the index of the range of `ranges` a
+    /// row falls in, computed by the engine that holds the rows (so its own ordering of the
+    /// key decides, as it did when the chunks were written), for reading a table once and
+    /// sorting its rows into ranges as they pass.
+    pub fn sql_bucket<F>(
+        ranges: &[KeyRange],
+        cols: &[String],
+        mut literal: F,
+    ) -> crate::Result<String>
+    where
+        F: FnMut(&Value) -> crate::Result<String>,
+    {
+        let mut out = String::from("CASE");
+        for (i, r) in ranges.iter().enumerate() {
+            out.push_str(&format!(
+                " WHEN {} THEN {i}",
+                r.sql_predicate(cols, &mut literal)?
+            ));
+        }
+        out.push_str(" ELSE -1 END");
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

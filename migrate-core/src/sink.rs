@@ -282,6 +282,13 @@ pub trait Sink: Send + Sync {
         Err(unsupported(self.kind(), "fetch_rows", &table.name))
     }
 
+    /// Whether every decimal column needs a precision in this target (Snowflake's `NUMBER`
+    /// without one drops fractions): the executor then sizes each unconstrained decimal from
+    /// the source's data ([`crate::Source::decimal_extent`]) before the table is prepared.
+    fn bounded_decimals(&self) -> bool {
+        false
+    }
+
     /// The target's own name for `column`'s type (`jsonb` for JSON in Postgres), for the DDL
     /// plans and drift reports suggest; `None` when the sink has no DDL of its own.
     fn ddl_type(&self, table: &TableInfo, column: &crate::schema::Column) -> Option<String> {

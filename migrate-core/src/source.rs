@@ -196,6 +196,14 @@ pub trait Source: Send + Sync {
         Err(unsupported(self.kind(), "read_changes", &table.name))
     }
 
+    /// The integer digits and the decimal places the values of decimal column `column` need
+    /// at most (one aggregate over the table), for targets that need a precision for a column
+    /// the source declares without one; `None` when the source cannot tell or holds no value.
+    async fn decimal_extent(&self, table: &TableInfo, column: &str) -> Result<Option<(u32, u32)>> {
+        let _ = (table, column);
+        Ok(None)
+    }
+
     /// Where the sequences of `table.objects.sequences` stand now: read once a table's data is
     /// written (and again after every incremental run), so the target's sequences continue
     /// after the rows copied. Empty for sources without sequences.

@@ -24,7 +24,7 @@ use crate::checkpoint::{AuditEvent, Control, RunStatus};
 use crate::dag::DependencyGraph;
 use crate::error::{Error, Result};
 use crate::report::MigrationReport;
-use crate::schema::{TableInfo, TableName};
+use crate::schema::{Column, DataType, Schema, TableInfo, TableName};
 use crate::transform::Transform;
 
 pub(crate) async fn execute(
@@ -236,6 +236,7 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
                 .operation(format!("transform {}", t.name()))
         })?;
     }
+    let schema = bound_decimals(m, &info, schema).await?;
     let target = TableInfo {
         schema,
         ..info.clone()
@@ -270,6 +271,41 @@ async fn table_ctx(m: &Migration, cfg: &ExecutorConfig, info: TableInfo) -> Resu
         span,
         merge: std::sync::atomic::AtomicBool::new(false),
     })
+}
+
+/// `schema` with each decimal column the source declares without precision given the
+/// precision and scale its values need, where the sink needs one ([`Sink::bounded_decimals`]);
+/// a column the source cannot size, or that holds no value, is left as it is (the sink then
+/// refuses it, naming it).
+async fn bound_decimals(
+    m: &Migration,
+    info: &TableInfo,
+    schema: Arc<Schema>,
+) -> Result<Arc<Schema>> {
+    let unbounded = |c: &Column| {
+        matches!(
+            c.data_type,
+            DataType::Decimal {
+                precision: None,
+                ..
+            }
+        ) && info.schema.index_of(&c.name).is_some()
+    };
+    if !m.sink.bounded_decimals() || !schema.columns.iter().any(unbounded) {
+        return Ok(schema);
+    }
+    let mut sized = (*schema).clone();
+    for c in sized.columns.iter_mut().filter(|c| unbounded(c)) {
+        if let Some((digits, scale)) = m.source.decimal_extent(info, &c.name).await? {
+            let precision = (digits + scale).max(1);
+            info!(table = %info.name, column = %c.name, precision, scale, "an unconstrained decimal sized from its data");
+            c.data_type = DataType::Decimal {
+                precision: Some(precision),
+                scale: Some(scale),
+            };
+        }
+    }
+    Ok(Arc::new(sized))
 }
 
 /// Rows per batch: the configured figure, lowered so that two batches per worker fit the budget.

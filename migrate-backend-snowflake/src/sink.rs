@@ -1,0 +1,590 @@
+//! `SfSink`: tables created from migrate's schema with the lossless mapping of [`crate::types`],
+//! each chunk written exactly once in one transaction on a session of its own — delete the
+//! chunk's key range, insert its rows from bound JSON texts (see [`crate::sql`]), commit — so a
+//! retry, or a rewrite after a crash, converges on exactly the chunk's rows. Checksums and
+//! lookups read the table back ([`crate::read`]); backups are zero-copy clones.
+//!
+//! Where tables land: in the endpoint's database and schema (created when missing); a source
+//! table `schema.name` becomes `name` when its schema is `public`, none, or the target schema's
+//! own name, and `schema__name` otherwise, each spelled by [`crate::sql::sf_name`] (`orders` →
+//! `ORDERS`). What `prepare` decided for a table in a run is kept in the schema's
+//! `_MIGRATE_PREPARED` table, so a second `prepare` in the same run (another worker, a resumed
+//! process) returns the same answer and takes no second backup.
+//!
+//! Keys: the primary key is declared when the table is created; foreign keys once the table's
+//! data is complete (`finalize`), where the parent is in the same schema. Snowflake records
+//! both and enforces neither.
+//!
+//! Each chunk's rows are held in memory as JSON text until its transaction starts (about
+//! `chunk_rows` × the row's JSON size): choose `chunk_rows` with that in mind.
+
+use async_trait::async_trait;
+use migrate_core::{
+    BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Schema,
+    Sink, SinkCapabilities, TableInfo, TableName, Value, WriteStats,
+};
+
+use crate::catalog::Catalog;
+use crate::client::{Binding, SfClient};
+use crate::endpoint::SfEndpoint;
+use crate::pool::SessionPool;
+use crate::read::{self, Layout};
+use crate::sql::{column, ident, insert_from_json, sf_name, string_literal, JsonParts};
+use crate::types::column_type;
+
+/// The table that keeps what `prepare` decided, per table and run.
+const PREPARED: &str = "_MIGRATE_PREPARED";
+
+/// Writes to one Snowflake schema.
+#[derive(Debug)]
+pub struct SfSink {
+    pool: SessionPool,
+    catalog: Catalog,
+}
+
+impl SfSink {
+    /// A sink writing into the endpoint's database and schema.
+    pub fn new(endpoint: SfEndpoint) -> Result<Self> {
+        let catalog = Catalog::new(&endpoint);
+        Ok(SfSink {
+            pool: SessionPool::new(SfClient::new(endpoint)?),
+            catalog,
+        })
+    }
+
+    /// The Snowflake table name for `name` (see the module docs).
+    pub fn table_id(&self, name: &TableName) -> String {
+        match name.schema.as_deref() {
+            None | Some("public") => sf_name(&name.name),
+            Some(s) if sf_name(s) == self.catalog.schema => sf_name(&name.name),
+            Some(s) => sf_name(&format!("{s}__{}", name.name)),
+        }
+    }
+
+    fn table_sql(&self, id: &str) -> String {
+        self.catalog.table_sql(id)
+    }
+
+    fn layout(&self, table: &TableInfo) -> Layout {
+        Layout::folded(table, self.table_sql(&self.table_id(&table.name)))
+    }
+
+    /// The sessions this sink runs its statements on.
+    pub fn pool(&self) -> &SessionPool {
+        &self.pool
+    }
+
+    async fn count(&self, id: &str) -> Result<u64> {
+        let r = self
+            .pool
+            .query(&format!("SELECT COUNT(*) FROM {}", self.table_sql(id)), &[])
+            .await?;
+        match r.rows.first().and_then(|row| row.first()) {
+            Some(v) => migrate_core::checksum::canonical_text(v)
+                .parse()
+                .map_err(|_| Error::fatal(format!("Snowflake counted {id} as {v:?}"))),
+            None => Err(Error::fatal(format!(
+                "Snowflake counted {id} without a row"
+            ))),
+        }
+    }
+
+    async fn ensure_state(&self) -> Result<()> {
+        self.pool
+            .query(
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", self.catalog.schema_sql()),
+                &[],
+            )
+            .await?;
+        self.pool
+            .query(
+                &format!(
+                    "CREATE TABLE IF NOT EXISTS {} (\"TARGET\" VARCHAR NOT NULL, \"RUN\" VARCHAR NOT NULL, \"PREPARED\" VARCHAR NOT NULL)",
+                    self.table_sql(PREPARED)
+                ),
+                &[],
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn recorded(&self, id: &str, run: &RunId) -> Result<Option<Prepared>> {
+        let r = self
+            .pool
+            .query(
+                &format!(
+                    "SELECT \"PREPARED\" FROM {} WHERE \"TARGET\" = ? AND \"RUN\" = ?",
+                    self.table_sql(PREPARED)
+                ),
+                &[Binding::text(id), Binding::text(&run.0)],
+            )
+            .await?;
+        match r.rows.first().and_then(|row| row.first()) {
+            Some(Value::Text(text)) => serde_json::from_str(text).map(Some).map_err(|e| {
+                Error::fatal(format!(
+                    "the recorded preparation of {id} does not read: {e}"
+                ))
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    async fn record(&self, id: &str, run: &RunId, p: &Prepared) -> Result<()> {
+        let text = serde_json::to_string(p)
+            .map_err(|e| Error::fatal(format!("recording the preparation of {id}: {e}")))?;
+        self.pool
+            .query(
+                &format!(
+                    "INSERT INTO {} (\"TARGET\", \"RUN\", \"PREPARED\") SELECT ?, ?, ?",
+                    self.table_sql(PREPARED)
+                ),
+                &[
+                    Binding::text(id),
+                    Binding::text(&run.0),
+                    Binding::text(text),
+                ],
+            )
+            .await
+            .map(drop)
+    }
+
+    /// A zero-copy clone of `id`, named for the run.
+    async fn backup(&self, id: &str, run: &RunId) -> Result<String> {
+        let run8: String = run
+            .0
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let name = format!("{id}__MIGRATE_BACKUP_{run8}");
+        self.pool
+            .query(
+                &format!(
+                    "CREATE OR REPLACE TABLE {} CLONE {}",
+                    self.table_sql(&name),
+                    self.table_sql(id)
+                ),
+                &[],
+            )
+            .await?;
+        Ok(name)
+    }
+
+    async fn drop_table(&self, id: &str) -> Result<()> {
+        self.pool
+            .query(&format!("DROP TABLE IF EXISTS {}", self.table_sql(id)), &[])
+            .await
+            .map(drop)
+    }
+
+    /// `CREATE TABLE` with the columns' types, NOT NULL and the primary key.
+    fn create_sql(&self, table: &TableInfo, id: &str) -> Result<String> {
+        let mut defs = Vec::with_capacity(table.schema.columns.len() + 1);
+        for c in &table.schema.columns {
+            let null = if c.nullable { "" } else { " NOT NULL" };
+            defs.push(format!(
+                "{} {}{null}",
+                column(&c.name),
+                column_type(&table.name, c)?
+            ));
+        }
+        let keys = table.primary_key();
+        if !keys.is_empty() {
+            let cols: Vec<String> = keys.iter().map(|k| column(k)).collect();
+            defs.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+        }
+        Ok(format!(
+            "CREATE TABLE {} ({})",
+            self.table_sql(id),
+            defs.join(", ")
+        ))
+    }
+
+    async fn create(&self, table: &TableInfo, id: &str) -> Result<Vec<ObjectOutcome>> {
+        self.pool
+            .query(&self.create_sql(table, id)?, &[])
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        let mut out = Vec::new();
+        if !table.primary_key().is_empty() {
+            let name = table.name.to_string();
+            out.push(ObjectOutcome::created(
+                ObjectKind::PrimaryKey,
+                name,
+                Some(&table.name),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Checks that an existing table has every column of `table` (by Snowflake's name).
+    async fn check_columns(&self, table: &TableInfo, id: &str) -> Result<()> {
+        let have = self.catalog.columns(&self.pool, id).await?;
+        for c in &table.schema.columns {
+            let name = sf_name(&c.name);
+            if !have.iter().any(|h| h.name == name) {
+                return Err(Error::schema(format!(
+                    "target table {} ({}) has no column {name:?} for source column {:?}",
+                    table.name,
+                    self.table_sql(id),
+                    c.name
+                ))
+                .table(&table.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Declares `table`'s foreign keys whose parent is in the schema, one outcome each; one
+    /// Snowflake does not declare (a parent without a primary key, a role without the
+    /// privilege, an engine that cannot add them) is left out, saying why — the rows are
+    /// unaffected.
+    async fn declare_foreign_keys(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {
+        let id = self.table_id(&table.name);
+        let mut out = Vec::new();
+        for fk in &table.foreign_keys {
+            let shown = fk.name.clone().unwrap_or_else(|| fk.columns.join(", "));
+            let parent = self.table_id(&fk.referenced_table);
+            if parent != id && !self.catalog.exists(&self.pool, &parent).await? {
+                let why = format!(
+                    "its parent {} is not in schema {}",
+                    fk.referenced_table, self.catalog.schema
+                );
+                out.push(ObjectOutcome::skipped(
+                    ObjectKind::ForeignKey,
+                    shown,
+                    Some(&table.name),
+                    why,
+                ));
+                continue;
+            }
+            let name = fk
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{id}_{}_FKEY", fk.columns.join("_")));
+            let cols: Vec<String> = fk.columns.iter().map(|c| column(c)).collect();
+            let refs: Vec<String> = fk.referenced_columns.iter().map(|c| column(c)).collect();
+            let sql = format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                self.table_sql(&id),
+                ident(&name),
+                cols.join(", "),
+                self.table_sql(&parent),
+                refs.join(", ")
+            );
+            match self.pool.query(&sql, &[]).await {
+                Ok(_) => out.push(ObjectOutcome::created(
+                    ObjectKind::ForeignKey,
+                    shown,
+                    Some(&table.name),
+                )),
+                // A constraint of that name already there: an earlier attempt declared it.
+                Err(e) if e.message().contains("already exists") => out.push(
+                    ObjectOutcome::created(ObjectKind::ForeignKey, shown, Some(&table.name)),
+                ),
+                // Keys Snowflake does not enforce are worth a report line, never the table:
+                // whatever stopped the declaration is said, and the rows are as they are.
+                Err(e) => {
+                    let why = format!("Snowflake did not declare it: {}", e.message());
+                    out.push(ObjectOutcome::skipped(
+                        ObjectKind::ForeignKey,
+                        shown,
+                        Some(&table.name),
+                        why,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunk's rows as JSON texts, and what was read.
+    async fn json_parts(
+        &self,
+        table: &TableInfo,
+        rows: &mut dyn BatchReader,
+    ) -> Result<(Vec<String>, WriteStats)> {
+        let columns: &[Column] = &table.schema.columns;
+        let mut parts = JsonParts::new(&table.name, columns);
+        let mut stats = WriteStats::default();
+        while let Some(batch) = rows.next_batch().await? {
+            stats.bytes += batch.byte_size() as u64;
+            for row in batch.rows() {
+                parts.push(row)?;
+            }
+        }
+        stats.rows = parts.rows();
+        Ok((parts.finish(), stats))
+    }
+
+    /// `DELETE FROM target WHERE <clear>`, then the inserts of `texts`, in one transaction:
+    /// committed only when Snowflake inserted exactly the rows sent.
+    async fn replace(
+        &self,
+        table: &TableInfo,
+        clear: &[String],
+        texts: Vec<String>,
+        rows: u64,
+    ) -> Result<()> {
+        let target = self.table_sql(&self.table_id(&table.name));
+        let insert = insert_from_json(&table.name, &target, &table.schema.columns)?;
+        let mut statements: Vec<(String, Vec<Binding>)> = clear
+            .iter()
+            .map(|p| (format!("DELETE FROM {target} WHERE {p}"), Vec::new()))
+            .collect();
+        let deletes = statements.len();
+        statements.extend(
+            texts
+                .into_iter()
+                .map(|t| (insert.clone(), vec![Binding::text(t)])),
+        );
+        let expected = rows;
+        self.pool
+            .transaction(&statements, |results| {
+                let inserted: u64 = results[deletes..].iter().filter_map(|r| r.affected()).sum();
+                match inserted == expected {
+                    true => Ok(()),
+                    false => Err(Error::fatal(format!(
+                        "table {}: Snowflake inserted {inserted} rows of the {expected} sent; rolled back",
+                        table.name
+                    ))),
+                }
+            })
+            .await
+            .map(drop)
+            .map_err(|e| e.table(&table.name))
+    }
+}
+
+#[async_trait]
+impl Sink for SfSink {
+    fn kind(&self) -> &'static str {
+        "snowflake"
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            upsert: true,
+            backup: true,
+        }
+    }
+
+    fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
+        migrate_core::objects::all_objects(table)
+            .into_iter()
+            .map(|(kind, name)| match kind {
+                ObjectKind::Table | ObjectKind::PrimaryKey | ObjectKind::ForeignKey => {
+                    ObjectOutcome::created(kind, name, Some(&table.name))
+                }
+                _ => {
+                    let why = "Snowflake keeps only tables, primary and foreign keys (recorded, not enforced): the snowflake sink does not create it";
+                    ObjectOutcome::skipped(kind, name, Some(&table.name), why)
+                }
+            })
+            .collect()
+    }
+
+    fn bounded_decimals(&self) -> bool {
+        true
+    }
+
+    fn ddl_type(&self, table: &TableInfo, column: &migrate_core::Column) -> Option<String> {
+        column_type(&table.name, column).ok()
+    }
+
+    async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {
+        let mut problems = Vec::new();
+        for c in &table.schema.columns {
+            if let Err(e) = column_type(&table.name, c) {
+                problems.push(e.message().to_string());
+            }
+        }
+        let id = self.table_id(&table.name);
+        let exists = self
+            .catalog
+            .exists(&self.pool, &id)
+            .await
+            .map_err(|e| e.table(&table.name))?;
+        let rows = match exists {
+            true => Some(self.count(&id).await?),
+            false => None,
+        };
+        Ok(Preflight {
+            reachable: true,
+            exists,
+            problems,
+            rows,
+        })
+    }
+
+    async fn prepare(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+    ) -> Result<Prepared> {
+        for c in &table.schema.columns {
+            column_type(&table.name, c)?;
+        }
+        self.ensure_state().await?;
+        let id = self.table_id(&table.name);
+        if let Some(p) = self.recorded(&id, run).await? {
+            return Ok(p);
+        }
+        let exists = self.catalog.exists(&self.pool, &id).await?;
+        let mut p = Prepared::default();
+        match (exists, options.mode) {
+            (false, PrepareMode::RequireExisting) => {
+                return Err(Error::not_found(format!(
+                    "table {} ({}) does not exist in Snowflake",
+                    table.name,
+                    self.table_sql(&id)
+                ))
+                .table(&table.name))
+            }
+            (false, _) => {
+                p.objects = self.create(table, &id).await?;
+                p.created = true;
+            }
+            (true, PrepareMode::Recreate) => {
+                if options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
+                }
+                self.drop_table(&id).await?;
+                p.objects = self.create(table, &id).await?;
+                p.created = p.backup.is_none();
+            }
+            (true, _) => {
+                self.check_columns(table, &id).await?;
+                let n = self.count(&id).await?;
+                p.existing_rows = Some(n);
+                p.merge = options.existing_rows.decide(
+                    &table.name,
+                    n,
+                    !table.primary_key().is_empty(),
+                )?;
+                if n > 0 && options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
+                }
+            }
+        }
+        self.record(&id, run, &p).await?;
+        Ok(p)
+    }
+
+    async fn write_chunk(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        rows: &mut dyn BatchReader,
+    ) -> Result<WriteStats> {
+        let written = async {
+            let (texts, stats) = self.json_parts(table, rows).await?;
+            let range = self.layout(table).predicate(&chunk.range)?;
+            self.replace(table, &[range], texts, stats.rows).await?;
+            Ok(stats)
+        };
+        written.await.map_err(|e: Error| e.chunk(chunk.index))
+    }
+
+    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
+        read::checksum(&self.pool, table, &self.layout(table), range).await
+    }
+
+    async fn checksum_ranges(
+        &self,
+        table: &TableInfo,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<RowChecksum>> {
+        read::checksum_ranges(&self.pool, table, &self.layout(table), ranges).await
+    }
+
+    async fn finalize(&self, table: &TableInfo) -> Result<Vec<ObjectOutcome>> {
+        self.declare_foreign_keys(table).await
+    }
+
+    async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
+        // The rows' keys are deleted and the rows inserted, in one transaction: the same as a
+        // MERGE for whole rows, and the same statements as a chunk.
+        let schema: &Schema = &table.schema;
+        let mut keys = Vec::new();
+        let mut parts = JsonParts::new(&table.name, &schema.columns);
+        let mut stats = WriteStats::default();
+        while let Some(batch) = rows.next_batch().await? {
+            stats.bytes += batch.byte_size() as u64;
+            for row in batch.rows() {
+                keys.push(schema.key_of(row));
+                parts.push(row)?;
+            }
+        }
+        stats.rows = parts.rows();
+        let at = self.layout(table);
+        let clear = keys
+            .chunks(200)
+            .map(|group| read::key_predicate(table, &at, group))
+            .collect::<Result<Vec<_>>>()?;
+        self.replace(table, &clear, parts.finish(), stats.rows)
+            .await?;
+        Ok(stats)
+    }
+
+    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
+        read::rows_by_key(&self.pool, table, &self.layout(table), keys).await
+    }
+
+    async fn describe(&self, table: &TableInfo) -> Result<Option<TableInfo>> {
+        let id = self.table_id(&table.name);
+        if !self.catalog.exists(&self.pool, &id).await? {
+            return Ok(None);
+        }
+        let described = self.catalog.describe(&self.pool, &id).await?;
+        Ok(Some(TableInfo {
+            name: table.name.clone(),
+            ..described
+        }))
+    }
+
+    async fn rollback(&self, tables: &[(TableInfo, Prepared)]) -> Result<()> {
+        for (t, p) in tables {
+            let id = self.table_id(&t.name);
+            let target = self.table_sql(&id);
+            match (&p.backup, p.created, p.existing_rows) {
+                (Some(b), _, _) => {
+                    // The backed-up rows come back into the table as it is now, at once.
+                    let statements = [
+                        (format!("DELETE FROM {target}"), Vec::new()),
+                        (
+                            format!("INSERT INTO {target} SELECT * FROM {}", self.table_sql(b)),
+                            Vec::new(),
+                        ),
+                    ];
+                    self.pool.transaction(&statements, |_| Ok(())).await?;
+                    self.drop_table(b).await?;
+                }
+                (None, true, _) => self.drop_table(&id).await?,
+                (None, false, Some(0)) => {
+                    self.pool
+                        .query(&format!("DELETE FROM {target}"), &[])
+                        .await?;
+                }
+                // Rows were merged or replaced without a backup: nothing to put back.
+                (None, false, _) => {}
+            }
+            let forget = format!(
+                "DELETE FROM {} WHERE \"TARGET\" = {}",
+                self.table_sql(PREPARED),
+                string_literal(&id)
+            );
+            self.pool
+                .query(&forget, &[])
+                .await
+                .or_else(|e| match e.kind() {
+                    ErrorKind::NotFound | ErrorKind::Schema => Ok(Default::default()),
+                    _ => Err(e),
+                })?;
+        }
+        Ok(())
+    }
+}
