@@ -8,8 +8,8 @@
 //! A session is what a transaction lives in, so a chunk's `BEGIN … COMMIT` runs on a session
 //! of its own ([`SfClient::session`]); nothing else is shared between sessions.
 //!
-//! Sign-in: user and password. Key-pair sign-in (`private_key_file=`) is refused with a
-//! configuration error until it is built.
+//! Sign-in: user and password, or key pair (`private_key_file=`: a JWT signed with the key,
+//! see [`crate::keypair`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 
 use crate::endpoint::{SfAuth, SfEndpoint};
 use crate::error::SfError;
+use crate::keypair::KeyPair;
 use crate::rowset::{arrow_rows, base64_bytes, json_rowset, ResultColumn};
 
 /// How long one request may take (a running statement is polled in steps of this).
@@ -36,6 +37,8 @@ const IN_PROGRESS: [&str; 2] = ["333333", "333334"];
 pub struct SfClient {
     http: reqwest::Client,
     endpoint: Arc<SfEndpoint>,
+    /// The key of key-pair sign-in, read once.
+    key: Option<Arc<KeyPair>>,
 }
 
 impl std::fmt::Debug for SfClient {
@@ -60,6 +63,30 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
+    /// The sum of a DML answer's counts in the columns whose names contain one of `words`
+    /// (a `MERGE` answers `number of rows inserted`, `… updated`, `… deleted`).
+    pub fn counted(&self, words: &[&str]) -> u64 {
+        // Counts come as a JSON rowset from Snowflake, as Arrow from the emulator.
+        let cells: Vec<Option<String>> = match (self.text_rows.first(), self.rows.first()) {
+            (Some(row), _) => row.clone(),
+            (None, Some(row)) => row
+                .iter()
+                .map(|v| Some(migrate_core::checksum::canonical_text(v)))
+                .collect(),
+            (None, None) => return 0,
+        };
+        self.columns
+            .iter()
+            .zip(cells)
+            .filter(|(c, _)| {
+                words
+                    .iter()
+                    .any(|w| c.name.to_ascii_lowercase().contains(w))
+            })
+            .filter_map(|(_, v)| v?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Rows a DML statement inserted, updated or deleted: the first column of its one row.
     pub fn affected(&self) -> Option<u64> {
         let row = self.text_rows.first()?;
@@ -114,9 +141,14 @@ impl SfClient {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Error::with_source(ErrorKind::Config, "HTTP client", e))?;
+        let key = match &endpoint.auth {
+            SfAuth::KeyPair(path) => Some(Arc::new(KeyPair::from_file(path)?)),
+            SfAuth::Password(_) => None,
+        };
         Ok(SfClient {
             http,
             endpoint: Arc::new(endpoint),
+            key,
         })
     }
 
@@ -138,15 +170,6 @@ impl SfClient {
 
     async fn login(&self) -> Result<Tokens> {
         let e = &self.endpoint;
-        let password = match &e.auth {
-            SfAuth::Password(p) => p.clone(),
-            SfAuth::KeyPair(path) => {
-                return Err(Error::config(format!(
-                    "Snowflake key-pair sign-in (private_key_file={}) is not supported by this version: use USER:PASSWORD@ACCOUNT",
-                    path.display()
-                )))
-            }
-        };
         let mut params = vec![("request_id", uuid::Uuid::new_v4().to_string())];
         params.push(("databaseName", e.database.clone()));
         params.push(("schemaName", e.schema.clone()));
@@ -156,18 +179,31 @@ impl SfClient {
         if let Some(r) = &e.role {
             params.push(("roleName", r.clone()));
         }
-        let body = json!({"data": {
+        let mut body = json!({"data": {
             "CLIENT_APP_ID": "migrate",
             "CLIENT_APP_VERSION": env!("CARGO_PKG_VERSION"),
             "SVN_REVISION": "",
             "ACCOUNT_NAME": account_name(&e.account),
             "LOGIN_NAME": e.user,
-            "PASSWORD": password,
             "CLIENT_ENVIRONMENT": {"APPLICATION": "migrate", "OS": std::env::consts::OS},
             // Instants read back in UTC; every statement commits unless a BEGIN opened a
             // transaction.
             "SESSION_PARAMETERS": {"TIMEZONE": "UTC", "AUTOCOMMIT": true},
         }});
+        match (&e.auth, &self.key) {
+            (_, Some(key)) => {
+                let jwt = key.jwt(&account_name(&e.account), &e.user, chrono_millis() / 1000)?;
+                body["data"]["AUTHENTICATOR"] = json!("SNOWFLAKE_JWT");
+                body["data"]["TOKEN"] = json!(jwt);
+            }
+            (SfAuth::Password(p), None) => body["data"]["PASSWORD"] = json!(p),
+            (SfAuth::KeyPair(path), None) => {
+                return Err(Error::config(format!(
+                    "Snowflake private key file {} was not read",
+                    path.display()
+                )))
+            }
+        }
         let req = self
             .http
             .post(self.url("/session/v1/login-request"))

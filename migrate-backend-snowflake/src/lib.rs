@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod keypair;
 pub mod pool;
 mod read;
 pub mod rowset;

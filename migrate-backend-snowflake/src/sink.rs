@@ -30,17 +30,30 @@ use crate::client::{Binding, SfClient};
 use crate::endpoint::SfEndpoint;
 use crate::pool::SessionPool;
 use crate::read::{self, Layout};
-use crate::sql::{column, ident, insert_from_json, sf_name, string_literal, JsonParts};
+use crate::sql::{
+    column, ident, insert_from_json, merge_from_json, sf_name, string_literal, JsonParts,
+    MAX_JSON_BYTES,
+};
 use crate::types::column_type;
 
 /// The table that keeps what `prepare` decided, per table and run.
 const PREPARED: &str = "_MIGRATE_PREPARED";
+
+/// What a write replaces besides the rows it brings.
+enum Replaces {
+    /// Every row in this key-range predicate (a chunk).
+    Range(String),
+    /// Only the rows with the written rows' keys (an upsert): these predicates select them.
+    TheirKeys(Vec<String>),
+}
 
 /// Writes to one Snowflake schema.
 #[derive(Debug)]
 pub struct SfSink {
     pool: SessionPool,
     catalog: Catalog,
+    /// The largest JSON text one statement binds.
+    text_bytes: usize,
 }
 
 impl SfSink {
@@ -50,7 +63,16 @@ impl SfSink {
         Ok(SfSink {
             pool: SessionPool::new(SfClient::new(endpoint)?),
             catalog,
+            text_bytes: MAX_JSON_BYTES,
         })
+    }
+
+    /// The same sink binding JSON texts of at most `bytes` (default and ceiling:
+    /// [`MAX_JSON_BYTES`]): a chunk whose rows need more than one text is written in a
+    /// transaction instead of by one statement (see the module docs).
+    pub fn with_text_bytes(mut self, bytes: usize) -> Self {
+        self.text_bytes = bytes.clamp(1, MAX_JSON_BYTES);
+        self
     }
 
     /// The Snowflake table name for `name` (see the module docs).
@@ -307,7 +329,7 @@ impl SfSink {
         rows: &mut dyn BatchReader,
     ) -> Result<(Vec<String>, WriteStats)> {
         let columns: &[Column] = &table.schema.columns;
-        let mut parts = JsonParts::new(&table.name, columns);
+        let mut parts = JsonParts::with_limit(&table.name, columns, self.text_bytes);
         let mut stats = WriteStats::default();
         while let Some(batch) = rows.next_batch().await? {
             stats.bytes += batch.byte_size() as u64;
@@ -319,19 +341,71 @@ impl SfSink {
         Ok((parts.finish(), stats))
     }
 
-    /// `DELETE FROM target WHERE <clear>`, then the inserts of `texts`, in one transaction:
-    /// committed only when Snowflake inserted exactly the rows sent.
-    async fn replace(
+    /// Writes `texts` (a chunk's or an upsert's rows, `rows` of them) so that the table holds
+    /// them, and — with `clear` — nothing else within that key-range predicate.
+    ///
+    /// Rows that fit one text (the common case) go in by **one statement**: a `MERGE` that
+    /// upserts them and deletes the range's other rows, or `INSERT OVERWRITE` for a keyless
+    /// table (always written whole). One statement is atomic on its own, so no transaction is
+    /// held open across requests — a process killed mid-chunk leaves no detached transaction
+    /// holding the table's lock (Snowflake keeps one until it is aborted or four hours pass).
+    /// More texts than one go in a transaction: `DELETE` the range (or the rows' keys), the
+    /// inserts, `COMMIT`. Either way the counts Snowflake answers must add up to the rows sent.
+    async fn write_rows(
         &self,
         table: &TableInfo,
-        clear: &[String],
+        replaces: Replaces,
         texts: Vec<String>,
         rows: u64,
     ) -> Result<()> {
         let target = self.table_sql(&self.table_id(&table.name));
-        let insert = insert_from_json(&table.name, &target, &table.schema.columns)?;
+        let columns = &table.schema.columns;
+        let keys = &table.schema.primary_key;
+        let short = |what: &str, got: u64| {
+            Error::fatal(format!(
+                "table {}: Snowflake {what} {got} rows of the {rows} sent",
+                table.name
+            ))
+            .table(&table.name)
+        };
+        if texts.len() <= 1 {
+            let text = texts.into_iter().next().unwrap_or_else(|| "[]".into());
+            let sql = match (keys.is_empty(), &replaces) {
+                (false, Replaces::Range(range)) => {
+                    merge_from_json(&table.name, &target, columns, keys, Some(range))?
+                }
+                (false, Replaces::TheirKeys(_)) => {
+                    merge_from_json(&table.name, &target, columns, keys, None)?
+                }
+                (true, Replaces::Range(_)) => {
+                    insert_from_json(&table.name, &target, columns, true)?
+                }
+                (true, Replaces::TheirKeys(_)) => {
+                    return Err(Error::unsupported(format!(
+                        "table {} has no primary key to upsert by",
+                        table.name
+                    ))
+                    .table(&table.name))
+                }
+            };
+            let r = self
+                .pool
+                .query(&sql, &[Binding::text(text)])
+                .await
+                .map_err(|e| e.table(&table.name))?;
+            let written = r.counted(&["inserted", "updated"]);
+            return match written == rows {
+                true => Ok(()),
+                false => Err(short("wrote", written)),
+            };
+        }
+        let insert = insert_from_json(&table.name, &target, columns, false)?;
+        let clear = match replaces {
+            Replaces::Range(range) => vec![range],
+            Replaces::TheirKeys(keys) => keys,
+        };
         let mut statements: Vec<(String, Vec<Binding>)> = clear
-            .iter()
+            .into_iter()
             .map(|p| (format!("DELETE FROM {target} WHERE {p}"), Vec::new()))
             .collect();
         let deletes = statements.len();
@@ -340,16 +414,12 @@ impl SfSink {
                 .into_iter()
                 .map(|t| (insert.clone(), vec![Binding::text(t)])),
         );
-        let expected = rows;
         self.pool
             .transaction(&statements, |results| {
                 let inserted: u64 = results[deletes..].iter().filter_map(|r| r.affected()).sum();
-                match inserted == expected {
+                match inserted == rows {
                     true => Ok(()),
-                    false => Err(Error::fatal(format!(
-                        "table {}: Snowflake inserted {inserted} rows of the {expected} sent; rolled back",
-                        table.name
-                    ))),
+                    false => Err(short("inserted", inserted)),
                 }
             })
             .await
@@ -483,7 +553,8 @@ impl Sink for SfSink {
         let written = async {
             let (texts, stats) = self.json_parts(table, rows).await?;
             let range = self.layout(table).predicate(&chunk.range)?;
-            self.replace(table, &[range], texts, stats.rows).await?;
+            self.write_rows(table, Replaces::Range(range), texts, stats.rows)
+                .await?;
             Ok(stats)
         };
         written.await.map_err(|e: Error| e.chunk(chunk.index))
@@ -510,7 +581,7 @@ impl Sink for SfSink {
         // MERGE for whole rows, and the same statements as a chunk.
         let schema: &Schema = &table.schema;
         let mut keys = Vec::new();
-        let mut parts = JsonParts::new(&table.name, &schema.columns);
+        let mut parts = JsonParts::with_limit(&table.name, &schema.columns, self.text_bytes);
         let mut stats = WriteStats::default();
         while let Some(batch) = rows.next_batch().await? {
             stats.bytes += batch.byte_size() as u64;
@@ -525,8 +596,13 @@ impl Sink for SfSink {
             .chunks(200)
             .map(|group| read::key_predicate(table, &at, group))
             .collect::<Result<Vec<_>>>()?;
-        self.replace(table, &clear, parts.finish(), stats.rows)
-            .await?;
+        self.write_rows(
+            table,
+            Replaces::TheirKeys(clear),
+            parts.finish(),
+            stats.rows,
+        )
+        .await?;
         Ok(stats)
     }
 

@@ -1,8 +1,8 @@
-//! Snowflake SQL: quoting, literals, key-range predicates, and the one statement that inserts
-//! a chunk's rows bound as a single JSON text — `INSERT … SELECT <conversions> FROM
-//! TABLE(FLATTEN(PARSE_JSON(?)))` — so a chunk is one round trip and one statement however
-//! many rows it holds (Snowflake's array binding sends a row per value list; this sends one
-//! text).
+//! Snowflake SQL: quoting, literals, key-range predicates, and the one statement that writes
+//! a chunk's rows bound as a single JSON text — a `MERGE` (or `INSERT`) from `SELECT
+//! <conversions> FROM … LATERAL FLATTEN(input => PARSE_JSON(?))` — so a chunk is one round
+//! trip and one statement however many rows it holds (Snowflake's array binding sends a row per
+//! value list; this sends one text).
 //!
 //! Each row travels as a JSON array; each value in a form Snowflake converts exactly:
 //!
@@ -215,17 +215,25 @@ pub struct JsonParts<'a> {
     parts: Vec<String>,
     current: String,
     rows: u64,
+    limit: usize,
 }
 
 impl<'a> JsonParts<'a> {
-    /// No rows yet, of `columns` of `table`.
+    /// No rows yet, of `columns` of `table`, cut at [`MAX_JSON_BYTES`].
     pub fn new(table: &'a TableName, columns: &'a [Column]) -> Self {
+        JsonParts::with_limit(table, columns, MAX_JSON_BYTES)
+    }
+
+    /// No rows yet, cut at `limit` bytes (at most [`MAX_JSON_BYTES`]; a row longer than
+    /// `limit` is a part of its own).
+    pub fn with_limit(table: &'a TableName, columns: &'a [Column], limit: usize) -> Self {
         JsonParts {
             table,
             columns,
             parts: Vec::new(),
             current: String::new(),
             rows: 0,
+            limit: limit.min(MAX_JSON_BYTES),
         }
     }
 
@@ -248,7 +256,7 @@ impl<'a> JsonParts<'a> {
             })
             .collect::<Result<_>>()?;
         let text = Json::Array(values).to_string();
-        if !self.current.is_empty() && self.current.len() + text.len() + 2 > MAX_JSON_BYTES {
+        if !self.current.is_empty() && self.current.len() + text.len() + 2 > self.limit {
             self.cut();
         }
         self.current
@@ -294,14 +302,14 @@ pub fn chunk_json(table: &TableName, columns: &[Column], rows: &[Vec<Value>]) ->
     }
 }
 
-/// `INSERT INTO target (columns) SELECT <each converted> FROM TABLE(FLATTEN(PARSE_JSON(?)))`.
-pub fn insert_from_json(table: &TableName, target: &str, columns: &[Column]) -> Result<String> {
-    let mut names = Vec::with_capacity(columns.len());
+/// `SELECT <each value converted> AS <column>, … FROM <the bound JSON text's rows>`: the rows
+/// of one [`JsonParts`] text, as a query (its one `?` is the text).
+pub fn json_rows(table: &TableName, columns: &[Column]) -> Result<String> {
     let mut selects = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
         let ty = column_type(table, c)?;
-        let v = format!("value[{i}]");
-        selects.push(match &c.data_type {
+        let v = format!("f.value[{i}]");
+        let converted = match &c.data_type {
             DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal { .. } => {
                 format!("{v}::VARCHAR::{ty}")
             }
@@ -314,14 +322,112 @@ pub fn insert_from_json(table: &TableName, target: &str, columns: &[Column]) -> 
             DataType::Json => format!("PARSE_JSON({v}::VARCHAR)"),
             DataType::Array(_) => format!("PARSE_JSON({v}::VARCHAR)::ARRAY"),
             _ => format!("{v}::VARCHAR"),
-        });
-        names.push(column(&c.name));
+        };
+        selects.push(format!("{converted} AS {}", column(&c.name)));
     }
     Ok(format!(
-        "INSERT INTO {target} ({}) SELECT {} FROM TABLE(FLATTEN(PARSE_JSON(?)))",
-        names.join(", "),
+        "SELECT {} FROM (SELECT PARSE_JSON(?) AS \"_J\") j, LATERAL FLATTEN(input => j.\"_J\") f",
         selects.join(", ")
     ))
+}
+
+fn column_list(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| column(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `INSERT INTO target (columns) <json_rows>` (`INSERT OVERWRITE` with `overwrite`: the
+/// table's rows replaced by these, in one statement).
+pub fn insert_from_json(
+    table: &TableName,
+    target: &str,
+    columns: &[Column],
+    overwrite: bool,
+) -> Result<String> {
+    let verb = if overwrite {
+        "INSERT OVERWRITE"
+    } else {
+        "INSERT"
+    };
+    Ok(format!(
+        "{verb} INTO {target} ({}) {}",
+        column_list(columns),
+        json_rows(table, columns)?
+    ))
+}
+
+/// One `MERGE` that leaves `target` holding the bound text's rows: each row inserted, or
+/// replacing the row with its key (`keys`, positions in `columns`); with `clear` (a key-range
+/// predicate), every other row in that range deleted too — so a chunk is written by one
+/// statement, atomic without a transaction held open across requests. The rows must have
+/// distinct keys (a primary key's). It answers the rows inserted, updated and deleted.
+pub fn merge_from_json(
+    table: &TableName,
+    target: &str,
+    columns: &[Column],
+    keys: &[usize],
+    clear: Option<&str>,
+) -> Result<String> {
+    let col = |i: usize| column(&columns[i].name);
+    let on = |a: &str, b: &str| {
+        keys.iter()
+            .map(|k| format!("{a}.{0} = {b}.{0}", col(*k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let rows = json_rows(table, columns)?;
+    let source = match clear {
+        None => rows,
+        Some(range) => {
+            // The new rows, and the keys already in the range that they do not have (marked
+            // to be dropped).
+            let key_list = keys.iter().map(|k| col(*k)).collect::<Vec<_>>().join(", ");
+            let picks: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, _)| match keys.contains(&i) {
+                    true => format!("COALESCE(n.{0}, o.{0}) AS {0}", col(i)),
+                    false => format!("n.{0} AS {0}", col(i)),
+                })
+                .collect();
+            format!(
+                "SELECT {}, n.{} IS NULL AS \"_MIGRATE_DROP\" FROM ({rows}) n \
+                 FULL OUTER JOIN (SELECT {key_list} FROM {target} WHERE {range}) o ON {}",
+                picks.join(", "),
+                col(keys[0]),
+                on("n", "o")
+            )
+        }
+    };
+    let mut out = format!(
+        "MERGE INTO {target} t USING ({source}) s ON {}",
+        on("t", "s")
+    );
+    if clear.is_some() {
+        out.push_str(" WHEN MATCHED AND s.\"_MIGRATE_DROP\" THEN DELETE");
+    }
+    let updates: Vec<String> = (0..columns.len())
+        .filter(|i| !keys.contains(i))
+        .map(|i| format!("{0} = s.{0}", col(i)))
+        .collect();
+    if !updates.is_empty() {
+        out.push_str(&format!(
+            " WHEN MATCHED THEN UPDATE SET {}",
+            updates.join(", ")
+        ));
+    }
+    let values: Vec<String> = (0..columns.len())
+        .map(|i| format!("s.{}", col(i)))
+        .collect();
+    out.push_str(&format!(
+        " WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+        column_list(columns),
+        values.join(", ")
+    ));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -391,10 +497,17 @@ mod tests {
             r#"[["9007199254740993","NaN","null","[1,null]","1970-01-01T00:00:00.000000+00:00"],["2",null,null,"[]",null]]"#
         );
         assert_eq!(
-            insert_from_json(&t, "\"s\".\"t\"", &cols).unwrap(),
-            "INSERT INTO \"s\".\"t\" (\"ID\", \"F\", \"DOC\", \"TAGS\", \"AT\") SELECT value[0]::VARCHAR::NUMBER(19, 0), \
-             value[1]::VARCHAR::FLOAT, PARSE_JSON(value[2]::VARCHAR), PARSE_JSON(value[3]::VARCHAR)::ARRAY, \
-             value[4]::VARCHAR::TIMESTAMP_LTZ(6) FROM TABLE(FLATTEN(PARSE_JSON(?)))"
+            insert_from_json(&t, "\"s\".\"t\"", &cols[..2], false).unwrap(),
+            "INSERT INTO \"s\".\"t\" (\"ID\", \"F\") SELECT f.value[0]::VARCHAR::NUMBER(19, 0) AS \"ID\", \
+             f.value[1]::VARCHAR::FLOAT AS \"F\" FROM (SELECT PARSE_JSON(?) AS \"_J\") j, LATERAL FLATTEN(input => j.\"_J\") f"
+        );
+        let merge = merge_from_json(&t, "T", &cols[..2], &[0], Some("\"ID\" >= 5")).unwrap();
+        assert!(
+            merge.starts_with("MERGE INTO T t USING (SELECT COALESCE(n.\"ID\", o.\"ID\") AS \"ID\", n.\"F\" AS \"F\", n.\"ID\" IS NULL AS \"_MIGRATE_DROP\"")
+                && merge.contains("FULL OUTER JOIN (SELECT \"ID\" FROM T WHERE \"ID\" >= 5) o ON n.\"ID\" = o.\"ID\"")
+                && merge.ends_with(") s ON t.\"ID\" = s.\"ID\" WHEN MATCHED AND s.\"_MIGRATE_DROP\" THEN DELETE \
+                     WHEN MATCHED THEN UPDATE SET \"F\" = s.\"F\" WHEN NOT MATCHED THEN INSERT (\"ID\", \"F\") VALUES (s.\"ID\", s.\"F\")"),
+            "{merge}"
         );
         let span = migrate_core::value::Interval {
             months: 1,

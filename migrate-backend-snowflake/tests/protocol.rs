@@ -252,3 +252,88 @@ async fn a_refused_sign_in_is_an_auth_error_without_the_password() {
         "{e}"
     );
 }
+
+/// What the server received, kept for the test to read.
+#[derive(Clone)]
+struct Captured(Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl Respond for Captured {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&req.body).unwrap());
+        ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"token": "session-k", "masterToken": "master-k"},
+            "code": null, "message": null, "success": true}))
+    }
+}
+
+#[tokio::test]
+async fn key_pair_sign_in_sends_a_jwt_naming_the_key_by_fingerprint() {
+    use base64::Engine as _;
+    let server = MockServer::start().await;
+    let seen = Captured(Arc::new(std::sync::Mutex::new(Vec::new())));
+    Mock::given(method("POST"))
+        .and(path("/session/v1/login-request"))
+        .respond_with(seen.clone())
+        .mount(&server)
+        .await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let addr = server.uri().trim_start_matches("http://").to_string();
+    let (host, port) = addr.split_once(':').unwrap();
+    for file in ["throwaway-rsa-key.p8", "throwaway-rsa-key-pkcs1.pem"] {
+        let url = format!(
+            "snowflake://loader@myorg-acct/NEW_DB/NEW_SCHEMA?private_key_file={fixtures}/{file}&host={host}&port={port}&protocol=http"
+        );
+        let c = SfClient::new(SfEndpoint::from_url(&url).unwrap()).unwrap();
+        c.session().await.unwrap();
+        let body = seen.0.lock().unwrap().pop().unwrap();
+        let data = &body["data"];
+        assert_eq!(data["AUTHENTICATOR"], "SNOWFLAKE_JWT");
+        assert!(data.get("PASSWORD").is_none(), "{data}");
+        let jwt = data["TOKEN"].as_str().unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+        // The fingerprint as `openssl rsa -pubout -outform DER | openssl dgst -sha256 -binary
+        // | base64` gives it for the fixture key.
+        assert_eq!(
+            claims["iss"],
+            "MYORG-ACCT.LOADER.SHA256:o4Mf+mZnngmS4omt9aDq3knCerHG2fzBFVLlnU2qBSQ="
+        );
+        assert_eq!(claims["sub"], "MYORG-ACCT.LOADER");
+        let (iat, exp) = (
+            claims["iat"].as_u64().unwrap(),
+            claims["exp"].as_u64().unwrap(),
+        );
+        assert!(exp > iat && exp - iat <= 3600, "{claims}");
+        // Signed with the key: the public key verifies it.
+        let key = migrate_backend_snowflake::keypair::KeyPair::from_file(std::path::Path::new(
+            &format!("{fixtures}/{file}"),
+        ))
+        .unwrap();
+        let spki = key.public_key_der();
+        let pkcs1 = &spki[24..]; // a 2048-bit key's SubjectPublicKeyInfo header
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            pkcs1,
+        );
+        public
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &b64.decode(parts[2]).unwrap(),
+            )
+            .unwrap();
+        // The key never shows.
+        assert!(!format!("{key:?}").contains("PRIVATE"));
+    }
+    let missing = SfEndpoint::from_url(&format!(
+        "snowflake://loader@acct/DB/S?private_key_file={fixtures}/nope.p8"
+    ))
+    .unwrap();
+    let e = SfClient::new(missing).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("nope.p8"), "{e}");
+}
