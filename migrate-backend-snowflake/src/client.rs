@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use crate::endpoint::{SfAuth, SfEndpoint};
 use crate::error::SfError;
 use crate::keypair::KeyPair;
-use crate::rowset::{arrow_rows, base64_bytes, json_rowset, ResultColumn};
+use crate::rowset::{arrow_rows, base64_bytes, json_rows, json_rowset, ResultColumn};
 
 /// How long one request may take (a running statement is polled in steps of this).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -313,6 +313,8 @@ pub struct RowStream {
     columns: Vec<ResultColumn>,
     types: Vec<DataType>,
     inline: Option<Vec<u8>>,
+    /// The rows of a JSON answer, decoded.
+    json: Option<Vec<Row>>,
     chunks: VecDeque<String>,
     headers: Vec<(String, String)>,
     text_rows: Vec<Vec<Option<String>>>,
@@ -339,12 +341,19 @@ impl RowStream {
         let columns = ResultColumn::from_rowtype(&data["rowtype"]);
         let types = match types {
             Some(t) => t,
-            // DML answers carry counts in JSON; their rowtype is read as text below.
-            None if data["queryResultFormat"].as_str() == Some("json") => Vec::new(),
-            None => columns
-                .iter()
-                .map(|c| c.data_type())
-                .collect::<Result<_>>()?,
+            None => match data["queryResultFormat"].as_str() {
+                // A JSON answer's rows are text in any case (DML counts): values where its
+                // columns' types are ones migrate reads.
+                Some("json") => columns
+                    .iter()
+                    .map(|c| c.data_type())
+                    .collect::<Result<_>>()
+                    .unwrap_or_default(),
+                _ => columns
+                    .iter()
+                    .map(|c| c.data_type())
+                    .collect::<Result<_>>()?,
+            },
         };
         let mut stream = RowStream {
             headers: chunk_headers(&data),
@@ -361,11 +370,22 @@ impl RowStream {
             columns,
             types,
             inline: None,
+            json: None,
             text_rows: Vec::new(),
             what,
         };
         match data["queryResultFormat"].as_str() {
-            Some("json") => stream.text_rows = json_rowset(&data["rowset"]),
+            Some("json") => {
+                stream.text_rows = json_rowset(&data["rowset"]);
+                // Rows as values too, when any: a session answering in JSON (its result
+                // format set so) reads the same as one answering in Arrow.
+                if !stream.text_rows.is_empty() && !stream.types.is_empty() {
+                    stream.json = Some(
+                        json_rows(&stream.text_rows, &stream.columns, &stream.types)
+                            .map_err(|e| e.operation(&stream.what))?,
+                    );
+                }
+            }
             _ => {
                 let inline = data["rowsetBase64"].as_str().unwrap_or_default();
                 stream.inline = Some(base64_bytes(inline).map_err(|e| e.operation(&stream.what))?);
@@ -381,6 +401,9 @@ impl RowStream {
 
     /// The next rows: the inline part, then one chunk's; `None` once all have been read.
     pub async fn next_rows(&mut self) -> Result<Option<Vec<Row>>> {
+        if let Some(rows) = self.json.take() {
+            return Ok(Some(rows));
+        }
         let bytes = match self.inline.take() {
             Some(b) => b,
             None => match self.chunks.pop_front() {

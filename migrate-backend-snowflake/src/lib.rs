@@ -21,6 +21,7 @@
 //! work.
 
 pub mod catalog;
+pub mod checksum_sql;
 pub mod client;
 pub mod endpoint;
 pub mod error;

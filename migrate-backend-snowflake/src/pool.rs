@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use migrate_core::{DataType, ErrorKind, Result};
 
+use crate::checksum_sql::SqlChecksums;
 use crate::client::{Binding, QueryResult, RowStream, SfClient, SfSession};
 
 /// Idle sessions kept at most (more are closed when given back).
@@ -17,6 +18,8 @@ const MAX_IDLE: usize = 16;
 pub struct SessionPool {
     client: SfClient,
     idle: Mutex<Vec<SfSession>>,
+    /// What the server proved it renders for checksums in SQL, checked once.
+    sql_checksums: tokio::sync::OnceCell<SqlChecksums>,
 }
 
 impl SessionPool {
@@ -25,7 +28,20 @@ impl SessionPool {
         SessionPool {
             client,
             idle: Mutex::new(Vec::new()),
+            sql_checksums: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Which types this server's checksums can be computed in SQL for (the self-check of
+    /// [`crate::checksum_sql`], run once per pool).
+    pub async fn sql_checksums(&self) -> Result<&SqlChecksums> {
+        self.sql_checksums
+            .get_or_try_init(|| async {
+                let found = crate::checksum_sql::self_check(self).await?;
+                tracing::info!(rendered = ?found.rendered, why_not = ?found.why_not, "Snowflake checksums in SQL");
+                Ok(found)
+            })
+            .await
     }
 
     /// The client sessions are opened with.

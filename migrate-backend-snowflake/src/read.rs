@@ -2,10 +2,11 @@
 //! target) and the source: rows by predicate, rows by key, a key range streamed in batches,
 //! and the canonical checksum of one range or of every chunk range in one pass.
 //!
-//! Checksums stream the rows and hash them here, sorted into ranges by a `CASE` Snowflake
-//! computes (so Snowflake's own ordering of the key decides, as it did when each chunk's range
-//! was deleted and written). Every value reads back exactly, so the figure is the one the
-//! Postgres and BigQuery backends compute for the same rows.
+//! Checksums are computed inside Snowflake where the server proved it renders every column's
+//! canonical text ([`crate::checksum_sql`]); otherwise the rows stream and are hashed here.
+//! Either way rows are sorted into ranges by a `CASE` Snowflake computes (so Snowflake's own
+//! ordering of the key decides, as it did when each chunk's range was written), and the figure
+//! is the one the Postgres and BigQuery backends compute for the same rows.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use migrate_core::{
     Value,
 };
 
+use crate::checksum_sql::{row_text, sums_query, sums_row, sums_types};
 use crate::client::RowStream;
 use crate::pool::SessionPool;
 use crate::sql::{column, literal};
@@ -139,6 +141,42 @@ pub(crate) fn key_predicate(table: &TableInfo, at: &Layout, keys: &[Vec<Value>])
     })
 }
 
+/// The checksums of `n` ranges computed inside Snowflake: rows of `at` matching `predicate`,
+/// sorted into ranges by `bucket` (see [`crate::checksum_sql`]).
+async fn sums_in_sql(
+    pool: &SessionPool,
+    table: &TableInfo,
+    at: &Layout,
+    bucket: &str,
+    predicate: &str,
+    n: usize,
+) -> Result<Vec<RowChecksum>> {
+    let cols: Vec<(String, DataType)> = at
+        .columns
+        .iter()
+        .zip(&table.schema.columns)
+        .map(|(c, col)| (c.clone(), col.data_type.clone()))
+        .collect();
+    let row =
+        row_text(&cols).ok_or_else(|| Error::fatal("the checksum stopped rendering in SQL"))?;
+    let q = sums_query(&row, bucket, &at.sql, predicate);
+    let mut stream = pool
+        .stream(&q, sums_types())
+        .await
+        .map_err(|e| e.table(&table.name))?;
+    let mut out = vec![RowChecksum::new(); n];
+    while let Some(rows) = stream.next_rows().await.map_err(|e| e.table(&table.name))? {
+        for row in rows {
+            let (b, sum) = sums_row(&row)?;
+            // -1: in none of these ranges.
+            if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
+                *slot = sum;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Count and canonical checksum of `table`'s rows (laid out as `at`) in `range`.
 pub(crate) async fn checksum(
     pool: &SessionPool,
@@ -147,6 +185,10 @@ pub(crate) async fn checksum(
     range: &KeyRange,
 ) -> Result<RowChecksum> {
     let predicate = at.predicate(range)?;
+    if pool.sql_checksums().await?.covers(table) {
+        let sums = sums_in_sql(pool, table, at, "0", &predicate, 1).await?;
+        return Ok(sums.into_iter().next().unwrap_or_default());
+    }
     let mut stream = pool
         .stream(&at.select(None, &predicate), types(table))
         .await
@@ -168,9 +210,14 @@ pub(crate) async fn checksum_ranges(
     if ranges.len() < 2 || at.keys.is_empty() {
         return migrate_core::checksum::per_range(ranges, |r| checksum(pool, table, at, r)).await;
     }
+    let in_sql = pool.sql_checksums().await?.covers(table);
     let mut out = Vec::with_capacity(ranges.len());
     for group in ranges.chunks(RANGES_PER_QUERY) {
         let bucket = KeyRange::sql_bucket(group, &at.keys, literal)?;
+        if in_sql {
+            out.extend(sums_in_sql(pool, table, at, &bucket, "TRUE", group.len()).await?);
+            continue;
+        }
         let mut types = types(table);
         types.insert(0, DataType::Int64);
         let q = at.select(Some(&bucket), "TRUE");

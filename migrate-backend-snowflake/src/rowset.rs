@@ -499,8 +499,117 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The rows of a JSON `rowset` (every cell a string or null) — the form DML answers take,
-/// read as text (DML counts and the like).
+/// Rows of a JSON `rowset` as migrate's values, column `i` read as `types[i]`: the form DML
+/// counts take, and the one Snowflake answers any statement in when a session's result format
+/// is JSON. Cells are text in the connector's JSON forms: numbers as decimal text, dates as
+/// days since the epoch, times as seconds since midnight and timestamps as seconds since the
+/// epoch (both with up to nine decimals; a `TIMESTAMP_TZ` followed by its offset), binary as
+/// hex, booleans as `1`/`0` or `true`/`false`, semi-structured values as JSON text.
+pub fn json_rows(
+    text_rows: &[Vec<Option<String>>],
+    columns: &[ResultColumn],
+    types: &[DataType],
+) -> Result<Vec<Row>> {
+    text_rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(columns.iter().zip(types))
+                .map(|(cell, (c, t))| match cell {
+                    None => Ok(Value::Null),
+                    Some(text) => json_cell(text, c, t),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Seconds with up to nine decimals (`-1.500000000`) as microseconds; finer digits must be
+/// zero.
+fn seconds_to_micros(text: &str, c: &ResultColumn) -> Result<i64> {
+    let bad = || {
+        Error::validation(format!(
+            "Snowflake column {:?}: {text:?} is not a time",
+            c.name
+        ))
+    };
+    let d: Decimal = text.parse().map_err(|_| bad())?;
+    let mut s = String::new();
+    d.write_normalized(&mut s);
+    let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
+    if frac.len() > 6 {
+        return Err(Error::validation(format!(
+            "Snowflake column {:?}: a value finer than microseconds ({text}), which migrate would round",
+            c.name
+        )));
+    }
+    let negative = whole.starts_with('-');
+    let secs: i64 = whole.parse().map_err(|_| bad())?;
+    let frac_us: i64 = format!("{frac:0<6}").parse().map_err(|_| bad())?;
+    let us = secs.checked_mul(1_000_000).ok_or_else(bad)?;
+    Ok(match negative || (secs == 0 && s.starts_with('-')) {
+        true => us - frac_us,
+        false => us + frac_us,
+    })
+}
+
+/// One JSON rowset cell as `t` (see [`json_rows`]).
+fn json_cell(text: &str, c: &ResultColumn, t: &DataType) -> Result<Value> {
+    let bad = || {
+        Error::validation(format!(
+            "Snowflake column {:?} ({}): {text:?} does not read as {t}",
+            c.name, c.ty
+        ))
+    };
+    Ok(match c.ty.as_str() {
+        "fixed" => {
+            let d: Decimal = text.parse().map_err(|_| bad())?;
+            match t {
+                DataType::Int16 => Value::Int16(text.parse().map_err(|_| bad())?),
+                DataType::Int32 => Value::Int32(text.parse().map_err(|_| bad())?),
+                DataType::Int64 => Value::Int64(text.parse().map_err(|_| bad())?),
+                _ => Value::Decimal(d),
+            }
+        }
+        "real" | "float" | "double" => {
+            let x: f64 = match text {
+                "NaN" => f64::NAN,
+                "inf" | "Infinity" => f64::INFINITY,
+                "-inf" | "-Infinity" => f64::NEG_INFINITY,
+                _ => text.parse().map_err(|_| bad())?,
+            };
+            match t {
+                DataType::Float32 => Value::Float32(x as f32),
+                _ => Value::Float64(x),
+            }
+        }
+        "text" | "variant" | "object" | "array" => match t {
+            DataType::Json => Value::Json(text.to_string()),
+            DataType::Array(element) => json_array(text, c, element)?,
+            DataType::Uuid => uuid(text, c)?,
+            _ => Value::Text(text.to_string()),
+        },
+        "binary" => Value::Bytes(unhex(text).ok_or_else(bad)?),
+        "boolean" => match text {
+            "1" | "true" | "TRUE" => Value::Bool(true),
+            "0" | "false" | "FALSE" => Value::Bool(false),
+            _ => return Err(bad()),
+        },
+        "date" => Value::Date(text.parse().map_err(|_| bad())?),
+        "time" => Value::Time(seconds_to_micros(text, c)?),
+        "timestamp_ntz" => Value::Timestamp(seconds_to_micros(text, c)?),
+        "timestamp_ltz" | "timestamp_tz" => {
+            // A TIMESTAMP_TZ cell is "<epoch seconds> <offset minutes + 1440>": the instant
+            // is the first part.
+            let epoch = text.split_whitespace().next().unwrap_or(text);
+            Value::TimestampTz(seconds_to_micros(epoch, c)?)
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// The rows of a JSON `rowset` (every cell a string or null) as text (DML counts and the
+/// like).
 pub fn json_rowset(rowset: &Json) -> Vec<Vec<Option<String>>> {
     rowset
         .as_array()
@@ -519,4 +628,105 @@ pub fn json_rowset(rowset: &Json) -> Vec<Vec<Option<String>>> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_json_rowset_reads_as_the_arrow_one_would() {
+        let rowtype = json!([
+            {"name": "ID", "type": "fixed", "precision": 19, "scale": 0},
+            {"name": "AMT", "type": "fixed", "precision": 12, "scale": 2},
+            {"name": "OK", "type": "boolean"},
+            {"name": "D", "type": "date"},
+            {"name": "T", "type": "time", "scale": 6},
+            {"name": "TS", "type": "timestamp_ntz", "scale": 6},
+            {"name": "TZ", "type": "timestamp_tz", "scale": 6},
+            {"name": "B", "type": "binary"},
+            {"name": "U", "type": "text", "length": 36},
+            {"name": "F", "type": "real"}
+        ]);
+        let columns = ResultColumn::from_rowtype(&rowtype);
+        let types = vec![
+            DataType::Int64,
+            DataType::Decimal {
+                precision: Some(12),
+                scale: Some(2),
+            },
+            DataType::Bool,
+            DataType::Date,
+            DataType::Time,
+            DataType::Timestamp,
+            DataType::TimestampTz,
+            DataType::Bytes,
+            DataType::Uuid,
+            DataType::Float32,
+        ];
+        let cells = |v: &[Option<&str>]| v.iter().map(|c| c.map(str::to_string)).collect();
+        let rows = json_rows(
+            &[
+                cells(&[
+                    Some("-9223372036854775808"),
+                    Some("-0.50"),
+                    Some("1"),
+                    Some("-719162"),
+                    Some("86399.999999000"),
+                    Some("-0.000001000"),
+                    Some("1700000000.123456000 1500"),
+                    Some("00ABff"),
+                    Some("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+                    Some("-1.5"),
+                ]),
+                cells(&[
+                    Some("1"),
+                    None,
+                    Some("false"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some("NaN"),
+                ]),
+            ],
+            &columns,
+            &types,
+        )
+        .unwrap();
+        assert_eq!(rows[0][0], Value::Int64(i64::MIN));
+        assert_eq!(migrate_core::checksum::canonical_text(&rows[0][1]), "-0.5");
+        assert_eq!(rows[0][2], Value::Bool(true));
+        assert_eq!(rows[0][3], Value::Date(-719_162));
+        assert_eq!(rows[0][4], Value::Time(86_399_999_999));
+        assert_eq!(rows[0][5], Value::Timestamp(-1));
+        assert_eq!(rows[0][6], Value::TimestampTz(1_700_000_000_123_456));
+        assert_eq!(rows[0][7], Value::Bytes(vec![0, 0xab, 0xff]));
+        assert_eq!(rows[0][8], Value::Uuid([0xff; 16]));
+        assert_eq!(rows[0][9], Value::Float32(-1.5));
+        assert_eq!(rows[1][1], Value::Null);
+        assert_eq!(rows[1][2], Value::Bool(false));
+        // Finer than microseconds is refused, not rounded.
+        let e = json_rows(
+            &[cells(&[
+                None,
+                None,
+                None,
+                None,
+                Some("1.0000005"),
+                None,
+                None,
+                None,
+                None,
+                None,
+            ])],
+            &columns,
+            &types,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("finer than microseconds"), "{e}");
+    }
 }

@@ -73,6 +73,12 @@ impl SfSource {
         })
     }
 
+    /// How `table`'s checksums are computed — in Snowflake, or streamed and hashed here —
+    /// and why (see [`crate::checksum_sql`]).
+    pub async fn checksum_path(&self, table: &TableInfo) -> Result<String> {
+        Ok(self.pool.sql_checksums().await?.describe(table))
+    }
+
     /// The sessions this source runs its statements on.
     pub fn pool(&self) -> &SessionPool {
         &self.pool

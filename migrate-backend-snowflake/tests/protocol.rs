@@ -337,3 +337,110 @@ async fn key_pair_sign_in_sends_a_jwt_naming_the_key_by_fingerprint() {
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("nope.p8"), "{e}");
 }
+
+/// A JSON-format answer with these text columns and one row.
+fn json_answer(names: &[String], cells: Vec<Option<String>>) -> serde_json::Value {
+    let rowtype: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "type": "text", "nullable": true}))
+        .collect();
+    json!({"data": {"rowtype": rowtype, "rowset": [cells], "queryResultFormat": "json",
+                    "queryId": "01b2-0002"},
+           "code": null, "message": null, "success": true})
+}
+
+/// The self-check's answer as a server rendering every sample as migrate does — but with the
+/// decimal `0.50` shown as `misrender` when given.
+fn self_check_answer(misrender: Option<&str>) -> serde_json::Value {
+    use migrate_backend_snowflake::checksum_sql::samples;
+    let samples = samples();
+    let mut names: Vec<String> = (0..samples.len()).map(|i| format!("C{i}")).collect();
+    let mut cells: Vec<Option<String>> = samples
+        .iter()
+        .map(|(v, _)| Some(migrate_core::checksum::canonical_text(v)))
+        .collect();
+    if let Some(bad) = misrender {
+        let at = cells
+            .iter()
+            .position(|c| c.as_deref() == Some("0.5"))
+            .unwrap();
+        cells[at] = Some(bad.into());
+    }
+    let values: Vec<Value> = samples.into_iter().map(|(v, _)| v).collect();
+    let mut want = migrate_core::RowChecksum::new();
+    want.add_row(&values);
+    names.extend(["HI".to_string(), "LO".to_string()]);
+    cells.extend([Some(want.sum_hi.to_string()), Some(want.sum_lo.to_string())]);
+    json_answer(&names, cells)
+}
+
+#[tokio::test]
+async fn checksums_are_computed_in_snowflake_where_the_self_check_passes() {
+    use migrate_backend_snowflake::SfSink;
+    use migrate_core::{Column, DataType as Dt, KeyRange, Schema, Sink, TableInfo, TableName};
+    use wiremock::matchers::body_string_contains;
+
+    let table = TableInfo::new(
+        TableName::new("public", "orders"),
+        Schema::new(
+            vec![
+                Column::new("id", Dt::Int64).not_null(),
+                Column::new(
+                    "total",
+                    Dt::Decimal {
+                        precision: Some(12),
+                        scale: Some(2),
+                    },
+                ),
+            ],
+            &["id"],
+        )
+        .unwrap(),
+    );
+    for (misrender, in_sql) in [(None, true), (Some("0.50"), false)] {
+        let server = MockServer::start().await;
+        login(&server, "s", "m").await;
+        Mock::given(method("POST"))
+            .and(path("/queries/v1/query-request"))
+            .and(body_string_contains("AS \\\"HI\\\""))
+            .respond_with(ResponseTemplate::new(200).set_body_json(self_check_answer(misrender)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // The sums of one range: 2 rows, the halves' exact sums past 2^64.
+        let fixed =
+            |name: &str, p: u32| json!({"name": name, "type": "fixed", "precision": p, "scale": 0});
+        let sums = json!({"data": {
+            "rowtype": [fixed("_B", 1), fixed("COUNT(*)", 18), fixed("HI", 38), fixed("LO", 38)],
+            "rowset": [["0", "2", "18446744073709551622", "7"]], "queryResultFormat": "json"},
+            "code": null, "message": null, "success": true});
+        Mock::given(method("POST"))
+            .and(path("/queries/v1/query-request"))
+            .and(body_string_contains("GROUP BY"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(sums))
+            .expect(u64::from(in_sql))
+            .mount(&server)
+            .await;
+        let addr = server.uri().trim_start_matches("http://").to_string();
+        let (host, port) = addr.split_once(':').unwrap();
+        let url =
+            format!("snowflake://loader:secret@acct/DB/S?host={host}&port={port}&protocol=http");
+        let sink = SfSink::new(SfEndpoint::from_url(&url).unwrap()).unwrap();
+        let path_taken = sink.checksum_path(&table).await.unwrap();
+        if in_sql {
+            assert!(
+                path_taken.starts_with("computed in Snowflake"),
+                "{path_taken}"
+            );
+            let sum = sink.checksum(&table, &KeyRange::all()).await.unwrap();
+            assert_eq!((sum.count, sum.sum_hi, sum.sum_lo), (2, 6, 7));
+        } else {
+            assert!(
+                path_taken.contains("streamed")
+                    && path_taken.contains("\"total\"")
+                    && path_taken.contains("\"0.50\""),
+                "{path_taken}"
+            );
+        }
+    }
+}
