@@ -21,17 +21,17 @@
 use async_trait::async_trait;
 use migrate_core::{
     BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome,
-    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Schema,
-    Sink, SinkCapabilities, TableInfo, TableName, Value, WriteStats,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink,
+    SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
 
 use crate::catalog::Catalog;
-use crate::client::{Binding, SfClient};
+use crate::client::{Binding, SfClient, SfSession};
 use crate::endpoint::SfEndpoint;
 use crate::pool::SessionPool;
 use crate::read::{self, Layout};
 use crate::sql::{
-    column, ident, insert_from_json, merge_from_json, sf_name, string_literal, JsonParts,
+    column, ident, insert_from_json, merge_sql, overwrite_sql, sf_name, string_literal, JsonParts,
     MAX_JSON_BYTES,
 };
 use crate::types::column_type;
@@ -43,8 +43,8 @@ const PREPARED: &str = "_MIGRATE_PREPARED";
 enum Replaces {
     /// Every row in this key-range predicate (a chunk).
     Range(String),
-    /// Only the rows with the written rows' keys (an upsert): these predicates select them.
-    TheirKeys(Vec<String>),
+    /// Only the rows with the written rows' keys (an upsert).
+    TheirKeys,
 }
 
 /// Writes to one Snowflake schema.
@@ -348,15 +348,16 @@ impl SfSink {
     }
 
     /// Writes `texts` (a chunk's or an upsert's rows, `rows` of them) so that the table holds
-    /// them, and — with `clear` — nothing else within that key-range predicate.
+    /// them, and — for a chunk — nothing else within its key range.
     ///
-    /// Rows that fit one text (the common case) go in by **one statement**: a `MERGE` that
-    /// upserts them and deletes the range's other rows, or `INSERT OVERWRITE` for a keyless
-    /// table (always written whole). One statement is atomic on its own, so no transaction is
-    /// held open across requests — a process killed mid-chunk leaves no detached transaction
-    /// holding the table's lock (Snowflake keeps one until it is aborted or four hours pass).
-    /// More texts than one go in a transaction: `DELETE` the range (or the rows' keys), the
-    /// inserts, `COMMIT`. Either way the counts Snowflake answers must add up to the rows sent.
+    /// The texts are inserted into a staging table of this attempt's own (a `TEMPORARY` table:
+    /// it lives and dies with the session), checked to hold exactly the rows sent, and moved
+    /// into the table by **one statement** — a `MERGE` that upserts them and deletes the
+    /// range's other rows, or `INSERT OVERWRITE` for a keyless table (always written whole).
+    /// One statement is atomic on its own, so no transaction is held open across requests: a
+    /// process killed mid-chunk leaves no detached transaction holding the table's lock
+    /// (Snowflake keeps one until it is aborted or four hours pass), and nothing in the table
+    /// changed unless that statement ran.
     async fn write_rows(
         &self,
         table: &TableInfo,
@@ -364,73 +365,91 @@ impl SfSink {
         texts: Vec<String>,
         rows: u64,
     ) -> Result<()> {
+        let session = self.pool.take().await?;
+        // Unqualified: a temporary table lives in the session's schema (the endpoint's, which
+        // sessions sign in to, or `ensure_state`'s CREATE SCHEMA made current).
+        let staged = ident(&format!("_MIGRATE_STG_{:016x}", fastrand::u64(..)));
+        let written = self
+            .stage_and_move(&session, table, &staged, replaces, texts, rows)
+            .await;
+        // The staging table has done its job either way (and dies with the session anyway).
+        let dropped = session
+            .query(&format!("DROP TABLE IF EXISTS {staged}"), &[])
+            .await;
+        match (&written, dropped) {
+            (Ok(()), Ok(_)) => self.pool.give_back(session).await,
+            _ => session.close().await,
+        }
+        written.map_err(|e| e.table(&table.name))
+    }
+
+    async fn stage_and_move(
+        &self,
+        session: &SfSession,
+        table: &TableInfo,
+        staged: &str,
+        replaces: Replaces,
+        texts: Vec<String>,
+        rows: u64,
+    ) -> Result<()> {
         let target = self.table_sql(&self.table_id(&table.name));
         let columns = &table.schema.columns;
-        let keys = &table.schema.primary_key;
         let short = |what: &str, got: u64| {
             Error::fatal(format!(
                 "table {}: Snowflake {what} {got} rows of the {rows} sent",
                 table.name
             ))
-            .table(&table.name)
         };
-        if texts.len() <= 1 {
-            let text = texts.into_iter().next().unwrap_or_else(|| "[]".into());
-            let sql = match (keys.is_empty(), &replaces) {
-                (false, Replaces::Range(range)) => {
-                    merge_from_json(&table.name, &target, columns, keys, Some(range))?
-                }
-                (false, Replaces::TheirKeys(_)) => {
-                    merge_from_json(&table.name, &target, columns, keys, None)?
-                }
-                (true, Replaces::Range(_)) => {
-                    insert_from_json(&table.name, &target, columns, true)?
-                }
-                (true, Replaces::TheirKeys(_)) => {
-                    return Err(Error::unsupported(format!(
-                        "table {} has no primary key to upsert by",
-                        table.name
-                    ))
-                    .table(&table.name))
-                }
-            };
-            let r = self
-                .pool
-                .query(&sql, &[Binding::text(text)])
-                .await
-                .map_err(|e| e.table(&table.name))?;
-            let written = r.counted(&["inserted", "updated"]);
-            return match written == rows {
-                true => Ok(()),
-                false => Err(short("wrote", written)),
-            };
-        }
-        let insert = insert_from_json(&table.name, &target, columns, false)?;
-        let clear = match replaces {
-            Replaces::Range(range) => vec![range],
-            Replaces::TheirKeys(keys) => keys,
-        };
-        let mut statements: Vec<(String, Vec<Binding>)> = clear
-            .into_iter()
-            .map(|p| (format!("DELETE FROM {target} WHERE {p}"), Vec::new()))
-            .collect();
-        let deletes = statements.len();
-        statements.extend(
-            texts
-                .into_iter()
-                .map(|t| (insert.clone(), vec![Binding::text(t)])),
-        );
-        self.pool
-            .transaction(&statements, |results| {
-                let inserted: u64 = results[deletes..].iter().filter_map(|r| r.affected()).sum();
-                match inserted == rows {
-                    true => Ok(()),
-                    false => Err(short("inserted", inserted)),
-                }
+        let defs = columns
+            .iter()
+            .map(|c| {
+                Ok(format!(
+                    "{} {}",
+                    column(&c.name),
+                    column_type(&table.name, c)?
+                ))
             })
-            .await
-            .map(drop)
-            .map_err(|e| e.table(&table.name))
+            .collect::<Result<Vec<_>>>()?;
+        session
+            .query(
+                &format!("CREATE TEMPORARY TABLE {staged} ({})", defs.join(", ")),
+                &[],
+            )
+            .await?;
+        let insert = insert_from_json(&table.name, staged, columns)?;
+        let mut inserted = 0;
+        for text in texts {
+            let r = session.query(&insert, &[Binding::text(text)]).await?;
+            inserted += r.affected().unwrap_or(0);
+        }
+        if inserted != rows {
+            return Err(short("staged", inserted));
+        }
+        let keys = &table.schema.primary_key;
+        let (sql, counted) = match (keys.is_empty(), &replaces) {
+            (false, Replaces::Range(range)) => (
+                merge_sql(&target, staged, columns, keys, Some(range)),
+                &["inserted", "updated"][..],
+            ),
+            (false, Replaces::TheirKeys) => (
+                merge_sql(&target, staged, columns, keys, None),
+                &["inserted", "updated"][..],
+            ),
+            (true, Replaces::Range(_)) => {
+                (overwrite_sql(&target, staged, columns), &["inserted"][..])
+            }
+            (true, Replaces::TheirKeys) => {
+                return Err(Error::unsupported(format!(
+                    "table {} has no primary key to upsert by",
+                    table.name
+                )))
+            }
+        };
+        let written = session.query(&sql, &[]).await?.counted(counted);
+        match written == rows {
+            true => Ok(()),
+            false => Err(short("wrote", written)),
+        }
     }
 }
 
@@ -583,32 +602,10 @@ impl Sink for SfSink {
     }
 
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
-        // The rows' keys are deleted and the rows inserted, in one transaction: the same as a
-        // MERGE for whole rows, and the same statements as a chunk.
-        let schema: &Schema = &table.schema;
-        let mut keys = Vec::new();
-        let mut parts = JsonParts::with_limit(&table.name, &schema.columns, self.text_bytes);
-        let mut stats = WriteStats::default();
-        while let Some(batch) = rows.next_batch().await? {
-            stats.bytes += batch.byte_size() as u64;
-            for row in batch.rows() {
-                keys.push(schema.key_of(row));
-                parts.push(row)?;
-            }
-        }
-        stats.rows = parts.rows();
-        let at = self.layout(table);
-        let clear = keys
-            .chunks(200)
-            .map(|group| read::key_predicate(table, &at, group))
-            .collect::<Result<Vec<_>>>()?;
-        self.write_rows(
-            table,
-            Replaces::TheirKeys(clear),
-            parts.finish(),
-            stats.rows,
-        )
-        .await?;
+        // Staged and merged by key, like a chunk without the range to clear.
+        let (texts, stats) = self.json_parts(table, rows).await?;
+        self.write_rows(table, Replaces::TheirKeys, texts, stats.rows)
+            .await?;
         Ok(stats)
     }
 

@@ -1,8 +1,8 @@
-//! Snowflake SQL: quoting, literals, key-range predicates, and the one statement that writes
-//! a chunk's rows bound as a single JSON text — a `MERGE` (or `INSERT`) from `SELECT
-//! <conversions> FROM … LATERAL FLATTEN(input => PARSE_JSON(?))` — so a chunk is one round
-//! trip and one statement however many rows it holds (Snowflake's array binding sends a row per
-//! value list; this sends one text).
+//! Snowflake SQL: quoting, literals, key-range predicates, the insert of a chunk's rows bound
+//! as a single JSON text — `INSERT … SELECT <conversions> FROM TABLE(FLATTEN(PARSE_JSON(?)))`,
+//! one round trip and one statement however many rows the text holds (Snowflake's array
+//! binding sends a row per value list; this sends one text) — and the `MERGE` that moves staged
+//! rows into their table.
 //!
 //! Each row travels as a JSON array; each value in a form Snowflake converts exactly:
 //!
@@ -308,7 +308,7 @@ pub fn json_rows(table: &TableName, columns: &[Column]) -> Result<String> {
     let mut selects = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
         let ty = column_type(table, c)?;
-        let v = format!("f.value[{i}]");
+        let v = format!("value[{i}]");
         let converted = match &c.data_type {
             DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal { .. } => {
                 format!("{v}::VARCHAR::{ty}")
@@ -325,8 +325,10 @@ pub fn json_rows(table: &TableName, columns: &[Column]) -> Result<String> {
         };
         selects.push(format!("{converted} AS {}", column(&c.name)));
     }
+    // TABLE(FLATTEN(…)), not LATERAL FLATTEN: the emulator runs the lateral form in time
+    // quadratic in the rows (7 s for 20,000 against 0.08 s).
     Ok(format!(
-        "SELECT {} FROM (SELECT PARSE_JSON(?) AS \"_J\") j, LATERAL FLATTEN(input => j.\"_J\") f",
+        "SELECT {} FROM TABLE(FLATTEN(PARSE_JSON(?)))",
         selects.join(", ")
     ))
 }
@@ -339,38 +341,27 @@ fn column_list(columns: &[Column]) -> String {
         .join(", ")
 }
 
-/// `INSERT INTO target (columns) <json_rows>` (`INSERT OVERWRITE` with `overwrite`: the
-/// table's rows replaced by these, in one statement).
-pub fn insert_from_json(
-    table: &TableName,
-    target: &str,
-    columns: &[Column],
-    overwrite: bool,
-) -> Result<String> {
-    let verb = if overwrite {
-        "INSERT OVERWRITE"
-    } else {
-        "INSERT"
-    };
+/// `INSERT INTO target (columns) <json_rows>`.
+pub fn insert_from_json(table: &TableName, target: &str, columns: &[Column]) -> Result<String> {
     Ok(format!(
-        "{verb} INTO {target} ({}) {}",
+        "INSERT INTO {target} ({}) {}",
         column_list(columns),
         json_rows(table, columns)?
     ))
 }
 
-/// One `MERGE` that leaves `target` holding the bound text's rows: each row inserted, or
-/// replacing the row with its key (`keys`, positions in `columns`); with `clear` (a key-range
-/// predicate), every other row in that range deleted too — so a chunk is written by one
-/// statement, atomic without a transaction held open across requests. The rows must have
+/// One `MERGE` that leaves `target` holding the rows of table `staged` (same columns): each
+/// inserted, or replacing the row with its key (`keys`, positions in `columns`); with `clear`
+/// (a key-range predicate), every other row in that range deleted too — so a chunk lands by one
+/// statement, atomic without a transaction held open across requests. The staged rows must have
 /// distinct keys (a primary key's). It answers the rows inserted, updated and deleted.
-pub fn merge_from_json(
-    table: &TableName,
+pub fn merge_sql(
     target: &str,
+    staged: &str,
     columns: &[Column],
     keys: &[usize],
     clear: Option<&str>,
-) -> Result<String> {
+) -> String {
     let col = |i: usize| column(&columns[i].name);
     let on = |a: &str, b: &str| {
         keys.iter()
@@ -378,23 +369,20 @@ pub fn merge_from_json(
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let rows = json_rows(table, columns)?;
     let source = match clear {
-        None => rows,
+        None => format!("SELECT {} FROM {staged}", column_list(columns)),
         Some(range) => {
             // The new rows, and the keys already in the range that they do not have (marked
             // to be dropped).
             let key_list = keys.iter().map(|k| col(*k)).collect::<Vec<_>>().join(", ");
-            let picks: Vec<String> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, _)| match keys.contains(&i) {
+            let picks: Vec<String> = (0..columns.len())
+                .map(|i| match keys.contains(&i) {
                     true => format!("COALESCE(n.{0}, o.{0}) AS {0}", col(i)),
                     false => format!("n.{0} AS {0}", col(i)),
                 })
                 .collect();
             format!(
-                "SELECT {}, n.{} IS NULL AS \"_MIGRATE_DROP\" FROM ({rows}) n \
+                "SELECT {}, n.{} IS NULL AS \"_MIGRATE_DROP\" FROM {staged} n \
                  FULL OUTER JOIN (SELECT {key_list} FROM {target} WHERE {range}) o ON {}",
                 picks.join(", "),
                 col(keys[0]),
@@ -427,7 +415,14 @@ pub fn merge_from_json(
         column_list(columns),
         values.join(", ")
     ));
-    Ok(out)
+    out
+}
+
+/// `INSERT OVERWRITE INTO target (columns) SELECT columns FROM staged`: a keyless table's rows
+/// replaced by the staged ones, in one statement.
+pub fn overwrite_sql(target: &str, staged: &str, columns: &[Column]) -> String {
+    let list = column_list(columns);
+    format!("INSERT OVERWRITE INTO {target} ({list}) SELECT {list} FROM {staged}")
 }
 
 #[cfg(test)]
@@ -497,17 +492,17 @@ mod tests {
             r#"[["9007199254740993","NaN","null","[1,null]","1970-01-01T00:00:00.000000+00:00"],["2",null,null,"[]",null]]"#
         );
         assert_eq!(
-            insert_from_json(&t, "\"s\".\"t\"", &cols[..2], false).unwrap(),
-            "INSERT INTO \"s\".\"t\" (\"ID\", \"F\") SELECT f.value[0]::VARCHAR::NUMBER(19, 0) AS \"ID\", \
-             f.value[1]::VARCHAR::FLOAT AS \"F\" FROM (SELECT PARSE_JSON(?) AS \"_J\") j, LATERAL FLATTEN(input => j.\"_J\") f"
+            insert_from_json(&t, "\"s\".\"t\"", &cols[..2]).unwrap(),
+            "INSERT INTO \"s\".\"t\" (\"ID\", \"F\") SELECT value[0]::VARCHAR::NUMBER(19, 0) AS \"ID\", \
+             value[1]::VARCHAR::FLOAT AS \"F\" FROM TABLE(FLATTEN(PARSE_JSON(?)))"
         );
-        let merge = merge_from_json(&t, "T", &cols[..2], &[0], Some("\"ID\" >= 5")).unwrap();
-        assert!(
-            merge.starts_with("MERGE INTO T t USING (SELECT COALESCE(n.\"ID\", o.\"ID\") AS \"ID\", n.\"F\" AS \"F\", n.\"ID\" IS NULL AS \"_MIGRATE_DROP\"")
-                && merge.contains("FULL OUTER JOIN (SELECT \"ID\" FROM T WHERE \"ID\" >= 5) o ON n.\"ID\" = o.\"ID\"")
-                && merge.ends_with(") s ON t.\"ID\" = s.\"ID\" WHEN MATCHED AND s.\"_MIGRATE_DROP\" THEN DELETE \
-                     WHEN MATCHED THEN UPDATE SET \"F\" = s.\"F\" WHEN NOT MATCHED THEN INSERT (\"ID\", \"F\") VALUES (s.\"ID\", s.\"F\")"),
-            "{merge}"
+        let merge = merge_sql("T", "S", &cols[..2], &[0], Some("\"ID\" >= 5"));
+        assert_eq!(
+            merge,
+            "MERGE INTO T t USING (SELECT COALESCE(n.\"ID\", o.\"ID\") AS \"ID\", n.\"F\" AS \"F\", \
+             n.\"ID\" IS NULL AS \"_MIGRATE_DROP\" FROM S n FULL OUTER JOIN (SELECT \"ID\" FROM T WHERE \"ID\" >= 5) o \
+             ON n.\"ID\" = o.\"ID\") s ON t.\"ID\" = s.\"ID\" WHEN MATCHED AND s.\"_MIGRATE_DROP\" THEN DELETE \
+             WHEN MATCHED THEN UPDATE SET \"F\" = s.\"F\" WHEN NOT MATCHED THEN INSERT (\"ID\", \"F\") VALUES (s.\"ID\", s.\"F\")"
         );
         let span = migrate_core::value::Interval {
             months: 1,

@@ -117,7 +117,7 @@ async fn a_chunk_goes_in_as_one_json_text_and_reads_back_as_it_left() {
     .unwrap();
 
     let text = chunk_json(&name, &cols, &rows()).unwrap();
-    let insert = insert_from_json(&name, &target, &cols, false).unwrap();
+    let insert = insert_from_json(&name, &target, &cols).unwrap();
     let r = s.query(&insert, &[Binding::text(text)]).await.unwrap();
     assert_eq!(r.affected(), Some(rows().len() as u64));
 

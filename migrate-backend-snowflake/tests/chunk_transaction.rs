@@ -1,9 +1,10 @@
-//! A chunk whose rows need several JSON texts is one transaction (a chunk that fits one text is
-//! one `MERGE`, atomic by itself): interrupted before its commit — its session abandoned after
-//! the range was deleted and the rows inserted, as a killed process leaves it — nothing of it is
-//! visible (the rows that were there stay, the new ones are not there), and the chunk written
-//! again holds exactly its rows once, by one statement or by a transaction of several. A
-//! transaction whose check fails before its commit is rolled back.
+//! A chunk lands by one statement (a `MERGE` from a staging table of its attempt's own), so
+//! nothing of it is visible until that statement ran. Here a chunk's work is cut off before
+//! its commit — a session deleting the range and inserting rows in a transaction, abandoned as
+//! a killed process leaves it: nothing of it is visible (the rows that were there stay, the new
+//! ones are not there); once that transaction ends, the chunk written again holds exactly its
+//! rows once — from one JSON text or from several staged one after another. A transaction
+//! whose check fails before its commit is rolled back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -67,7 +68,7 @@ async fn an_interrupted_chunk_leaves_nothing_and_its_replay_converges() {
         .await
         .unwrap();
     let text = chunk_json(&t.name, &t.schema.columns, &in_chunk).unwrap();
-    let insert = insert_from_json(&t.name, target, &t.schema.columns, false).unwrap();
+    let insert = insert_from_json(&t.name, target, &t.schema.columns).unwrap();
     let r = cut.query(&insert, &[Binding::text(text)]).await.unwrap();
     assert_eq!(r.affected(), Some(in_chunk.len() as u64));
     // Seen from anywhere else, nothing happened.
@@ -95,8 +96,8 @@ async fn an_interrupted_chunk_leaves_nothing_and_its_replay_converges() {
         "nothing outside the chunk's range"
     );
 
-    // The same chunk with texts of about three rows each: written in one transaction of a
-    // DELETE and several INSERTs, over the rows one statement wrote — exactly the rows again.
+    // The same chunk with texts of about three rows each: staged by several INSERTs and moved
+    // by one MERGE, over the rows written before — exactly the rows again.
     let small = SfSink::new(common::endpoint("MIGRATE_CHUNK_TX", "PUBLIC").unwrap())
         .unwrap()
         .with_text_bytes(600);
