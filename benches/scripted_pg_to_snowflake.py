@@ -1,30 +1,34 @@
 """Baseline: Postgres `public.orders` to Snowflake the way a user would script it by hand.
 
   1. `psql \\copy (SELECT id, customer_id, total, placed, status FROM orders) TO <tmp>/orders.csv CSV`,
-     `placed` rendered as ISO 8601 with an explicit offset (`2026-01-01T00:00:01.000000+00:00`),
-     which Snowflake's CSV loader (TIMESTAMP_INPUT_FORMAT=AUTO) reads as the exact UTC instant
+     with `placed` written as ISO 8601 with an explicit offset (`2026-01-01T00:00:01.000000+00:00`),
+     which Snowflake's CSV loader (TIMESTAMP_INPUT_FORMAT=AUTO) reads as that exact UTC instant
      whatever the session time zone;
-  2. snowflake.connector: CREATE SCHEMA IF NOT EXISTS, CREATE OR REPLACE TABLE "ORDERS"
-     ("ID", "CUSTOMER_ID", "TOTAL", "PLACED" TIMESTAMP_LTZ(6), "STATUS"), which also empties the
-     table stage;
-  3. `PUT file://<tmp>/orders.csv @%ORDERS`, leaving AUTO_COMPRESS at its default (TRUE): the
-     connector gzips the file itself and uploads it as `orders.csv.gz`;
+  2. snowflake.connector: CREATE SCHEMA IF NOT EXISTS <schema> (unquoted, so upper-cased),
+     USE SCHEMA, CREATE OR REPLACE TABLE "ORDERS" ("ID" NUMBER(19,0), "CUSTOMER_ID" NUMBER(19,0),
+     "TOTAL" NUMBER(10,2), "PLACED" TIMESTAMP_LTZ(6), "STATUS" VARCHAR, all NOT NULL,
+     PRIMARY KEY ("ID")) -- a new table, so COPY's load history starts empty;
+  3. `PUT 'file://<tmp>/orders.csv' @%ORDERS` with AUTO_COMPRESS left at its default (TRUE):
+     the connector gzips the file itself and stages it as `orders.csv.gz`;
   4. `COPY INTO "ORDERS" FROM @%ORDERS FILE_FORMAT=(TYPE=CSV FIELD_OPTIONALLY_ENCLOSED_BY='"')`,
-     then checks that every file row says LOADED and that the rows loaded add up to the
-     `COPY n` psql reported. Exits 1 otherwise.
+     then checks that every result row says LOADED with rows_loaded = rows_parsed and that the
+     rows loaded add up to the `COPY n` psql reported. Exits 1 otherwise.
 Prints nothing on stdout; one summary line on stderr.
 
 Reaching the emulator (fakesnow 0.12.1, `fakesnow -s -p PORT`): snowflake.connector.connect
-with account='test', any user/password, host/port from the arguments and protocol='http'.
-fakesnow answers PUT with a GCS-style presigned URL pointing back at itself, so the
-connector's ordinary upload path works unchanged. fakesnow quirks this avoids: COPY's
-FILES=(...) and PATTERN= options are broken for internal stages (the whole table stage is
-loaded instead; CREATE OR REPLACE TABLE leaves it holding only this run's file), and the
-staged file's name must match its bytes (it does: the connector names the gzip `.csv.gz`).
+with account='test', any user/password, host/port from the arguments and protocol='http';
+fakesnow creates the database on login. fakesnow answers PUT with a GCS-style presigned URL
+pointing back at itself, so the connector's ordinary upload path works unchanged.
+fakesnow quirks this stays clear of: the table stage must be written `@%ORDERS` (fakesnow
+does not resolve `@%"ORDERS"`); COPY's FILES=(...) fails and PATTERN= crashes on internal
+stages, so the whole table stage is loaded (it holds one file, `orders.csv.gz`, overwritten by
+each run); the staged name must match the bytes (it does: the connector names its gzip
+output `.csv.gz`).
 
-Install: only snowflake-connector-python and `psql` on PATH, e.g. the fakesnow venv:
+Install: snowflake-connector-python (4.8.1 tested) and `psql` on PATH; the fakesnow venv has
+both Python pieces:
     python3 -m venv /root/.cache/migrate-ci/venv/fakesnow
-    /root/.cache/migrate-ci/venv/fakesnow/bin/pip install fakesnow[server]==0.12.1 \\
+    /root/.cache/migrate-ci/venv/fakesnow/bin/pip install 'fakesnow[server]==0.12.1' \\
         snowflake-connector-python==4.8.1
 
 Example:

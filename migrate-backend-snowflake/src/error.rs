@@ -104,8 +104,25 @@ impl SfError {
             .map_or(String::new(), |c| format!(" {c}"));
         Error::new(
             self.kind(),
-            format!("Snowflake {what}:{code}: {}", self.message),
+            format!("Snowflake {what}:{code}: {}", shortened(&self.message)),
         )
+    }
+}
+
+/// Longest service message kept in an error: Snowflake's own messages are a line or two; a
+/// longer one (an emulator echoing the statement and its bound rows) would carry row values
+/// into logs and reports.
+const MAX_MESSAGE: usize = 400;
+
+/// `message` cut at [`MAX_MESSAGE`] characters, saying how much was left out.
+fn shortened(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE) {
+        None => message.to_string(),
+        Some((at, _)) => format!(
+            "{}… ({} more characters left out)",
+            &message[..at],
+            message[at..].chars().count()
+        ),
     }
 }
 
@@ -115,6 +132,19 @@ mod tests {
 
     fn kind(status: u16, body: &str) -> ErrorKind {
         SfError::from_response(status, body, None).kind()
+    }
+
+    #[test]
+    fn long_messages_are_cut_so_rows_do_not_reach_the_logs() {
+        // fakesnow answers a failed statement with the statement and its bound rows.
+        let echoed = serde_json::json!({
+            "code": "261000", "success": false,
+            "message": format!("sql_text='MERGE …' params=('{}') Unhandled exception", "[\"secret\"],".repeat(500)),
+        });
+        let e =
+            SfError::from_response(500, &echoed.to_string(), None).into_error("statement MERGE");
+        assert!(e.to_string().len() < 600, "{e}");
+        assert!(e.to_string().contains("more characters left out"), "{e}");
     }
 
     #[test]

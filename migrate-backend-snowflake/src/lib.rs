@@ -1,24 +1,23 @@
 //! # migrate-backend-snowflake
 //!
-//! Snowflake for migrate — being built in parts, each complete and tested before the next.
-//! Here now:
+//! Snowflake for migrate: [`SfSink`] and [`SfSource`] over a client of Snowflake's connector
+//! protocol. The crate's README says how each piece behaves and why; in brief:
 //!
-//! - [`types`]: the lossless type mapping (`NUMBER(p, s)`, `TIMESTAMP_LTZ` for instants,
-//!   `VARIANT`, `ARRAY`, …) and back, refusing — with table, column and the way out named —
-//!   what Snowflake cannot hold exactly (a decimal without precision, intervals);
-//! - [`error`]: Snowflake's failures as migrate's error kinds, by Snowflake's error code
-//!   (an expired session renewed rather than fatal), tested on recorded answers;
-//! - [`endpoint`]: `snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA?warehouse=&role=` (and
-//!   `host=`, `port=`, `protocol=` for the emulator), the password never shown;
-//! - [`client`]: sessions over Snowflake's connector protocol — sign-in, one statement per
-//!   request with bound parameters, polling of statements still running, renewal of expired
-//!   sessions, result chunks downloaded and gunzipped;
-//! - [`rowset`]: results (Arrow IPC streams and JSON rowsets) as migrate's values;
-//! - [`sql`]: quoting, literals, key-range predicates, and a chunk's rows inserted by one
-//!   statement from one bound JSON text (`TABLE(FLATTEN(PARSE_JSON(?)))`).
+//! - [`sink`]: tables created with the lossless mapping of [`types`] (an unconstrained decimal
+//!   sized from the data), each chunk staged from bound JSON texts and moved by one `MERGE` —
+//!   atomic, no transaction held open — keys declared, zero-copy `CLONE` backups, rollback;
+//! - [`source`]: discovery from `INFORMATION_SCHEMA` and `SHOW … KEYS`, key-range chunks, rows
+//!   streamed one result chunk at a time, incremental reads;
+//! - [`checksum_sql`]: the canonical checksum computed inside Snowflake where a self-check
+//!   proves the server renders each type as migrate does, streamed otherwise;
+//! - [`client`], [`pool`], [`rowset`]: sessions (sign-in with a password or a key pair —
+//!   [`keypair`] — renewal, polling, chunk downloads), results as migrate's values from Arrow
+//!   and JSON;
+//! - [`catalog`], [`sql`], [`endpoint`], [`error`]: names, statements, the `snowflake://` URL,
+//!   failures as migrate's error kinds by Snowflake's code.
 //!
-//! Not here yet: key-pair sign-in, `SfSink` and `SfSource`. No placeholder type pretends to
-//! work.
+//! Not built: the bulk path through a stage (`PUT` + `COPY INTO`) and Snowflake → Snowflake
+//! without the rows passing through the process (see the README).
 
 pub mod catalog;
 pub mod checksum_sql;
