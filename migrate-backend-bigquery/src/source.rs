@@ -22,6 +22,8 @@ use migrate_core::{
 };
 use serde_json::Value as Json;
 
+use migrate_core::chunk::{even_bounds, orders_alike};
+
 use crate::cells::read_cell;
 use crate::client::{BqClient, BqEndpoint};
 use crate::read::{self, RangeReader};
@@ -60,25 +62,6 @@ fn foreign_keys(declared: &Json) -> Vec<ForeignKey> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Key types whose order is the same in BigQuery and in the other engines (numbers, dates,
-/// times, booleans): chunk ranges cut in BigQuery's order then hold the same rows wherever
-/// they are compared. Text is not among them — BigQuery orders it by code point, a Postgres
-/// target by its collation — so a text key is read as one chunk.
-fn orders_alike(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Bool
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Decimal { .. }
-            | DataType::Date
-            | DataType::Time
-            | DataType::Timestamp
-            | DataType::TimestampTz
-    )
 }
 
 /// Reads one BigQuery dataset.
@@ -188,13 +171,9 @@ impl BqSource {
         let (Some(lo), Some(hi), Some(rows)) = (cell(0), cell(1), cell(2)) else {
             return Ok(None);
         };
-        let n = (rows as u64).div_ceil(chunk_rows.max(1)).max(1);
-        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
-        let step = span.div_ceil(u128::from(n)).max(1);
         Ok(Some(
-            (1..n)
-                .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
-                .filter(|b| *b <= hi)
+            even_bounds(lo, hi, rows as u64, chunk_rows)
+                .into_iter()
                 .map(|b| vec![Value::Int64(b)])
                 .collect(),
         ))
@@ -305,24 +284,11 @@ impl Source for BqSource {
             }
             _ => None,
         };
-        let Some(bounds) = bounds.filter(|b| !b.is_empty()) else {
-            return Ok(vec![ChunkSpec::whole_table(
-                table.name.clone(),
-                table.estimated_rows,
-            )]);
-        };
-        let per_chunk = table.estimated_rows / (bounds.len() as u64 + 1);
-        Ok((0..=bounds.len())
-            .map(|i| ChunkSpec {
-                table: table.name.clone(),
-                index: i as u32,
-                range: KeyRange::between(
-                    i.checked_sub(1).map(|j| bounds[j].clone()),
-                    bounds.get(i).cloned(),
-                ),
-                estimated_rows: per_chunk,
-            })
-            .collect())
+        Ok(ChunkSpec::from_bounds(
+            &table.name,
+            bounds.unwrap_or_default(),
+            table.estimated_rows,
+        ))
     }
 
     async fn read_chunk(

@@ -25,6 +25,8 @@ use migrate_core::{
     Source, TableFilter, TableInfo, TableName, Value,
 };
 
+use migrate_core::chunk::{even_bounds, orders_alike};
+
 use crate::catalog::Catalog;
 use crate::client::SfClient;
 use crate::endpoint::SfEndpoint;
@@ -39,22 +41,6 @@ pub struct SfSource {
     catalog: Catalog,
     /// Each discovered table's SQL layout, by migrate's name.
     layouts: Mutex<HashMap<TableName, Arc<Layout>>>,
-}
-
-/// Key types whose order is the same in Snowflake and in the other engines.
-fn orders_alike(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Bool
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Decimal { .. }
-            | DataType::Date
-            | DataType::Time
-            | DataType::Timestamp
-            | DataType::TimestampTz
-    )
 }
 
 /// Tables the sink keeps for itself: its bookkeeping and its backups.
@@ -175,13 +161,9 @@ impl SfSource {
             return Ok(None);
         };
         let key_type = &table.schema.columns[table.schema.primary_key[0]].data_type;
-        let n = (rows as u64).div_ceil(chunk_rows.max(1)).max(1);
-        let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
-        let step = span.div_ceil(u128::from(n)).max(1);
         Ok(Some(
-            (1..n)
-                .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
-                .filter(|b| *b <= hi)
+            even_bounds(lo, hi, rows as u64, chunk_rows)
+                .into_iter()
                 .map(|b| {
                     vec![match key_type {
                         DataType::Int16 => Value::Int16(b as i16),
@@ -254,24 +236,11 @@ impl Source for SfSource {
             }
             _ => None,
         };
-        let Some(bounds) = bounds.filter(|b| !b.is_empty()) else {
-            return Ok(vec![ChunkSpec::whole_table(
-                table.name.clone(),
-                table.estimated_rows,
-            )]);
-        };
-        let per_chunk = table.estimated_rows / (bounds.len() as u64 + 1);
-        Ok((0..=bounds.len())
-            .map(|i| ChunkSpec {
-                table: table.name.clone(),
-                index: i as u32,
-                range: KeyRange::between(
-                    i.checked_sub(1).map(|j| bounds[j].clone()),
-                    bounds.get(i).cloned(),
-                ),
-                estimated_rows: per_chunk,
-            })
-            .collect())
+        Ok(ChunkSpec::from_bounds(
+            &table.name,
+            bounds.unwrap_or_default(),
+            table.estimated_rows,
+        ))
     }
 
     async fn read_chunk(

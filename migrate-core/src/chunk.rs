@@ -85,6 +85,63 @@ impl ChunkSpec {
             estimated_rows,
         }
     }
+
+    /// The chunks of `table` between `bounds` (ascending keys, each the first of its chunk):
+    /// one more chunk than bounds, the first open below and the last open above, numbered in
+    /// key order, the table's estimated rows spread evenly. No bounds: one whole-table chunk.
+    pub fn from_bounds(
+        table: &TableName,
+        bounds: Vec<Vec<Value>>,
+        estimated_rows: u64,
+    ) -> Vec<Self> {
+        if bounds.is_empty() {
+            return vec![ChunkSpec::whole_table(table.clone(), estimated_rows)];
+        }
+        let per_chunk = estimated_rows / (bounds.len() as u64 + 1);
+        (0..=bounds.len())
+            .map(|i| ChunkSpec {
+                table: table.clone(),
+                index: i as u32,
+                range: KeyRange::between(
+                    i.checked_sub(1).map(|j| bounds[j].clone()),
+                    bounds.get(i).cloned(),
+                ),
+                estimated_rows: per_chunk,
+            })
+            .collect()
+    }
+}
+
+/// Boundaries that cut the integers `lo..=hi` (a key's minimum and maximum over `rows` rows)
+/// into even steps of about `chunk_rows` rows each: one aggregate's worth of information, no
+/// sort. Empty when one chunk holds them all.
+pub fn even_bounds(lo: i64, hi: i64, rows: u64, chunk_rows: u64) -> Vec<i64> {
+    let n = rows.div_ceil(chunk_rows.max(1)).max(1);
+    let span = (i128::from(hi) - i128::from(lo) + 1).max(1) as u128;
+    let step = span.div_ceil(u128::from(n)).max(1);
+    (1..n)
+        .filter_map(|i| i64::try_from(i128::from(lo) + (step * u128::from(i)) as i128).ok())
+        .filter(|b| *b <= hi)
+        .collect()
+}
+
+/// Whether values of `t` order the same in every engine migrate speaks to (numbers, dates,
+/// times, booleans): key ranges cut in one engine's order then hold the same rows in another's.
+/// Text does not (code points in BigQuery and Snowflake, a collation in Postgres), nor bytes.
+pub fn orders_alike(t: &crate::schema::DataType) -> bool {
+    use crate::schema::DataType as D;
+    matches!(
+        t,
+        D::Bool
+            | D::Int16
+            | D::Int32
+            | D::Int64
+            | D::Decimal { .. }
+            | D::Date
+            | D::Time
+            | D::Timestamp
+            | D::TimestampTz
+    )
 }
 
 impl KeyRange {
@@ -157,6 +214,27 @@ impl KeyRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn even_bounds_cut_a_key_span_into_chunks_that_cover_it() {
+        assert_eq!(even_bounds(1, 100, 100, 25), vec![26, 51, 76]);
+        assert!(even_bounds(1, 100, 100, 1000).is_empty());
+        assert_eq!(
+            even_bounds(i64::MAX - 3, i64::MAX, 4, 2),
+            vec![i64::MAX - 1]
+        );
+        let t = TableName::parse("public.t");
+        let chunks =
+            ChunkSpec::from_bounds(&t, vec![vec![Value::Int64(26)], vec![Value::Int64(51)]], 90);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks[0].range.lower.is_none() && chunks[2].range.upper.is_none());
+        assert_eq!(
+            chunks[1].range,
+            KeyRange::between(Some(vec![Value::Int64(26)]), Some(vec![Value::Int64(51)]))
+        );
+        assert_eq!(chunks[1].estimated_rows, 30);
+        assert!(ChunkSpec::from_bounds(&t, vec![], 7)[0].range.is_all());
+    }
 
     #[test]
     fn half_open_ranges() {

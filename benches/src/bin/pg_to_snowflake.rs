@@ -292,12 +292,13 @@ fn main() {
     print_table(args.runs, args.rows, bytes, &results);
     println!(
         "\nEvery side ends with the {} rows in a table of the same five columns (NUMBER(19,0), \
-         NUMBER(19,0), NUMBER(10,2), TIMESTAMP_LTZ(6), VARCHAR) with its primary key declared. The \
-         scripted path: one CSV export, one PUT, one COPY, nothing checked. migrate: each chunk staged \
-         from one bound JSON text and moved by one MERGE (exactly once), a checkpoint per chunk; \"verification on\" \
-         also compares every chunk's checksum (streamed on the emulator, which lacks \
-         MD5_NUMBER_*) and a 100-row sample. dlt: one Arrow extract, files through a stage, its \
-         own _dlt_* state tables, no verification.",
+         NUMBER(19,0), NUMBER(10,2), TIMESTAMP_LTZ, VARCHAR). The scripted path: one CSV export, \
+         one PUT, one COPY, the COPY's per-file counts checked, the primary key declared. migrate: \
+         each chunk staged from one bound JSON text and moved by one MERGE (exactly once), a \
+         checkpoint per chunk, the primary key declared; \"verification on\" also compares every \
+         chunk's checksum (streamed on the emulator, which lacks MD5_NUMBER_*) and a 100-row \
+         sample. dlt: one Arrow extract, Parquet through the table stage, its own _DLT_* state \
+         tables, TIMESTAMP_LTZ(9), no primary key, a row count compared at the end.",
         args.rows
     );
 }
