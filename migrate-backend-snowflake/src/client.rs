@@ -315,6 +315,8 @@ pub struct RowStream {
     inline: Option<Vec<u8>>,
     /// The rows of a JSON answer, decoded.
     json: Option<Vec<Row>>,
+    /// The answer (and so its chunks) is JSON, not Arrow.
+    format_json: bool,
     chunks: VecDeque<String>,
     headers: Vec<(String, String)>,
     text_rows: Vec<Vec<Option<String>>>,
@@ -371,6 +373,7 @@ impl RowStream {
             types,
             inline: None,
             json: None,
+            format_json: data["queryResultFormat"].as_str() == Some("json"),
             text_rows: Vec::new(),
             what,
         };
@@ -417,9 +420,24 @@ impl RowStream {
                 None => return Ok(None),
             },
         };
-        arrow_rows(&bytes, &self.columns, &self.types)
-            .map(Some)
-            .map_err(|e| e.operation(&self.what))
+        let rows = match self.format_json {
+            // A JSON answer's chunks are its rows, comma-separated, without the brackets.
+            true => {
+                let mut text = Vec::with_capacity(bytes.len() + 2);
+                text.push(b'[');
+                text.extend_from_slice(&bytes);
+                text.push(b']');
+                let rowset: Json = serde_json::from_slice(&text).map_err(|e| {
+                    Error::fatal(format!(
+                        "Snowflake {}: a JSON result chunk that does not parse: {e}",
+                        self.what
+                    ))
+                })?;
+                json_rows(&json_rowset(&rowset), &self.columns, &self.types)
+            }
+            false => arrow_rows(&bytes, &self.columns, &self.types),
+        };
+        rows.map(Some).map_err(|e| e.operation(&self.what))
     }
 
     /// One result chunk: a plain GET of its presigned URL with the headers Snowflake named

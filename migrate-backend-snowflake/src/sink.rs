@@ -2,14 +2,15 @@
 //! each chunk written exactly once in one transaction on a session of its own — delete the
 //! chunk's key range, insert its rows from bound JSON texts (see [`crate::sql`]), commit — so a
 //! retry, or a rewrite after a crash, converges on exactly the chunk's rows. Checksums and
-//! lookups read the table back ([`crate::read`]); backups are zero-copy clones.
+//! lookups read the table back (the crate's `read` module); backups are zero-copy clones.
 //!
-//! Where tables land: in the endpoint's database and schema (created when missing); a source
-//! table `schema.name` becomes `name` when its schema is `public`, none, or the target schema's
-//! own name, and `schema__name` otherwise, each spelled by [`crate::sql::sf_name`] (`orders` →
-//! `ORDERS`). What `prepare` decided for a table in a run is kept in the schema's
-//! `_MIGRATE_PREPARED` table, so a second `prepare` in the same run (another worker, a resumed
-//! process) returns the same answer and takes no second backup.
+//! Where tables land: in the endpoint's database and schema (created when missing), under
+//! their own names spelled by [`crate::sql::sf_name`] (`orders` → `ORDERS`) whatever schema
+//! they came from — seed 002's `LEGACY_SCHEMA.ORDERS` becomes `NEW_SCHEMA.ORDERS`. What
+//! `prepare` decided for a table in a run is kept in the schema's `_MIGRATE_PREPARED` table with
+//! the source table's name, so a second `prepare` in the same run (another worker, a resumed
+//! process) returns the same answer and takes no second backup, and a second source table of
+//! the same name (`sales.orders` after `public.orders`) is refused instead of mixed in.
 //!
 //! Keys: the primary key is declared when the table is created; foreign keys once the table's
 //! data is complete (`finalize`), where the parent is in the same schema. Snowflake records
@@ -77,11 +78,7 @@ impl SfSink {
 
     /// The Snowflake table name for `name` (see the module docs).
     pub fn table_id(&self, name: &TableName) -> String {
-        match name.schema.as_deref() {
-            None | Some("public") => sf_name(&name.name),
-            Some(s) if sf_name(s) == self.catalog.schema => sf_name(&name.name),
-            Some(s) => sf_name(&format!("{s}__{}", name.name)),
-        }
+        sf_name(&name.name)
     }
 
     fn table_sql(&self, id: &str) -> String {
@@ -137,7 +134,10 @@ impl SfSink {
             .map(drop)
     }
 
-    async fn recorded(&self, id: &str, run: &RunId) -> Result<Option<Prepared>> {
+    /// What `prepare` recorded for target `id` in `run`, checking it was for `table`: two
+    /// source tables of one name (`public.orders`, `sales.orders`) would land in one Snowflake
+    /// table, and the second is refused rather than mixed into the first.
+    async fn recorded(&self, id: &str, run: &RunId, table: &TableName) -> Result<Option<Prepared>> {
         let r = self
             .pool
             .query(
@@ -148,19 +148,30 @@ impl SfSink {
                 &[Binding::text(id), Binding::text(&run.0)],
             )
             .await?;
-        match r.rows.first().and_then(|row| row.first()) {
-            Some(Value::Text(text)) => serde_json::from_str(text).map(Some).map_err(|e| {
-                Error::fatal(format!(
-                    "the recorded preparation of {id} does not read: {e}"
-                ))
-            }),
-            _ => Ok(None),
+        let Some(Value::Text(text)) = r.rows.first().and_then(|row| row.first()) else {
+            return Ok(None);
+        };
+        let unreadable = |e: serde_json::Error| {
+            Error::fatal(format!(
+                "the recorded preparation of {id} does not read: {e}"
+            ))
+        };
+        let record: serde_json::Value = serde_json::from_str(text).map_err(unreadable)?;
+        let source = record["source"].as_str().unwrap_or_default();
+        if source != table.to_string() {
+            return Err(Error::config(format!(
+                "tables {source} and {table} both land in Snowflake table {}: migrate the source schemas into different target schemas (one run each)",
+                self.table_sql(id)
+            ))
+            .table(table));
         }
+        serde_json::from_value(record["prepared"].clone())
+            .map(Some)
+            .map_err(unreadable)
     }
 
-    async fn record(&self, id: &str, run: &RunId, p: &Prepared) -> Result<()> {
-        let text = serde_json::to_string(p)
-            .map_err(|e| Error::fatal(format!("recording the preparation of {id}: {e}")))?;
+    async fn record(&self, id: &str, run: &RunId, table: &TableName, p: &Prepared) -> Result<()> {
+        let text = serde_json::json!({"source": table.to_string(), "prepared": p}).to_string();
         self.pool
             .query(
                 &format!(
@@ -525,7 +536,7 @@ impl Sink for SfSink {
         }
         self.ensure_state().await?;
         let id = self.table_id(&table.name);
-        if let Some(p) = self.recorded(&id, run).await? {
+        if let Some(p) = self.recorded(&id, run, &table.name).await? {
             return Ok(p);
         }
         let exists = self.catalog.exists(&self.pool, &id).await?;
@@ -565,7 +576,7 @@ impl Sink for SfSink {
                 }
             }
         }
-        self.record(&id, run, &p).await?;
+        self.record(&id, run, &table.name, &p).await?;
         Ok(p)
     }
 

@@ -73,3 +73,55 @@ async fn the_emulator_lacks_the_md5_functions_so_checksums_stream() {
         "{path}"
     );
 }
+
+#[tokio::test]
+async fn two_source_tables_of_one_name_are_refused_not_mixed() {
+    use migrate_core::{Column, PrepareOptions, RunId, Schema, Sink, TableInfo, TableName};
+    let Some(endpoint) = common::endpoint("MIGRATE_SINK_SUITE", "NAMES") else {
+        return;
+    };
+    let sink = SfSink::new(endpoint).unwrap();
+    sink.pool()
+        .query(
+            "CREATE SCHEMA IF NOT EXISTS \"MIGRATE_SINK_SUITE\".\"NAMES\"",
+            &[],
+        )
+        .await
+        .unwrap();
+    sink.pool()
+        .query(
+            "DROP TABLE IF EXISTS \"MIGRATE_SINK_SUITE\".\"NAMES\".\"DUPES\"",
+            &[],
+        )
+        .await
+        .unwrap();
+    let table = |schema: &str| {
+        let columns = vec![Column::new("id", DataType::Int64).not_null()];
+        TableInfo::new(
+            TableName::new(schema, "dupes"),
+            Schema::new(columns, &["id"]).unwrap(),
+        )
+    };
+    let run = RunId::generate();
+    let first = sink
+        .prepare(&table("public"), &PrepareOptions::default(), &run)
+        .await
+        .unwrap();
+    assert!(first.created);
+    // The same table again in the same run: the same answer.
+    assert_eq!(
+        sink.prepare(&table("public"), &PrepareOptions::default(), &run)
+            .await
+            .unwrap(),
+        first
+    );
+    let e = sink
+        .prepare(&table("sales"), &PrepareOptions::default(), &run)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), migrate_core::ErrorKind::Config);
+    assert!(
+        e.to_string().contains("public.dupes") && e.to_string().contains("sales.dupes"),
+        "{e}"
+    );
+}

@@ -444,3 +444,160 @@ async fn checksums_are_computed_in_snowflake_where_the_self_check_passes() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_json_result_reads_inline_and_from_its_chunks() {
+    let server = MockServer::start().await;
+    login(&server, "s", "m").await;
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"rowtype": [{"name": "ID", "type": "fixed", "precision": 19, "scale": 0},
+                                 {"name": "AT", "type": "timestamp_ntz", "scale": 6}],
+                     "rowset": [["1", "0.000001000"]], "queryResultFormat": "json",
+                     "chunks": [{"url": format!("{}/stage/results/json_0", server.uri()), "rowCount": 2}],
+                     "queryId": "01b2-0004"},
+            "code": null, "message": null, "success": true})))
+        .mount(&server)
+        .await;
+    // A JSON chunk is its rows without the enclosing brackets.
+    Mock::given(method("GET"))
+        .and(path("/stage/results/json_0"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"["2", null], ["3", "-1.500000000"]"#),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = client(&server).session().await.unwrap();
+    let r = s.query("SELECT id, at FROM t", &[]).await.unwrap();
+    assert_eq!(
+        r.rows,
+        vec![
+            vec![Value::Int64(1), Value::Timestamp(1)],
+            vec![Value::Int64(2), Value::Null],
+            vec![Value::Int64(3), Value::Timestamp(-1_500_000)],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn foreign_keys_are_read_from_show_imported_keys() {
+    use migrate_backend_snowflake::catalog::Catalog;
+    use migrate_backend_snowflake::pool::SessionPool;
+    use wiremock::matchers::body_string_contains;
+
+    let server = MockServer::start().await;
+    login(&server, "s", "m").await;
+    // SHOW IMPORTED KEYS as Snowflake answers it: one row per column of each key; a composite
+    // key's rows by key_sequence; a parent in another schema; the emulator's rows without a
+    // parent table.
+    let cols = [
+        "created_on",
+        "pk_database_name",
+        "pk_schema_name",
+        "pk_table_name",
+        "pk_column_name",
+        "fk_database_name",
+        "fk_schema_name",
+        "fk_table_name",
+        "fk_column_name",
+        "key_sequence",
+        "update_rule",
+        "delete_rule",
+        "fk_name",
+        "pk_name",
+        "deferrability",
+        "rely",
+        "comment",
+    ];
+    let rowtype: Vec<serde_json::Value> = cols
+        .iter()
+        .map(|c| match *c {
+            "key_sequence" => json!({"name": c, "type": "fixed", "precision": 38, "scale": 0}),
+            _ => json!({"name": c, "type": "text"}),
+        })
+        .collect();
+    let row = |pt: &str, pc: &str, ft: &str, fc: &str, seq: &str, name: &str, ps: &str| {
+        json!([
+            "2026-01-01",
+            "NEW_DB",
+            ps,
+            pt,
+            pc,
+            "NEW_DB",
+            "NEW_SCHEMA",
+            ft,
+            fc,
+            seq,
+            "NO ACTION",
+            "NO ACTION",
+            name,
+            "PK",
+            "NOT DEFERRABLE",
+            "false",
+            null
+        ])
+    };
+    let rowset = json!([
+        row(
+            "ORDERS",
+            "REGION",
+            "LINES",
+            "ORDER_REGION",
+            "1",
+            "LINES_ORDER_FKEY",
+            "NEW_SCHEMA"
+        ),
+        row(
+            "ORDERS",
+            "ID",
+            "LINES",
+            "ORDER_ID",
+            "2",
+            "LINES_ORDER_FKEY",
+            "NEW_SCHEMA"
+        ),
+        row(
+            "CUSTOMERS",
+            "ID",
+            "ORDERS",
+            "CUSTOMER_ID",
+            "1",
+            "ORDERS_CUSTOMER_FKEY",
+            "NEW_SCHEMA"
+        ),
+        row(
+            "ACCOUNTS",
+            "ID",
+            "ORDERS",
+            "ACCOUNT_ID",
+            "1",
+            "FOREIGN_FKEY",
+            "OTHER_SCHEMA"
+        ),
+        row("", "ID", "ORDERS", "ID", "1", "x", ""),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/queries/v1/query-request"))
+        .and(body_string_contains("SHOW IMPORTED KEYS"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": {"rowtype": rowtype, "rowset": rowset, "queryResultFormat": "json"},
+            "code": null, "message": null, "success": true})))
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let catalog = Catalog::new(c.endpoint());
+    let pool = SessionPool::new(c);
+    let fks = catalog.foreign_keys(&pool, "new_schema").await.unwrap();
+    let lines = &fks["LINES"];
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].name.as_deref(), Some("lines_order_fkey"));
+    assert_eq!(lines[0].columns, vec!["order_region", "order_id"]);
+    assert_eq!(lines[0].referenced_columns, vec!["region", "id"]);
+    assert_eq!(lines[0].referenced_table.to_string(), "new_schema.orders");
+    // Only the parent in this schema.
+    let orders = &fks["ORDERS"];
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].columns, vec!["customer_id"]);
+}
