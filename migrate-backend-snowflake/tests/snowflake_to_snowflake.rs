@@ -138,7 +138,6 @@ async fn a_legacy_schema_moves_into_a_new_database_and_verifies() {
             .find(|t| t.table.name == name)
             .unwrap()
             .result
-            .clone()
     };
     assert_eq!(outcome("customers"), CheckOutcome::Mismatch);
     assert_eq!(outcome("orders"), CheckOutcome::Match);
