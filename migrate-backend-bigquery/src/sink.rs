@@ -448,6 +448,13 @@ impl Sink for BqSink {
                 if n > 0 && options.backup {
                     p.backup = Some(self.backup(&id, run).await?);
                 }
+                if n > 0 && !p.merge && !migrate_core::chunk::key_orders_alike(&table.schema) {
+                    // Chunks of this key upsert rather than clear their ranges: replacing the
+                    // table's rows means clearing them once, now.
+                    self.client
+                        .query(&format!("DELETE FROM {} WHERE TRUE", self.table_sql(&id)))
+                        .await?;
+                }
             }
         }
         self.record(&id, run, &p).await?;
@@ -463,9 +470,18 @@ impl Sink for BqSink {
         let target = self.table_sql(&self.table_id(&table.name));
         let keys = self.keys(table);
         let range = chunk.range.clone();
-        self.staged(table, &format!("c{}", chunk.index), rows, |stg, staged| {
-            merge_sql(&target, stg, staged, &keys, &range)
-        })
+        // A range cut in another engine's order of the key (text, in a Postgres collation)
+        // may not select here the rows it selected there: upsert by key, never clear it.
+        let clear = range.is_all() || migrate_core::chunk::key_orders_alike(&table.schema);
+        self.staged(
+            table,
+            &format!("c{}", chunk.index),
+            rows,
+            |stg, staged| match clear {
+                true => merge_sql(&target, stg, staged, &keys, &range),
+                false => upsert_sql(&target, stg, staged, &keys),
+            },
+        )
         .await
         .map_err(|e| e.chunk(chunk.index))
     }

@@ -132,3 +132,64 @@ async fn failed_statements_and_loads_are_classified_errors_naming_what_was_done(
         "{e}"
     );
 }
+
+/// A text key's chunk ranges were cut in the source's order (a Postgres collation puts `B`
+/// after `b`; BigQuery's code points put it before `a`): a chunk must not clear its range in
+/// BigQuery's order — it would delete a row another chunk wrote — and upserts by key instead.
+#[tokio::test]
+async fn a_text_keyed_chunk_does_not_clear_rows_another_chunk_wrote() {
+    use migrate_backend_bigquery::BqSink;
+    use migrate_core::{
+        ChunkSpec, Column, DataType, KeyRange, PrepareMode, PrepareOptions, RowChecksum, RunId,
+        Schema, Sink, TableInfo, TableName, Value, VecBatchReader,
+    };
+    let Some(endpoint) = common::endpoint() else {
+        return;
+    };
+    let sink = BqSink::new(endpoint, "migrate_text_keys").unwrap();
+    let columns = vec![
+        Column::new("code", DataType::text()).not_null(),
+        Column::new("n", DataType::Int64),
+    ];
+    let t = TableInfo::new(
+        TableName::new("public", "codes"),
+        Schema::new(columns, &["code"]).unwrap(),
+    );
+    let recreate = PrepareOptions {
+        mode: PrepareMode::Recreate,
+        ..Default::default()
+    };
+    sink.prepare(&t, &recreate, &RunId::generate())
+        .await
+        .unwrap();
+    let text = |s: &str| Value::Text(s.into());
+    let write = |index: u32, range: KeyRange, rows: Vec<Vec<Value>>| {
+        let (sink, t) = (&sink, &t);
+        async move {
+            let chunk = ChunkSpec {
+                table: t.name.clone(),
+                index,
+                range,
+                estimated_rows: rows.len() as u64,
+            };
+            let mut reader = VecBatchReader::from_rows(t.schema.clone(), rows, 10);
+            sink.write_chunk(t, &chunk, &mut reader).await.unwrap();
+        }
+    };
+    let b = Some(vec![text("b")]);
+    let rows1 = vec![
+        vec![text("B"), Value::Int64(2)],
+        vec![text("c"), Value::Int64(3)],
+    ];
+    let rows0 = vec![vec![text("a"), Value::Int64(1)]];
+    let all: Vec<Vec<Value>> = rows0.iter().chain(&rows1).cloned().collect();
+    write(1, KeyRange::between(b.clone(), None), rows1).await;
+    for _ in 0..2 {
+        write(0, KeyRange::between(None, b.clone()), rows0.clone()).await;
+        assert_eq!(
+            sink.checksum(&t, &KeyRange::all()).await.unwrap(),
+            RowChecksum::of_rows(&all),
+            "B, written by chunk 1, survives chunk 0"
+        );
+    }
+}

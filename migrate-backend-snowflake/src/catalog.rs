@@ -93,7 +93,7 @@ impl Catalog {
         let r = pool
             .query(
                 &format!(
-                    "SELECT COUNT(*) FROM {} WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+                    "SELECT COUNT(*) FROM {} WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} AND TABLE_TYPE = 'BASE TABLE'",
                     self.info("TABLES"),
                     string_literal(&self.schema),
                     string_literal(id)
@@ -215,6 +215,7 @@ impl Catalog {
                 .position(|c| c.name.eq_ignore_ascii_case(name))
         };
         let cols = [
+            "pk_database_name",
             "pk_schema_name",
             "pk_table_name",
             "pk_column_name",
@@ -224,7 +225,9 @@ impl Catalog {
             "fk_name",
         ]
         .map(at);
-        let [Some(ps), Some(pt), Some(pc), Some(ft), Some(fc), Some(seq), Some(name)] = cols else {
+        let [Some(pd), Some(ps), Some(pt), Some(pc), Some(ft), Some(fc), Some(seq), Some(name)] =
+            cols
+        else {
             return Err(Error::fatal(
                 "SHOW IMPORTED KEYS answered without its columns",
             ));
@@ -239,7 +242,10 @@ impl Catalog {
             else {
                 continue;
             };
-            if get(ps).as_deref() != Some(self.schema.as_str()) {
+            // A parent in another database or schema is not one this source reads.
+            if get(ps).as_deref() != Some(self.schema.as_str())
+                || get(pd).as_deref() != Some(self.database.as_str())
+            {
                 continue;
             }
             let constraint = get(name).unwrap_or_else(|| format!("{child}_{fcol}_fkey"));

@@ -118,6 +118,8 @@ pub struct SfSession {
     client: SfClient,
     tokens: Mutex<Tokens>,
     sequence: AtomicU64,
+    /// Times this session signed in again (a new server session: any open transaction lost).
+    signins: AtomicU64,
 }
 
 impl std::fmt::Debug for SfSession {
@@ -165,6 +167,7 @@ impl SfClient {
             client: self.clone(),
             tokens: Mutex::new(tokens),
             sequence: AtomicU64::new(0),
+            signins: AtomicU64::new(0),
         })
     }
 
@@ -346,11 +349,11 @@ impl RowStream {
             None => match data["queryResultFormat"].as_str() {
                 // A JSON answer's rows are text in any case (DML counts): values where its
                 // columns' types are ones migrate reads.
+                // A column of a type migrate does not read (a SHOW answer's) is text here.
                 Some("json") => columns
                     .iter()
-                    .map(|c| c.data_type())
-                    .collect::<Result<_>>()
-                    .unwrap_or_default(),
+                    .map(|c| c.data_type().unwrap_or_else(|_| DataType::text()))
+                    .collect(),
                 _ => columns
                     .iter()
                     .map(|c| c.data_type())
@@ -533,6 +536,13 @@ impl SfSession {
         RowStream::new(self.client.clone(), data, types, what)
     }
 
+    /// How many times the session signed in again after its token was refused: a change
+    /// between two statements means the server session — and any transaction open in it — was
+    /// replaced.
+    pub fn signins(&self) -> u64 {
+        self.signins.load(Ordering::Relaxed)
+    }
+
     /// Polls a running statement's `getResultUrl` until it answers.
     async fn wait(&self, mut data: Json, what: &str) -> Result<Json> {
         loop {
@@ -590,6 +600,7 @@ impl SfSession {
             }
         }
         *tokens = self.client.login().await?;
+        self.signins.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

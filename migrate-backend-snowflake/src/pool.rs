@@ -107,10 +107,22 @@ impl SessionPool {
         let mut out = Vec::with_capacity(statements.len());
         let done: Result<()> = async {
             s.query("BEGIN", &[]).await?;
+            let signins = s.signins();
+            // A session signed in again mid-transaction lost it: what follows would run
+            // outside it, so the transaction fails whole (and is retried whole).
+            let same = |s: &SfSession| match s.signins() == signins {
+                true => Ok(()),
+                false => Err(migrate_core::Error::transient(
+                    "the Snowflake session signed in again mid-transaction: its work was lost",
+                )),
+            };
             for (sql, bindings) in statements {
-                out.push(s.query(sql, bindings).await?);
+                let r = s.query(sql, bindings).await?;
+                same(&s)?;
+                out.push(r);
             }
             check(&out)?;
+            same(&s)?;
             s.query("COMMIT", &[]).await?;
             Ok(())
         }

@@ -26,6 +26,8 @@ use migrate_core::{
     SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
 
+use migrate_core::chunk::key_orders_alike;
+
 use crate::catalog::Catalog;
 use crate::client::{Binding, SfClient, SfSession};
 use crate::endpoint::SfEndpoint;
@@ -189,7 +191,7 @@ impl SfSink {
     }
 
     /// A zero-copy clone of `id`, named for the run.
-    async fn backup(&self, id: &str, run: &RunId) -> Result<String> {
+    fn backup_name(&self, id: &str, run: &RunId) -> String {
         let run8: String = run
             .0
             .chars()
@@ -197,17 +199,25 @@ impl SfSink {
             .take(8)
             .collect::<String>()
             .to_ascii_uppercase();
-        let name = format!("{id}__MIGRATE_BACKUP_{run8}");
-        self.pool
-            .query(
-                &format!(
-                    "CREATE OR REPLACE TABLE {} CLONE {}",
-                    self.table_sql(&name),
-                    self.table_sql(id)
-                ),
-                &[],
-            )
-            .await?;
+        format!("{id}__MIGRATE_BACKUP_{run8}")
+    }
+
+    async fn backup(&self, id: &str, run: &RunId) -> Result<String> {
+        let name = self.backup_name(id, run);
+        // A backup this run already took (a prepare cut off before it was recorded) holds the
+        // rows from before the run: kept, never replaced by a clone of what came after.
+        if !self.catalog.exists(&self.pool, &name).await? {
+            self.pool
+                .query(
+                    &format!(
+                        "CREATE TABLE {} CLONE {}",
+                        self.table_sql(&name),
+                        self.table_sql(id)
+                    ),
+                    &[],
+                )
+                .await?;
+        }
         Ok(name)
     }
 
@@ -377,8 +387,9 @@ impl SfSink {
         rows: u64,
     ) -> Result<()> {
         let session = self.pool.take().await?;
-        // Unqualified: a temporary table lives in the session's schema (the endpoint's, which
-        // sessions sign in to, or `ensure_state`'s CREATE SCHEMA made current).
+        // Unqualified (the emulator refuses a qualified temporary table): it lives in the
+        // session's current schema, set in `stage_and_move` — a session that signed in before
+        // the schema existed has none.
         let staged = ident(&format!("_MIGRATE_STG_{:016x}", fastrand::u64(..)));
         let written = self
             .stage_and_move(&session, table, &staged, replaces, texts, rows)
@@ -421,6 +432,9 @@ impl SfSink {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        session
+            .query(&format!("USE SCHEMA {}", self.catalog.schema_sql()), &[])
+            .await?;
         session
             .query(
                 &format!("CREATE TEMPORARY TABLE {staged} ({})", defs.join(", ")),
@@ -553,6 +567,13 @@ impl Sink for SfSink {
             (false, _) => {
                 p.objects = self.create(table, &id).await?;
                 p.created = true;
+                // A recreate cut off after its backup and drop: the table the run replaced is
+                // in the backup, which rollback puts back.
+                let earlier = self.backup_name(&id, run);
+                if options.backup && self.catalog.exists(&self.pool, &earlier).await? {
+                    p.backup = Some(earlier);
+                    p.created = false;
+                }
             }
             (true, PrepareMode::Recreate) => {
                 if options.backup {
@@ -574,6 +595,13 @@ impl Sink for SfSink {
                 if n > 0 && options.backup {
                     p.backup = Some(self.backup(&id, run).await?);
                 }
+                if n > 0 && !p.merge && !key_orders_alike(&table.schema) {
+                    // Chunks of this key upsert rather than clear their ranges: replacing the
+                    // table's rows means clearing them once, now.
+                    self.pool
+                        .query(&format!("DELETE FROM {}", self.table_sql(&id)), &[])
+                        .await?;
+                }
             }
         }
         self.record(&id, run, &table.name, &p).await?;
@@ -588,9 +616,13 @@ impl Sink for SfSink {
     ) -> Result<WriteStats> {
         let written = async {
             let (texts, stats) = self.json_parts(table, rows).await?;
-            let range = self.layout(table).predicate(&chunk.range)?;
-            self.write_rows(table, Replaces::Range(range), texts, stats.rows)
-                .await?;
+            // A range cut in another engine's order of the key (text, in a Postgres collation)
+            // may not select here the rows it selected there: upsert by key, never clear it.
+            let replaces = match chunk.range.is_all() || key_orders_alike(&table.schema) {
+                true => Replaces::Range(self.layout(table).predicate(&chunk.range)?),
+                false => Replaces::TheirKeys,
+            };
+            self.write_rows(table, replaces, texts, stats.rows).await?;
             Ok(stats)
         };
         written.await.map_err(|e: Error| e.chunk(chunk.index))
@@ -642,11 +674,23 @@ impl Sink for SfSink {
             let target = self.table_sql(&id);
             match (&p.backup, p.created, p.existing_rows) {
                 (Some(b), _, _) => {
-                    // The backed-up rows come back into the table as it is now, at once.
+                    // The backed-up rows come back into the table as it is now, at once,
+                    // column by name (a recreated table may order its columns differently).
+                    let cols: Vec<String> = self
+                        .catalog
+                        .columns(&self.pool, b)
+                        .await?
+                        .iter()
+                        .map(|c| ident(&c.name))
+                        .collect();
+                    let cols = cols.join(", ");
                     let statements = [
                         (format!("DELETE FROM {target}"), Vec::new()),
                         (
-                            format!("INSERT INTO {target} SELECT * FROM {}", self.table_sql(b)),
+                            format!(
+                                "INSERT INTO {target} ({cols}) SELECT {cols} FROM {}",
+                                self.table_sql(b)
+                            ),
                             Vec::new(),
                         ),
                     ];

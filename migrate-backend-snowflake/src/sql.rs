@@ -124,6 +124,8 @@ fn temporal(v: &Value) -> Option<(String, &'static str)> {
                 .checked_add_signed(chrono::Duration::days((*d).into()))?;
             (day.format("%Y-%m-%d").to_string(), "DATE")
         }
+        // Postgres allows 24:00:00; Snowflake's TIME stops before it (refused, not wrapped).
+        Value::Time(us) if !(0..86_400_000_000).contains(us) => return None,
         Value::Time(us) => {
             let t = chrono::NaiveTime::MIN + chrono::Duration::microseconds(*us);
             (t.format("%H:%M:%S%.6f").to_string(), "TIME(6)")
@@ -401,12 +403,16 @@ pub fn merge_sql(
         .filter(|i| !keys.contains(i))
         .map(|i| format!("{0} = s.{0}", col(i)))
         .collect();
-    if !updates.is_empty() {
-        out.push_str(&format!(
-            " WHEN MATCHED THEN UPDATE SET {}",
-            updates.join(", ")
-        ));
-    }
+    // Every column in the key: a matched row is already what the staged row says, but it
+    // must still be counted as written (a no-op update) for the count check to hold.
+    let updates = match updates.is_empty() {
+        true => vec![format!("{0} = s.{0}", col(keys[0]))],
+        false => updates,
+    };
+    out.push_str(&format!(
+        " WHEN MATCHED THEN UPDATE SET {}",
+        updates.join(", ")
+    ));
     let values: Vec<String> = (0..columns.len())
         .map(|i| format!("s.{}", col(i)))
         .collect();
@@ -503,6 +509,12 @@ mod tests {
              n.\"ID\" IS NULL AS \"_MIGRATE_DROP\" FROM S n FULL OUTER JOIN (SELECT \"ID\" FROM T WHERE \"ID\" >= 5) o \
              ON n.\"ID\" = o.\"ID\") s ON t.\"ID\" = s.\"ID\" WHEN MATCHED AND s.\"_MIGRATE_DROP\" THEN DELETE \
              WHEN MATCHED THEN UPDATE SET \"F\" = s.\"F\" WHEN NOT MATCHED THEN INSERT (\"ID\", \"F\") VALUES (s.\"ID\", s.\"F\")"
+        );
+        // Every column in the key: matched rows still count as written.
+        let pairs = merge_sql("T", "S", &cols[..1], &[0], None);
+        assert!(
+            pairs.contains("WHEN MATCHED THEN UPDATE SET \"ID\" = s.\"ID\""),
+            "{pairs}"
         );
         let span = migrate_core::value::Interval {
             months: 1,

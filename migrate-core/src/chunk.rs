@@ -125,6 +125,20 @@ pub fn even_bounds(lo: i64, hi: i64, rows: u64, chunk_rows: u64) -> Vec<i64> {
         .collect()
 }
 
+/// Whether every primary-key column of `schema` [`orders_alike`]: only then does a key range
+/// cut by one engine select the same rows in another. A sink clears a chunk's range before its
+/// rows land only when this holds; otherwise a range cut in the source's order (a Postgres
+/// collation) could reach rows another chunk wrote, so the sink upserts by key instead and a
+/// run that replaces existing rows clears the table once, up front.
+pub fn key_orders_alike(schema: &crate::schema::Schema) -> bool {
+    schema.primary_key.iter().all(|i| {
+        schema
+            .columns
+            .get(*i)
+            .is_some_and(|c| orders_alike(&c.data_type))
+    })
+}
+
 /// Whether values of `t` order the same in every engine migrate speaks to (numbers, dates,
 /// times, booleans): key ranges cut in one engine's order then hold the same rows in another's.
 /// Text does not (code points in BigQuery and Snowflake, a collation in Postgres), nor bytes.
