@@ -118,6 +118,11 @@ pub(crate) async fn verify(m: &Migration) -> Result<VerifyReport> {
         let mut own: Vec<&crate::checkpoint::ChunkRecord> =
             chunks.iter().filter(|c| c.table == t.name).collect();
         own.sort_by_key(|c| c.index);
+        // A key the two engines order differently: each would sort rows into the ranges its
+        // own way, so only the whole table compares.
+        if !super::verify::ranges_compare_alike(m.source.kind(), m.sink.kind(), &t.schema) {
+            own.clear();
+        }
         let ranges: Vec<KeyRange> = match own.is_empty() {
             true => vec![KeyRange::all()],
             false => own.iter().map(|c| c.range.clone()).collect(),
