@@ -10,9 +10,11 @@
 //!     [migration.db]
 //! ```
 //!
-//! Rows pass through this process (read in key-range chunks, inserted from bound JSON); keys
-//! are read back from `SHOW PRIMARY KEYS` and `SHOW IMPORTED KEYS` and declared again on the
-//! new tables. Tables without a primary key are copied whole in one chunk.
+//! With the same user and role on both URLs, each chunk moves inside Snowflake (`INSERT …
+//! SELECT` from the legacy key range into a staging table, one `MERGE` into the new table): no
+//! row passes through this process, and verification reads the legacy ranges in Snowflake.
+//! Keys are read back from `SHOW PRIMARY KEYS` and `SHOW IMPORTED KEYS` and declared again on
+//! the new tables. Tables without a primary key are copied whole in one chunk.
 
 use std::sync::Arc;
 

@@ -126,6 +126,24 @@ impl SfEndpoint {
     }
 }
 
+impl SfEndpoint {
+    /// Who signs in where — endpoint, account, user, role — without the secret: two endpoints
+    /// with the same principal can run each other's queries (another database or schema of the
+    /// same account) with the same privileges.
+    pub fn principal(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.base,
+            self.account.to_ascii_uppercase(),
+            self.user.to_ascii_uppercase(),
+            self.role
+                .as_deref()
+                .unwrap_or_default()
+                .to_ascii_uppercase()
+        )
+    }
+}
+
 /// `url` with the password between `:` and `@` replaced by `***`.
 fn mask_password(url: &str) -> String {
     let Some(rest) = url.strip_prefix("snowflake://") else {

@@ -16,8 +16,9 @@
 //! - [`catalog`], [`sql`], [`endpoint`], [`error`]: names, statements, the `snowflake://` URL,
 //!   failures as migrate's error kinds by Snowflake's code.
 //!
-//! Not built: the bulk path through a stage (`PUT` + `COPY INTO`) and Snowflake → Snowflake
-//! without the rows passing through the process (see the README).
+//! Snowflake → Snowflake inside one account copies each chunk in Snowflake (`INSERT … SELECT`
+//! from the source's range, [`SfSink`]'s `write_chunk_from`): no row passes through the
+//! process. Not built: the bulk path through a stage (`PUT` + `COPY INTO`, see the README).
 
 pub mod catalog;
 pub mod checksum_sql;

@@ -21,9 +21,9 @@
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome,
-    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink,
-    SinkCapabilities, TableInfo, TableName, Value, WriteStats,
+    BatchReader, ChunkSpec, Column, EngineQuery, Error, ErrorKind, KeyRange, ObjectKind,
+    ObjectOutcome, Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum,
+    RunId, Sink, SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
 
 use migrate_core::chunk::key_orders_alike;
@@ -48,6 +48,14 @@ enum Replaces {
     Range(String),
     /// Only the rows with the written rows' keys (an upsert).
     TheirKeys,
+}
+
+/// The rows a write brings.
+enum Rows<'a> {
+    /// Bound JSON texts holding this many rows.
+    Texts(Vec<String>, u64),
+    /// A query Snowflake runs itself (another schema or database of the same account).
+    Query(&'a str),
 }
 
 /// Writes to one Snowflake schema.
@@ -383,23 +391,22 @@ impl SfSink {
         &self,
         table: &TableInfo,
         replaces: Replaces,
-        texts: Vec<String>,
-        rows: u64,
-    ) -> Result<()> {
+        rows: Rows<'_>,
+    ) -> Result<u64> {
         let session = self.pool.take().await?;
         // Unqualified (the emulator refuses a qualified temporary table): it lives in the
         // session's current schema, set in `stage_and_move` — a session that signed in before
         // the schema existed has none.
         let staged = ident(&format!("_MIGRATE_STG_{:016x}", fastrand::u64(..)));
         let written = self
-            .stage_and_move(&session, table, &staged, replaces, texts, rows)
+            .stage_and_move(&session, table, &staged, replaces, rows)
             .await;
         // The staging table has done its job either way (and dies with the session anyway).
         let dropped = session
             .query(&format!("DROP TABLE IF EXISTS {staged}"), &[])
             .await;
         match (&written, dropped) {
-            (Ok(()), Ok(_)) => self.pool.give_back(session).await,
+            (Ok(_), Ok(_)) => self.pool.give_back(session).await,
             _ => session.close().await,
         }
         written.map_err(|e| e.table(&table.name))
@@ -411,14 +418,13 @@ impl SfSink {
         table: &TableInfo,
         staged: &str,
         replaces: Replaces,
-        texts: Vec<String>,
-        rows: u64,
-    ) -> Result<()> {
+        rows: Rows<'_>,
+    ) -> Result<u64> {
         let target = self.table_sql(&self.table_id(&table.name));
         let columns = &table.schema.columns;
-        let short = |what: &str, got: u64| {
+        let short = |what: &str, got: u64, of: u64| {
             Error::fatal(format!(
-                "table {}: Snowflake {what} {got} rows of the {rows} sent",
+                "table {}: Snowflake {what} {got} rows of the {of} sent",
                 table.name
             ))
         };
@@ -441,15 +447,26 @@ impl SfSink {
                 &[],
             )
             .await?;
-        let insert = insert_from_json(&table.name, staged, columns)?;
-        let mut inserted = 0;
-        for text in texts {
-            let r = session.query(&insert, &[Binding::text(text)]).await?;
-            inserted += r.affected().unwrap_or(0);
-        }
-        if inserted != rows {
-            return Err(short("staged", inserted));
-        }
+        let rows = match rows {
+            Rows::Texts(texts, sent) => {
+                let insert = insert_from_json(&table.name, staged, columns)?;
+                let mut inserted = 0;
+                for text in texts {
+                    let r = session.query(&insert, &[Binding::text(text)]).await?;
+                    inserted += r.affected().unwrap_or(0);
+                }
+                if inserted != sent {
+                    return Err(short("staged", inserted, sent));
+                }
+                sent
+            }
+            // The source's rows read by Snowflake itself: as many as it staged.
+            Rows::Query(select) => {
+                let names: Vec<String> = columns.iter().map(|c| column(&c.name)).collect();
+                let insert = format!("INSERT INTO {staged} ({}) {select}", names.join(", "));
+                session.query(&insert, &[]).await?.affected().unwrap_or(0)
+            }
+        };
         let keys = &table.schema.primary_key;
         let (sql, counted) = match (keys.is_empty(), &replaces) {
             (false, Replaces::Range(range)) => (
@@ -472,8 +489,8 @@ impl SfSink {
         };
         let written = session.query(&sql, &[]).await?.counted(counted);
         match written == rows {
-            true => Ok(()),
-            false => Err(short("wrote", written)),
+            true => Ok(rows),
+            false => Err(short("wrote", written, rows)),
         }
     }
 }
@@ -622,10 +639,32 @@ impl Sink for SfSink {
                 true => Replaces::Range(self.layout(table).predicate(&chunk.range)?),
                 false => Replaces::TheirKeys,
             };
-            self.write_rows(table, replaces, texts, stats.rows).await?;
+            self.write_rows(table, replaces, Rows::Texts(texts, stats.rows))
+                .await?;
             Ok(stats)
         };
         written.await.map_err(|e: Error| e.chunk(chunk.index))
+    }
+
+    async fn write_chunk_from(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        query: &EngineQuery,
+    ) -> Result<Option<WriteStats>> {
+        // Only a query this sink's own principal may run, on its own account.
+        if query.engine != "snowflake"
+            || query.location != self.pool.client().endpoint().principal()
+        {
+            return Ok(None);
+        }
+        // One engine on both sides: the range selects the same rows in both.
+        let range = self.layout(table).predicate(&chunk.range)?;
+        let rows = self
+            .write_rows(table, Replaces::Range(range), Rows::Query(&query.select))
+            .await
+            .map_err(|e| e.chunk(chunk.index))?;
+        Ok(Some(WriteStats { rows, bytes: 0 }))
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
@@ -647,7 +686,7 @@ impl Sink for SfSink {
     async fn upsert(&self, table: &TableInfo, rows: &mut dyn BatchReader) -> Result<WriteStats> {
         // Staged and merged by key, like a chunk without the range to clear.
         let (texts, stats) = self.json_parts(table, rows).await?;
-        self.write_rows(table, Replaces::TheirKeys, texts, stats.rows)
+        self.write_rows(table, Replaces::TheirKeys, Rows::Texts(texts, stats.rows))
             .await?;
         Ok(stats)
     }

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChangeRequest, ChunkSpec, DataType, Error, KeyRange, Result, Row, RowChecksum,
-    Source, TableFilter, TableInfo, TableName, Value,
+    BatchReader, ChangeRequest, ChunkSpec, DataType, EngineQuery, Error, KeyRange, Result, Row,
+    RowChecksum, Source, TableFilter, TableInfo, TableName, Value,
 };
 
 use migrate_core::chunk::{even_bounds, orders_alike};
@@ -255,6 +255,19 @@ impl Source for SfSource {
             .await
             .map_err(|e| e.chunk(chunk.index))?;
         Ok(Box::new(reader))
+    }
+
+    async fn chunk_query(
+        &self,
+        table: &TableInfo,
+        range: &KeyRange,
+    ) -> Result<Option<EngineQuery>> {
+        let at = self.layout(table).await?;
+        Ok(Some(EngineQuery {
+            engine: "snowflake",
+            location: self.pool.client().endpoint().principal(),
+            select: at.select(None, &at.predicate(range)?),
+        }))
     }
 
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {

@@ -49,7 +49,7 @@ pub use sink::{
     ExistingRows, Preflight, PrepareMode, PrepareOptions, Prepared, Sink, SinkCapabilities,
     WriteStats,
 };
-pub use source::{ChangeRequest, Source, TableFilter, Watermark};
+pub use source::{ChangeRequest, EngineQuery, Source, TableFilter, Watermark};
 pub use transform::{Rejected, Transform, TransformOutput};
 pub use value::{Interval, Value};
 

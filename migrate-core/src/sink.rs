@@ -192,6 +192,19 @@ pub trait Sink: Send + Sync {
         rows: &mut dyn BatchReader,
     ) -> Result<WriteStats>;
 
+    /// Writes one chunk from `query`, run by the target's engine itself — the same contract as
+    /// [`Self::write_chunk`] without the rows passing through this process — or `None` when this
+    /// sink cannot run it (another engine or place: the executor then streams the rows).
+    async fn write_chunk_from(
+        &self,
+        table: &TableInfo,
+        chunk: &ChunkSpec,
+        query: &crate::source::EngineQuery,
+    ) -> Result<Option<WriteStats>> {
+        let _ = (table, chunk, query);
+        Ok(None)
+    }
+
     /// Count and canonical checksum of the rows in `range`; an error of kind `NotFound` when
     /// the table does not exist.
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;

@@ -125,6 +125,20 @@ pub struct ChangeRequest {
     pub upper: Value,
 }
 
+/// A chunk's rows as a query the source's own engine answers: a sink on the same engine, in
+/// the same place and signed in as the same principal, can copy them without the rows passing
+/// through this process ([`crate::Sink::write_chunk_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineQuery {
+    /// The engine (`snowflake`).
+    pub engine: &'static str,
+    /// Where the query runs and as whom (endpoint, account, user, role): a sink copies only
+    /// from the same place, with the same privileges.
+    pub location: String,
+    /// `SELECT <the table's columns, in schema order> FROM <table> WHERE <the chunk's range>`.
+    pub select: String,
+}
+
 /// A data store rows are read from.
 ///
 /// Implementations are shared by all workers of a run (`Arc<dyn Source>`), so every method takes
@@ -153,6 +167,17 @@ pub trait Source: Send + Sync {
         chunk: &ChunkSpec,
         batch_rows: usize,
     ) -> Result<Box<dyn BatchReader>>;
+
+    /// The rows of `range` as a query for a sink on the same engine to run itself, where the
+    /// source can say (`None`: the rows stream through the process).
+    async fn chunk_query(
+        &self,
+        table: &TableInfo,
+        range: &KeyRange,
+    ) -> Result<Option<EngineQuery>> {
+        let _ = (table, range);
+        Ok(None)
+    }
 
     /// Count and canonical checksum of the rows in `range` (see [`crate::checksum`]).
     async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum>;

@@ -76,6 +76,8 @@ pub(crate) struct PipeStats {
     pub(crate) rejected: Vec<Rejected>,
     pub(crate) sample: KeySample,
     pub(crate) last_position: Option<Watermark>,
+    /// The target's engine copied the rows itself: none passed through, so no checksum of them.
+    pub(crate) in_engine: bool,
 }
 
 pub(crate) struct ChunkPipe<'a> {

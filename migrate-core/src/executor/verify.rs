@@ -203,7 +203,9 @@ async fn compare_ranges(ctx: &Ctx, t: &TableCtx, v: &mut TableVerification) -> R
     v.target_count = Some(target_total);
     v.count_match = Some(counts_match);
     v.checksum_match = Some(sums_match);
-    v.compared_with = Some(if recheck {
+    // Chunks copied without a checksum (verification off then, or copied inside the target's
+    // engine) were compared with the source read again.
+    v.compared_with = Some(if recheck || sources.iter().any(Option::is_some) {
         ComparedWith::SourceReread
     } else {
         ComparedWith::RowsAsCopied
