@@ -362,18 +362,10 @@ impl Sink for BqSink {
     }
 
     fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
-        migrate_core::objects::all_objects(table)
-            .into_iter()
-            .map(|(kind, name)| match kind {
-                ObjectKind::Table | ObjectKind::PrimaryKey | ObjectKind::ForeignKey => {
-                    ObjectOutcome::created(kind, name, Some(&table.name))
-                }
-                _ => {
-                    let why = "BigQuery declares only tables, primary and foreign keys (NOT ENFORCED): the bigquery sink does not create it";
-                    ObjectOutcome::skipped(kind, name, Some(&table.name), why)
-                }
-            })
-            .collect()
+        migrate_core::objects::keys_only(
+            table,
+            "BigQuery declares only tables, primary and foreign keys (NOT ENFORCED): the bigquery sink does not create it",
+        )
     }
 
     async fn preflight(&self, table: &TableInfo) -> Result<Preflight> {

@@ -4,7 +4,7 @@
 //! checksummed inside BigQuery.
 //!
 //! The emulator drops every table's `tableConstraints`, so the keys the sink declared are not
-//! there to discover: the suite runs through [`KeysRestored`], which puts back the fixtures'
+//! there to discover: the suite runs through migrate-core's `KeysRestored`, which puts back the fixtures'
 //! primary and foreign keys after discovery and hands everything else to `BqSource` as it is.
 //! Discovering keys from `tableConstraints` is tested on recorded table resources in
 //! `source_discovery.rs`.
@@ -13,68 +13,10 @@
 
 mod common;
 
-use async_trait::async_trait;
 use common::endpoint;
 use migrate_backend_bigquery::{BqClient, BqSink, BqSource};
-use migrate_core::testing::{source_conformance, source_fixtures, Fixture, SourceSuite};
-use migrate_core::{
-    BatchReader, ChunkSpec, KeyRange, PrepareOptions, Result, Row, RowChecksum, RunId, Schema,
-    Sink, Source, TableFilter, TableInfo, Value, VecBatchReader,
-};
-
-/// `BqSource` with the fixtures' keys put back after discovery (see the module docs).
-struct KeysRestored {
-    inner: BqSource,
-    fixtures: Vec<Fixture>,
-}
-
-#[async_trait]
-impl Source for KeysRestored {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    async fn discover(&self, filter: &TableFilter) -> Result<Vec<TableInfo>> {
-        let mut found = self.inner.discover(filter).await?;
-        for t in &mut found {
-            if let Some(f) = self.fixtures.iter().find(|f| f.table.name == t.name) {
-                let columns = t.schema.columns.clone();
-                t.schema = std::sync::Arc::new(Schema::new(columns, &f.table.primary_key())?);
-                t.foreign_keys = f.table.foreign_keys.clone();
-            }
-        }
-        Ok(found)
-    }
-
-    async fn chunks(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkSpec>> {
-        self.inner.chunks(table, chunk_rows).await
-    }
-
-    async fn read_chunk(
-        &self,
-        table: &TableInfo,
-        chunk: &ChunkSpec,
-        batch_rows: usize,
-    ) -> Result<Box<dyn BatchReader>> {
-        self.inner.read_chunk(table, chunk, batch_rows).await
-    }
-
-    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
-        self.inner.checksum(table, range).await
-    }
-
-    async fn checksum_ranges(
-        &self,
-        table: &TableInfo,
-        ranges: &[KeyRange],
-    ) -> Result<Vec<RowChecksum>> {
-        self.inner.checksum_ranges(table, ranges).await
-    }
-
-    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
-        self.inner.fetch_rows(table, keys).await
-    }
-}
+use migrate_core::testing::{source_conformance, source_fixtures, KeysRestored, SourceSuite};
+use migrate_core::{ChunkSpec, PrepareOptions, RunId, Sink, VecBatchReader};
 
 #[tokio::test]
 async fn bigquery_source_passes_the_source_suite() {
@@ -100,6 +42,7 @@ async fn bigquery_source_passes_the_source_suite() {
     let source = KeysRestored {
         inner: BqSource::new(endpoint, dataset).unwrap(),
         fixtures,
+        primary_keys: true,
     };
     source_conformance(
         &source,

@@ -509,18 +509,10 @@ impl Sink for SfSink {
     }
 
     fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {
-        migrate_core::objects::all_objects(table)
-            .into_iter()
-            .map(|(kind, name)| match kind {
-                ObjectKind::Table | ObjectKind::PrimaryKey | ObjectKind::ForeignKey => {
-                    ObjectOutcome::created(kind, name, Some(&table.name))
-                }
-                _ => {
-                    let why = "Snowflake keeps only tables, primary and foreign keys (recorded, not enforced): the snowflake sink does not create it";
-                    ObjectOutcome::skipped(kind, name, Some(&table.name), why)
-                }
-            })
-            .collect()
+        migrate_core::objects::keys_only(
+            table,
+            "Snowflake keeps only tables, primary and foreign keys (recorded, not enforced): the snowflake sink does not create it",
+        )
     }
 
     fn bounded_decimals(&self) -> bool {

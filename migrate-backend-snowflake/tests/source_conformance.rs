@@ -5,78 +5,18 @@
 //!
 //! The emulator cannot declare foreign keys after a table exists (the sink declares them once
 //! a table's data is complete) and answers `SHOW IMPORTED KEYS` with primary-key rows, so the
-//! suite runs through [`ForeignKeysRestored`], which puts back the fixtures' foreign keys after
-//! discovery and hands everything else to `SfSource` as it is. Reading foreign keys from
-//! Snowflake's answer is tested on a recorded one in `protocol.rs`.
+//! suite runs through migrate-core's `KeysRestored` (primary keys as discovered), which puts
+//! back the fixtures' foreign keys after discovery and hands everything else to `SfSource` as
+//! it is. Reading foreign keys from Snowflake's answer is tested on a recorded one in
+//! `protocol.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
 mod common;
 
-use async_trait::async_trait;
 use migrate_backend_snowflake::{SfSink, SfSource};
-use migrate_core::testing::{source_conformance, source_fixtures, Fixture, SourceSuite};
-use migrate_core::{
-    BatchReader, ChunkSpec, KeyRange, PrepareOptions, Result, Row, RowChecksum, RunId, Sink,
-    Source, TableFilter, TableInfo, Value, VecBatchReader,
-};
-
-/// `SfSource` with the fixtures' foreign keys put back after discovery (see the module docs).
-struct ForeignKeysRestored {
-    inner: SfSource,
-    fixtures: Vec<Fixture>,
-}
-
-#[async_trait]
-impl Source for ForeignKeysRestored {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    async fn discover(&self, filter: &TableFilter) -> Result<Vec<TableInfo>> {
-        let mut found = self.inner.discover(filter).await?;
-        for t in &mut found {
-            if let Some(f) = self.fixtures.iter().find(|f| f.table.name == t.name) {
-                assert!(
-                    t.foreign_keys.is_empty(),
-                    "the emulator declared {:?}",
-                    t.foreign_keys
-                );
-                t.foreign_keys = f.table.foreign_keys.clone();
-            }
-        }
-        Ok(found)
-    }
-
-    async fn chunks(&self, table: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkSpec>> {
-        self.inner.chunks(table, chunk_rows).await
-    }
-
-    async fn read_chunk(
-        &self,
-        table: &TableInfo,
-        chunk: &ChunkSpec,
-        batch_rows: usize,
-    ) -> Result<Box<dyn BatchReader>> {
-        self.inner.read_chunk(table, chunk, batch_rows).await
-    }
-
-    async fn checksum(&self, table: &TableInfo, range: &KeyRange) -> Result<RowChecksum> {
-        self.inner.checksum(table, range).await
-    }
-
-    async fn checksum_ranges(
-        &self,
-        table: &TableInfo,
-        ranges: &[KeyRange],
-    ) -> Result<Vec<RowChecksum>> {
-        self.inner.checksum_ranges(table, ranges).await
-    }
-
-    async fn fetch_rows(&self, table: &TableInfo, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
-        self.inner.fetch_rows(table, keys).await
-    }
-}
+use migrate_core::testing::{source_conformance, source_fixtures, KeysRestored, SourceSuite};
+use migrate_core::{ChunkSpec, PrepareOptions, RunId, Sink, Source, TableFilter, VecBatchReader};
 
 #[tokio::test]
 async fn snowflake_source_passes_the_source_suite() {
@@ -112,9 +52,18 @@ async fn snowflake_source_passes_the_source_suite() {
         let mut rows = VecBatchReader::from_rows(f.table.schema.clone(), f.rows.clone(), 50);
         sink.write_chunk(&f.table, &chunk, &mut rows).await.unwrap();
     }
-    let source = ForeignKeysRestored {
-        inner: SfSource::new(endpoint).unwrap(),
+    let inner = SfSource::new(endpoint).unwrap();
+    for t in inner.discover(&TableFilter::default()).await.unwrap() {
+        assert!(
+            t.foreign_keys.is_empty(),
+            "the emulator declared {:?}",
+            t.foreign_keys
+        );
+    }
+    let source = KeysRestored {
+        inner,
         fixtures,
+        primary_keys: false,
     };
     source_conformance(
         &source,

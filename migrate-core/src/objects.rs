@@ -462,6 +462,21 @@ impl View {
     }
 }
 
+/// What a warehouse target (which declares a table's primary and foreign keys and keeps none of
+/// its other objects) makes of `table`'s objects: the table and its keys created, everything
+/// else skipped for `why`.
+pub fn keys_only(table: &crate::TableInfo, why: &str) -> Vec<ObjectOutcome> {
+    all_objects(table)
+        .into_iter()
+        .map(|(kind, name)| match kind {
+            ObjectKind::Table | ObjectKind::PrimaryKey | ObjectKind::ForeignKey => {
+                ObjectOutcome::created(kind, name, Some(&table.name))
+            }
+            _ => ObjectOutcome::skipped(kind, name, Some(&table.name), why),
+        })
+        .collect()
+}
+
 /// Every schema object of a table a sink may create, by kind and name: the table, its keys,
 /// indexes and [`TableObjects`]. Column objects are named `table.column`.
 pub fn all_objects(table: &crate::TableInfo) -> Vec<(ObjectKind, String)> {
