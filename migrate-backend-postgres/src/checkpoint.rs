@@ -357,8 +357,41 @@ impl CheckpointStore for PgCheckpointStore {
             ))
             .await
             .map_err(|e| pg_error(e, "add_chunks"))?;
+        // One plan per table: the table's lock (held to commit) orders workers registering it
+        // at once, and the later one finds the earlier one's chunks and adds none.
+        // (Two statements: under READ COMMITTED the check's snapshot must be taken after the
+        // lock is held, to see what the earlier worker committed.)
+        let lock = tx
+            .prepare("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+            .await
+            .map_err(|e| pg_error(e, "add_chunks"))?;
+        let planned = tx
+            .prepare(&self.q(
+                "SELECT EXISTS (SELECT 1 FROM {s}.migration_control WHERE run_id = $1 AND phase = 'execution' AND table_name = $2)",
+            ))
+            .await
+            .map_err(|e| pg_error(e, "add_chunks"))?;
+        let mut known = std::collections::HashMap::new();
         for c in chunks {
             let (t, s) = TableName::to_columns(&c.table);
+            let skip = match known.get(&t) {
+                Some(skip) => *skip,
+                None => {
+                    tx.execute(&lock, &[&run.0, &t])
+                        .await
+                        .map_err(|e| pg_error(e, "add_chunks"))?;
+                    let row = tx
+                        .query_one(&planned, &[&run.0, &t])
+                        .await
+                        .map_err(|e| pg_error(e, "add_chunks"))?;
+                    let skip: bool = row.get(0);
+                    known.insert(t.clone(), skip);
+                    skip
+                }
+            };
+            if skip {
+                continue;
+            }
             tx.execute(
                 &st,
                 &[

@@ -144,9 +144,21 @@ async fn three_workers() -> bool {
     let run = store.latest_run("shared").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     let chunks = store.chunks(&run.id).await.unwrap();
+    let unfinished: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.status != ChunkStatus::Completed)
+        .collect();
+    if !unfinished.is_empty() {
+        for e in store.events(&run.id).await.unwrap() {
+            println!(
+                "  event {} {} {:?} {:?} {:?} {}",
+                e.at, e.action, e.table, e.chunk, e.actor, e.detail
+            );
+        }
+    }
     assert!(
-        chunks.iter().all(|c| c.status == ChunkStatus::Completed),
-        "every chunk completed"
+        unfinished.is_empty(),
+        "every chunk completed: {unfinished:?}"
     );
     let completers: BTreeSet<String> = chunks.iter().filter_map(|c| c.worker.clone()).collect();
     assert!(

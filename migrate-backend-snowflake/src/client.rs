@@ -66,14 +66,8 @@ impl QueryResult {
     /// The sum of a DML answer's counts in the columns whose names contain one of `words`
     /// (a `MERGE` answers `number of rows inserted`, `… updated`, `… deleted`).
     pub fn counted(&self, words: &[&str]) -> u64 {
-        // Counts come as a JSON rowset from Snowflake, as Arrow from the emulator.
-        let cells: Vec<Option<String>> = match (self.text_rows.first(), self.rows.first()) {
-            (Some(row), _) => row.clone(),
-            (None, Some(row)) => row
-                .iter()
-                .map(|v| Some(migrate_core::checksum::canonical_text(v)))
-                .collect(),
-            (None, None) => return 0,
+        let Some(cells) = self.texts().into_iter().next() else {
+            return 0;
         };
         self.columns
             .iter()
@@ -85,6 +79,33 @@ impl QueryResult {
             })
             .filter_map(|(_, v)| v?.parse::<u64>().ok())
             .sum()
+    }
+
+    /// Every row as text, however it came: counts come as a JSON rowset from Snowflake, as
+    /// Arrow from the emulator.
+    pub fn texts(&self) -> Vec<Vec<Option<String>>> {
+        match self.text_rows.is_empty() {
+            false => self.text_rows.clone(),
+            true => self
+                .rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|v| match v {
+                            migrate_core::Value::Null => None,
+                            v => Some(migrate_core::checksum::canonical_text(v)),
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The position of the column named `name` (any case).
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
     }
 
     /// Rows a DML statement inserted, updated or deleted: the first column of its one row.
@@ -496,6 +517,24 @@ impl SfSession {
         bindings: &[Binding],
         types: Option<Vec<DataType>>,
     ) -> Result<RowStream> {
+        let (data, what) = self.run(sql, bindings).await?;
+        RowStream::new(self.client.clone(), data, types, what)
+    }
+
+    /// Runs a file-transfer statement (`PUT`) and returns its answer's `data`: no rows, but
+    /// where and how to upload.
+    pub(crate) async fn transfer(&self, sql: &str) -> Result<Json> {
+        Ok(self.run(sql, &[]).await?.0)
+    }
+
+    /// The HTTP client, for uploads to a stage's storage.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.client.http
+    }
+
+    /// Sends one statement (renewing an expired session once, polling while it runs) and
+    /// returns its answer's `data` and the statement's name for errors.
+    async fn run(&self, sql: &str, bindings: &[Binding]) -> Result<(Json, String)> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut body = json!({
             "sqlText": sql,
@@ -533,7 +572,7 @@ impl SfSession {
                 Err(f) => return Err(f.into_error(&what)),
             }
         };
-        RowStream::new(self.client.clone(), data, types, what)
+        Ok((data, what))
     }
 
     /// How many times the session signed in again after its token was refused: a change

@@ -1,8 +1,9 @@
 //! Where a Snowflake account answers and who signs in:
 //! `snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA?warehouse=WH&role=ROLE` — the convention
 //! of Snowflake's SQLAlchemy dialect — plus `host=`, `port=` and `protocol=` for a private
-//! endpoint or the emulator, and `private_key_file=` for key-pair sign-in instead of a
-//! password. The password never shows in `Debug`.
+//! endpoint or the emulator, `private_key_file=` for key-pair sign-in instead of a password,
+//! and `load=auto|bind|stage` for how a sink sends a chunk's rows ([`Load`]). The password
+//! never shows in `Debug`.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,19 @@ impl std::fmt::Debug for SfAuth {
     }
 }
 
+/// How a sink sends a chunk's rows to Snowflake (either way they land in a staging table and
+/// one `MERGE` moves them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Load {
+    /// Bound JSON texts for a chunk whose rows fit one text, a stage for a larger one.
+    #[default]
+    Auto,
+    /// Bound JSON texts (`INSERT … FROM TABLE(FLATTEN(PARSE_JSON(?)))`), as many as it takes.
+    Bind,
+    /// Gzipped files `PUT` to a temporary stage, loaded by `COPY INTO`.
+    Stage,
+}
+
 /// One account, database and schema, and the session settings to sign in with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfEndpoint {
@@ -45,6 +59,8 @@ pub struct SfEndpoint {
     pub warehouse: Option<String>,
     /// The role the session takes, when named.
     pub role: Option<String>,
+    /// How a sink sends rows (`load=`).
+    pub load: Load,
 }
 
 impl SfEndpoint {
@@ -77,7 +93,7 @@ impl SfEndpoint {
             return Err(bad("the path must be DATABASE/SCHEMA"));
         }
         let (mut host, mut port, mut protocol) = (None, None, "https".to_string());
-        let (mut warehouse, mut role, mut key) = (None, None, None);
+        let (mut warehouse, mut role, mut key, mut load) = (None, None, None, Load::Auto);
         for (k, v) in parsed.query_pairs() {
             let v = v.to_string();
             match k.as_ref() {
@@ -93,6 +109,14 @@ impl SfEndpoint {
                 "protocol" if v == "http" || v == "https" => protocol = v,
                 "protocol" => return Err(bad("protocol= must be http or https")),
                 "private_key_file" => key = Some(PathBuf::from(v)),
+                "load" => {
+                    load = match v.as_str() {
+                        "auto" => Load::Auto,
+                        "bind" => Load::Bind,
+                        "stage" => Load::Stage,
+                        _ => return Err(bad(&format!("load={v}: auto, bind or stage"))),
+                    }
+                }
                 other => return Err(bad(&format!("unknown parameter {other:?}"))),
             }
         }
@@ -122,6 +146,7 @@ impl SfEndpoint {
             schema: decode(schema)?,
             warehouse,
             role,
+            load,
         })
     }
 }

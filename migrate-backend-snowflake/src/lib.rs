@@ -4,8 +4,9 @@
 //! protocol. The crate's README says how each piece behaves and why; in brief:
 //!
 //! - [`sink`]: tables created with the lossless mapping of [`types`] (an unconstrained decimal
-//!   sized from the data), each chunk staged from bound JSON texts and moved by one `MERGE` —
-//!   atomic, no transaction held open — keys declared, zero-copy `CLONE` backups, rollback;
+//!   sized from the data), each chunk staged — from bound JSON texts, or from gzipped files
+//!   `PUT` to a stage and loaded by `COPY INTO` — and moved by one `MERGE` (atomic, no
+//!   transaction held open); keys declared, zero-copy `CLONE` backups, rollback;
 //! - [`source`]: discovery from `INFORMATION_SCHEMA` and `SHOW … KEYS`, key-range chunks, rows
 //!   streamed one result chunk at a time, incremental reads;
 //! - [`checksum_sql`]: the canonical checksum computed inside Snowflake where a self-check
@@ -18,7 +19,11 @@
 //!
 //! Snowflake → Snowflake inside one account copies each chunk in Snowflake (`INSERT … SELECT`
 //! from the source's range, [`SfSink`]'s `write_chunk_from`): no row passes through the
-//! process. Not built: the bulk path through a stage (`PUT` + `COPY INTO`, see the README).
+//! process.
+//!
+//! The stage upload speaks what the drivers speak: the `PUT` answer's storage (S3 signed with
+//! SigV4, GCS, Azure) and, where the answer carries key material, the file encrypted
+//! client-side (AES-CBC, its key wrapped under the stage's master key).
 
 pub mod catalog;
 pub mod checksum_sql;
@@ -32,10 +37,11 @@ pub mod rowset;
 pub mod sink;
 pub mod source;
 pub mod sql;
+mod stage;
 pub mod types;
 
 pub use client::{Binding, QueryResult, RowStream, SfClient, SfSession};
-pub use endpoint::{SfAuth, SfEndpoint};
+pub use endpoint::{Load, SfAuth, SfEndpoint};
 pub use error::SfError;
 pub use sink::SfSink;
 pub use source::SfSource;

@@ -1,8 +1,19 @@
 //! `SfSink`: tables created from migrate's schema with the lossless mapping of [`crate::types`],
-//! each chunk written exactly once in one transaction on a session of its own — delete the
-//! chunk's key range, insert its rows from bound JSON texts (see [`crate::sql`]), commit — so a
-//! retry, or a rewrite after a crash, converges on exactly the chunk's rows. Checksums and
-//! lookups read the table back (the crate's `read` module); backups are zero-copy clones.
+//! each chunk written exactly once by one statement: its rows are staged in a `TEMPORARY`
+//! table of the attempt's own, counted, and moved by one `MERGE` that upserts them and deletes
+//! the chunk's key range's other rows — so a retry, a rewrite after a crash or an overlapping
+//! lease converges on exactly the chunk's rows, and no transaction is held open across
+//! requests. Checksums and lookups read the table back (the crate's `read` module); backups are
+//! zero-copy clones.
+//!
+//! How the rows reach the staging table ([`Load`], the URL's `load=`): bound JSON texts of at
+//! most [`MAX_JSON_BYTES`] each, expanded by `INSERT … FROM TABLE(FLATTEN(PARSE_JSON(?)))`;
+//! or, for a chunk larger than one text (or always, with `load=stage`), the same texts
+//! gzipped and `PUT` to a temporary stage under a directory of the attempt's own, then
+//! `COPY INTO` a `VARIANT` table and converted by the same expressions. Each attempt's files
+//! have fresh names and load into a fresh table, so `COPY`'s memory of files already loaded
+//! (64 days per table) can never skip one, and no `FORCE` is needed; `PURGE` removes them once
+//! loaded, and the stage dies with the session.
 //!
 //! Where tables land: in the endpoint's database and schema (created when missing), under
 //! their own names spelled by [`crate::sql::sf_name`] (`orders` → `ORDERS`) whatever schema
@@ -16,8 +27,9 @@
 //! data is complete (`finalize`), where the parent is in the same schema. Snowflake records
 //! both and enforces neither.
 //!
-//! Each chunk's rows are held in memory as JSON text until its transaction starts (about
-//! `chunk_rows` × the row's JSON size): choose `chunk_rows` with that in mind.
+//! Each chunk's rows are held in memory as JSON text until they are staged (about
+//! `chunk_rows` × the row's JSON size, plus its gzip on the stage path): choose `chunk_rows`
+//! with that in mind.
 
 use async_trait::async_trait;
 use migrate_core::{
@@ -30,14 +42,18 @@ use migrate_core::chunk::key_orders_alike;
 
 use crate::catalog::Catalog;
 use crate::client::{Binding, SfClient, SfSession};
-use crate::endpoint::SfEndpoint;
+use crate::endpoint::{Load, SfEndpoint};
 use crate::pool::SessionPool;
 use crate::read::{self, Layout};
 use crate::sql::{
-    column, ident, insert_from_json, merge_sql, overwrite_sql, sf_name, string_literal, JsonParts,
-    MAX_JSON_BYTES,
+    column, ident, insert_from_json, insert_from_variants, merge_sql, overwrite_sql, sf_name,
+    string_literal, JsonParts, MAX_JSON_BYTES,
 };
+use crate::stage;
 use crate::types::column_type;
+
+/// The session's temporary stage the stage path uploads to.
+const STAGE: &str = "_MIGRATE_STAGE";
 
 /// The table that keeps what `prepare` decided, per table and run.
 const PREPARED: &str = "_MIGRATE_PREPARED";
@@ -63,26 +79,36 @@ enum Rows<'a> {
 pub struct SfSink {
     pool: SessionPool,
     catalog: Catalog,
-    /// The largest JSON text one statement binds.
+    /// The largest JSON text one statement binds (or one staged file holds).
     text_bytes: usize,
+    load: Load,
 }
 
 impl SfSink {
     /// A sink writing into the endpoint's database and schema.
     pub fn new(endpoint: SfEndpoint) -> Result<Self> {
         let catalog = Catalog::new(&endpoint);
+        let load = endpoint.load;
         Ok(SfSink {
             pool: SessionPool::new(SfClient::new(endpoint)?),
             catalog,
             text_bytes: MAX_JSON_BYTES,
+            load,
         })
     }
 
-    /// The same sink binding JSON texts of at most `bytes` (default and ceiling:
-    /// [`MAX_JSON_BYTES`]): a chunk whose rows need more than one text is written in a
-    /// transaction instead of by one statement (see the module docs).
+    /// The same sink cutting a chunk's rows into JSON texts of at most `bytes` (default and
+    /// ceiling: [`MAX_JSON_BYTES`]); a chunk needing more than one goes through the stage
+    /// unless told otherwise ([`Load`]).
     pub fn with_text_bytes(mut self, bytes: usize) -> Self {
         self.text_bytes = bytes.clamp(1, MAX_JSON_BYTES);
+        self
+    }
+
+    /// The same sink sending rows as `load` says (default: the URL's `load=`, else
+    /// [`Load::Auto`]).
+    pub fn with_load(mut self, load: Load) -> Self {
+        self.load = load;
         self
     }
 
@@ -397,9 +423,10 @@ impl SfSink {
         // Unqualified (the emulator refuses a qualified temporary table): it lives in the
         // session's current schema, set in `stage_and_move` — a session that signed in before
         // the schema existed has none.
-        let staged = ident(&format!("_MIGRATE_STG_{:016x}", fastrand::u64(..)));
+        let attempt = format!("{:016x}", fastrand::u64(..));
+        let staged = ident(&format!("_MIGRATE_STG_{attempt}"));
         let written = self
-            .stage_and_move(&session, table, &staged, replaces, rows)
+            .stage_and_move(&session, table, (&staged, &attempt), replaces, rows)
             .await;
         // The staging table has done its job either way (and dies with the session anyway).
         let dropped = session
@@ -416,7 +443,7 @@ impl SfSink {
         &self,
         session: &SfSession,
         table: &TableInfo,
-        staged: &str,
+        (staged, attempt): (&str, &str),
         replaces: Replaces,
         rows: Rows<'_>,
     ) -> Result<u64> {
@@ -448,6 +475,15 @@ impl SfSink {
             )
             .await?;
         let rows = match rows {
+            Rows::Texts(texts, sent) if self.staged(&texts) => {
+                let loaded = self
+                    .load_from_stage(session, table, staged, attempt, texts)
+                    .await?;
+                if loaded != sent {
+                    return Err(short("staged", loaded, sent));
+                }
+                sent
+            }
             Rows::Texts(texts, sent) => {
                 let insert = insert_from_json(&table.name, staged, columns)?;
                 let mut inserted = 0;
@@ -491,6 +527,59 @@ impl SfSink {
         match written == rows {
             true => Ok(rows),
             false => Err(short("wrote", written, rows)),
+        }
+    }
+}
+
+impl SfSink {
+    /// Whether `texts` (a chunk's rows) go through the stage.
+    fn staged(&self, texts: &[String]) -> bool {
+        match self.load {
+            Load::Bind => false,
+            Load::Stage => !texts.is_empty(),
+            Load::Auto => texts.len() > 1,
+        }
+    }
+
+    /// Uploads `texts` as gzipped files under the attempt's own directory of the session's
+    /// temporary stage, loads them into a `VARIANT` table of the attempt's own, and converts
+    /// them into `staged`; answers the rows converted.
+    async fn load_from_stage(
+        &self,
+        session: &SfSession,
+        table: &TableInfo,
+        staged: &str,
+        attempt: &str,
+        texts: Vec<String>,
+    ) -> Result<u64> {
+        session
+            .query(
+                &format!("CREATE TEMPORARY STAGE IF NOT EXISTS {STAGE}"),
+                &[],
+            )
+            .await?;
+        let files = texts.len();
+        for (i, text) in texts.into_iter().enumerate() {
+            let gz = stage::gzip(&text)?;
+            drop(text);
+            stage::put(session, STAGE, attempt, &format!("part-{i}.json.gz"), &gz).await?;
+        }
+        let raw = ident(&format!("_MIGRATE_RAW_{attempt}"));
+        session
+            .query(&format!("CREATE TEMPORARY TABLE {raw} (V VARIANT)"), &[])
+            .await?;
+        let loaded = stage::copy_json(session, STAGE, attempt, &raw, files).await?;
+        let insert = insert_from_variants(&table.name, staged, &table.schema.columns, &raw)?;
+        let converted = session.query(&insert, &[]).await?.affected().unwrap_or(0);
+        session
+            .query(&format!("DROP TABLE IF EXISTS {raw}"), &[])
+            .await?;
+        match converted == loaded {
+            true => Ok(converted),
+            false => Err(Error::fatal(format!(
+                "table {}: Snowflake converted {converted} of the {loaded} rows loaded from the stage",
+                table.name
+            ))),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! its commit — a session deleting the range and inserting rows in a transaction, abandoned as
 //! a killed process leaves it: nothing of it is visible (the rows that were there stay, the new
 //! ones are not there); once that transaction ends, the chunk written again holds exactly its
-//! rows once — from one JSON text or from several staged one after another. A transaction
+//! rows once — from one JSON text, from several bound one after another, or from several files
+//! through the stage. A transaction
 //! whose check fails before its commit is rolled back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
@@ -11,7 +12,7 @@
 mod common;
 
 use migrate_backend_snowflake::sql::{chunk_json, insert_from_json};
-use migrate_backend_snowflake::{Binding, SfClient, SfSink};
+use migrate_backend_snowflake::{Binding, Load, SfClient, SfSink};
 use migrate_core::testing::fixture_tables;
 use migrate_core::{
     ChunkSpec, KeyRange, PrepareMode, PrepareOptions, RowChecksum, RunId, Sink, Value,
@@ -98,25 +99,30 @@ async fn an_interrupted_chunk_leaves_nothing_and_its_replay_converges() {
 
     // The same chunk with texts of about three rows each: staged by several INSERTs and moved
     // by one MERGE, over the rows written before — exactly the rows again.
-    let small = SfSink::new(common::endpoint("MIGRATE_CHUNK_TX", "PUBLIC").unwrap())
-        .unwrap()
-        .with_text_bytes(600);
-    let changed: Vec<_> = in_chunk.iter().skip(2).cloned().collect();
-    let mut reader = VecBatchReader::from_rows(t.schema.clone(), changed.clone(), 7);
-    let stats = small.write_chunk(&t, &chunk, &mut reader).await.unwrap();
-    assert_eq!(stats.rows, changed.len() as u64);
-    assert_eq!(
-        checksum().await,
-        RowChecksum::of_rows(&changed),
-        "written in parts"
-    );
-    let mut reader = VecBatchReader::from_rows(t.schema.clone(), in_chunk.clone(), 7);
-    small.write_chunk(&t, &chunk, &mut reader).await.unwrap();
-    assert_eq!(
-        checksum().await,
-        RowChecksum::of_rows(&in_chunk),
-        "and again"
-    );
+    // Then the same through the stage — the default for a chunk of several texts: one
+    // gzipped file per text under the attempt's own directory, one COPY, the same MERGE.
+    for load in [Load::Bind, Load::Auto] {
+        let small = SfSink::new(common::endpoint("MIGRATE_CHUNK_TX", "PUBLIC").unwrap())
+            .unwrap()
+            .with_text_bytes(600)
+            .with_load(load);
+        let changed: Vec<_> = in_chunk.iter().skip(2).cloned().collect();
+        let mut reader = VecBatchReader::from_rows(t.schema.clone(), changed.clone(), 7);
+        let stats = small.write_chunk(&t, &chunk, &mut reader).await.unwrap();
+        assert_eq!(stats.rows, changed.len() as u64);
+        assert_eq!(
+            checksum().await,
+            RowChecksum::of_rows(&changed),
+            "written in parts ({load:?})"
+        );
+        let mut reader = VecBatchReader::from_rows(t.schema.clone(), in_chunk.clone(), 7);
+        small.write_chunk(&t, &chunk, &mut reader).await.unwrap();
+        assert_eq!(
+            checksum().await,
+            RowChecksum::of_rows(&in_chunk),
+            "and again ({load:?})"
+        );
+    }
 
     // A transaction whose check fails before COMMIT (here: an insert count other than the rows
     // sent) is rolled back: the range keeps what it held.

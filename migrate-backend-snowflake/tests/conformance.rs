@@ -6,20 +6,30 @@
 
 mod common;
 
-use migrate_backend_snowflake::SfSink;
+use migrate_backend_snowflake::{Load, SfSink};
 use migrate_core::testing::{sink_conformance, SinkSuite};
 use migrate_core::DataType;
 
 #[tokio::test]
 async fn snowflake_sink_passes_the_sink_suite() {
-    let Some(endpoint) = common::endpoint("MIGRATE_SINK_SUITE", "SUITE") else {
+    suite("MIGRATE_SINK_SUITE", Load::Bind).await;
+}
+
+/// The same suite with every chunk's rows gzipped, `PUT` to the stage and loaded by `COPY`.
+#[tokio::test]
+async fn snowflake_sink_passes_the_sink_suite_through_a_stage() {
+    suite("MIGRATE_SINK_SUITE_STAGED", Load::Stage).await;
+}
+
+async fn suite(database: &str, load: Load) {
+    let Some(endpoint) = common::endpoint(database, "SUITE") else {
         return;
     };
-    let sink = SfSink::new(endpoint).unwrap();
+    let sink = SfSink::new(endpoint).unwrap().with_load(load);
     // The suite wants none of its tables there (an earlier run against the same emulator).
     sink.pool()
         .query(
-            "CREATE SCHEMA IF NOT EXISTS \"MIGRATE_SINK_SUITE\".\"SUITE\"",
+            &format!("CREATE SCHEMA IF NOT EXISTS \"{database}\".\"SUITE\""),
             &[],
         )
         .await
@@ -33,7 +43,7 @@ async fn snowflake_sink_passes_the_sink_suite() {
     ] {
         sink.pool()
             .query(
-                &format!("DROP TABLE IF EXISTS \"MIGRATE_SINK_SUITE\".\"SUITE\".\"{t}\""),
+                &format!("DROP TABLE IF EXISTS \"{database}\".\"SUITE\".\"{t}\""),
                 &[],
             )
             .await

@@ -336,8 +336,15 @@ impl CheckpointStore for SqliteCheckpointStore {
             })
             .collect::<Result<_>>()?;
         self.with(move |c| {
+            // IMMEDIATE: the write lock first, so the "already planned" check and the inserts
+            // see no other worker's in between.
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
             {
+                let mut planned = tx
+                    .prepare(
+                        "SELECT 1 FROM migration_control WHERE run_id = ?1 AND phase = 'execution' AND table_name = ?2 LIMIT 1",
+                    )
+                    .map_err(sql_error)?;
                 let mut st = tx
                     .prepare(
                         "INSERT INTO migration_control (phase, table_name, table_schema, operation, status, total_records, batch_size, run_id, chunk_index, key_range)
@@ -345,8 +352,20 @@ impl CheckpointStore for SqliteCheckpointStore {
                          ON CONFLICT (run_id, table_name, chunk_index) WHERE phase = 'execution' DO NOTHING",
                     )
                     .map_err(sql_error)?;
+                let mut known: std::collections::HashMap<String, bool> =
+                    std::collections::HashMap::new();
                 for (t, s, i, range, est) in rows {
-                    st.execute(params![t, s, est, run, i, range]).map_err(sql_error)?;
+                    let skip = match known.get(&t) {
+                        Some(skip) => *skip,
+                        None => {
+                            let skip = planned.exists(params![run, t]).map_err(sql_error)?;
+                            known.insert(t.clone(), skip);
+                            skip
+                        }
+                    };
+                    if !skip {
+                        st.execute(params![t, s, est, run, i, range]).map_err(sql_error)?;
+                    }
                 }
             }
             tx.commit().map_err(sql_error)

@@ -402,8 +402,11 @@ pub trait CheckpointStore: Send + Sync {
     /// clears it otherwise (a resumed run is running again).
     async fn set_run_status(&self, id: &RunId, status: RunStatus) -> Result<()>;
 
-    /// Registers a run's chunks as pending. Chunks already registered (same table and index)
-    /// are left as they are, so registering again on resume loses no progress.
+    /// Registers a run's chunks as pending, each table's as a whole: a table that has chunks in
+    /// the run already keeps them and none of these are added — so registering again on resume
+    /// loses no progress, and workers planning the same table at once (whose plans may differ:
+    /// estimates move) leave exactly one plan, never a mix. Atomic per table; callers read
+    /// [`chunks`](Self::chunks) back for the plan that won.
     async fn add_chunks(&self, run: &RunId, chunks: &[ChunkSpec]) -> Result<()>;
 
     /// All chunks of a run, ordered by table and index.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::{
-    AuditEvent, CheckpointStore, ChunkResult, ChunkStatus, Control, RejectedRecord, RunRecord,
-    RunStatus, TableRecord, TableStatus,
+    AuditEvent, CheckpointStore, ChunkRecord, ChunkResult, ChunkStatus, Control, RejectedRecord,
+    RunRecord, RunStatus, TableRecord, TableStatus,
 };
 use crate::checksum::RowChecksum;
 use crate::chunk::{ChunkSpec, KeyRange};
@@ -46,7 +46,55 @@ pub async fn checkpoint_conformance(store: Arc<dyn CheckpointStore>) {
     runs(&*store).await;
     chunk_lifecycle(&*store).await;
     tables_events_rejects_cursors(&*store).await;
+    concurrent_plans(store.clone()).await;
     concurrent_claims(store).await;
+}
+
+/// Workers planning one table at once with different plans (3 to 10 chunks, estimates having
+/// moved between them) leave exactly one plan in the store — never one's chunks with
+/// another's ranges after them — while a table planned by none of them is still added.
+async fn concurrent_plans(store: Arc<dyn CheckpointStore>) {
+    let run = RunRecord::new("conf-plans", "p");
+    store.create_run(&run).await.expect("create_run");
+    let t = TableName::new("s", "planned");
+    let mut tasks = Vec::new();
+    for n in 3..=10u32 {
+        let (store, run, t) = (store.clone(), run.id.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .add_chunks(&run, &specs(&t, n))
+                .await
+                .expect("add_chunks");
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let stored: Vec<ChunkRecord> = store.chunks(&run.id).await.expect("chunks");
+    let n = stored.len() as u32;
+    assert!((3..=10).contains(&n), "{n} chunks stored");
+    let ranges: Vec<KeyRange> = stored.iter().map(|c| c.range.clone()).collect();
+    let plan: Vec<KeyRange> = specs(&t, n).into_iter().map(|c| c.range).collect();
+    assert_eq!(
+        ranges, plan,
+        "the stored chunks are one worker's plan of {n}"
+    );
+    let other = TableName::new("s", "other");
+    store
+        .add_chunks(&run.id, &[specs(&t, 2), specs(&other, 2)].concat())
+        .await
+        .expect("add_chunks");
+    let stored = store.chunks(&run.id).await.expect("chunks");
+    assert_eq!(
+        stored.iter().filter(|c| c.table == t).count() as u32,
+        n,
+        "a planned table keeps its plan"
+    );
+    assert_eq!(
+        stored.iter().filter(|c| c.table == other).count(),
+        2,
+        "an unplanned table is added"
+    );
 }
 
 async fn runs(store: &dyn CheckpointStore) {

@@ -112,7 +112,13 @@ impl CheckpointStore for MemoryCheckpointStore {
 
     async fn add_chunks(&self, run: &RunId, chunks: &[ChunkSpec]) -> Result<()> {
         let mut st = self.lock();
-        for c in chunks {
+        let planned: std::collections::BTreeSet<TableName> = st
+            .chunks
+            .keys()
+            .filter(|(r, _, _)| r == run)
+            .map(|(_, t, _)| t.clone())
+            .collect();
+        for c in chunks.iter().filter(|c| !planned.contains(&c.table)) {
             st.chunks
                 .entry((run.clone(), c.table.clone(), c.index))
                 .or_insert_with(|| ChunkRecord::pending(c));

@@ -101,7 +101,17 @@ impl Coordinator {
                     };
                     ctx.call();
                     ctx.store.add_chunks(&ctx.run, &specs).await?;
-                    specs.iter().map(ChunkRecord::pending).collect()
+                    // Another worker of the run may have planned the table first (its plan
+                    // can differ: estimates move): the stored plan is the one everyone runs.
+                    ctx.call();
+                    let stored: Vec<ChunkRecord> = ctx
+                        .store
+                        .chunks(&ctx.run)
+                        .await?
+                        .into_iter()
+                        .filter(|c| c.table == name)
+                        .collect();
+                    stored
                 }
             };
             let record = match records.get(&name) {
