@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use migrate_backend_postgres::PgSource;
-use migrate_backend_snowflake::{SfClient, SfEndpoint, SfSink};
+use migrate_backend_snowflake::{Load, SfClient, SfEndpoint, SfSink};
 use migrate_benches::{db_url, measure_interleaved, print_table, psql, recreate, Tool};
 use migrate_core::testing::MemoryCheckpointStore;
 use migrate_core::{ExecutorConfig, Migration, TableFilter, Value};
@@ -46,7 +46,8 @@ struct Args {
     /// migrate's parallelism (chunks in flight).
     #[arg(long, default_value_t = 2)]
     parallelism: usize,
-    /// Internal: run migrate in this process, verification on (`on`) or off (`off`).
+    /// Internal: run migrate in this process, verification on (`on`) or off (`off`), or off
+    /// and every chunk through the stage (`stage`).
     #[arg(long, hide = true)]
     worker: Option<String>,
 }
@@ -113,7 +114,8 @@ fn python_with(var: &str, default: &str, module: &str) -> Option<String> {
 }
 
 /// The migrate side, in this process.
-fn worker(verify: bool, chunk_rows: u64, parallelism: usize) {
+fn worker(mode: &str, chunk_rows: u64, parallelism: usize) {
+    let verify = mode == "on";
     runtime().block_on(async {
         let mut config = ExecutorConfig {
             migration: "bench_sf".into(),
@@ -129,10 +131,14 @@ fn worker(verify: bool, chunk_rows: u64, parallelism: usize) {
             config.verify.checksums = false;
             config.verify.sample_size = 0;
         }
-        let schema = if verify { "MIGRATE_ON" } else { "MIGRATE_OFF" };
+        let (schema, load) = match mode {
+            "on" => ("MIGRATE_ON", Load::Bind),
+            "stage" => ("MIGRATE_STAGE", Load::Stage),
+            _ => ("MIGRATE_OFF", Load::Bind),
+        };
         let report = Migration::new(
             Arc::new(PgSource::new(&db_url(SRC)).unwrap()),
-            Arc::new(SfSink::new(endpoint(schema)).unwrap()),
+            Arc::new(SfSink::new(endpoint(schema)).unwrap().with_load(load)),
             Arc::new(MemoryCheckpointStore::new()),
         )
         .with_config(config)
@@ -187,7 +193,7 @@ fn count(schema: &str, table: &str) -> u64 {
 fn main() {
     let args = Args::parse();
     if let Some(w) = &args.worker {
-        worker(w == "on", args.chunk_rows, args.parallelism);
+        worker(w, args.chunk_rows, args.parallelism);
         return;
     }
     eprintln!("generating {} orders …", args.rows);
@@ -261,6 +267,14 @@ fn main() {
             prepare: Box::new(|| fresh_schema("MIGRATE_ON")),
             command: Box::new(migrate("on")),
         },
+        Tool {
+            name: format!(
+                "migrate (p={}, {} rows a chunk, through the stage, verification off)",
+                args.parallelism, args.chunk_rows
+            ),
+            prepare: Box::new(|| fresh_schema("MIGRATE_STAGE")),
+            command: Box::new(migrate("stage")),
+        },
     ];
     match &dlt {
         Some(python) => tools.push(Tool {
@@ -278,6 +292,7 @@ fn main() {
         ("SCRIPTED", "\"ORDERS\""),
         ("MIGRATE_OFF", "\"ORDERS\""),
         ("MIGRATE_ON", "\"ORDERS\""),
+        ("MIGRATE_STAGE", "\"ORDERS\""),
     ];
     if dlt.is_some() {
         sides.push(("DLT", "orders"));
@@ -295,7 +310,8 @@ fn main() {
          NUMBER(19,0), NUMBER(10,2), TIMESTAMP_LTZ, VARCHAR). The scripted path: one CSV export, \
          one PUT, one COPY, the COPY's per-file counts checked, the primary key declared. migrate: \
          each chunk staged from one bound JSON text and moved by one MERGE (exactly once), a \
-         checkpoint per chunk, the primary key declared; \"verification on\" also compares every \
+         checkpoint per chunk, the primary key declared (\"through the stage\": the chunk's JSON \
+         gzipped, PUT, COPY INTO a VARIANT table, converted, the same MERGE); \"verification on\" also compares every \
          chunk's checksum (streamed on the emulator, which lacks MD5_NUMBER_*) and a 100-row \
          sample. dlt: one Arrow extract, Parquet through the table stage, its own _DLT_* state \
          tables, TIMESTAMP_LTZ(9), no primary key, a row count compared at the end.",
