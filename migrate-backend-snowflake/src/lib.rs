@@ -32,6 +32,7 @@ pub mod endpoint;
 pub mod error;
 pub mod keypair;
 pub mod pool;
+mod prepared;
 mod read;
 pub mod rowset;
 pub mod sink;

@@ -21,7 +21,9 @@
 //! `prepare` decided for a table in a run is kept in the schema's `_MIGRATE_PREPARED` table with
 //! the source table's name, so a second `prepare` in the same run (another worker, a resumed
 //! process) returns the same answer and takes no second backup, and a second source table of
-//! the same name (`sales.orders` after `public.orders`) is refused instead of mixed in.
+//! the same name (`sales.orders` after `public.orders`) is refused instead of mixed in. Workers
+//! preparing one table at once decide one at a time, under a lock of the table's and run's
+//! (the crate's `prepared` module).
 //!
 //! Keys: the primary key is declared when the table is created; foreign keys once the table's
 //! data is complete (`finalize`), where the parent is in the same schema. Snowflake records
@@ -44,6 +46,7 @@ use crate::catalog::Catalog;
 use crate::client::{Binding, SfClient, SfSession};
 use crate::endpoint::{Load, SfEndpoint};
 use crate::pool::SessionPool;
+use crate::prepared::{self, Ledger};
 use crate::read::{self, Layout};
 use crate::sql::{
     column, ident, insert_from_json, insert_from_variants, merge_sql, overwrite_sql, sf_name,
@@ -152,13 +155,17 @@ impl SfSink {
     }
 
     async fn ensure_state(&self) -> Result<()> {
-        self.pool
+        // Workers starting together create these at once: the emulator fails all but one
+        // (a write-write conflict), which is as good as success once the object is there.
+        let schema = self
+            .pool
             .query(
                 &format!("CREATE SCHEMA IF NOT EXISTS {}", self.catalog.schema_sql()),
                 &[],
             )
-            .await?;
-        self.pool
+            .await;
+        let table = self
+            .pool
             .query(
                 &format!(
                     "CREATE TABLE IF NOT EXISTS {} (\"TARGET\" VARCHAR NOT NULL, \"RUN\" VARCHAR NOT NULL, \"PREPARED\" VARCHAR NOT NULL)",
@@ -166,64 +173,19 @@ impl SfSink {
                 ),
                 &[],
             )
-            .await
-            .map(drop)
+            .await;
+        match (schema, table) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => match self.catalog.exists(&self.pool, PREPARED).await {
+                Ok(true) => Ok(()),
+                _ => Err(e),
+            },
+        }
     }
 
     /// What `prepare` recorded for target `id` in `run`, checking it was for `table`: two
     /// source tables of one name (`public.orders`, `sales.orders`) would land in one Snowflake
     /// table, and the second is refused rather than mixed into the first.
-    async fn recorded(&self, id: &str, run: &RunId, table: &TableName) -> Result<Option<Prepared>> {
-        let r = self
-            .pool
-            .query(
-                &format!(
-                    "SELECT \"PREPARED\" FROM {} WHERE \"TARGET\" = ? AND \"RUN\" = ?",
-                    self.table_sql(PREPARED)
-                ),
-                &[Binding::text(id), Binding::text(&run.0)],
-            )
-            .await?;
-        let Some(Value::Text(text)) = r.rows.first().and_then(|row| row.first()) else {
-            return Ok(None);
-        };
-        let unreadable = |e: serde_json::Error| {
-            Error::fatal(format!(
-                "the recorded preparation of {id} does not read: {e}"
-            ))
-        };
-        let record: serde_json::Value = serde_json::from_str(text).map_err(unreadable)?;
-        let source = record["source"].as_str().unwrap_or_default();
-        if source != table.to_string() {
-            return Err(Error::config(format!(
-                "tables {source} and {table} both land in Snowflake table {}: migrate the source schemas into different target schemas (one run each)",
-                self.table_sql(id)
-            ))
-            .table(table));
-        }
-        serde_json::from_value(record["prepared"].clone())
-            .map(Some)
-            .map_err(unreadable)
-    }
-
-    async fn record(&self, id: &str, run: &RunId, table: &TableName, p: &Prepared) -> Result<()> {
-        let text = serde_json::json!({"source": table.to_string(), "prepared": p}).to_string();
-        self.pool
-            .query(
-                &format!(
-                    "INSERT INTO {} (\"TARGET\", \"RUN\", \"PREPARED\") SELECT ?, ?, ?",
-                    self.table_sql(PREPARED)
-                ),
-                &[
-                    Binding::text(id),
-                    Binding::text(&run.0),
-                    Binding::text(text),
-                ],
-            )
-            .await
-            .map(drop)
-    }
-
     /// A zero-copy clone of `id`, named for the run.
     fn backup_name(&self, id: &str, run: &RunId) -> String {
         let run8: String = run
@@ -532,6 +494,70 @@ impl SfSink {
 }
 
 impl SfSink {
+    /// What `prepare` does for `table` (Snowflake table `id`) once this worker holds the
+    /// decision: create it, back it up, clear it or take it as it is.
+    async fn decide(
+        &self,
+        table: &TableInfo,
+        options: &PrepareOptions,
+        run: &RunId,
+        id: &str,
+    ) -> Result<Prepared> {
+        let id = id.to_string();
+        let exists = self.catalog.exists(&self.pool, &id).await?;
+        let mut p = Prepared::default();
+        match (exists, options.mode) {
+            (false, PrepareMode::RequireExisting) => {
+                return Err(Error::not_found(format!(
+                    "table {} ({}) does not exist in Snowflake",
+                    table.name,
+                    self.table_sql(&id)
+                ))
+                .table(&table.name))
+            }
+            (false, _) => {
+                p.objects = self.create(table, &id).await?;
+                p.created = true;
+                // A recreate cut off after its backup and drop: the table the run replaced is
+                // in the backup, which rollback puts back.
+                let earlier = self.backup_name(&id, run);
+                if options.backup && self.catalog.exists(&self.pool, &earlier).await? {
+                    p.backup = Some(earlier);
+                    p.created = false;
+                }
+            }
+            (true, PrepareMode::Recreate) => {
+                if options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
+                }
+                self.drop_table(&id).await?;
+                p.objects = self.create(table, &id).await?;
+                p.created = p.backup.is_none();
+            }
+            (true, _) => {
+                self.check_columns(table, &id).await?;
+                let n = self.count(&id).await?;
+                p.existing_rows = Some(n);
+                p.merge = options.existing_rows.decide(
+                    &table.name,
+                    n,
+                    !table.primary_key().is_empty(),
+                )?;
+                if n > 0 && options.backup {
+                    p.backup = Some(self.backup(&id, run).await?);
+                }
+                if n > 0 && !p.merge && !key_orders_alike(&table.schema) {
+                    // Chunks of this key upsert rather than clear their ranges: replacing the
+                    // table's rows means clearing them once, now.
+                    self.pool
+                        .query(&format!("DELETE FROM {}", self.table_sql(&id)), &[])
+                        .await?;
+                }
+            }
+        }
+        Ok(p)
+    }
+
     /// Whether `texts` (a chunk's rows) go through the stage.
     fn staged(&self, texts: &[String]) -> bool {
         match self.load {
@@ -648,62 +674,50 @@ impl Sink for SfSink {
         }
         self.ensure_state().await?;
         let id = self.table_id(&table.name);
-        if let Some(p) = self.recorded(&id, run, &table.name).await? {
-            return Ok(p);
+        let ledger = Ledger {
+            pool: &self.pool,
+            table: self.table_sql(PREPARED),
+            schema: self.catalog.schema_sql(),
+            id: &id,
+            run,
+            source: &table.name,
+        };
+        // Decided already (another worker, a resumed process): that answer. Else decide
+        // holding the table's lock, so no other worker decides over this one's table.
+        loop {
+            if let Some(p) = ledger.read().await? {
+                return Ok(p);
+            }
+            if ledger.try_lock().await? {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let exists = self.catalog.exists(&self.pool, &id).await?;
-        let mut p = Prepared::default();
-        match (exists, options.mode) {
-            (false, PrepareMode::RequireExisting) => {
-                return Err(Error::not_found(format!(
-                    "table {} ({}) does not exist in Snowflake",
-                    table.name,
-                    self.table_sql(&id)
-                ))
-                .table(&table.name))
-            }
-            (false, _) => {
-                p.objects = self.create(table, &id).await?;
-                p.created = true;
-                // A recreate cut off after its backup and drop: the table the run replaced is
-                // in the backup, which rollback puts back.
-                let earlier = self.backup_name(&id, run);
-                if options.backup && self.catalog.exists(&self.pool, &earlier).await? {
-                    p.backup = Some(earlier);
-                    p.created = false;
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(prepared::BEAT).await;
+                if let Err(e) = ledger.beat().await {
+                    return Error::transient(format!(
+                        "lost the lock on preparing {id} (another worker took it over): {e}"
+                    ));
                 }
             }
-            (true, PrepareMode::Recreate) => {
-                if options.backup {
-                    p.backup = Some(self.backup(&id, run).await?);
-                }
-                self.drop_table(&id).await?;
-                p.objects = self.create(table, &id).await?;
-                p.created = p.backup.is_none();
+        };
+        let decided = async {
+            // The lock's previous holder may have decided since the read above.
+            if let Some(p) = ledger.read().await? {
+                return Ok(p);
             }
-            (true, _) => {
-                self.check_columns(table, &id).await?;
-                let n = self.count(&id).await?;
-                p.existing_rows = Some(n);
-                p.merge = options.existing_rows.decide(
-                    &table.name,
-                    n,
-                    !table.primary_key().is_empty(),
-                )?;
-                if n > 0 && options.backup {
-                    p.backup = Some(self.backup(&id, run).await?);
-                }
-                if n > 0 && !p.merge && !key_orders_alike(&table.schema) {
-                    // Chunks of this key upsert rather than clear their ranges: replacing the
-                    // table's rows means clearing them once, now.
-                    self.pool
-                        .query(&format!("DELETE FROM {}", self.table_sql(&id)), &[])
-                        .await?;
-                }
-            }
-        }
-        self.record(&id, run, &table.name, &p).await?;
-        Ok(p)
+            let p = self.decide(table, options, run, &id).await?;
+            ledger.write(&p).await?;
+            Ok(p)
+        };
+        let decided = tokio::select! {
+            r = decided => r,
+            e = heartbeat => Err(e),
+        };
+        let _ = ledger.unlock().await;
+        decided
     }
 
     async fn write_chunk(

@@ -122,6 +122,21 @@ async fn an_interrupted_chunk_leaves_nothing_and_its_replay_converges() {
             RowChecksum::of_rows(&in_chunk),
             "and again ({load:?})"
         );
+        // Re-attempted after its COPY and MERGE committed but before the checkpoint (a crash
+        // in between): the new attempt's files have new names, so COPY loads them (a skipped
+        // file would fail the attempt's count check), and the MERGE leaves every row once.
+        let mut reader = VecBatchReader::from_rows(t.schema.clone(), in_chunk.clone(), 7);
+        let again = small.write_chunk(&t, &chunk, &mut reader).await.unwrap();
+        assert_eq!(
+            again.rows,
+            in_chunk.len() as u64,
+            "{load:?}: loaded, not skipped"
+        );
+        assert_eq!(
+            checksum().await,
+            RowChecksum::of_rows(&in_chunk),
+            "re-attempted: no row twice, none missing ({load:?})"
+        );
     }
 
     // A transaction whose check fails before COMMIT (here: an insert count other than the rows

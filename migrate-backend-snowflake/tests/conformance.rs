@@ -135,3 +135,57 @@ async fn two_source_tables_of_one_name_are_refused_not_mixed() {
         "{e}"
     );
 }
+
+/// Workers sharing a run prepare one table at once — here a table holding rows the run
+/// replaces, backed up first: one of them decides (one backup, the rows cleared once) and every
+/// one gets that same answer; none decides again over the table the first one prepared.
+#[tokio::test]
+async fn workers_preparing_one_table_at_once_decide_once() {
+    use migrate_core::{
+        Column, ExistingRows, PrepareOptions, RunId, Schema, Sink, TableInfo, TableName,
+    };
+    // A schema of its own each time: backups of earlier runs would be counted.
+    let schema = format!("RACE_{:08X}", fastrand::u32(..));
+    let Some(endpoint) = common::endpoint("MIGRATE_SINK_SUITE", &schema) else {
+        return;
+    };
+    let sink = SfSink::new(endpoint.clone()).unwrap();
+    let qualified = format!("\"MIGRATE_SINK_SUITE\".\"{schema}\"");
+    for sql in [
+        format!("CREATE SCHEMA IF NOT EXISTS {qualified}"),
+        format!("CREATE TABLE {qualified}.\"RACED\" (\"ID\" NUMBER(19, 0) NOT NULL PRIMARY KEY)"),
+        format!("INSERT INTO {qualified}.\"RACED\" VALUES (1), (2), (3)"),
+    ] {
+        sink.pool().query(&sql, &[]).await.unwrap();
+    }
+    let table = TableInfo::new(
+        TableName::new("public", "raced"),
+        Schema::new(vec![Column::new("id", DataType::Int64).not_null()], &["id"]).unwrap(),
+    );
+    let options = PrepareOptions {
+        existing_rows: ExistingRows::Replace,
+        backup: true,
+        ..Default::default()
+    };
+    let run = RunId::generate();
+    let workers: Vec<SfSink> = (0..4)
+        .map(|_| SfSink::new(endpoint.clone()).unwrap())
+        .collect();
+    let prepare = |i: usize| workers[i].prepare(&table, &options, &run);
+    let (a, b, c, d) = tokio::join!(prepare(0), prepare(1), prepare(2), prepare(3));
+    let first = a.unwrap();
+    assert_eq!(first.existing_rows, Some(3), "{first:?}");
+    assert!(first.backup.is_some(), "{first:?}");
+    for other in [b, c, d] {
+        assert_eq!(other.unwrap(), first, "every worker gets the one decision");
+    }
+    let backups = sink
+        .pool()
+        .query(
+            &format!("SELECT COUNT(*) FROM \"MIGRATE_SINK_SUITE\".INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = '{schema}' AND TABLE_NAME LIKE 'RACED%' AND TABLE_NAME <> 'RACED'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(backups.counted(&["count"]), 1, "one backup taken");
+}
