@@ -102,11 +102,34 @@ impl SfError {
             .code
             .as_deref()
             .map_or(String::new(), |c| format!(" {c}"));
+        // A data error quotes the value it choked on ("Numeric value 'abc' is not
+        // recognized"): the kind and the column say enough, the value stays out of logs.
+        let message = match self.kind() {
+            ErrorKind::Validation => without_values(&self.message),
+            _ => self.message.clone(),
+        };
         Error::new(
             self.kind(),
-            format!("Snowflake {what}:{code}: {}", shortened(&self.message)),
+            format!("Snowflake {what}:{code}: {}", shortened(&message)),
         )
     }
+}
+
+/// `message` with every single-quoted part (a value; names are double-quoted) replaced.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('\'');
+    out.push_str(parts.next().unwrap_or_default());
+    let rest: Vec<&str> = parts.collect();
+    for (i, part) in rest.iter().enumerate() {
+        match (i % 2, i + 1 == rest.len()) {
+            // An unclosed quote at the end: the rest may be a value too.
+            (0, true) => out.push_str("'…"),
+            (0, false) => out.push_str("'…'"),
+            _ => out.push_str(part),
+        }
+    }
+    out
 }
 
 /// Longest service message kept in an error: Snowflake's own messages are a line or two; a
@@ -128,6 +151,25 @@ fn shortened(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_data_error_names_no_value() {
+        let body = r#"{"data": {"errorCode": "100038", "sqlState": "22018"}, "code": "100038",
+                       "message": "Numeric value 'card 4111-1111' is not recognized", "success": false}"#;
+        let e = super::SfError::from_response(200, body, None).into_error("MERGE");
+        assert_eq!(e.kind(), migrate_core::ErrorKind::Validation);
+        assert!(!e.to_string().contains("4111"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("Numeric value '…' is not recognized"),
+            "{e}"
+        );
+        assert_eq!(super::without_values("String 'x"), "String '…");
+        assert_eq!(
+            super::without_values("column \"AMOUNT\" is fine"),
+            "column \"AMOUNT\" is fine"
+        );
+    }
+
     use super::*;
 
     fn kind(status: u16, body: &str) -> ErrorKind {

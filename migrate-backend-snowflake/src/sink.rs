@@ -35,7 +35,7 @@
 
 use async_trait::async_trait;
 use migrate_core::{
-    BatchReader, ChunkSpec, Column, EngineQuery, Error, ErrorKind, KeyRange, ObjectKind,
+    BatchReader, ChunkSpec, Column, DataType, EngineQuery, Error, ErrorKind, KeyRange, ObjectKind,
     ObjectOutcome, Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum,
     RunId, Sink, SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
@@ -269,7 +269,7 @@ impl SfSink {
         let have = self.catalog.columns(&self.pool, id).await?;
         for c in &table.schema.columns {
             let name = sf_name(&c.name);
-            if !have.iter().any(|h| h.name == name) {
+            let Some(h) = have.iter().find(|h| h.name == name) else {
                 return Err(Error::schema(format!(
                     "target table {} ({}) has no column {name:?} for source column {:?}",
                     table.name,
@@ -277,6 +277,19 @@ impl SfSink {
                     c.name
                 ))
                 .table(&table.name));
+            };
+            // Snowflake rounds a value with more decimal places than its NUMBER column keeps,
+            // silently (too many integer digits, or too long a text, fail loudly).
+            if let (DataType::Decimal { scale: Some(s), .. }, Some(kept)) = (&c.data_type, h.scale)
+            {
+                if h.ty.eq_ignore_ascii_case("NUMBER") && kept < *s {
+                    return Err(Error::schema(format!(
+                        "target column {name} of {} keeps {kept} decimal places where source column {:?} has {s}: Snowflake would round every value; widen it (NUMBER(p, {s})) or let migrate create the table",
+                        self.table_sql(id),
+                        c.name
+                    ))
+                    .table(&table.name));
+                }
             }
         }
         Ok(())

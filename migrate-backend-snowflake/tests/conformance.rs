@@ -189,3 +189,58 @@ async fn workers_preparing_one_table_at_once_decide_once() {
         .unwrap();
     assert_eq!(backups.counted(&["count"]), 1, "one backup taken");
 }
+
+/// An existing table whose NUMBER column keeps fewer decimal places than the source's would
+/// have Snowflake round every value, silently: refused before a row is written, naming it.
+#[tokio::test]
+async fn an_existing_number_column_that_would_round_is_refused() {
+    use migrate_core::{
+        Column, ExistingRows, PrepareOptions, RunId, Schema, Sink, TableInfo, TableName,
+    };
+    let schema = format!("NARROW_{:08X}", fastrand::u32(..));
+    let Some(endpoint) = common::endpoint("MIGRATE_SINK_SUITE", &schema) else {
+        return;
+    };
+    let sink = SfSink::new(endpoint).unwrap();
+    let qualified = format!("\"MIGRATE_SINK_SUITE\".\"{schema}\"");
+    for sql in [
+        format!("CREATE SCHEMA IF NOT EXISTS {qualified}"),
+        format!("CREATE TABLE {qualified}.\"PRICES\" (\"ID\" NUMBER(19, 0) NOT NULL PRIMARY KEY, \"AMOUNT\" NUMBER(10, 2))"),
+    ] {
+        sink.pool().query(&sql, &[]).await.unwrap();
+    }
+    let decimal = |p, s| DataType::Decimal {
+        precision: Some(p),
+        scale: Some(s),
+    };
+    let table = |scale| {
+        TableInfo::new(
+            TableName::new("public", "prices"),
+            Schema::new(
+                vec![
+                    Column::new("id", DataType::Int64).not_null(),
+                    Column::new("amount", decimal(12, scale)),
+                ],
+                &["id"],
+            )
+            .unwrap(),
+        )
+    };
+    let options = PrepareOptions {
+        existing_rows: ExistingRows::Merge,
+        ..Default::default()
+    };
+    let e = sink
+        .prepare(&table(4), &options, &RunId::generate())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), migrate_core::ErrorKind::Schema, "{e}");
+    assert!(
+        e.to_string().contains("AMOUNT") && e.to_string().contains("2 decimal places"),
+        "{e}"
+    );
+    // As many places as the column keeps: taken as it is.
+    sink.prepare(&table(2), &options, &RunId::generate())
+        .await
+        .unwrap();
+}
