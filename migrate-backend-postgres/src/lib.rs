@@ -46,7 +46,7 @@ mod sink;
 mod source;
 mod sql;
 mod tls;
-mod types;
+pub mod types;
 
 pub use checkpoint::{PgCheckpointStore, PG_STORE_VERSION};
 pub use codec::{decode_numeric, encode_numeric, PgParam, PgValue};

@@ -105,14 +105,20 @@ fn child(mode: &str) {
                 let run = RunRecord::new("durability", "p");
                 store.create_run(&run).await.unwrap();
                 for i in 0.. {
-                    store.add_chunks(&run.id, &[spec(i)]).await.unwrap();
+                    // A table of its own each time: a table's chunks are registered at once.
+                    let t = TableName::new("public", format!("events_{i}"));
+                    let spec = ChunkSpec {
+                        table: t.clone(),
+                        ..spec(i)
+                    };
+                    store.add_chunks(&run.id, &[spec]).await.unwrap();
                     store
-                        .claim_chunk(&run.id, &table(), i, "writer", Duration::from_secs(60))
+                        .claim_chunk(&run.id, &t, i, "writer", Duration::from_secs(60))
                         .await
                         .unwrap()
                         .unwrap();
                     assert!(store
-                        .complete_chunk(&run.id, &table(), i, "writer", &result(i))
+                        .complete_chunk(&run.id, &t, i, "writer", &result(i))
                         .await
                         .unwrap());
                     store
