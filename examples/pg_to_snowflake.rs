@@ -1,6 +1,6 @@
 //! Copy every table of a Postgres database into a Snowflake schema, in foreign-key order, each
-//! chunk written exactly once (one transaction: delete the chunk's key range, insert its rows),
-//! verified against the rows read back, with checkpoints in a local SQLite file so an
+//! chunk written exactly once (its rows staged, then one `MERGE` that also deletes the range's
+//! other rows), verified against the rows read back, with checkpoints in a local SQLite file so an
 //! interrupted copy resumes where it stopped:
 //!
 //! ```text
@@ -12,8 +12,9 @@
 //!
 //! Tables land in the URL's database and schema (the schema is created when missing), their
 //! plain lower-case names in Snowflake's upper case (`orders` → `ORDERS`), so they read with
-//! unquoted names on both sides. A `numeric` column without precision is refused with its
-//! table and column named: Snowflake's bare `NUMBER` would drop every fraction. Add
+//! unquoted names on both sides. A `numeric` column without precision is sized from its data
+//! (Snowflake's bare `NUMBER` would drop every fraction). Add `&load=stage` to send every
+//! chunk through a stage (`PUT` + `COPY INTO`). Add
 //! `&host=127.0.0.1&port=8085&protocol=http` to the URL to run against fakesnow.
 
 use std::sync::Arc;

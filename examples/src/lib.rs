@@ -4,4 +4,5 @@
 pub mod backends;
 pub mod config;
 pub mod output;
+pub mod schema;
 pub mod templates;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use migrate_core::{CheckpointStore, Control, Error, Migration, RunStatus};
-use migrate_examples::{backends, config, output, templates};
+use migrate_examples::{backends, config, output, schema, templates};
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (also: a completed migration run again, nothing to do)
@@ -119,6 +119,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Schema migrations from a folder of ordered DDL files (`00_*.sql`, `01_*.sql`, …): each
+    /// CREATE TABLE converted for the target and created one table at a time, checkpointed,
+    /// resumable. Needs no configuration file.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Write a commented configuration from a template (to --output, or --config). Exits 2 if
     /// the file exists.
     Init {
@@ -128,6 +135,56 @@ enum Command {
         /// Where to write it [default: --config, else migrate.toml].
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaAction {
+    /// Create the folder's tables in the target in file order, one at a time, each
+    /// checkpointed; a second run starts at the first table not completed (and redoes a table
+    /// the target lost). Exits 0 when every table is complete, 1 when any failed, 2 on bad
+    /// input (nothing created).
+    Apply {
+        /// The folder of .sql files, run in the order of the numbers their names start with.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to create the tables: postgres://…, bigquery://…, snowflake://… (as the
+        /// configuration's [target] url).
+        #[arg(long)]
+        target: String,
+        /// The checkpoint store: sqlite://FILE or postgres://….
+        #[arg(long, default_value = "sqlite://migrate-schema.db")]
+        checkpoint: String,
+        /// The dialect of the files (only postgres).
+        #[arg(long, default_value = "postgres")]
+        from: String,
+        /// Print each converted table and what the target cannot carry; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse when the target cannot carry an object of a table (a CHECK, an index …).
+        #[arg(long)]
+        strict: bool,
+        /// List statements the parser cannot read (never a CREATE TABLE) instead of stopping.
+        #[arg(long)]
+        skip_unreadable: bool,
+        /// Recreate a table the target has with other columns (else: a drift error).
+        #[arg(long)]
+        replace: bool,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The schema migration's progress, read from the checkpoint store.
+    Status {
+        /// The folder of .sql files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The checkpoint store.
+        #[arg(long, default_value = "sqlite://migrate-schema.db")]
+        checkpoint: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -180,6 +237,43 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         };
         return templates::write(template, &path).map(|()| OK);
     }
+    if let Command::Schema { action } = &cli.command {
+        return match action {
+            SchemaAction::Apply {
+                dir,
+                target,
+                checkpoint,
+                from,
+                dry_run,
+                strict,
+                skip_unreadable,
+                replace,
+                json,
+            } => {
+                if from != "postgres" {
+                    return Err(Error::config(format!(
+                        "schema apply --from {from}: only postgres DDL is read"
+                    )));
+                }
+                let args = schema::ApplyArgs {
+                    dir,
+                    target,
+                    checkpoint,
+                    dry_run: *dry_run,
+                    strict: *strict,
+                    skip_unreadable: *skip_unreadable,
+                    replace: *replace,
+                    json: *json,
+                };
+                schema::apply_cmd(&args).await
+            }
+            SchemaAction::Status {
+                dir,
+                checkpoint,
+                json,
+            } => schema::status_cmd(dir, checkpoint, *json).await,
+        };
+    }
     let settings = config::load(
         cli.config
             .as_deref()
@@ -200,7 +294,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Verify { json } => verify(&settings, json).await,
         Command::Rollback { yes, partial } => rollback(&settings, yes, partial).await,
         Command::Report { json } => report(&settings, json).await,
-        Command::Init { .. } => Ok(OK),
+        Command::Init { .. } | Command::Schema { .. } => Ok(OK),
     }
 }
 

@@ -8,12 +8,17 @@
 //!   line and column;
 //! - [`mod@convert`]: Postgres `CREATE TABLE`s into migrate's tables — the [`migrate_core::TableInfo`]
 //!   discovery would report — through the type mapping the data path uses; what a target
-//!   cannot carry is what its sink's `plan_objects` reports.
+//!   cannot carry is what its sink's `plan_objects` reports;
+//! - [`apply`](mod@apply): the tables created through a sink one at a time in file order, each
+//!   a checkpointed operation, resumed from the first table not completed, reconciled with
+//!   what the target holds, with seed 000's progress report.
 
+pub mod apply;
 pub mod convert;
 pub mod files;
 pub mod split;
 
+pub use apply::{apply, progress_text, ApplyConfig, ApplyReport, Event};
 pub use convert::{convert, Converted, Options, Skipped, TableDef};
 pub use files::{ordered, DdlFile};
 pub use split::{split, Statement};

@@ -19,11 +19,11 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use migrate_core::objects::{Constraint, ConstraintKind, UserType, UserTypeKind};
+use migrate_core::objects::{Constraint, ConstraintKind, Sequence, UserType, UserTypeKind};
 use migrate_core::{Error, IndexDef, Result, TableInfo, TableName};
 use sqlparser::ast::{
-    AlterTableOperation, CommentObject, Ident, ObjectName, Statement as Ast,
-    UserDefinedTypeRepresentation,
+    AlterTableOperation, CommentObject, Expr, Ident, ObjectName, SequenceOptions, Statement as Ast,
+    TableConstraint, UserDefinedTypeRepresentation,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -102,6 +102,9 @@ struct Converter {
     out: Converted,
     users: BTreeMap<String, UserDef>,
     user_types: BTreeMap<String, UserType>,
+    /// Free-standing sequences (`CREATE SEQUENCE`), by name: created with the tables whose
+    /// defaults draw from them.
+    sequences: BTreeMap<String, Sequence>,
     /// Position in `out.tables` by name.
     by_name: BTreeMap<TableName, usize>,
 }
@@ -185,9 +188,20 @@ impl Converter {
                     );
                     return Ok(());
                 }
-                let info = table::convert(&ct, &self.users, &self.user_types).map_err(|e| {
+                let mut info = table::convert(&ct, &self.users, &self.user_types).map_err(|e| {
                     Error::validation(format!("{}: table {}: {e}", st.at(), table_name(&ct.name)))
                 })?;
+                // A default drawing from a sequence of its own (`nextval('invoice_seq')`).
+                for c in info.schema.columns.clone() {
+                    let Some(seq) = c.default.as_deref().and_then(nextval_of) else {
+                        continue;
+                    };
+                    if let Some(s) = self.sequences.get(&seq) {
+                        if !info.objects.sequences.iter().any(|x| x.name == s.name) {
+                            info.objects.sequences.push(s.clone());
+                        }
+                    }
+                }
                 if self.by_name.contains_key(&info.name) {
                     return Err(Error::validation(format!(
                         "{}: table {} is created a second time",
@@ -251,11 +265,23 @@ impl Converter {
                 let checks = d
                     .constraints
                     .iter()
-                    .map(|c| Constraint {
-                        name: String::new(),
-                        kind: ConstraintKind::Check,
-                        columns: Vec::new(),
-                        definition: c.to_string(),
+                    .map(|c| match c {
+                        TableConstraint::Check(ch) => Constraint {
+                            name: ch
+                                .name
+                                .as_ref()
+                                .map(fold)
+                                .unwrap_or_else(|| format!("{key}_check")),
+                            kind: ConstraintKind::Check,
+                            columns: Vec::new(),
+                            definition: format!("CHECK ({})", ch.expr),
+                        },
+                        other => Constraint {
+                            name: format!("{key}_check"),
+                            kind: ConstraintKind::Check,
+                            columns: Vec::new(),
+                            definition: other.to_string(),
+                        },
                     })
                     .collect();
                 self.users
@@ -279,6 +305,20 @@ impl Converter {
                     st,
                     format!("CREATE DOMAIN {}", d.name),
                     format!("read: its columns become {}", base.source_type),
+                );
+            }
+            Ast::CreateSequence {
+                name,
+                sequence_options,
+                ..
+            } => {
+                let seq = sequence(&name, &sequence_options);
+                let key = seq.name.name.clone();
+                self.sequences.insert(key, seq);
+                self.skip(
+                    st,
+                    format!("CREATE SEQUENCE {name}"),
+                    "read: created with the tables whose defaults draw from it",
                 );
             }
             Ast::AlterTable(alter) => {
@@ -463,4 +503,58 @@ fn located(st: &Statement, message: &str) -> String {
     let line = st.line + l - 1;
     let column = if l == 1 { st.column + c - 1 } else { c };
     format!("{} (line {line}, column {column})", &message[..at])
+}
+
+/// The sequence `nextval('…')` in a default names (its last name part, folded).
+fn nextval_of(default: &str) -> Option<String> {
+    let rest = &default[default.find("nextval('")? + "nextval('".len()..];
+    let name = &rest[..rest.find('\'')?];
+    let last = name.rsplit('.').next().unwrap_or(name);
+    Some(
+        match last.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+            Some(quoted) => quoted.to_string(),
+            None => last.to_lowercase(),
+        },
+    )
+}
+
+/// A `CREATE SEQUENCE`'s sequence, Postgres' defaults filled in.
+fn sequence(name: &ObjectName, options: &[SequenceOptions]) -> Sequence {
+    let number = |e: &Expr| e.to_string().replace(' ', "").parse::<i64>().ok();
+    let mut s = Sequence {
+        name: table_name(name),
+        data_type: "bigint".into(),
+        start: 1,
+        increment: 1,
+        min: 1,
+        max: i64::MAX,
+        cache: 1,
+        cycle: false,
+        owned_by: None,
+        identity_of: None,
+    };
+    let mut start = None;
+    for o in options {
+        match o {
+            SequenceOptions::DataType(t) => {
+                if let Ok(m) = types::map(t, &BTreeMap::new()) {
+                    s.max = match m.data_type {
+                        migrate_core::DataType::Int16 => i64::from(i16::MAX),
+                        migrate_core::DataType::Int32 => i64::from(i32::MAX),
+                        _ => i64::MAX,
+                    };
+                    s.data_type = m.source_type;
+                }
+            }
+            SequenceOptions::IncrementBy(e, _) => s.increment = number(e).unwrap_or(1),
+            SequenceOptions::MinValue(Some(e)) => s.min = number(e).unwrap_or(1),
+            SequenceOptions::MaxValue(Some(e)) => s.max = number(e).unwrap_or(s.max),
+            SequenceOptions::StartWith(e, _) => start = number(e),
+            SequenceOptions::Cache(e) => s.cache = number(e).unwrap_or(1),
+            SequenceOptions::Cycle(c) => s.cycle = *c,
+            _ => {}
+        }
+    }
+    s.start = start.unwrap_or(s.min);
+    s
 }

@@ -1,0 +1,449 @@
+//! Applying converted tables to a target, one table at a time in file order, each a
+//! checkpointed operation of the run in the [`CheckpointStore`] (a one-chunk "table" of a run
+//! named for the schema migration), so a second run starts at the first table not completed.
+//!
+//! Each table: the target is asked whether it has it ([`Sink::describe`]) — with the same
+//! columns it is adopted unchanged, with others it is a drift error unless replacing was asked
+//! for — else the sink creates it ([`Sink::prepare`]); then the target is asked again, and
+//! only a table there with the expected columns is marked complete. Failures take the
+//! executor's retry policy and error kinds: rate limits and quotas wait and retry (seed 000:
+//! 1 s doubling, 3 attempts; quotas 30 s, 60 s, 120 s; `Retry-After` honoured), a schema error
+//! fails the table and the run goes on, a permission or configuration error stops the run at
+//! once; each attempt has a timeout (5 minutes by default). Keys, indexes and constraints the
+//! sink builds after the data are built once every table exists (a foreign key may name a
+//! table of a later file).
+//!
+//! Before applying, the store is reconciled with the target: a table the store calls complete
+//! but the target lacks is redone, and a table the target already has is checked and adopted
+//! when its turn comes — each reconciliation said.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use migrate_core::retry::{RetryConfig, RetryDecision, RetryState};
+use migrate_core::{
+    CheckpointStore, ChunkResult, ChunkSpec, ChunkStatus, Error, ErrorKind, ExistingRows,
+    ObjectOutcome, PrepareMode, PrepareOptions, Result, RunRecord, RunStatus, Sink, TableInfo,
+    TableName,
+};
+
+use crate::convert::Converted;
+
+/// How the report calls a table an earlier run completed.
+pub const EARLIER: &str = "completed by an earlier run";
+
+/// How a schema migration runs.
+#[derive(Debug, Clone)]
+pub struct ApplyConfig {
+    /// Its name in the checkpoint store (one run per name, resumed until complete).
+    pub migration: String,
+    /// This process's id in the store's leases.
+    pub worker_id: String,
+    /// Retries of a failed table.
+    pub retry: RetryConfig,
+    /// How long one attempt at one table may take.
+    pub table_timeout: Duration,
+    /// Recreate a table the target has with other columns (else: a drift error).
+    pub replace_drifted: bool,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            migration: "schema".into(),
+            worker_id: format!("schema-{}", std::process::id()),
+            retry: RetryConfig::default(),
+            table_timeout: Duration::from_secs(300),
+            replace_drifted: false,
+        }
+    }
+}
+
+/// What the run is doing, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The store and the target disagreed; what was done about it.
+    Reconciled(String),
+    /// A table's turn: its place (from 1) among `total`, and its file.
+    Started {
+        /// The table.
+        table: TableName,
+        /// Its place in the order, from 1.
+        index: usize,
+        /// Tables in all.
+        total: usize,
+        /// The file it is defined in.
+        file: String,
+    },
+    /// An attempt failed and is retried after `delay`.
+    Retrying {
+        /// The table.
+        table: TableName,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// The failure.
+        error: String,
+    },
+    /// A table is complete.
+    Completed {
+        /// The table.
+        table: TableName,
+        /// When.
+        at: DateTime<Utc>,
+        /// `created`, or why nothing had to be done.
+        how: String,
+    },
+    /// A table failed for good (the run goes on).
+    Failed {
+        /// The table.
+        table: TableName,
+        /// The failure.
+        error: String,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    /// Tables the files define.
+    pub total: usize,
+    /// Completed tables with when and how, this run's and earlier runs', in file order.
+    pub completed: Vec<(TableName, DateTime<Utc>, String)>,
+    /// Tables that failed, with the error.
+    pub failed: Vec<(TableName, String)>,
+    /// What reconciliation with the target changed.
+    pub reconciled: Vec<String>,
+    /// Keys, indexes and constraints built once the tables existed, and those left out.
+    pub objects: Vec<ObjectOutcome>,
+    /// Requests made to the target.
+    pub calls: u64,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+    /// The error that stopped the run early (a permission error), if one did.
+    pub stopped: Option<String>,
+}
+
+impl ApplyReport {
+    /// Whether every table is complete.
+    pub fn succeeded(&self) -> bool {
+        self.stopped.is_none() && self.failed.is_empty() && self.completed.len() == self.total
+    }
+}
+
+/// Applies `conv`'s tables to `sink`, checkpointed in `store`; `on` hears each event.
+pub async fn apply(
+    conv: &Converted,
+    sink: &dyn Sink,
+    store: &dyn CheckpointStore,
+    cfg: &ApplyConfig,
+    on: &mut (dyn FnMut(&Event) + Send),
+) -> Result<ApplyReport> {
+    let started = Instant::now();
+    let mut report = ApplyReport {
+        total: conv.tables.len(),
+        ..Default::default()
+    };
+    let run = open_run(conv, store, cfg).await?;
+    // Reconcile: a table the store completed must still be in the target.
+    let chunks = store.chunks(&run.id).await?;
+    for t in &conv.tables {
+        let done = chunks
+            .iter()
+            .any(|c| c.table == t.info.name && c.status == ChunkStatus::Completed);
+        if !done {
+            continue;
+        }
+        report.calls += 1;
+        if sink.describe(&t.info).await?.is_none() {
+            let note = format!(
+                "{}: the store called it complete but the target lacks it; it is created again",
+                t.info.name
+            );
+            store.reset_table_chunks(&run.id, &t.info.name).await?;
+            on(&Event::Reconciled(note.clone()));
+            report.reconciled.push(note);
+        }
+    }
+    let chunks = store.chunks(&run.id).await?;
+    let total = conv.tables.len();
+    for (i, t) in conv.tables.iter().enumerate() {
+        let name = &t.info.name;
+        if let Some(c) = chunks
+            .iter()
+            .find(|c| &c.table == name && c.status == ChunkStatus::Completed)
+        {
+            let at = c.finished_at.unwrap_or_else(Utc::now);
+            report.completed.push((name.clone(), at, EARLIER.into()));
+            continue;
+        }
+        let file = t
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        on(&Event::Started {
+            table: name.clone(),
+            index: i + 1,
+            total,
+            file,
+        });
+        let lease = cfg.table_timeout + Duration::from_secs(60);
+        if store
+            .claim_chunk(&run.id, name, 0, &cfg.worker_id, lease)
+            .await?
+            .is_none()
+        {
+            let error = "another worker holds it".to_string();
+            on(&Event::Failed {
+                table: name.clone(),
+                error: error.clone(),
+            });
+            report.failed.push((name.clone(), error));
+            continue;
+        }
+        let mut retry = RetryState::default();
+        loop {
+            let attempt = tokio::time::timeout(
+                cfg.table_timeout,
+                create_one(&t.info, sink, &run.id, cfg, &mut report.calls),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("table {name}: no answer within {:?}", cfg.table_timeout),
+                ))
+            });
+            match attempt {
+                Ok(how) => {
+                    let result = ChunkResult {
+                        rows: 0,
+                        bytes: 0,
+                        checksum: None,
+                        duration_ms: 0,
+                    };
+                    store
+                        .complete_chunk(&run.id, name, 0, &cfg.worker_id, &result)
+                        .await?;
+                    if how.starts_with("already") {
+                        let note = format!("{name}: in the target but not in the store: adopted");
+                        on(&Event::Reconciled(note.clone()));
+                        report.reconciled.push(note);
+                    }
+                    let at = Utc::now();
+                    on(&Event::Completed {
+                        table: name.clone(),
+                        at,
+                        how: how.clone(),
+                    });
+                    report.completed.push((name.clone(), at, how));
+                    break;
+                }
+                Err(e) => match cfg.retry.decide(&e, &mut retry) {
+                    RetryDecision::RetryAfter(delay) => {
+                        on(&Event::Retrying {
+                            table: name.clone(),
+                            delay,
+                            error: e.to_string(),
+                        });
+                        tokio::time::sleep(delay).await;
+                    }
+                    decision => {
+                        let _ = store
+                            .fail_chunk(&run.id, name, 0, &e.to_string(), e.kind())
+                            .await;
+                        on(&Event::Failed {
+                            table: name.clone(),
+                            error: e.to_string(),
+                        });
+                        report.failed.push((name.clone(), e.to_string()));
+                        if decision == RetryDecision::StopRun {
+                            report.stopped = Some(e.to_string());
+                            store.set_run_status(&run.id, RunStatus::Failed).await?;
+                            report.elapsed = started.elapsed();
+                            return Ok(report);
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    // Keys, indexes and constraints of the tables this run created, now that every table
+    // exists (an earlier run built its own tables'; an adopted table is left as it is).
+    for t in &conv.tables {
+        let now = report
+            .completed
+            .iter()
+            .any(|(n, _, how)| n == &t.info.name && !how.starts_with("already") && how != EARLIER);
+        if now {
+            report.calls += 1;
+            report.objects.extend(sink.finalize(&t.info).await?);
+        }
+    }
+    let status = match report.failed.is_empty() {
+        true => RunStatus::Completed,
+        false => RunStatus::Failed,
+    };
+    store.set_run_status(&run.id, status).await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The migration's run: the latest one, continued (tables added to the files since are
+/// registered), or a new one.
+async fn open_run(
+    conv: &Converted,
+    store: &dyn CheckpointStore,
+    cfg: &ApplyConfig,
+) -> Result<RunRecord> {
+    let run = match store.latest_run(&cfg.migration).await? {
+        Some(r) => {
+            store.set_run_status(&r.id, RunStatus::Running).await?;
+            r
+        }
+        None => {
+            let r = RunRecord::new(cfg.migration.clone(), plan_hash(conv));
+            store.create_run(&r).await?;
+            r
+        }
+    };
+    let specs: Vec<ChunkSpec> = conv
+        .tables
+        .iter()
+        .map(|t| ChunkSpec::whole_table(t.info.name.clone(), 0))
+        .collect();
+    store.add_chunks(&run.id, &specs).await?;
+    Ok(run)
+}
+
+/// The tables in order, hashed (FNV-1a): which files the run was opened for.
+fn plan_hash(conv: &Converted) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in &conv.tables {
+        for b in t.info.name.to_string().bytes().chain([b'\n']) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// One attempt at one table; how it became complete.
+async fn create_one(
+    table: &TableInfo,
+    sink: &dyn Sink,
+    run: &migrate_core::RunId,
+    cfg: &ApplyConfig,
+    calls: &mut u64,
+) -> Result<String> {
+    *calls += 1;
+    let how = match sink.describe(table).await? {
+        Some(existing) => match differences(table, &existing) {
+            None => return Ok("already in the target with the same columns: adopted".into()),
+            Some(diff) if !cfg.replace_drifted => {
+                return Err(Error::schema(format!(
+                    "table {} is in the target with other columns ({diff}): replace it to recreate it from the files",
+                    table.name
+                )))
+            }
+            Some(_) => PrepareMode::Recreate,
+        },
+        None => PrepareMode::CreateIfMissing,
+    };
+    let options = PrepareOptions {
+        mode: how,
+        existing_rows: ExistingRows::Replace,
+        backup: false,
+    };
+    *calls += 1;
+    sink.prepare(table, &options, run).await?;
+    *calls += 1;
+    match sink.describe(table).await? {
+        Some(created) => match differences(table, &created) {
+            None => Ok(match how {
+                PrepareMode::Recreate => "recreated (its columns had drifted)".into(),
+                _ => "created".into(),
+            }),
+            Some(diff) => Err(Error::fatal(format!(
+                "table {} was created, but the target reports other columns ({diff})",
+                table.name
+            ))),
+        },
+        None => Err(Error::fatal(format!(
+            "table {} was created, but the target does not report it",
+            table.name
+        ))),
+    }
+}
+
+/// How `got`'s columns differ from `want`'s (names, compared without case: warehouses fold
+/// them), or `None`.
+fn differences(want: &TableInfo, got: &TableInfo) -> Option<String> {
+    let names = |t: &TableInfo| -> Vec<String> {
+        t.schema
+            .columns
+            .iter()
+            .map(|c| c.name.to_lowercase())
+            .collect()
+    };
+    let generated: Vec<String> = want
+        .objects
+        .generated
+        .iter()
+        .map(|g| g.column.name.to_lowercase())
+        .collect();
+    let (w, g) = (names(want), names(got));
+    let missing: Vec<&String> = w.iter().filter(|c| !g.contains(c)).collect();
+    let extra: Vec<&String> = g
+        .iter()
+        .filter(|c| !w.contains(c) && !generated.contains(c))
+        .collect();
+    match (missing.is_empty(), extra.is_empty()) {
+        (true, true) => None,
+        _ => Some(format!("missing {missing:?}, not in the files {extra:?}")),
+    }
+}
+
+/// Seed 000's progress report, from a run's report (or the store's state).
+pub fn progress_text(report: &ApplyReport, current_file: Option<&str>) -> String {
+    let mut out = String::from("MIGRATION PROGRESS\n==================\n");
+    out.push_str(&format!(
+        "Current Status: {} of {} tables completed\n",
+        report.completed.len(),
+        report.total
+    ));
+    out.push_str(&format!(
+        "Current File Being Processed: {}\n",
+        current_file.unwrap_or("none")
+    ));
+    out.push_str("Tables Successfully Uploaded:\n");
+    for (t, at, _) in &report.completed {
+        out.push_str(&format!("  - {t} ({})\n", at.to_rfc3339()));
+    }
+    out.push_str("Failed Tables:\n");
+    for (t, e) in &report.failed {
+        out.push_str(&format!("  - {t}: {e}\n"));
+    }
+    let done_now = report
+        .completed
+        .iter()
+        .filter(|(_, _, how)| how != EARLIER)
+        .count();
+    let left = report
+        .total
+        .saturating_sub(report.completed.len() + report.failed.len());
+    let eta = match done_now {
+        0 => "unknown (no table completed in this run yet)".to_string(),
+        n => {
+            let per = report.elapsed.as_secs_f64() / n as f64;
+            format!(
+                "{:.0} s ({left} tables at {per:.2} s each)",
+                per * left as f64
+            )
+        }
+    };
+    out.push_str(&format!("Estimated Time Remaining: {eta}\n"));
+    out.push_str(&format!("API Calls Made: {}\n", report.calls));
+    out.push_str("Quota Usage: not reported by the target\n");
+    out
+}
