@@ -149,7 +149,7 @@ enum SchemaAction {
         #[arg(long)]
         dir: PathBuf,
         /// Where to create the tables: postgres://…, bigquery://…, snowflake://… (as the
-        /// configuration's [target] url).
+        /// configuration's `[target] url`).
         #[arg(long)]
         target: String,
         /// The checkpoint store: sqlite://FILE or postgres://….
