@@ -15,8 +15,8 @@
 use async_trait::async_trait;
 use migrate_core::{
     BatchReader, ChunkSpec, Column, Error, ErrorKind, KeyRange, ObjectKind, ObjectOutcome,
-    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Schema,
-    Sink, SinkCapabilities, TableInfo, TableName, Value, WriteStats,
+    Preflight, PrepareMode, PrepareOptions, Prepared, Result, Row, RowChecksum, RunId, Sink,
+    SinkCapabilities, TableInfo, TableName, Value, WriteStats,
 };
 use serde_json::{json, Value as Json};
 
@@ -371,26 +371,7 @@ impl Sink for BqSink {
             return Ok(None);
         };
         let name = TableName::new(self.dataset.clone(), id);
-        let columns = resource["schema"]["fields"]
-            .as_array()
-            .map(|fields| {
-                fields
-                    .iter()
-                    .map(|f| crate::source::field_type(&name, f).map(|(c, _)| c))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let key: Vec<String> = resource["tableConstraints"]["primaryKey"]["columns"]
-            .as_array()
-            .map(|k| {
-                k.iter()
-                    .filter_map(|c| c.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let key: Vec<&str> = key.iter().map(String::as_str).collect();
-        Ok(Some(TableInfo::new(name, Schema::new(columns, &key)?)))
+        crate::source::table_of(name, &resource).map(Some)
     }
 
     fn plan_objects(&self, table: &TableInfo) -> Vec<ObjectOutcome> {

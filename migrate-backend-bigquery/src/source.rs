@@ -85,6 +85,25 @@ impl BqSource {
     }
 }
 
+/// A table resource's columns and primary key, as the table `name`.
+pub fn table_of(name: TableName, resource: &Json) -> Result<TableInfo> {
+    let columns = resource["schema"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| field_type(&name, f).map(|(c, _)| c))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let key: Vec<&str> = resource["tableConstraints"]["primaryKey"]["columns"]
+        .as_array()
+        .map(|k| k.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    Ok(TableInfo::new(name, Schema::new(columns, &key)?))
+}
+
 /// The migrate type of a table resource's field; an error naming table, column and type.
 pub fn field_type(table: &TableName, field: &Json) -> Result<(Column, bool)> {
     let name = field["name"].as_str().unwrap_or_default().to_string();
@@ -237,25 +256,7 @@ impl Source for BqSource {
             let Some(resource) = self.client.get_table(&self.dataset, &id).await? else {
                 continue;
             };
-            let fields = resource["schema"]["fields"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let columns = fields
-                .iter()
-                .map(|f| field_type(&name, f).map(|(c, _)| c))
-                .collect::<Result<Vec<_>>>()?;
-            let key: Vec<String> = resource["tableConstraints"]["primaryKey"]["columns"]
-                .as_array()
-                .map(|k| {
-                    k.iter()
-                        .filter_map(|c| c.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let key: Vec<&str> = key.iter().map(String::as_str).collect();
-            let schema = Schema::new(columns, &key)?;
-            let mut info = TableInfo::new(name, schema);
+            let mut info = table_of(name, &resource)?;
             info.foreign_keys = foreign_keys(&resource["tableConstraints"]["foreignKeys"]);
             let num = |k: &str| {
                 resource[k]
