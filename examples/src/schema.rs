@@ -123,11 +123,22 @@ pub async fn status_cmd(dir: &Path, checkpoint: &str, json: bool) -> Result<u8, 
     if let Some(run) = store.latest_run(&migration_name(dir)).await? {
         let chunks = store.chunks(&run.id).await?;
         for t in &conv.tables {
-            match chunks.iter().find(|c| c.table == t.info.name) {
+            // Chunk 0 is the table's creation, 1 its keys and indexes.
+            let part = |i: u32| {
+                chunks
+                    .iter()
+                    .find(|c| c.table == t.info.name && c.index == i)
+            };
+            if let Some(keys) = part(1).filter(|c| c.status == ChunkStatus::Failed) {
+                report
+                    .failed
+                    .push((t.info.name.clone(), keys.error.clone().unwrap_or_default()));
+            }
+            match part(0) {
                 Some(c) if c.status == ChunkStatus::Completed => report.completed.push((
                     t.info.name.clone(),
                     c.finished_at.unwrap_or(run.updated_at),
-                    "completed".into(),
+                    migrate_ddl::apply::EARLIER.into(),
                 )),
                 Some(c) if c.status == ChunkStatus::Failed => report
                     .failed

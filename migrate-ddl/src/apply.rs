@@ -9,9 +9,12 @@
 //! executor's retry policy and error kinds: rate limits and quotas wait and retry (seed 000:
 //! 1 s doubling, 3 attempts; quotas 30 s, 60 s, 120 s; `Retry-After` honoured), a schema error
 //! fails the table and the run goes on, a permission or configuration error stops the run at
-//! once; each attempt has a timeout (5 minutes by default). Keys, indexes and constraints the
-//! sink builds after the data are built once every table exists (a foreign key may name a
-//! table of a later file).
+//! once; each attempt has a timeout (5 minutes by default) and prepares under an id of its
+//! own (a sink answers a repeated id with its first decision). Rows found in a table are never
+//! cleared, and a table replaced for drift is backed up first where the sink can. Keys,
+//! indexes and constraints the sink builds after the data are a second checkpointed operation
+//! per table, run once every table exists (a foreign key may name a table of a later file) —
+//! also for tables an earlier, stopped run created.
 //!
 //! Before applying, the store is reconciled with the target: a table the store calls complete
 //! but the target lacks is redone, and a table the target already has is checked and adopted
@@ -22,9 +25,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use migrate_core::retry::{RetryConfig, RetryDecision, RetryState};
 use migrate_core::{
-    CheckpointStore, ChunkResult, ChunkSpec, ChunkStatus, Error, ErrorKind, ExistingRows,
-    ObjectOutcome, PrepareMode, PrepareOptions, Result, RunRecord, RunStatus, Sink, TableInfo,
-    TableName,
+    CheckpointStore, ChunkRecord, ChunkResult, ChunkSpec, ChunkStatus, Error, ErrorKind,
+    ExistingRows, ObjectOutcome, PrepareMode, PrepareOptions, Result, RunId, RunRecord, RunStatus,
+    Sink, TableInfo, TableName,
 };
 
 use crate::convert::Converted;
@@ -51,7 +54,8 @@ impl Default for ApplyConfig {
     fn default() -> Self {
         ApplyConfig {
             migration: "schema".into(),
-            worker_id: format!("schema-{}", std::process::id()),
+            // Unique even where every process is pid 1 (containers).
+            worker_id: format!("schema-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             retry: RetryConfig::default(),
             table_timeout: Duration::from_secs(300),
             replace_drifted: false,
@@ -144,13 +148,44 @@ pub async fn apply(
         ..Default::default()
     };
     let run = open_run(conv, store, cfg).await?;
+    let result = run_tables(conv, sink, store, cfg, on, &run, &mut report).await;
+    let status = match (
+        &result,
+        report.failed.is_empty() && report.stopped.is_none(),
+    ) {
+        (Ok(()), true) => RunStatus::Completed,
+        _ => RunStatus::Failed,
+    };
+    // The run's status says how it ended, whatever ended it.
+    store.set_run_status(&run.id, status).await?;
+    report.elapsed = started.elapsed();
+    result.map(|()| report)
+}
+
+/// The store's chunks of a table: 0 is its creation, 1 its keys, indexes and constraints
+/// (built once every table exists: a foreign key may name a table of a later file).
+const CREATE: u32 = 0;
+const KEYS: u32 = 1;
+
+async fn run_tables(
+    conv: &Converted,
+    sink: &dyn Sink,
+    store: &dyn CheckpointStore,
+    cfg: &ApplyConfig,
+    on: &mut (dyn FnMut(&Event) + Send),
+    run: &RunRecord,
+    report: &mut ApplyReport,
+) -> Result<()> {
+    let done = |chunks: &[ChunkRecord], t: &TableName, index: u32| {
+        chunks
+            .iter()
+            .find(|c| &c.table == t && c.index == index && c.status == ChunkStatus::Completed)
+            .cloned()
+    };
     // Reconcile: a table the store completed must still be in the target.
     let chunks = store.chunks(&run.id).await?;
     for t in &conv.tables {
-        let done = chunks
-            .iter()
-            .any(|c| c.table == t.info.name && c.status == ChunkStatus::Completed);
-        if !done {
+        if done(&chunks, &t.info.name, CREATE).is_none() {
             continue;
         }
         report.calls += 1;
@@ -166,12 +201,10 @@ pub async fn apply(
     }
     let chunks = store.chunks(&run.id).await?;
     let total = conv.tables.len();
+    let lease = cfg.table_timeout + Duration::from_secs(60);
     for (i, t) in conv.tables.iter().enumerate() {
         let name = &t.info.name;
-        if let Some(c) = chunks
-            .iter()
-            .find(|c| &c.table == name && c.status == ChunkStatus::Completed)
-        {
+        if let Some(c) = done(&chunks, name, CREATE) {
             let at = c.finished_at.unwrap_or_else(Utc::now);
             report.completed.push((name.clone(), at, EARLIER.into()));
             continue;
@@ -187,44 +220,78 @@ pub async fn apply(
             total,
             file,
         });
-        let lease = cfg.table_timeout + Duration::from_secs(60);
-        if store
-            .claim_chunk(&run.id, name, 0, &cfg.worker_id, lease)
+        let Some(claim) = store
+            .claim_chunk(&run.id, name, CREATE, &cfg.worker_id, lease)
             .await?
-            .is_none()
-        {
-            let error = "another worker holds it".to_string();
+        else {
+            let holder = chunks
+                .iter()
+                .find(|c| &c.table == name && c.index == CREATE)
+                .map(|c| {
+                    format!(
+                        "{} until {:?}",
+                        c.worker.clone().unwrap_or_default(),
+                        c.lease_until
+                    )
+                })
+                .unwrap_or_default();
+            let error = format!("another worker holds it ({holder})");
             on(&Event::Failed {
                 table: name.clone(),
                 error: error.clone(),
             });
             report.failed.push((name.clone(), error));
             continue;
-        }
+        };
         let mut retry = RetryState::default();
+        // Whether an attempt's `prepare` went through: a later attempt that finds the table
+        // found this run's own, not someone else's.
+        let mut prepared = false;
         loop {
-            let attempt = tokio::time::timeout(
-                cfg.table_timeout,
-                create_one(&t.info, sink, &run.id, cfg, &mut report.calls),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("table {name}: no answer within {:?}", cfg.table_timeout),
-                ))
-            });
+            let renewed = store
+                .renew_lease(&run.id, name, CREATE, &cfg.worker_id, lease)
+                .await?;
+            // Each attempt prepares under an id of its own: a sink answers a second `prepare`
+            // of the same id with its first decision, and a redo must act again.
+            let attempt_id = RunId(format!(
+                "{}/{}/{}",
+                run.id.0, claim.attempts, retry.failures
+            ));
+            let attempt = match renewed {
+                false => Err(Error::transient("lost the table's lease to another worker")),
+                true => tokio::time::timeout(
+                    cfg.table_timeout,
+                    create_one(
+                        &t.info,
+                        sink,
+                        &attempt_id,
+                        cfg,
+                        &mut prepared,
+                        &mut report.calls,
+                    ),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("table {name}: no answer within {:?}", cfg.table_timeout),
+                    ))
+                }),
+            };
             match attempt {
                 Ok(how) => {
-                    let result = ChunkResult {
-                        rows: 0,
-                        bytes: 0,
-                        checksum: None,
-                        duration_ms: 0,
-                    };
-                    store
-                        .complete_chunk(&run.id, name, 0, &cfg.worker_id, &result)
-                        .await?;
+                    if !store
+                        .complete_chunk(&run.id, name, CREATE, &cfg.worker_id, &nothing())
+                        .await?
+                    {
+                        let error = "lost the table's lease to another worker".to_string();
+                        on(&Event::Failed {
+                            table: name.clone(),
+                            error: error.clone(),
+                        });
+                        report.failed.push((name.clone(), error));
+                        break;
+                    }
                     if how.starts_with("already") {
                         let note = format!("{name}: in the target but not in the store: adopted");
                         on(&Event::Reconciled(note.clone()));
@@ -246,11 +313,14 @@ pub async fn apply(
                             delay,
                             error: e.to_string(),
                         });
+                        store
+                            .renew_lease(&run.id, name, CREATE, &cfg.worker_id, lease + delay)
+                            .await?;
                         tokio::time::sleep(delay).await;
                     }
                     decision => {
                         let _ = store
-                            .fail_chunk(&run.id, name, 0, &e.to_string(), e.kind())
+                            .fail_chunk(&run.id, name, CREATE, &e.to_string(), e.kind())
                             .await;
                         on(&Event::Failed {
                             table: name.clone(),
@@ -258,10 +328,9 @@ pub async fn apply(
                         });
                         report.failed.push((name.clone(), e.to_string()));
                         if decision == RetryDecision::StopRun {
+                            // The next run starts here; keys come once every table exists.
                             report.stopped = Some(e.to_string());
-                            store.set_run_status(&run.id, RunStatus::Failed).await?;
-                            report.elapsed = started.elapsed();
-                            return Ok(report);
+                            return Ok(());
                         }
                         break;
                     }
@@ -269,25 +338,57 @@ pub async fn apply(
             }
         }
     }
-    // Keys, indexes and constraints of the tables this run created, now that every table
-    // exists (an earlier run built its own tables'; an adopted table is left as it is).
+    // Keys, indexes and constraints of every created table not yet given them (this run's,
+    // an earlier stopped run's, an adopted table's); a failure is the table's, said.
+    let chunks = store.chunks(&run.id).await?;
     for t in &conv.tables {
-        let now = report
-            .completed
-            .iter()
-            .any(|(n, _, how)| n == &t.info.name && !how.starts_with("already") && how != EARLIER);
-        if now {
-            report.calls += 1;
-            report.objects.extend(sink.finalize(&t.info).await?);
+        let name = &t.info.name;
+        if done(&chunks, name, CREATE).is_none() || done(&chunks, name, KEYS).is_some() {
+            continue;
+        }
+        let lease = cfg.table_timeout + Duration::from_secs(60);
+        if store
+            .claim_chunk(&run.id, name, KEYS, &cfg.worker_id, lease)
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        report.calls += 1;
+        let built = tokio::time::timeout(cfg.table_timeout, sink.finalize(&t.info))
+            .await
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout, "no answer")));
+        match built {
+            Ok(objects) => {
+                report.objects.extend(objects);
+                store
+                    .complete_chunk(&run.id, name, KEYS, &cfg.worker_id, &nothing())
+                    .await?;
+            }
+            Err(e) => {
+                let error = format!("keys, indexes and constraints: {e}");
+                let _ = store
+                    .fail_chunk(&run.id, name, KEYS, &error, e.kind())
+                    .await;
+                on(&Event::Failed {
+                    table: name.clone(),
+                    error: error.clone(),
+                });
+                report.failed.push((name.clone(), error));
+            }
         }
     }
-    let status = match report.failed.is_empty() {
-        true => RunStatus::Completed,
-        false => RunStatus::Failed,
-    };
-    store.set_run_status(&run.id, status).await?;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
+}
+
+/// A table operation's result: no rows.
+fn nothing() -> ChunkResult {
+    ChunkResult {
+        rows: 0,
+        bytes: 0,
+        checksum: None,
+        duration_ms: 0,
+    }
 }
 
 /// The migration's run: the latest one, continued (tables added to the files since are
@@ -311,7 +412,12 @@ async fn open_run(
     let specs: Vec<ChunkSpec> = conv
         .tables
         .iter()
-        .map(|t| ChunkSpec::whole_table(t.info.name.clone(), 0))
+        .flat_map(|t| {
+            [CREATE, KEYS].map(|index| ChunkSpec {
+                index,
+                ..ChunkSpec::whole_table(t.info.name.clone(), 0)
+            })
+        })
         .collect();
     store.add_chunks(&run.id, &specs).await?;
     Ok(run)
@@ -332,13 +438,15 @@ fn plan_hash(conv: &Converted) -> String {
 async fn create_one(
     table: &TableInfo,
     sink: &dyn Sink,
-    run: &migrate_core::RunId,
+    run: &RunId,
     cfg: &ApplyConfig,
+    prepared: &mut bool,
     calls: &mut u64,
 ) -> Result<String> {
     *calls += 1;
     let how = match sink.describe(table).await? {
         Some(existing) => match differences(table, &existing) {
+            None if *prepared => return Ok("created".into()),
             None => return Ok("already in the target with the same columns: adopted".into()),
             Some(diff) if !cfg.replace_drifted => {
                 return Err(Error::schema(format!(
@@ -350,13 +458,16 @@ async fn create_one(
         },
         None => PrepareMode::CreateIfMissing,
     };
+    // Rows found in a table are never this step's to clear; a table replaced for drift is
+    // backed up first where the sink can.
     let options = PrepareOptions {
         mode: how,
-        existing_rows: ExistingRows::Replace,
-        backup: false,
+        existing_rows: ExistingRows::Fail,
+        backup: how == PrepareMode::Recreate && sink.capabilities().backup,
     };
     *calls += 1;
     sink.prepare(table, &options, run).await?;
+    *prepared = true;
     *calls += 1;
     match sink.describe(table).await? {
         Some(created) => match differences(table, &created) {

@@ -31,6 +31,8 @@ impl Statement {
 
 /// The statements of `text` (the content of `file`), in order.
 pub fn split(file: &Path, text: &str) -> Result<Vec<Statement>> {
+    // A byte-order mark (Windows editors) is not part of the first statement.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| {

@@ -231,7 +231,12 @@ pub(crate) async fn send(http: &reqwest::Client, up: &Upload, body: Vec<u8>) -> 
             true => ErrorKind::Timeout,
             false => ErrorKind::Transient,
         };
-        Error::with_source(kind, "uploading a file to the Snowflake stage", e)
+        // The URL carries a SAS token or a presigned signature: never in the message.
+        Error::with_source(
+            kind,
+            "uploading a file to the Snowflake stage",
+            e.without_url(),
+        )
     })?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {

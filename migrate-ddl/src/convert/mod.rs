@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use migrate_core::objects::{Constraint, ConstraintKind, Sequence, UserType, UserTypeKind};
 use migrate_core::{Error, IndexDef, Result, TableInfo, TableName};
 use sqlparser::ast::{
-    AlterTableOperation, CommentObject, Expr, Ident, ObjectName, SequenceOptions, Statement as Ast,
-    TableConstraint, UserDefinedTypeRepresentation,
+    AlterColumnOperation, AlterTableOperation, CommentObject, Expr, Ident, ObjectName,
+    SequenceOptions, Statement as Ast, TableConstraint, UserDefinedTypeRepresentation,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -86,6 +86,24 @@ pub(crate) fn table_name(n: &ObjectName) -> TableName {
         [table] => TableName::new("public", table.clone()),
         [] => TableName::new("public", ""),
     }
+}
+
+/// `table` as a qualified name, each part quoted where Postgres would need it.
+pub(crate) fn sql_name(table: &TableName) -> ObjectName {
+    let part = |p: &str| {
+        let plain = p
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit());
+        match plain {
+            true => Ident::new(p),
+            false => Ident::with_quote('"', p),
+        }
+    };
+    ObjectName::from(vec![
+        part(table.schema.as_deref().unwrap_or("public")),
+        part(&table.name),
+    ])
 }
 
 /// Converts `statements` (every file's, in order).
@@ -389,11 +407,15 @@ impl Converter {
                             true => columns,
                             false => Vec::new(),
                         };
+                        // Spelled with the table's schema: a target may run it with an
+                        // empty search_path.
+                        let mut qualified = ix.clone();
+                        qualified.table_name = sql_name(&table);
                         self.out.tables[i].info.indexes.push(IndexDef {
                             name,
                             unique: ix.unique,
                             columns,
-                            definition: Some(st.text.clone()),
+                            definition: Some(qualified.to_string()),
                         });
                     }
                     None => self.skip(
@@ -402,6 +424,16 @@ impl Converter {
                         format!("on {table}, which the files do not create"),
                     ),
                 }
+            }
+            Ast::Drop { names, .. }
+                if names
+                    .iter()
+                    .any(|n| self.by_name.contains_key(&table_name(n))) =>
+            {
+                return Err(Error::validation(format!(
+                    "{}: a DROP of a table the files create cannot be converted: remove both from the files",
+                    st.at()
+                )));
             }
             other => {
                 let what = first_words(&other.to_string());
@@ -421,6 +453,12 @@ impl Converter {
             return Ok(());
         };
         let info = &mut self.out.tables[i].info;
+        let bad = |what: String| {
+            Error::validation(format!(
+                "{}: table {name}: {what} cannot be converted (the files would end with another table than the one created): write it into the CREATE TABLE",
+                st.at()
+            ))
+        };
         match op {
             AlterTableOperation::AddConstraint { constraint, .. } => {
                 table::add_constraint(info, &constraint)
@@ -432,6 +470,64 @@ impl Converter {
                     format!("ALTER TABLE {name} OWNER TO {new_owner}"),
                     "ownership is the target's to decide",
                 );
+            }
+            // pg_dump's way of giving a serial column its default, and of (un)setting NOT NULL.
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let col = fold(&column_name);
+                let schema = std::sync::Arc::make_mut(&mut info.schema);
+                let Some(c) = schema.columns.iter_mut().find(|c| c.name == col) else {
+                    return Err(bad(format!("ALTER COLUMN {col} (no such column)")));
+                };
+                match op {
+                    AlterColumnOperation::SetDefault { value } => {
+                        c.default = Some(value.to_string())
+                    }
+                    AlterColumnOperation::DropDefault => c.default = None,
+                    AlterColumnOperation::SetNotNull => c.nullable = false,
+                    AlterColumnOperation::DropNotNull => c.nullable = true,
+                    other => return Err(bad(format!("ALTER COLUMN {col} {other}"))),
+                }
+                if let Some(seq) = c.default.as_deref().and_then(nextval_of) {
+                    if let Some(sq) = self.sequences.get(&seq) {
+                        if !info.objects.sequences.iter().any(|x| x.name == sq.name) {
+                            info.objects.sequences.push(sq.clone());
+                        }
+                    }
+                }
+            }
+            AlterTableOperation::AttachPartitionOf {
+                partition,
+                for_values,
+            } => {
+                let child = table_name(&partition);
+                if let Some(p) = info.objects.partitioning.as_mut() {
+                    p.partitions.push(migrate_core::objects::Partition {
+                        name: child.clone(),
+                        parent: name.clone(),
+                        bound: for_values.to_string(),
+                        key: None,
+                    });
+                }
+                // The partition was created as a table of its own: it folds into its parent.
+                if let Some(j) = self.by_name.remove(&child) {
+                    self.out.tables.remove(j);
+                    for v in self.by_name.values_mut() {
+                        if *v > j {
+                            *v -= 1;
+                        }
+                    }
+                }
+                self.skip(
+                    st,
+                    format!("ALTER TABLE {name} ATTACH PARTITION {child}"),
+                    format!("{child} is a partition of {name}: its rows land in {name}"),
+                );
+            }
+            op @ (AlterTableOperation::AddColumn { .. }
+            | AlterTableOperation::DropColumn { .. }
+            | AlterTableOperation::RenameColumn { .. }
+            | AlterTableOperation::RenameTable { .. }) => {
+                return Err(bad(first_words(&op.to_string()).to_string()));
             }
             other => {
                 let what = format!("ALTER TABLE {name} {other}");
@@ -465,14 +561,18 @@ impl Converter {
     }
 }
 
+/// Whether `text` holds a `CREATE … TABLE` anywhere (a statement that failed to parse may
+/// have swallowed one): such a statement is never skipped.
 fn is_create_table(text: &str) -> bool {
     let words: Vec<String> = text
-        .split_whitespace()
-        .take(4)
-        .map(|w| w.to_ascii_uppercase())
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_start_matches('\u{feff}').to_ascii_uppercase())
         .collect();
-    matches!(words.first().map(String::as_str), Some("CREATE"))
-        && words.iter().skip(1).take(3).any(|w| w == "TABLE")
+    words
+        .iter()
+        .enumerate()
+        .any(|(i, w)| w == "CREATE" && words.iter().skip(i + 1).take(4).any(|x| x == "TABLE"))
 }
 
 /// The first words of a statement, for the report (`CREATE FUNCTION touch_updated_at`).

@@ -124,7 +124,8 @@ pub(super) fn convert(
         if m.serial.is_some() {
             let seq = sequence(true);
             column.nullable = false;
-            column.default = Some(format!("nextval('{}'::regclass)", seq.name.name));
+            let qualified = super::sql_name(&seq.name).to_string().replace('\'', "''");
+            column.default = Some(format!("nextval('{qualified}'::regclass)"));
             objects.sequences.push(seq);
         }
         if let Some(kind) = identity {
@@ -161,6 +162,7 @@ pub(super) fn convert(
     for c in &ct.constraints {
         add_constraint(&mut table, c)?;
     }
+    unique_names(&mut table);
     if let Some(by) = &ct.partition_by {
         table.objects.partitioning = Some(Partitioning {
             key: partition_key(by),
@@ -258,7 +260,7 @@ fn foreign_key(
     let mut definition = format!(
         "FOREIGN KEY ({}) REFERENCES {}",
         quoted(&columns),
-        fk.foreign_table
+        super::sql_name(&table_name(&fk.foreign_table))
     );
     if !referenced_columns.is_empty() {
         definition.push_str(&format!("({})", quoted(&referenced_columns)));
@@ -308,5 +310,19 @@ fn partition_key(by: &Expr) -> String {
     match s.find('(') {
         Some(i) => format!("{} {}", s[..i].trim(), &s[i..]),
         None => s,
+    }
+}
+
+/// Constraint names made unique as Postgres makes them (`t_check`, `t_check1`, …): two
+/// unnamed CHECKs would otherwise share a name, and the second be lost.
+fn unique_names(table: &mut TableInfo) {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &mut table.objects.constraints {
+        let base = c.name.clone();
+        let mut n = 0;
+        while !seen.insert(c.name.clone()) {
+            n += 1;
+            c.name = format!("{base}{n}");
+        }
     }
 }

@@ -120,10 +120,12 @@ fn catalog(name: &str, typmod: i32, source: &str) -> Result<Mapped, String> {
 
 /// The catalog's name and type modifier for `t` (`varchar(20)` → `("varchar", 24)`).
 fn catalog_name(t: &Sql) -> Option<(&'static str, i32)> {
+    // Postgres' limits: a length up to 10,485,760, a scale not below zero for a mapping.
     let len = |l: &Option<CharacterLength>| match l {
-        Some(CharacterLength::IntegerLength { length, .. }) => {
+        Some(CharacterLength::IntegerLength { length, .. }) if *length <= 10_485_760 => {
             i32::try_from(*length).ok().map(|n| n + 4)
         }
+        Some(CharacterLength::IntegerLength { .. }) => None,
         _ => Some(-1),
     };
     let numeric = |i: &ExactNumberInfo| match i {
@@ -131,7 +133,8 @@ fn catalog_name(t: &Sql) -> Option<(&'static str, i32)> {
         ExactNumberInfo::Precision(p) => i32::try_from(*p).ok().map(|p| (p << 16) + 4),
         ExactNumberInfo::PrecisionAndScale(p, s) => {
             let (p, s) = (i32::try_from(*p).ok()?, i32::try_from(*s).ok()?);
-            Some(((p << 16) | (s & 0xffff)) + 4)
+            // A negative scale (Postgres 15) rounds to tens, hundreds…: no mapping keeps it.
+            (s >= 0 && s <= p).then_some(((p << 16) | s) + 4)
         }
     };
     Some(match t {
