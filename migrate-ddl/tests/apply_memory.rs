@@ -6,25 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use migrate_core::retry::RetryConfig;
 use migrate_core::testing::{Faults, MemoryCheckpointStore, MemorySink, Op};
 use migrate_core::ErrorKind;
-use migrate_ddl::{apply, progress_text, read_dir, ApplyConfig, Converted, Event, Options};
-
-fn shop() -> Converted {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shop"));
-    read_dir(
-        dir,
-        &Options {
-            skip_unreadable: true,
-        },
-    )
-    .unwrap()
-}
+use migrate_ddl::{apply, progress_text, ApplyConfig, Event};
 
 fn config() -> ApplyConfig {
     ApplyConfig {
@@ -41,7 +31,7 @@ fn config() -> ApplyConfig {
 
 #[tokio::test]
 async fn a_run_stopped_at_table_9_resumes_there_and_leaves_1_to_8_alone() {
-    let conv = shop();
+    let conv = common::shop();
     let faults = Arc::new(Faults::new());
     faults.fail_nth(Op::Prepare, 9, ErrorKind::Permission);
     let sink = MemorySink::new(faults.clone());
@@ -114,7 +104,7 @@ async fn a_run_stopped_at_table_9_resumes_there_and_leaves_1_to_8_alone() {
 
 #[tokio::test]
 async fn quota_and_rate_limits_wait_their_delays_and_a_known_table_is_adopted() {
-    let conv = shop();
+    let conv = common::shop();
     let faults = Arc::new(Faults::new());
     faults.quota_nth(Op::Prepare, 2);
     faults.quota_nth(Op::Prepare, 3);

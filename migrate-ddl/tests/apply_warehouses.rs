@@ -7,25 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use std::path::Path;
+mod common;
 
 use migrate_backend_bigquery::client::BqEndpoint;
 use migrate_backend_bigquery::BqSink;
 use migrate_backend_snowflake::{SfEndpoint, SfSink};
 use migrate_core::testing::{service_env, MemoryCheckpointStore};
 use migrate_core::{DataType, Sink, TableInfo};
-use migrate_ddl::{apply, progress_text, read_dir, ApplyConfig, Converted, Event, Options};
-
-fn shop() -> Converted {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shop"));
-    read_dir(
-        dir,
-        &Options {
-            skip_unreadable: true,
-        },
-    )
-    .unwrap()
-}
+use migrate_ddl::{apply, progress_text, ApplyConfig, Event};
 
 /// Whether a column of `t` has no lossless column in a warehouse without data to size it.
 fn unholdable(t: &TableInfo, c: &str) -> bool {
@@ -43,7 +32,7 @@ fn unholdable(t: &TableInfo, c: &str) -> bool {
 }
 
 async fn check(sink: &dyn Sink, what: &str) {
-    let conv = shop();
+    let conv = common::shop();
     let store = MemoryCheckpointStore::new();
     let cfg = ApplyConfig {
         migration: format!("shop-{what}"),

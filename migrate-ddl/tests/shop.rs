@@ -6,33 +6,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
-use std::path::Path;
+mod common;
 
 use migrate_core::objects::{ConstraintKind, Identity, UserTypeKind};
 use migrate_core::{DataType, TableName};
 use migrate_ddl::{read_dir, Options};
 
-fn fixture() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shop"))
-}
-
-fn lenient() -> Options {
-    Options {
-        skip_unreadable: true,
-    }
-}
-
 #[test]
 fn every_table_converts_in_file_order() {
-    let c = read_dir(fixture(), &lenient()).unwrap();
-    let expected: Vec<(String, String)> = std::fs::read_to_string(fixture().join("tables.txt"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (f, t) = l.split_once('\t').unwrap();
-            (f.to_string(), t.to_string())
-        })
-        .collect();
+    let c = read_dir(common::fixture(), &common::lenient()).unwrap();
+    let expected: Vec<(String, String)> =
+        std::fs::read_to_string(common::fixture().join("tables.txt"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (f, t) = l.split_once('\t').unwrap();
+                (f.to_string(), t.to_string())
+            })
+            .collect();
     let got: Vec<(String, String)> = c
         .tables
         .iter()
@@ -47,7 +38,7 @@ fn every_table_converts_in_file_order() {
 
 #[test]
 fn columns_keys_and_objects_arrive_as_discovery_reports_them() {
-    let c = read_dir(fixture(), &lenient()).unwrap();
+    let c = read_dir(common::fixture(), &common::lenient()).unwrap();
     let table = |n: &str| {
         c.tables
             .iter()
@@ -161,7 +152,7 @@ fn columns_keys_and_objects_arrive_as_discovery_reports_them() {
 
 #[test]
 fn other_statements_are_listed_and_an_unreadable_one_is_named() {
-    let c = read_dir(fixture(), &lenient()).unwrap();
+    let c = read_dir(common::fixture(), &common::lenient()).unwrap();
     let what: Vec<&str> = c.skipped.iter().map(|s| s.what.as_str()).collect();
     for kind in [
         "CREATE VIEW",
@@ -185,7 +176,7 @@ fn other_statements_are_listed_and_an_unreadable_one_is_named() {
         "each names its place"
     );
     // Strict: the first statement sqlparser cannot read stops the reading, named.
-    let e = read_dir(fixture(), &Options::default()).unwrap_err();
+    let e = read_dir(common::fixture(), &Options::default()).unwrap_err();
     assert!(e.to_string().contains("00_foundation_tables.sql:"), "{e}");
     assert!(e.to_string().contains("cannot read the statement"), "{e}");
 }

@@ -102,6 +102,9 @@ pub(crate) fn map(t: &Sql, users: &BTreeMap<String, UserDef>) -> Result<Mapped, 
                 ..m
             });
         }
+        // Any other word is a catalog name already (`citext`, `inet`, `pg_catalog.int4`):
+        // discovery's mapping knows it or it has none.
+        return catalog(&key, -1, &spelling(&key, -1)).map_err(|_| format!("type {t}"));
     }
     let (name, typmod) = catalog_name(t).ok_or_else(|| format!("type {t}"))?;
     catalog(name, typmod, &spelling(name, typmod))
@@ -163,33 +166,6 @@ fn catalog_name(t: &Sql) -> Option<(&'static str, i32)> {
         Sql::Bit(_) => ("bit", -1),
         Sql::BitVarying(_) | Sql::VarBit(_) => ("varbit", -1),
         Sql::TsVector => ("tsvector", -1),
-        Sql::Custom(name, _) => match type_key(name).as_str() {
-            "citext" => ("citext", -1),
-            "inet" => ("inet", -1),
-            "cidr" => ("cidr", -1),
-            "macaddr" => ("macaddr", -1),
-            "macaddr8" => ("macaddr8", -1),
-            "money" => ("money", -1),
-            "xml" => ("xml", -1),
-            "bpchar" => ("bpchar", -1),
-            "int2" => ("int2", -1),
-            "int4" => ("int4", -1),
-            "int8" => ("int8", -1),
-            "float4" => ("float4", -1),
-            "float8" => ("float8", -1),
-            "bool" => ("bool", -1),
-            "varchar" => ("varchar", -1),
-            "timestamptz" => ("timestamptz", -1),
-            "timestamp" => ("timestamp", -1),
-            "text" => ("text", -1),
-            "numeric" => ("numeric", -1),
-            "uuid" => ("uuid", -1),
-            "jsonb" => ("jsonb", -1),
-            "json" => ("json", -1),
-            "bytea" => ("bytea", -1),
-            "date" => ("date", -1),
-            _ => return None,
-        },
         _ => return None,
     })
 }
