@@ -8,7 +8,7 @@
 //! ```
 //!
 //! It prints what the target cannot carry of each table first (a CHECK in a warehouse, an
-//! index), then seed 000's progress report. The `migrate schema apply` command does the same
+//! index), then the migration progress report. The `migrate schema apply` command does the same
 //! with more options (`--dry-run`, `--strict`, `--replace`, `--json`).
 
 use std::path::Path;

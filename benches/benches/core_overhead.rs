@@ -107,10 +107,7 @@ impl Transform for Upper {
                 row
             })
             .collect();
-        Ok(TransformOutput {
-            batch: Batch::new(schema, rows),
-            rejected: Vec::new(),
-        })
+        Ok(TransformOutput::passed(Batch::new(schema, rows)))
     }
 }
 

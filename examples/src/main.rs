@@ -170,15 +170,26 @@ enum SchemaAction {
         /// Recreate a table the target has with other columns (else: a drift error).
         #[arg(long)]
         replace: bool,
+        /// How long one attempt at one table may take.
+        #[arg(long, default_value = "5m", value_parser = duration_arg)]
+        table_timeout: std::time::Duration,
+        /// How long a claim on a table holds unrenewed: a run resumed after a crash waits at
+        /// most this long for the dead process's table (at least 300ms).
+        #[arg(long, default_value = "30s", value_parser = lease_arg)]
+        lease: std::time::Duration,
         /// JSON lines instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// The schema migration's progress, read from the checkpoint store.
+    /// The schema migration's progress, read from the checkpoint store (the target is not
+    /// contacted; it names which migration of the folder to show).
     Status {
         /// The folder of .sql files.
         #[arg(long)]
         dir: PathBuf,
+        /// The target the folder was applied to (as given to `apply`).
+        #[arg(long)]
+        target: String,
         /// The checkpoint store.
         #[arg(long, default_value = "sqlite://migrate-schema.db")]
         checkpoint: String,
@@ -186,6 +197,20 @@ enum SchemaAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A duration argument (`300ms`, `30s`, `5m`).
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    migrate_core::config_serde::parse_duration(s).map_err(|e| e.message().to_string())
+}
+
+/// A lease: renewed every third of it, so much shorter and a busy worker loses its own claim.
+fn lease_arg(s: &str) -> Result<std::time::Duration, String> {
+    let d = duration_arg(s)?;
+    if d < std::time::Duration::from_millis(300) {
+        return Err("must be at least 300ms".into());
+    }
+    Ok(d)
 }
 
 fn main() -> ExitCode {
@@ -248,6 +273,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
                 strict,
                 skip_unreadable,
                 replace,
+                table_timeout,
+                lease,
                 json,
             } => {
                 if from != "postgres" {
@@ -263,15 +290,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
                     strict: *strict,
                     skip_unreadable: *skip_unreadable,
                     replace: *replace,
+                    table_timeout: *table_timeout,
+                    lease: *lease,
                     json: *json,
                 };
                 schema::apply_cmd(&args).await
             }
             SchemaAction::Status {
                 dir,
+                target,
                 checkpoint,
                 json,
-            } => schema::status_cmd(dir, checkpoint, *json).await,
+            } => schema::status_cmd(dir, target, checkpoint, *json).await,
         };
     }
     let settings = config::load(

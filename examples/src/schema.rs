@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use migrate_backend_postgres::PgSinkOptions;
-use migrate_core::objects::ObjectOutcome;
 use migrate_core::{ChunkStatus, Error, Sink};
 use migrate_ddl::{
     apply, progress_text, read_dir, ApplyConfig, ApplyReport, Converted, Event, Options,
@@ -30,27 +29,36 @@ pub struct ApplyArgs<'a> {
     pub skip_unreadable: bool,
     /// Recreate a table the target has with other columns.
     pub replace: bool,
+    /// How long one attempt at one table may take.
+    pub table_timeout: std::time::Duration,
+    /// How long a claim on a table holds unrenewed.
+    pub lease: std::time::Duration,
     /// JSON lines instead of text.
     pub json: bool,
 }
 
-/// The store key of a folder's schema migration.
-fn migration_name(dir: &Path) -> String {
+/// The store key of a folder's schema migration to a target: the folder's name (so a folder
+/// moved with a deploy keeps its run) and where it goes (so one folder applied to two targets
+/// is two migrations), the target without its credentials or options.
+fn migration_name(dir: &Path, target: &str) -> String {
     let name = dir
         .canonicalize()
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| dir.display().to_string());
-    format!("schema:{name}")
+    format!("schema:{name}->{}", target_place(target))
 }
 
-/// What a target leaves out of each table: `(table, outcome)` for every object not created.
-fn dropped(conv: &Converted, sink: &dyn Sink) -> Vec<ObjectOutcome> {
-    conv.tables
-        .iter()
-        .flat_map(|t| sink.plan_objects(&t.info))
-        .filter(|o| o.not_created.is_some())
-        .collect()
+/// `scheme://host/path` of a target URL: no user, password or query (which may carry keys).
+fn target_place(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Runs `schema apply`; the exit code.
@@ -62,9 +70,9 @@ pub async fn apply_cmd(a: &ApplyArgs<'_>) -> Result<u8, Error> {
         },
     )?;
     let sink = backends::sink(a.target, &PgSinkOptions::default())?;
-    let left_out = dropped(&conv, &*sink);
+    let left_out = migrate_ddl::dropped(&conv, &*sink);
     if a.dry_run {
-        print_conversion(&conv, &*sink, &left_out, a.json);
+        print_conversion(&conv, &*sink, a.dir, a.json);
     }
     if a.strict && !left_out.is_empty() {
         let first = &left_out[0];
@@ -88,12 +96,37 @@ pub async fn apply_cmd(a: &ApplyArgs<'_>) -> Result<u8, Error> {
     }
     let (store, _) = backends::store(a.checkpoint, "migrate").await?;
     let cfg = ApplyConfig {
-        migration: migration_name(a.dir),
+        migration: migration_name(a.dir, a.target),
         replace_drifted: a.replace,
+        table_timeout: a.table_timeout,
+        lease: a.lease,
         ..Default::default()
     };
     let json = a.json;
-    let mut on = |e: &Event| print_event(e, json);
+    // The progress block on the terminal every 10 tables or 30 seconds (each table's line
+    // says the rest); in JSON every progress event.
+    let mut last_block: Option<(std::time::Instant, usize)> = None;
+    let mut on = |e: &Event| {
+        if let Event::Progress {
+            report,
+            current_file,
+        } = e
+        {
+            let done = report.completed.len() + report.failed.len();
+            let due =
+                last_block.is_none_or(|(at, n)| at.elapsed().as_secs() >= 30 || done >= n + 10);
+            if json || !due {
+                if json {
+                    print_event(e, json);
+                }
+                return;
+            }
+            last_block = Some((std::time::Instant::now(), done));
+            eprint!("{}", progress_text(report, Some(current_file)));
+            return;
+        }
+        print_event(e, json)
+    };
     let report = apply(&conv, &*sink, &*store, &cfg, &mut on).await?;
     if json {
         println!("{}", report_json(&report));
@@ -107,7 +140,12 @@ pub async fn apply_cmd(a: &ApplyArgs<'_>) -> Result<u8, Error> {
 }
 
 /// Runs `schema status`: the store's view of the folder's schema migration.
-pub async fn status_cmd(dir: &Path, checkpoint: &str, json: bool) -> Result<u8, Error> {
+pub async fn status_cmd(
+    dir: &Path,
+    target: &str,
+    checkpoint: &str,
+    json: bool,
+) -> Result<u8, Error> {
     let conv = read_dir(
         dir,
         &Options {
@@ -120,7 +158,7 @@ pub async fn status_cmd(dir: &Path, checkpoint: &str, json: bool) -> Result<u8, 
         ..Default::default()
     };
     let mut current = None;
-    if let Some(run) = store.latest_run(&migration_name(dir)).await? {
+    if let Some(run) = store.latest_run(&migration_name(dir, target)).await? {
         let chunks = store.chunks(&run.id).await?;
         for t in &conv.tables {
             // Chunk 0 is the table's creation, 1 its keys and indexes.
@@ -161,61 +199,33 @@ pub async fn status_cmd(dir: &Path, checkpoint: &str, json: bool) -> Result<u8, 
     Ok(0)
 }
 
-fn print_conversion(conv: &Converted, sink: &dyn Sink, left_out: &[ObjectOutcome], json: bool) {
+fn print_conversion(conv: &Converted, sink: &dyn Sink, dir: &Path, json: bool) {
+    if !json {
+        print!("{}", migrate_ddl::target_ddl(conv, sink, dir));
+        return;
+    }
+    let left_out = migrate_ddl::dropped(conv, sink);
     for t in &conv.tables {
-        let columns: Vec<(String, String)> = t
-            .info
-            .schema
-            .columns
+        let columns = migrate_ddl::target_columns(sink, &t.info);
+        let dropped = left_out
             .iter()
-            .map(|c| {
-                let ty = sink
-                    .ddl_type(&t.info, c)
-                    .unwrap_or_else(|| c.data_type.to_string());
-                (c.name.clone(), ty)
-            })
-            .collect();
-        let dropped: Vec<&ObjectOutcome> = left_out
-            .iter()
-            .filter(|o| o.table.as_ref() == Some(&t.info.name))
-            .collect();
-        if json {
-            let line = json!({
-                "event": "table",
-                "table": t.info.name.to_string(),
-                "file": t.file.display().to_string(),
-                "line": t.line,
-                "columns": columns.iter().map(|(n, ty)| json!({"name": n, "type": ty})).collect::<Vec<_>>(),
-                "primary_key": t.info.primary_key(),
-                "dropped": dropped.iter().map(|o| json!({"kind": o.kind.to_string(), "name": o.name, "reason": o.not_created})).collect::<Vec<_>>(),
-            });
-            println!("{line}");
-            continue;
-        }
-        println!("{} ({}:{})", t.info.name, t.file.display(), t.line);
-        for (n, ty) in &columns {
-            println!("  {n} {ty}");
-        }
-        if !t.info.primary_key().is_empty() {
-            println!("  primary key ({})", t.info.primary_key().join(", "));
-        }
-        for o in dropped {
-            println!(
-                "  dropped {} {}: {}",
-                o.kind,
-                o.name,
-                o.not_created.as_deref().unwrap_or_default()
-            );
-        }
+            .filter(|o| o.table.as_ref() == Some(&t.info.name));
+        let line = json!({
+            "event": "table",
+            "table": t.info.name.to_string(),
+            "file": t.file.display().to_string(),
+            "line": t.line,
+            "columns": columns.iter().map(|(n, ty, not_null)| json!({"name": n, "type": ty, "not_null": not_null})).collect::<Vec<_>>(),
+            "primary_key": t.info.primary_key(),
+            "dropped": dropped.map(|o| json!({"kind": o.kind.to_string(), "name": o.name, "reason": o.not_created})).collect::<Vec<_>>(),
+        });
+        println!("{line}");
     }
     for s in &conv.skipped {
-        match json {
-            true => println!(
-                "{}",
-                json!({"event": "skipped", "at": s.at, "what": s.what, "why": s.why})
-            ),
-            false => println!("skipped {} ({}): {}", s.what, s.at, s.why),
-        }
+        println!(
+            "{}",
+            json!({"event": "skipped", "at": s.at, "what": s.what, "why": s.why})
+        );
     }
 }
 
@@ -243,6 +253,18 @@ fn print_event(e: &Event, json: bool) {
         Event::Failed { table, error } => {
             json!({"event": "table.failed", "table": table.to_string(), "error": error})
         }
+        Event::Progress {
+            report,
+            current_file,
+        } => json!({
+            "event": "progress",
+            "completed": report.completed.len(),
+            "failed": report.failed.len(),
+            "total": report.total,
+            "current_file": current_file,
+            "api_calls": report.calls,
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+        }),
     };
     match json {
         true => println!("{line}"),
@@ -261,6 +283,10 @@ fn print_event(e: &Event, json: bool) {
             } => eprintln!("  {table}: retrying in {} ms: {error}", delay.as_millis()),
             Event::Completed { table, how, .. } => eprintln!("  {table}: {how}"),
             Event::Failed { table, error } => eprintln!("  {table}: FAILED: {error}"),
+            Event::Progress {
+                report,
+                current_file,
+            } => eprint!("{}", progress_text(report, Some(current_file))),
         },
     }
 }

@@ -171,6 +171,7 @@ async fn a_text_keyed_chunk_does_not_clear_rows_another_chunk_wrote() {
                 index,
                 range,
                 estimated_rows: rows.len() as u64,
+                operation: migrate_core::Operation::CopyRows,
             };
             let mut reader = VecBatchReader::from_rows(t.schema.clone(), rows, 10);
             sink.write_chunk(t, &chunk, &mut reader).await.unwrap();

@@ -9,7 +9,7 @@ use deadpool_postgres::{Object, Pool};
 use migrate_core::source::Watermark;
 use migrate_core::{
     AuditEvent, CheckpointStore, ChunkRecord, ChunkResult, ChunkSpec, Control, Error, ErrorKind,
-    RejectedRecord, Result, RunId, RunRecord, RunStatus, TableName, TableRecord,
+    Operation, RejectedRecord, Result, RunId, RunRecord, RunStatus, TableName, TableRecord,
 };
 use tokio_postgres::Row;
 
@@ -18,7 +18,7 @@ use crate::error::{pg_error, pool_error};
 use crate::sql::ident;
 
 /// The store's schema version (recorded in `<schema>.migrate_schema_version`).
-pub const PG_STORE_VERSION: i32 = 1;
+pub const PG_STORE_VERSION: i32 = 2;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS {s}.migrate_schema_version (version integer NOT NULL);
@@ -54,12 +54,24 @@ CREATE INDEX IF NOT EXISTS migrate_events_run ON {s}.migrate_events (run_id, id)
 CREATE TABLE IF NOT EXISTS {s}.migrate_rejected (
     id bigserial PRIMARY KEY, run_id text NOT NULL REFERENCES {s}.migrate_runs (id), table_name text NOT NULL,
     table_schema text, chunk_index integer NOT NULL, record_key text NOT NULL, reason text NOT NULL, at timestamptz NOT NULL);
+ALTER TABLE {s}.migrate_rejected ADD COLUMN IF NOT EXISTS rule text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS error_kind jsonb, ADD COLUMN IF NOT EXISTS record_values text,
+    ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
 CREATE TABLE IF NOT EXISTS {s}.migrate_cursors (
     migration text NOT NULL, table_name text NOT NULL, table_schema text, watermark jsonb NOT NULL,
     updated_at timestamptz NOT NULL, PRIMARY KEY (migration, table_name));
 CREATE TABLE IF NOT EXISTS {s}.migrate_control (
     run_id text PRIMARY KEY REFERENCES {s}.migrate_runs (id),
     control text NOT NULL CHECK (control IN ('run', 'pause', 'cancel')), updated_at timestamptz NOT NULL);
+"#;
+
+/// Version 2: one rejected record per (run, table, key, rule) — duplicates an earlier version
+/// wrote are folded first.
+const V2: &str = r#"
+DELETE FROM {s}.migrate_rejected a USING {s}.migrate_rejected b
+ WHERE a.run_id = b.run_id AND a.table_name = b.table_name AND a.record_key = b.record_key
+   AND a.rule = b.rule AND a.id > b.id;
+CREATE UNIQUE INDEX IF NOT EXISTS migrate_rejected_row ON {s}.migrate_rejected (run_id, table_name, record_key, rule);
 "#;
 
 /// Checkpoint state in Postgres tables (schema `migrate` by default).
@@ -95,7 +107,7 @@ fn name_of<T: serde::Serialize>(v: &T) -> Result<String> {
     }
 }
 
-const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, total_records, status, attempts, worker_id, lease_until, records_processed, bytes, checksum, error_message, error_kind, started_at, completed_at, duration_ms";
+const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, total_records, status, attempts, worker_id, lease_until, records_processed, bytes, checksum, error_message, error_kind, started_at, completed_at, duration_ms, operation";
 
 fn chunk_from(r: &Row) -> Result<ChunkRecord> {
     Ok(ChunkRecord {
@@ -121,6 +133,7 @@ fn chunk_from(r: &Row) -> Result<ChunkRecord> {
         started_at: r.get(14),
         finished_at: r.get(15),
         duration_ms: r.get::<_, Option<i64>>(16).map(|d| d as u64),
+        operation: Operation::parse(r.get(17)),
     })
 }
 
@@ -220,8 +233,11 @@ impl PgCheckpointStore {
                     self.schema
                 )))
             }
-            Some(_) => {}
-            None => {
+            Some(PG_STORE_VERSION) => {}
+            _ => {
+                tx.batch_execute(&self.q(V2))
+                    .await
+                    .map_err(|e| pg_error(e, "upgrading the checkpoint tables"))?;
                 tx.execute(&self.q("INSERT INTO {s}.migrate_schema_version VALUES ($1)"), &[&PG_STORE_VERSION])
                     .await
                     .map_err(|e| pg_error(e, "recording the store version"))?;
@@ -352,7 +368,7 @@ impl CheckpointStore for PgCheckpointStore {
         let st = tx
             .prepare(&self.q(
                 "INSERT INTO {s}.migration_control (phase, table_name, table_schema, operation, status, total_records, batch_size, run_id, chunk_index, key_range)
-                 VALUES ('execution', $1, $2, 'chunk', 'pending', $3, $3, $4, $5, $6)
+                 VALUES ('execution', $1, $2, $7, 'pending', $3, $3, $4, $5, $6)
                  ON CONFLICT (run_id, table_name, chunk_index) WHERE phase = 'execution' DO NOTHING",
             ))
             .await
@@ -401,6 +417,7 @@ impl CheckpointStore for PgCheckpointStore {
                     &run.0,
                     &(c.index as i32),
                     &json(&c.range)?,
+                    &c.operation.as_str(),
                 ],
             )
             .await
@@ -630,11 +647,33 @@ impl CheckpointStore for PgCheckpointStore {
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
         let conn = self.conn().await?;
+        let st = conn
+            .prepare(&self.q(
+                "INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
+                     chunk_index = EXCLUDED.chunk_index, reason = EXCLUDED.reason, error_kind = EXCLUDED.error_kind,
+                     record_values = EXCLUDED.record_values, at = EXCLUDED.at, resolved_at = NULL",
+            ))
+            .await
+            .map_err(|e| pg_error(e, "add_rejected"))?;
         for r in records {
             let (t, s) = TableName::to_columns(&r.table);
+            let kind = r.kind.map(|k| json(&k)).transpose()?;
             conn.execute(
-                &self.q("INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-                &[&run.0, &t, &s, &(r.chunk as i32), &r.key, &r.reason, &r.at],
+                &st,
+                &[
+                    &run.0,
+                    &t,
+                    &s,
+                    &(r.chunk as i32),
+                    &r.key,
+                    &r.rule,
+                    &r.reason,
+                    &kind,
+                    &r.values,
+                    &r.at,
+                ],
             )
             .await
             .map_err(|e| pg_error(e, "add_rejected"))?;
@@ -645,19 +684,55 @@ impl CheckpointStore for PgCheckpointStore {
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
         let conn = self.conn().await?;
         let rows = conn
-            .query(&self.q("SELECT table_name, table_schema, chunk_index, record_key, reason, at FROM {s}.migrate_rejected WHERE run_id = $1 ORDER BY id"), &[&run.0])
+            .query(&self.q("SELECT table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at FROM {s}.migrate_rejected WHERE run_id = $1 AND resolved_at IS NULL ORDER BY id"), &[&run.0])
             .await
             .map_err(|e| pg_error(e, "rejected"))?;
-        Ok(rows
-            .iter()
-            .map(|r| RejectedRecord {
-                table: TableName::from_columns(r.get(0), r.get(1)),
-                chunk: r.get::<_, i32>(2) as u32,
-                key: r.get(3),
-                reason: r.get(4),
-                at: r.get(5),
+        rows.iter()
+            .map(|r| {
+                Ok(RejectedRecord {
+                    table: TableName::from_columns(r.get(0), r.get(1)),
+                    chunk: r.get::<_, i32>(2) as u32,
+                    key: r.get(3),
+                    rule: r.get(4),
+                    reason: r.get(5),
+                    kind: r
+                        .get::<_, Option<serde_json::Value>>(6)
+                        .map(from_json)
+                        .transpose()?,
+                    values: r.get(7),
+                    at: r.get(8),
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    async fn rejected_count(&self, run: &RunId, table: &TableName) -> Result<u64> {
+        let conn = self.conn().await?;
+        let (t, _) = TableName::to_columns(table);
+        let row = conn
+            .query_one(
+                &self.q("SELECT count(DISTINCT record_key) FROM {s}.migrate_rejected WHERE run_id = $1 AND table_name = $2 AND resolved_at IS NULL"),
+                &[&run.0, &t],
+            )
+            .await
+            .map_err(|e| pg_error(e, "rejected_count"))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn resolve_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        keys: &[String],
+    ) -> Result<u64> {
+        let conn = self.conn().await?;
+        let (t, _) = TableName::to_columns(table);
+        conn.execute(
+            &self.q("UPDATE {s}.migrate_rejected SET resolved_at = now() WHERE run_id = $1 AND table_name = $2 AND record_key = ANY($3) AND resolved_at IS NULL"),
+            &[&run.0, &t, &keys],
+        )
+        .await
+        .map_err(|e| pg_error(e, "resolve_rejected"))
     }
 
     async fn save_cursor(

@@ -235,6 +235,7 @@ fn specs(t: &TableInfo, bounds: Vec<Vec<Value>>, per_chunk: u64) -> Vec<ChunkSpe
                 bounds.get(i).cloned(),
             ),
             estimated_rows: per_chunk,
+            operation: migrate_core::Operation::CopyRows,
         })
         .collect()
 }

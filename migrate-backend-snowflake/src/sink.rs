@@ -17,7 +17,7 @@
 //!
 //! Where tables land: in the endpoint's database and schema (created when missing), under
 //! their own names spelled by [`crate::sql::sf_name`] (`orders` → `ORDERS`) whatever schema
-//! they came from — seed 002's `LEGACY_SCHEMA.ORDERS` becomes `NEW_SCHEMA.ORDERS`. What
+//! they came from — `LEGACY_SCHEMA.ORDERS` becomes `NEW_SCHEMA.ORDERS`. What
 //! `prepare` decided for a table in a run is kept in the schema's `_MIGRATE_PREPARED` table with
 //! the source table's name, so a second `prepare` in the same run (another worker, a resumed
 //! process) returns the same answer and takes no second backup, and a second source table of

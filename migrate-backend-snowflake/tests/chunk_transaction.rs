@@ -40,6 +40,7 @@ async fn an_interrupted_chunk_leaves_nothing_and_its_replay_converges() {
         index: 1,
         range: KeyRange::between(bound(21), bound(41)),
         estimated_rows: 20,
+        operation: migrate_core::Operation::CopyRows,
     };
     let in_chunk: Vec<_> = rows
         .iter()

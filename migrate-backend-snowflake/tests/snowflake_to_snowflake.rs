@@ -1,4 +1,4 @@
-//! Seed 002's case: `LEGACY_DB.LEGACY_SCHEMA` → `NEW_DB.NEW_SCHEMA` on fakesnow. Tables made
+//! A legacy schema moved to a new one: `LEGACY_DB.LEGACY_SCHEMA` → `NEW_DB.NEW_SCHEMA` on fakesnow. Tables made
 //! the Snowflake way (`NUMBER(38, 0)` keys, `TIMESTAMP_NTZ`, `VARIANT`, a foreign key) are
 //! discovered, cut into ranked key ranges, copied under their own names into the new schema
 //! inside the account (`INSERT … SELECT` from the legacy range, no row through the process),

@@ -7,10 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::codec::sql_error;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i32 = 2;
+pub const CURRENT_VERSION: i32 = 3;
 
 /// `UPGRADES[i]` takes a file from version `i` to `i + 1`.
-const UPGRADES: [&str; CURRENT_VERSION as usize] = [V1, V2];
+const UPGRADES: [&str; CURRENT_VERSION as usize] = [V1, V2, V3];
 
 /// Version 1: the `migration_control` progress table (one row per chunk in phase `execution`, plus the
 /// columns resume needs), runs, tables, audit events, rejected records, cursors, control flags.
@@ -122,6 +122,18 @@ CREATE TABLE migrate_control (
 const V2: &str = r#"
 ALTER TABLE migration_control ADD COLUMN duration_ms INTEGER;
 CREATE INDEX idx_migration_control_run_status ON migration_control(run_id, status);
+"#;
+
+/// Version 3: rejected rows carry the rule they broke, their error kind, their values (only on
+/// opt-in) and when a replay resolved them; one record per (run, table, key, rule).
+const V3: &str = r#"
+ALTER TABLE migrate_rejected ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+ALTER TABLE migrate_rejected ADD COLUMN error_kind TEXT;
+ALTER TABLE migrate_rejected ADD COLUMN record_values TEXT;
+ALTER TABLE migrate_rejected ADD COLUMN resolved_at TEXT;
+DELETE FROM migrate_rejected WHERE id NOT IN
+    (SELECT min(id) FROM migrate_rejected GROUP BY run_id, table_name, record_key, rule);
+CREATE UNIQUE INDEX idx_migrate_rejected_row ON migrate_rejected(run_id, table_name, record_key, rule);
 "#;
 
 /// Brings the file to [`CURRENT_VERSION`]; refuses files from a newer build.

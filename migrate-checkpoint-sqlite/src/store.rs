@@ -9,7 +9,7 @@ use chrono::Utc;
 use migrate_core::source::Watermark;
 use migrate_core::{
     AuditEvent, CheckpointStore, ChunkRecord, ChunkResult, ChunkSpec, Control, Error, ErrorKind,
-    RejectedRecord, Result, RunId, RunRecord, RunStatus, TableName, TableRecord,
+    Operation, RejectedRecord, Result, RunId, RunRecord, RunStatus, TableName, TableRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -201,7 +201,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, total_records, status, attempts, worker_id, lease_until, records_processed, bytes, checksum, error_message, error_kind, started_at, completed_at, duration_ms";
+const CHUNK_COLUMNS: &str = "table_name, table_schema, chunk_index, key_range, total_records, status, attempts, worker_id, lease_until, records_processed, bytes, checksum, error_message, error_kind, started_at, completed_at, duration_ms, operation";
 
 fn chunk_from_row(r: &Row<'_>) -> rusqlite::Result<ChunkRecord> {
     Ok(ChunkRecord {
@@ -227,6 +227,7 @@ fn chunk_from_row(r: &Row<'_>) -> rusqlite::Result<ChunkRecord> {
         started_at: parse_time(r.get(14)?)?,
         finished_at: parse_time(r.get(15)?)?,
         duration_ms: r.get::<_, Option<i64>>(16)?.map(|d| d as u64),
+        operation: Operation::parse(&r.get::<_, String>(17)?),
     })
 }
 
@@ -328,11 +329,12 @@ impl CheckpointStore for SqliteCheckpointStore {
 
     async fn add_chunks(&self, run: &RunId, chunks: &[ChunkSpec]) -> Result<()> {
         let run = run.0.clone();
-        let rows: Vec<(String, Option<String>, u32, String, i64)> = chunks
+        let rows: Vec<(String, Option<String>, u32, String, i64, &'static str)> = chunks
             .iter()
             .map(|c| {
                 let (t, s) = TableName::to_columns(&c.table);
-                Ok((t, s, c.index, json(&c.range)?, c.estimated_rows as i64))
+                let op = c.operation.as_str();
+                Ok((t, s, c.index, json(&c.range)?, c.estimated_rows as i64, op))
             })
             .collect::<Result<_>>()?;
         self.with(move |c| {
@@ -348,13 +350,13 @@ impl CheckpointStore for SqliteCheckpointStore {
                 let mut st = tx
                     .prepare(
                         "INSERT INTO migration_control (phase, table_name, table_schema, operation, status, total_records, batch_size, run_id, chunk_index, key_range)
-                         VALUES ('execution', ?1, ?2, 'chunk', 'pending', ?3, ?3, ?4, ?5, ?6)
+                         VALUES ('execution', ?1, ?2, ?7, 'pending', ?3, ?3, ?4, ?5, ?6)
                          ON CONFLICT (run_id, table_name, chunk_index) WHERE phase = 'execution' DO NOTHING",
                     )
                     .map_err(sql_error)?;
                 let mut known: std::collections::HashMap<String, bool> =
                     std::collections::HashMap::new();
-                for (t, s, i, range, est) in rows {
+                for (t, s, i, range, est, op) in rows {
                     let skip = match known.get(&t) {
                         Some(skip) => *skip,
                         None => {
@@ -364,7 +366,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                         }
                     };
                     if !skip {
-                        st.execute(params![t, s, est, run, i, range]).map_err(sql_error)?;
+                        st.execute(params![t, s, est, run, i, range, op]).map_err(sql_error)?;
                     }
                 }
             }
@@ -638,11 +640,19 @@ impl CheckpointStore for SqliteCheckpointStore {
             let tx = c.transaction().map_err(sql_error)?;
             {
                 let mut st = tx
-                    .prepare("INSERT INTO migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                    .prepare(
+                        "INSERT INTO migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
+                             chunk_index = excluded.chunk_index, reason = excluded.reason, error_kind = excluded.error_kind,
+                             record_values = excluded.record_values, at = excluded.at, resolved_at = NULL",
+                    )
                     .map_err(sql_error)?;
                 for r in recs {
                     let (t, s) = TableName::to_columns(&r.table);
-                    st.execute(params![run, t, s, r.chunk, r.key, r.reason, time(r.at)]).map_err(sql_error)?;
+                    let kind = r.kind.map(|k| json(&k)).transpose()?;
+                    st.execute(params![run, t, s, r.chunk, r.key, r.rule, r.reason, kind, r.values, time(r.at)])
+                        .map_err(sql_error)?;
                 }
             }
             tx.commit().map_err(sql_error)
@@ -654,7 +664,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         let run = run.0.clone();
         self.with(move |c| {
             let mut st = c
-                .prepare_cached("SELECT table_name, table_schema, chunk_index, record_key, reason, at FROM migrate_rejected WHERE run_id = ?1 ORDER BY id")
+                .prepare_cached("SELECT table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at FROM migrate_rejected WHERE run_id = ?1 AND resolved_at IS NULL ORDER BY id")
                 .map_err(sql_error)?;
             let rows = st
                 .query_map([run], |r| {
@@ -662,12 +672,56 @@ impl CheckpointStore for SqliteCheckpointStore {
                         table: TableName::from_columns(r.get(0)?, r.get(1)?),
                         chunk: r.get(2)?,
                         key: r.get(3)?,
-                        reason: r.get(4)?,
-                        at: parse_time(r.get(5)?)?.unwrap_or_default(),
+                        rule: r.get(4)?,
+                        reason: r.get(5)?,
+                        kind: r
+                            .get::<_, Option<String>>(6)?
+                            .map(|s| from_json(&s))
+                            .transpose()?,
+                        values: r.get(7)?,
+                        at: parse_time(r.get(8)?)?.unwrap_or_default(),
                     })
                 })
                 .map_err(sql_error)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn rejected_count(&self, run: &RunId, table: &TableName) -> Result<u64> {
+        let (run, (t, _)) = (run.0.clone(), TableName::to_columns(table));
+        self.with(move |c| {
+            c.query_row(
+                "SELECT count(DISTINCT record_key) FROM migrate_rejected WHERE run_id = ?1 AND table_name = ?2 AND resolved_at IS NULL",
+                params![run, t],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn resolve_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        keys: &[String],
+    ) -> Result<u64> {
+        let (run, (t, _), keys) = (run.0.clone(), TableName::to_columns(table), keys.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(sql_error)?;
+            let mut n = 0;
+            {
+                let mut st = tx
+                    .prepare("UPDATE migrate_rejected SET resolved_at = ?4 WHERE run_id = ?1 AND table_name = ?2 AND record_key = ?3 AND resolved_at IS NULL")
+                    .map_err(sql_error)?;
+                for k in keys {
+                    n += st.execute(params![run, t, k, time(Utc::now())]).map_err(sql_error)? as u64;
+                }
+            }
+            tx.commit().map_err(sql_error)?;
+            Ok(n)
         })
         .await
     }

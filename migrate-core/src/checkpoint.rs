@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::RowChecksum;
-use crate::chunk::{ChunkSpec, KeyRange};
+use crate::chunk::{ChunkSpec, KeyRange, Operation};
 use crate::error::{ErrorKind, Result};
 use crate::schema::TableName;
 use crate::source::Watermark;
@@ -155,6 +155,8 @@ pub struct ChunkRecord {
     pub range: KeyRange,
     /// Rows the plan expects.
     pub estimated_rows: u64,
+    /// What the chunk does.
+    pub operation: Operation,
     /// Status.
     pub status: ChunkStatus,
     /// Attempts made so far (claims).
@@ -189,6 +191,7 @@ impl ChunkRecord {
             index: spec.index,
             range: spec.range.clone(),
             estimated_rows: spec.estimated_rows,
+            operation: spec.operation,
             status: ChunkStatus::Pending,
             attempts: 0,
             worker: None,
@@ -211,6 +214,7 @@ impl ChunkRecord {
             index: self.index,
             range: self.range.clone(),
             estimated_rows: self.estimated_rows,
+            operation: self.operation,
         }
     }
 
@@ -349,19 +353,44 @@ impl AuditEvent {
     }
 }
 
-/// A row a transform or the sink refused, named by its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A row a transform or the sink refused, named by its key. One record per (run, table, key,
+/// rule): a chunk written again rejects the same rows again and the store keeps each once.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedRecord {
     /// The table.
     pub table: TableName,
     /// The chunk it came from.
     pub chunk: u32,
-    /// The row's primary key, displayed (keys identify rows; values are never stored).
+    /// The row's primary key, displayed (keys identify rows).
     pub key: String,
-    /// Why.
+    /// The rule it broke (`convert age`, `required email`).
+    #[serde(default)]
+    pub rule: String,
+    /// Why (names the rule's terms, never the row's values).
     pub reason: String,
+    /// What kind of failure.
+    #[serde(default)]
+    pub kind: Option<ErrorKind>,
+    /// The row's values as JSON, only where the operator opted in to keeping them.
+    #[serde(default)]
+    pub values: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+impl fmt::Debug for RejectedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedRecord")
+            .field("table", &self.table)
+            .field("chunk", &self.chunk)
+            .field("key", &self.key)
+            .field("rule", &self.rule)
+            .field("reason", &self.reason)
+            .field("kind", &self.kind)
+            .field("values", &self.values.as_ref().map(|_| "<kept>"))
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// A request to a running run, settable from another process through the store.
@@ -502,11 +531,33 @@ pub trait CheckpointStore: Send + Sync {
     /// A run's audit events in the order they were appended.
     async fn events(&self, run: &RunId) -> Result<Vec<AuditEvent>>;
 
-    /// Records rejected rows.
+    /// Records rejected rows: one record per (table, key, rule) — a record already there is
+    /// replaced (a chunk written again rejects the same rows again).
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()>;
 
-    /// A run's rejected rows.
+    /// A run's rejected rows not resolved since, in the order first recorded.
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>>;
+
+    /// How many rows of `table` the run has rejected and not resolved.
+    async fn rejected_count(&self, run: &RunId, table: &TableName) -> Result<u64> {
+        Ok(self
+            .rejected(run)
+            .await?
+            .iter()
+            .filter(|r| &r.table == table)
+            .map(|r| &r.key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64)
+    }
+
+    /// Marks a run's rejected rows of `table` with these keys resolved (a replay wrote them):
+    /// [`CheckpointStore::rejected`] no longer lists them. Returns how many were marked.
+    async fn resolve_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        keys: &[String],
+    ) -> Result<u64>;
 
     /// Stores an incremental watermark for a table of a migration (replacing the previous one).
     async fn save_cursor(&self, migration: &str, table: &TableName, mark: &Watermark)

@@ -73,6 +73,44 @@ pub struct ChunkSpec {
     pub range: KeyRange,
     /// Row estimate, for progress and budgeting.
     pub estimated_rows: u64,
+    /// What the chunk does (the store's `operation` column): copying rows unless said.
+    #[serde(default)]
+    pub operation: Operation,
+}
+
+/// What a checkpointed operation does: rows copied for a key range (the executor's chunks), or
+/// a table created or finished from DDL files (a schema migration's two steps per table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// A key range's rows copied.
+    #[default]
+    CopyRows,
+    /// A table created in the target.
+    CreateTable,
+    /// A table's keys, indexes and constraints built once every table exists.
+    FinalizeTable,
+}
+
+impl Operation {
+    /// Its name in the store's `operation` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::CopyRows => "chunk",
+            Operation::CreateTable => "create_table",
+            Operation::FinalizeTable => "finalize_table",
+        }
+    }
+
+    /// The operation a store's `operation` column names (an unknown name — a newer build's —
+    /// reads as copying rows, the executor's own kind).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "create_table" => Operation::CreateTable,
+            "finalize_table" => Operation::FinalizeTable,
+            _ => Operation::CopyRows,
+        }
+    }
 }
 
 impl ChunkSpec {
@@ -83,6 +121,7 @@ impl ChunkSpec {
             index: 0,
             range: KeyRange::all(),
             estimated_rows,
+            operation: Operation::CopyRows,
         }
     }
 
@@ -107,6 +146,7 @@ impl ChunkSpec {
                     bounds.get(i).cloned(),
                 ),
                 estimated_rows: per_chunk,
+                operation: Operation::CopyRows,
             })
             .collect()
     }

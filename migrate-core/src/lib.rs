@@ -37,7 +37,7 @@ pub use checkpoint::{
     RunId, RunRecord, RunStatus, TableRecord, TableStatus,
 };
 pub use checksum::RowChecksum;
-pub use chunk::{ChunkSpec, KeyRange};
+pub use chunk::{ChunkSpec, KeyRange, Operation};
 pub use decimal::Decimal;
 pub use encoded::{EncodedBatch, Encoding, RowCodec, POSTGRES_COPY_BINARY};
 pub use error::{Error, ErrorContext, ErrorKind, Exhausted, Result};

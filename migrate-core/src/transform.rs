@@ -2,18 +2,54 @@
 
 use std::sync::Arc;
 
-use crate::batch::Batch;
-use crate::error::Result;
+use crate::batch::{Batch, Row};
+use crate::error::{ErrorKind, Result};
 use crate::schema::Schema;
 use crate::value::Value;
 
-/// A row a transform refused, named by its key (never by its values).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A row a transform refused, named by its key (never by its values): the rule it broke and
+/// why. The row itself travels along for an operator who opted in to keeping rejected rows'
+/// values; it is never logged (`Debug` shows only its width).
+#[derive(Clone, PartialEq)]
 pub struct Rejected {
     /// Primary key of the rejected row (empty for keyless tables).
     pub key: Vec<Value>,
-    /// Why it was refused.
+    /// The rule it broke (`convert age`, `filter`, `required email`).
+    pub rule: String,
+    /// Why it was refused (names the rule's terms, never the row's values).
     pub reason: String,
+    /// What kind of failure: a value that does not convert or breaks a rule is `Validation`.
+    pub kind: ErrorKind,
+    /// The row as the transform received it, kept only where values may be stored.
+    pub row: Option<Row>,
+}
+
+impl Rejected {
+    /// A row of key `key` refused by `rule` for `reason` (a validation failure).
+    pub fn new(key: Vec<Value>, rule: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejected {
+            key,
+            rule: rule.into(),
+            reason: reason.into(),
+            kind: ErrorKind::Validation,
+            row: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejected")
+            .field("key", &self.key)
+            .field("rule", &self.rule)
+            .field("reason", &self.reason)
+            .field("kind", &self.kind)
+            .field(
+                "row",
+                &self.row.as_ref().map(|r| format!("<{} values>", r.len())),
+            )
+            .finish()
+    }
 }
 
 /// The output of one [`Transform::apply`].
@@ -23,6 +59,19 @@ pub struct TransformOutput {
     pub batch: Batch,
     /// Rows refused, to be recorded as rejected records.
     pub rejected: Vec<Rejected>,
+    /// Rows left out on purpose (a filter's), neither passed nor rejected.
+    pub filtered: u64,
+}
+
+impl TransformOutput {
+    /// Every row passed.
+    pub fn passed(batch: Batch) -> Self {
+        TransformOutput {
+            batch,
+            rejected: Vec::new(),
+            filtered: 0,
+        }
+    }
 }
 
 /// Batch in, batch out plus rejected rows. Pure CPU work, so not async.

@@ -281,10 +281,7 @@ impl Transform for Unchanged {
         Ok(input.clone())
     }
     fn apply(&self, batch: Batch) -> migrate_core::Result<TransformOutput> {
-        Ok(TransformOutput {
-            batch,
-            rejected: vec![],
-        })
+        Ok(TransformOutput::passed(batch))
     }
 }
 

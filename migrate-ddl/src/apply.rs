@@ -6,8 +6,8 @@
 //! columns it is adopted unchanged, with others it is a drift error unless replacing was asked
 //! for — else the sink creates it ([`Sink::prepare`]); then the target is asked again, and
 //! only a table there with the expected columns is marked complete. Failures take the
-//! executor's retry policy and error kinds: rate limits and quotas wait and retry (seed 000:
-//! 1 s doubling, 3 attempts; quotas 30 s, 60 s, 120 s; `Retry-After` honoured), a schema error
+//! executor's retry policy and error kinds: rate limits and quotas wait and retry (1 s
+//! doubling, 3 attempts; quotas 30 s, 60 s, 120 s; `Retry-After` honoured), a schema error
 //! fails the table and the run goes on, a permission or configuration error stops the run at
 //! once; each attempt has a timeout (5 minutes by default) and prepares under an id of its
 //! own (a sink answers a repeated id with its first decision). Rows found in a table are never
@@ -17,17 +17,22 @@
 //! also for tables an earlier, stopped run created.
 //!
 //! Before applying, the store is reconciled with the target: a table the store calls complete
-//! but the target lacks is redone, and a table the target already has is checked and adopted
-//! when its turn comes — each reconciliation said.
+//! but the target lacks is redone, one whose columns no longer match the files (edited since)
+//! is taken again — a drift error unless replacing was asked for —, and a table the target
+//! already has is checked and adopted when its turn comes — each reconciliation said.
+//!
+//! In the store each table is two chunks of the run: chunk 0 its creation (operation
+//! `create_table`), chunk 1 its keys, indexes and constraints (`finalize_table`).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use migrate_core::plan::compatible;
 use migrate_core::retry::{RetryConfig, RetryDecision, RetryState};
 use migrate_core::{
     CheckpointStore, ChunkRecord, ChunkResult, ChunkSpec, ChunkStatus, Error, ErrorKind,
-    ExistingRows, ObjectOutcome, PrepareMode, PrepareOptions, Result, RunId, RunRecord, RunStatus,
-    Sink, TableInfo, TableName,
+    ExistingRows, ObjectOutcome, Operation, PrepareMode, PrepareOptions, Result, RunId, RunRecord,
+    RunStatus, Sink, TableInfo, TableName,
 };
 
 use crate::convert::Converted;
@@ -46,6 +51,10 @@ pub struct ApplyConfig {
     pub retry: RetryConfig,
     /// How long one attempt at one table may take.
     pub table_timeout: Duration,
+    /// How long a claim on a table holds without renewal (renewed every third of it while the
+    /// table is worked on); a run resumed after a crash waits this long at most for the dead
+    /// process's claim.
+    pub lease: Duration,
     /// Recreate a table the target has with other columns (else: a drift error).
     pub replace_drifted: bool,
 }
@@ -58,6 +67,7 @@ impl Default for ApplyConfig {
             worker_id: format!("schema-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             retry: RetryConfig::default(),
             table_timeout: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
             replace_drifted: false,
         }
     }
@@ -68,6 +78,14 @@ impl Default for ApplyConfig {
 pub enum Event {
     /// The store and the target disagreed; what was done about it.
     Reconciled(String),
+    /// The progress so far, before each table's turn (the operator's regular update), with
+    /// the file being processed.
+    Progress {
+        /// Tables completed and failed so far, calls made, time spent.
+        report: Box<ApplyReport>,
+        /// The file of the table about to start.
+        current_file: String,
+    },
     /// A table's turn: its place (from 1) among `total`, and its file.
     Started {
         /// The table.
@@ -148,7 +166,15 @@ pub async fn apply(
         ..Default::default()
     };
     let run = open_run(conv, store, cfg).await?;
-    let result = run_tables(conv, sink, store, cfg, on, &run, &mut report).await;
+    let ctx = Ctx {
+        conv,
+        sink,
+        store,
+        cfg,
+        run: &run,
+        started,
+    };
+    let result = run_tables(ctx, on, &mut report).await;
     let status = match (
         &result,
         report.failed.is_empty() && report.stopped.is_none(),
@@ -167,41 +193,56 @@ pub async fn apply(
 const CREATE: u32 = 0;
 const KEYS: u32 = 1;
 
+/// What every step of one apply shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    conv: &'a Converted,
+    sink: &'a dyn Sink,
+    store: &'a dyn CheckpointStore,
+    cfg: &'a ApplyConfig,
+    run: &'a RunRecord,
+    started: Instant,
+}
+
 async fn run_tables(
-    conv: &Converted,
-    sink: &dyn Sink,
-    store: &dyn CheckpointStore,
-    cfg: &ApplyConfig,
+    ctx: Ctx<'_>,
     on: &mut (dyn FnMut(&Event) + Send),
-    run: &RunRecord,
     report: &mut ApplyReport,
 ) -> Result<()> {
-    let done = |chunks: &[ChunkRecord], t: &TableName, index: u32| {
-        chunks
-            .iter()
-            .find(|c| &c.table == t && c.index == index && c.status == ChunkStatus::Completed)
-            .cloned()
-    };
-    // Reconcile: a table the store completed must still be in the target.
+    let Ctx {
+        conv,
+        sink,
+        store,
+        run,
+        started,
+        ..
+    } = ctx;
+    // Reconcile: a table the store completed must still be in the target, as the files say.
     let chunks = store.chunks(&run.id).await?;
     for t in &conv.tables {
         if done(&chunks, &t.info.name, CREATE).is_none() {
             continue;
         }
         report.calls += 1;
-        if sink.describe(&t.info).await?.is_none() {
-            let note = format!(
-                "{}: the store called it complete but the target lacks it; it is created again",
-                t.info.name
-            );
-            store.reset_table_chunks(&run.id, &t.info.name).await?;
-            on(&Event::Reconciled(note.clone()));
-            report.reconciled.push(note);
-        }
+        // The files may have changed since too: a table whose columns now differ is taken
+        // again (a drift error, or recreated when replacing was asked for).
+        let note = match sink.describe(&t.info).await? {
+            None => "the store called it complete but the target lacks it; it is created again"
+                .to_string(),
+            Some(got) => match differences(sink, &t.info, &got) {
+                None => continue,
+                Some(diff) => format!(
+                    "the store called it complete but the target's columns differ from the files ({diff}); it is taken again"
+                ),
+            },
+        };
+        let note = format!("{}: {note}", t.info.name);
+        store.reset_table_chunks(&run.id, &t.info.name).await?;
+        on(&Event::Reconciled(note.clone()));
+        report.reconciled.push(note);
     }
     let chunks = store.chunks(&run.id).await?;
     let total = conv.tables.len();
-    let lease = cfg.table_timeout + Duration::from_secs(60);
     for (i, t) in conv.tables.iter().enumerate() {
         let name = &t.info.name;
         if let Some(c) = done(&chunks, name, CREATE) {
@@ -214,127 +255,30 @@ async fn run_tables(
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
+        report.elapsed = started.elapsed();
+        on(&Event::Progress {
+            report: Box::new(report.clone()),
+            current_file: file.clone(),
+        });
         on(&Event::Started {
             table: name.clone(),
             index: i + 1,
             total,
             file,
         });
-        let Some(claim) = store
-            .claim_chunk(&run.id, name, CREATE, &cfg.worker_id, lease)
-            .await?
-        else {
-            let holder = chunks
-                .iter()
-                .find(|c| &c.table == name && c.index == CREATE)
-                .map(|c| {
-                    format!(
-                        "{} until {:?}",
-                        c.worker.clone().unwrap_or_default(),
-                        c.lease_until
-                    )
-                })
-                .unwrap_or_default();
-            let error = format!("another worker holds it ({holder})");
-            on(&Event::Failed {
-                table: name.clone(),
-                error: error.clone(),
-            });
-            report.failed.push((name.clone(), error));
-            continue;
-        };
-        let mut retry = RetryState::default();
-        // Whether an attempt's `prepare` went through: a later attempt that finds the table
-        // found this run's own, not someone else's.
-        let mut prepared = false;
-        loop {
-            let renewed = store
-                .renew_lease(&run.id, name, CREATE, &cfg.worker_id, lease)
-                .await?;
-            // Each attempt prepares under an id of its own: a sink answers a second `prepare`
-            // of the same id with its first decision, and a redo must act again.
-            let attempt_id = RunId(format!(
-                "{}/{}/{}",
-                run.id.0, claim.attempts, retry.failures
-            ));
-            let attempt = match renewed {
-                false => Err(Error::transient("lost the table's lease to another worker")),
-                true => tokio::time::timeout(
-                    cfg.table_timeout,
-                    create_one(
-                        &t.info,
-                        sink,
-                        &attempt_id,
-                        cfg,
-                        &mut prepared,
-                        &mut report.calls,
-                    ),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("table {name}: no answer within {:?}", cfg.table_timeout),
-                    ))
-                }),
-            };
-            match attempt {
-                Ok(how) => {
-                    if !store
-                        .complete_chunk(&run.id, name, CREATE, &cfg.worker_id, &nothing())
-                        .await?
-                    {
-                        let error = "lost the table's lease to another worker".to_string();
-                        on(&Event::Failed {
-                            table: name.clone(),
-                            error: error.clone(),
-                        });
-                        report.failed.push((name.clone(), error));
-                        break;
-                    }
-                    if how.starts_with("already") {
-                        let note = format!("{name}: in the target but not in the store: adopted");
-                        on(&Event::Reconciled(note.clone()));
-                        report.reconciled.push(note);
-                    }
-                    let at = Utc::now();
-                    on(&Event::Completed {
-                        table: name.clone(),
-                        at,
-                        how: how.clone(),
-                    });
-                    report.completed.push((name.clone(), at, how));
-                    break;
+        match create_table(ctx, &t.info, on, report).await? {
+            Ok(()) => {}
+            Err(e) => {
+                on(&Event::Failed {
+                    table: name.clone(),
+                    error: e.to_string(),
+                });
+                report.failed.push((name.clone(), e.to_string()));
+                if e.kind().stops_run() {
+                    // The next run starts here; keys come once every table exists.
+                    report.stopped = Some(e.to_string());
+                    return Ok(());
                 }
-                Err(e) => match cfg.retry.decide(&e, &mut retry) {
-                    RetryDecision::RetryAfter(delay) => {
-                        on(&Event::Retrying {
-                            table: name.clone(),
-                            delay,
-                            error: e.to_string(),
-                        });
-                        store
-                            .renew_lease(&run.id, name, CREATE, &cfg.worker_id, lease + delay)
-                            .await?;
-                        tokio::time::sleep(delay).await;
-                    }
-                    decision => {
-                        let _ = store
-                            .fail_chunk(&run.id, name, CREATE, &e.to_string(), e.kind())
-                            .await;
-                        on(&Event::Failed {
-                            table: name.clone(),
-                            error: e.to_string(),
-                        });
-                        report.failed.push((name.clone(), e.to_string()));
-                        if decision == RetryDecision::StopRun {
-                            // The next run starts here; keys come once every table exists.
-                            report.stopped = Some(e.to_string());
-                            return Ok(());
-                        }
-                        break;
-                    }
-                },
             }
         }
     }
@@ -346,39 +290,251 @@ async fn run_tables(
         if done(&chunks, name, CREATE).is_none() || done(&chunks, name, KEYS).is_some() {
             continue;
         }
-        let lease = cfg.table_timeout + Duration::from_secs(60);
-        if store
-            .claim_chunk(&run.id, name, KEYS, &cfg.worker_id, lease)
-            .await?
-            .is_none()
-        {
-            continue;
-        }
-        report.calls += 1;
-        let built = tokio::time::timeout(cfg.table_timeout, sink.finalize(&t.info))
-            .await
-            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout, "no answer")));
-        match built {
-            Ok(objects) => {
-                report.objects.extend(objects);
-                store
-                    .complete_chunk(&run.id, name, KEYS, &cfg.worker_id, &nothing())
-                    .await?;
-            }
-            Err(e) => {
-                let error = format!("keys, indexes and constraints: {e}");
-                let _ = store
-                    .fail_chunk(&run.id, name, KEYS, &error, e.kind())
-                    .await;
-                on(&Event::Failed {
-                    table: name.clone(),
-                    error: error.clone(),
-                });
-                report.failed.push((name.clone(), error));
-            }
+        if let Err(e) = finalize_table(ctx, &t.info, on, report).await? {
+            let error = format!("keys, indexes and constraints: {e}");
+            on(&Event::Failed {
+                table: name.clone(),
+                error: error.clone(),
+            });
+            report.failed.push((name.clone(), error));
         }
     }
     Ok(())
+}
+
+/// `table`'s chunk `index` if the store has it completed.
+fn done(chunks: &[ChunkRecord], table: &TableName, index: u32) -> Option<ChunkRecord> {
+    chunks
+        .iter()
+        .find(|c| &c.table == table && c.index == index && c.status == ChunkStatus::Completed)
+        .cloned()
+}
+
+/// A table's creation, its retries included: `Ok(Err(e))` when the table failed (the caller
+/// says so; `e.kind()` tells whether the run stops), `Err` when the store failed.
+async fn create_table(
+    ctx: Ctx<'_>,
+    table: &TableInfo,
+    on: &mut (dyn FnMut(&Event) + Send),
+    report: &mut ApplyReport,
+) -> Result<std::result::Result<(), Error>> {
+    let Ctx {
+        sink,
+        store,
+        cfg,
+        run,
+        ..
+    } = ctx;
+    let name = &table.name;
+    let Some(claim) = claim(ctx, name, CREATE, on).await? else {
+        // Another worker completed it meanwhile.
+        report.completed.push((
+            name.clone(),
+            Utc::now(),
+            "completed by another worker".into(),
+        ));
+        return Ok(Ok(()));
+    };
+    let mut retry = RetryState::default();
+    // Whether an attempt's `prepare` went through: a later attempt that finds the table
+    // found this run's own, not someone else's.
+    let mut prepared = false;
+    loop {
+        // Each attempt prepares under an id of its own: a sink answers a second `prepare` of
+        // the same id with its first decision, and a redo must act again.
+        let attempt_id = RunId(format!(
+            "{}/{}/{}",
+            run.id.0, claim.attempts, retry.failures
+        ));
+        let mut calls = 0;
+        let attempt = held(
+            ctx,
+            name,
+            CREATE,
+            create_one(table, sink, &attempt_id, cfg, &mut prepared, &mut calls),
+        )
+        .await;
+        report.calls += calls;
+        match attempt {
+            Ok(how) => {
+                if !store
+                    .complete_chunk(&run.id, name, CREATE, &cfg.worker_id, &nothing())
+                    .await?
+                {
+                    return Ok(Err(Error::transient(
+                        "lost the table's lease to another worker",
+                    )));
+                }
+                if how.starts_with("already") {
+                    let note = format!("{name}: in the target but not in the store: adopted");
+                    on(&Event::Reconciled(note.clone()));
+                    report.reconciled.push(note);
+                }
+                let at = Utc::now();
+                on(&Event::Completed {
+                    table: name.clone(),
+                    at,
+                    how: how.clone(),
+                });
+                report.completed.push((name.clone(), at, how));
+                return Ok(Ok(()));
+            }
+            Err(e) => match cfg.retry.decide(&e, &mut retry) {
+                RetryDecision::RetryAfter(delay) => {
+                    on(&Event::Retrying {
+                        table: name.clone(),
+                        delay,
+                        error: e.to_string(),
+                    });
+                    store
+                        .renew_lease(&run.id, name, CREATE, &cfg.worker_id, cfg.lease + delay)
+                        .await?;
+                    tokio::time::sleep(delay).await;
+                    if !store
+                        .renew_lease(&run.id, name, CREATE, &cfg.worker_id, cfg.lease)
+                        .await?
+                    {
+                        return Ok(Err(Error::transient(
+                            "lost the table's lease to another worker",
+                        )));
+                    }
+                }
+                _ => {
+                    let _ = store
+                        .fail_chunk(&run.id, name, CREATE, &e.to_string(), e.kind())
+                        .await;
+                    return Ok(Err(e));
+                }
+            },
+        }
+    }
+}
+
+/// A table's keys, indexes and constraints (`Ok(Err(e))`: the table's failure).
+async fn finalize_table(
+    ctx: Ctx<'_>,
+    table: &TableInfo,
+    on: &mut (dyn FnMut(&Event) + Send),
+    report: &mut ApplyReport,
+) -> Result<std::result::Result<(), Error>> {
+    let Ctx {
+        sink,
+        store,
+        cfg,
+        run,
+        ..
+    } = ctx;
+    let name = &table.name;
+    if claim(ctx, name, KEYS, on).await?.is_none() {
+        return Ok(Ok(()));
+    }
+    report.calls += 1;
+    match held(ctx, name, KEYS, sink.finalize(table)).await {
+        Ok(objects) => {
+            report.objects.extend(objects);
+            store
+                .complete_chunk(&run.id, name, KEYS, &cfg.worker_id, &nothing())
+                .await?;
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            let error = format!("keys, indexes and constraints: {e}");
+            let _ = store
+                .fail_chunk(&run.id, name, KEYS, &error, e.kind())
+                .await;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// Claims a table's chunk; when another worker holds it, waits for its lease to end (a
+/// process killed mid-table holds it until then) and takes it over — up to a table timeout
+/// of waiting, said as a retry. `None`: another worker completed it.
+async fn claim(
+    ctx: Ctx<'_>,
+    table: &TableName,
+    index: u32,
+    on: &mut (dyn FnMut(&Event) + Send),
+) -> Result<Option<ChunkRecord>> {
+    let Ctx {
+        store, cfg, run, ..
+    } = ctx;
+    let waiting_since = Instant::now();
+    loop {
+        if let Some(c) = store
+            .claim_chunk(&run.id, table, index, &cfg.worker_id, cfg.lease)
+            .await?
+        {
+            return Ok(Some(c));
+        }
+        let chunks = store.chunks(&run.id).await?;
+        let Some(c) = chunks
+            .iter()
+            .find(|c| &c.table == table && c.index == index)
+        else {
+            return Err(Error::fatal(format!(
+                "table {table}: the store lost its step {index}"
+            )));
+        };
+        if c.status == ChunkStatus::Completed {
+            return Ok(None);
+        }
+        let holder = c.worker.clone().unwrap_or_default();
+        if waiting_since.elapsed() > cfg.table_timeout {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "table {table}: worker {holder} has held it for over {:?}",
+                    cfg.table_timeout
+                ),
+            ));
+        }
+        let left = c
+            .lease_until
+            .and_then(|u| (u - Utc::now()).to_std().ok())
+            .unwrap_or_default();
+        let delay = (left + Duration::from_millis(200)).min(cfg.lease);
+        on(&Event::Retrying {
+            table: table.clone(),
+            delay,
+            error: format!("worker {holder} holds it: waiting for its lease to end"),
+        });
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Runs `work` on a claimed chunk within the table timeout, renewing the lease every third of
+/// it; a lease lost to another worker ends the work as a transient failure.
+async fn held<T>(
+    ctx: Ctx<'_>,
+    table: &TableName,
+    index: u32,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let Ctx {
+        store, cfg, run, ..
+    } = ctx;
+    let beat = async {
+        loop {
+            tokio::time::sleep(cfg.lease / 3).await;
+            match store
+                .renew_lease(&run.id, table, index, &cfg.worker_id, cfg.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Error::transient("lost the table's lease to another worker"),
+                Err(e) => return e,
+            }
+        }
+    };
+    let timed = tokio::time::timeout(cfg.table_timeout, work);
+    tokio::select! {
+        r = timed => r.unwrap_or_else(|_| Err(Error::new(
+            ErrorKind::Timeout,
+            format!("table {table}: no answer within {:?}", cfg.table_timeout),
+        ))),
+        e = beat => Err(e),
+    }
 }
 
 /// A table operation's result: no rows.
@@ -413,8 +569,13 @@ async fn open_run(
         .tables
         .iter()
         .flat_map(|t| {
-            [CREATE, KEYS].map(|index| ChunkSpec {
+            [
+                (CREATE, Operation::CreateTable),
+                (KEYS, Operation::FinalizeTable),
+            ]
+            .map(|(index, operation)| ChunkSpec {
                 index,
+                operation,
                 ..ChunkSpec::whole_table(t.info.name.clone(), 0)
             })
         })
@@ -445,7 +606,7 @@ async fn create_one(
 ) -> Result<String> {
     *calls += 1;
     let how = match sink.describe(table).await? {
-        Some(existing) => match differences(table, &existing) {
+        Some(existing) => match differences(sink, table, &existing) {
             None if *prepared => return Ok("created".into()),
             None => return Ok("already in the target with the same columns: adopted".into()),
             Some(diff) if !cfg.replace_drifted => {
@@ -470,52 +631,89 @@ async fn create_one(
     *prepared = true;
     *calls += 1;
     match sink.describe(table).await? {
-        Some(created) => match differences(table, &created) {
+        Some(created) => match differences(sink, table, &created) {
             None => Ok(match how {
                 PrepareMode::Recreate => "recreated (its columns had drifted)".into(),
                 _ => "created".into(),
             }),
-            Some(diff) => Err(Error::fatal(format!(
+            // What the target made of the conversion is not what it reports: the table's
+            // failure (the mapping's, not the run's).
+            Some(diff) => Err(Error::schema(format!(
                 "table {} was created, but the target reports other columns ({diff})",
                 table.name
             ))),
         },
-        None => Err(Error::fatal(format!(
-            "table {} was created, but the target does not report it",
+        // A listing that lags a creation: asked again on the next attempt.
+        None => Err(Error::transient(format!(
+            "table {} was created, but the target does not report it yet",
             table.name
         ))),
     }
 }
 
-/// How `got`'s columns differ from `want`'s (names, compared without case: warehouses fold
-/// them), or `None`.
-fn differences(want: &TableInfo, got: &TableInfo) -> Option<String> {
-    let names = |t: &TableInfo| -> Vec<String> {
-        t.schema
-            .columns
-            .iter()
-            .map(|c| c.name.to_lowercase())
-            .collect()
-    };
+/// How `got`'s columns differ from `want`'s, or `None`: names compared without case
+/// (warehouses fold them), types as the target names the data model's type
+/// ([`Sink::ddl_type`]: a warehouse reports what it made of the conversion's type — `NUMBER(10,0)`
+/// for an `int4` —, so both sides are read the same way), and nullability.
+fn differences(sink: &dyn Sink, want: &TableInfo, got: &TableInfo) -> Option<String> {
     let generated: Vec<String> = want
         .objects
         .generated
         .iter()
         .map(|g| g.column.name.to_lowercase())
         .collect();
-    let (w, g) = (names(want), names(got));
-    let missing: Vec<&String> = w.iter().filter(|c| !g.contains(c)).collect();
-    let extra: Vec<&String> = g
-        .iter()
-        .filter(|c| !w.contains(c) && !generated.contains(c))
-        .collect();
-    match (missing.is_empty(), extra.is_empty()) {
-        (true, true) => None,
-        _ => Some(format!("missing {missing:?}, not in the files {extra:?}")),
+    let find = |t: &TableInfo, name: &str| {
+        t.schema
+            .columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .cloned()
+    };
+    // From the type alone: a source's own spelling (`timestamp with time zone`, a domain's
+    // name) is not what the target reports back (`timestamptz`, the base type).
+    let type_of = |t: &TableInfo, c: &migrate_core::Column| {
+        let bare = migrate_core::Column {
+            source_type: None,
+            ..c.clone()
+        };
+        sink.ddl_type(t, &bare)
+            .unwrap_or_else(|| c.data_type.to_string())
+            .to_uppercase()
+    };
+    let mut diffs = Vec::new();
+    for w in &want.schema.columns {
+        let Some(g) = find(got, &w.name) else {
+            diffs.push(format!("{} missing", w.name));
+            continue;
+        };
+        let (tw, tg) = (type_of(want, w), type_of(got, &g));
+        // A wider column holds every value (a NUMERIC a service reports without the
+        // parameters it was declared with): the drift rule the data path uses.
+        if tw != tg && !compatible(&w.data_type, &g.data_type) {
+            diffs.push(format!("{}: {tw} in the files, {tg} in the target", w.name));
+        }
+        // BigQuery's arrays are REPEATED, which has no NULL and no NOT NULL: reported nullable.
+        let repeated = matches!(w.data_type, migrate_core::DataType::Array(_)) && g.nullable;
+        if w.nullable != g.nullable && !repeated {
+            let says = |nullable: bool| if nullable { "nullable" } else { "NOT NULL" };
+            diffs.push(format!(
+                "{}: {} in the files, {} in the target",
+                w.name,
+                says(w.nullable),
+                says(g.nullable)
+            ));
+        }
     }
+    for g in &got.schema.columns {
+        let name = g.name.to_lowercase();
+        if find(want, &g.name).is_none() && !generated.contains(&name) {
+            diffs.push(format!("{} not in the files", g.name));
+        }
+    }
+    (!diffs.is_empty()).then(|| diffs.join("; "))
 }
 
-/// Seed 000's progress report, from a run's report (or the store's state).
+/// The migration progress report (`MIGRATION PROGRESS`), from a run's report (or the store's state).
 pub fn progress_text(report: &ApplyReport, current_file: Option<&str>) -> String {
     let mut out = String::from("MIGRATION PROGRESS\n==================\n");
     out.push_str(&format!(

@@ -1,6 +1,6 @@
 //! # migrate-ddl
 //!
-//! Schema migrations from a folder of ordered DDL files (seed 000's job: `00_foundation_tables.sql`,
+//! Schema migrations from a folder of ordered DDL files (a warehouse upload as operators run it: `00_foundation_tables.sql`,
 //! `01_*.sql` … applied to a warehouse one table at a time):
 //!
 //! - [`files`]: the folder's `.sql` files in the order of the numbers their names start with;
@@ -11,16 +11,19 @@
 //!   cannot carry is what its sink's `plan_objects` reports;
 //! - [`apply`](mod@apply): the tables created through a sink one at a time in file order, each
 //!   a checkpointed operation, resumed from the first table not completed, reconciled with
-//!   what the target holds, with seed 000's progress report.
+//!   what the target holds, with the migration progress report;
+//! - [`render`]: the conversion as a target will carry it, as text (`--dry-run`).
 
 pub mod apply;
 pub mod convert;
 pub mod files;
+pub mod render;
 pub mod split;
 
 pub use apply::{apply, progress_text, ApplyConfig, ApplyReport, Event};
 pub use convert::{convert, Converted, Options, Skipped, TableDef};
 pub use files::{ordered, DdlFile};
+pub use render::{dropped, target_columns, target_ddl};
 pub use split::{split, Statement};
 
 use std::path::Path;

@@ -3,7 +3,10 @@
 //! description); a table it cannot hold losslessly (an `interval`, a `numeric` without
 //! precision where no data says how wide it is) fails by itself, naming the column, and the
 //! run goes on. (On the BigQuery emulator, the BIGNUMERIC of an unconstrained numeric fails:
-//! DuckDB's DECIMAL stops at 38 digits.)
+//! DuckDB's DECIMAL stops at 38 digits; and fakesnow describes an ARRAY column as VARIANT, which
+//! the typed check after creation reports as a difference.) A completed table passed that check:
+//! its columns as the warehouse describes them have the conversion's names, types and
+//! nullability.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
 
@@ -43,7 +46,7 @@ async fn check(sink: &dyn Sink, what: &str) {
         .unwrap();
     let text = progress_text(&report, None);
     assert!(report.stopped.is_none(), "{what}: {text}");
-    assert!(report.completed.len() >= 25, "{what}: {text}");
+    assert!(report.completed.len() >= 22, "{what}: {text}");
     for (table, error) in &report.failed {
         let t = &conv
             .tables
@@ -69,8 +72,15 @@ async fn check(sink: &dyn Sink, what: &str) {
                     }
                 )
             });
+        // fakesnow keeps an ARRAY column as VARIANT and describes it so (Snowflake describes
+        // ARRAY): the typed check after creating such a table finds the difference, and says it.
+        let fakesnow_array = what == "snowflake"
+            && error.contains("ARRAY in the files, VARIANT in the target")
+            && error
+                .split("; ")
+                .all(|d| d.contains("ARRAY in the files, VARIANT in the target"));
         assert!(
-            named || emulator,
+            named || emulator || fakesnow_array,
             "{what}: {table} failed for another reason: {error}"
         );
     }

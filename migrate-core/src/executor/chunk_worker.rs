@@ -2,16 +2,19 @@
 
 use std::sync::atomic::Ordering;
 
+use chrono::Utc;
 use tokio::time::Instant;
 use tracing::warn;
 
 use super::context::{Ctx, TableCtx};
 use super::pipe::{ChunkPipe, PipeStats};
-use crate::checkpoint::{AuditEvent, ChunkResult};
+use crate::checkpoint::{AuditEvent, ChunkResult, RejectedRecord};
 use crate::chunk::ChunkSpec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryDecision, RetryState};
+use crate::schema::TableName;
 use crate::source::ChangeRequest;
+use crate::value::KeyDisplay;
 
 pub(super) enum ChunkOutcome {
     Completed(PipeStats),
@@ -79,6 +82,16 @@ pub(super) async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutco
                         .then_some(stats.checksum),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
+                // Rejected rows are recorded before the chunk is checkpointed: a crash between
+                // the two redoes the chunk, which records them again (once: by key and rule).
+                if !stats.rejected.is_empty() {
+                    ctx.call();
+                    let recs = rejected_records(ctx, name, index, &stats.rejected);
+                    if let Err(e) = ctx.store.add_rejected(&ctx.run, &recs).await {
+                        ctx.tracker.chunk_ended(name, false);
+                        return ChunkOutcome::StopRun(e.operation("add_rejected"));
+                    }
+                }
                 ctx.call();
                 // The checkpoint follows the sink's Ok, never precedes it.
                 match ctx
@@ -267,4 +280,32 @@ async fn attempt_chunk(
             .await?;
     }
     Ok(())
+}
+
+/// A chunk's rejected rows as store records: values only where the operator opted in.
+fn rejected_records(
+    ctx: &Ctx,
+    table: &TableName,
+    chunk: u32,
+    rejected: &[crate::transform::Rejected],
+) -> Vec<RejectedRecord> {
+    rejected
+        .iter()
+        .map(|r| RejectedRecord {
+            table: table.clone(),
+            chunk,
+            key: KeyDisplay(&r.key).to_string(),
+            rule: r.rule.clone(),
+            reason: r.reason.clone(),
+            kind: Some(r.kind),
+            values: match ctx.cfg.keep_rejected_values {
+                true => r
+                    .row
+                    .as_ref()
+                    .map(|row| serde_json::to_string(row).unwrap_or_default()),
+                false => None,
+            },
+            at: Utc::now(),
+        })
+        .collect()
 }

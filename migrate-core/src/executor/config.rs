@@ -231,6 +231,45 @@ pub struct ExecutorConfig {
     /// How often the store's pause/cancel flag is polled (default 1 s).
     #[serde(with = "crate::config_serde::duration")]
     pub control_poll: Duration,
+    /// Keep rejected rows' values in the checkpoint store (default false: their keys, the rule
+    /// and the reason only).
+    pub keep_rejected_values: bool,
+    /// Limits on rejected rows per table (`schema.table` or `table`; `*` for every table not
+    /// named), beyond which the table fails.
+    pub reject_limits: BTreeMap<String, RejectLimits>,
+}
+
+/// How many rejected rows a table may have before it fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RejectLimits {
+    /// At most this many (0: the first rejected row fails the table).
+    pub max_rows: Option<u64>,
+    /// At most this share of the table's rows written plus rejected (0.01 = 1 %), judged once
+    /// every chunk is written.
+    pub max_ratio: Option<f64>,
+}
+
+impl RejectLimits {
+    /// Why `rejected` rows out of `read` break the limits, if they do (`done`: every chunk
+    /// is written, so the ratio is final).
+    pub fn broken(&self, rejected: u64, read: u64, done: bool) -> Option<String> {
+        if let Some(max) = self.max_rows {
+            if rejected > max {
+                return Some(format!(
+                    "{rejected} rejected rows exceed max_rejected_rows = {max}"
+                ));
+            }
+        }
+        match self.max_ratio {
+            Some(max) if done && read > 0 && rejected as f64 / read as f64 > max => Some(format!(
+                "{rejected} of {read} rows rejected ({:.3} %) exceed max_rejected_ratio = {:.3} %",
+                100.0 * rejected as f64 / read as f64,
+                100.0 * max
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ExecutorConfig {
@@ -259,6 +298,8 @@ impl Default for ExecutorConfig {
             window: None,
             priorities: BTreeMap::new(),
             control_poll: Duration::from_secs(1),
+            keep_rejected_values: false,
+            reject_limits: BTreeMap::new(),
         }
     }
 }
@@ -269,6 +310,16 @@ impl ExecutorConfig {
         self.priorities
             .get(&t.to_string())
             .or_else(|| self.priorities.get(&t.name))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The rejected-row limits of a table: its own, else `*`'s, else none.
+    pub fn reject_limits(&self, t: &TableName) -> RejectLimits {
+        self.reject_limits
+            .get(&t.to_string())
+            .or_else(|| self.reject_limits.get(&t.name))
+            .or_else(|| self.reject_limits.get("*"))
             .copied()
             .unwrap_or_default()
     }

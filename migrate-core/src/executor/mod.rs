@@ -37,7 +37,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use budget::MemoryBudget;
-pub use config::{ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, VerifyConfig};
+pub use config::{
+    ExecutorConfig, IncrementalConfig, Mode, OnParentFailure, RejectLimits, VerifyConfig,
+};
 pub use planning::{PlanReport, ASSUMED_BANDWIDTH};
 pub use progress::{Phase, PhaseSeconds, Progress, TablePhase, TableProgress};
 pub use report::{stored_report, LaterVerification, VERIFY_EVENT};

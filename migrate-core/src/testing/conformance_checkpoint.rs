@@ -27,6 +27,7 @@ fn specs(table: &TableName, n: u32) -> Vec<ChunkSpec> {
                 (i + 1 < n).then(|| vec![Value::Int64(i64::from(i + 1) * 100)]),
             ),
             estimated_rows: 100,
+            operation: crate::Operation::CopyRows,
         })
         .collect()
 }
@@ -171,9 +172,17 @@ async fn chunk_lifecycle(store: &dyn CheckpointStore) {
     let (a, b) = (TableName::new("s", "a"), TableName::new("s", "b"));
     let mut all = specs(&a, 4);
     all.extend(specs(&b, 2));
+    // A schema migration's two steps per table are chunks too, told apart by operation.
+    all[4].operation = crate::Operation::CreateTable;
+    all[5].operation = crate::Operation::FinalizeTable;
     store.add_chunks(&run.id, &all).await.expect("add_chunks");
     let chunks = store.chunks(&run.id).await.expect("chunks");
     assert_eq!(chunks.len(), 6);
+    assert_eq!(
+        chunks.iter().map(|c| c.spec()).collect::<Vec<_>>(),
+        all,
+        "every chunk's spec (range, estimate, operation) survives the round trip"
+    );
     assert!(chunks
         .iter()
         .all(|c| c.status == ChunkStatus::Pending && c.attempts == 0));
@@ -510,16 +519,56 @@ async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
         table: t.clone(),
         chunk: 2,
         key: "(42)".into(),
-        reason: "invalid email".into(),
+        rule: "required email".into(),
+        reason: "a required value is missing".into(),
+        kind: Some(crate::ErrorKind::Validation),
+        values: None,
         at: chrono::Utc::now(),
     };
+    let other_rule = RejectedRecord {
+        rule: "convert age".into(),
+        values: Some("{\"age\":\"x\"}".into()),
+        ..rej.clone()
+    };
+    store
+        .add_rejected(&run.id, &[rej.clone(), other_rule.clone()])
+        .await
+        .expect("add_rejected");
+    // The chunk written again rejects the same rows again: each kept once, the newer reason.
+    let again = RejectedRecord {
+        chunk: 3,
+        reason: "still missing".into(),
+        ..rej.clone()
+    };
+    store
+        .add_rejected(&run.id, std::slice::from_ref(&again))
+        .await
+        .expect("add_rejected again");
+    let got = store.rejected(&run.id).await.expect("rejected");
+    assert_eq!(got.len(), 2, "one record per (table, key, rule): {got:?}");
+    let email = got
+        .iter()
+        .find(|r| r.rule == "required email")
+        .expect("kept");
+    assert_eq!((email.key.as_str(), email.chunk), ("(42)", 3));
+    assert_eq!(email.reason, "still missing");
+    assert_eq!(email.kind, Some(crate::ErrorKind::Validation));
+    assert_eq!(email.values, None);
+    let age = got.iter().find(|r| r.rule == "convert age").expect("kept");
+    assert_eq!(age.values, other_rule.values, "values kept where opted in");
+    // A replay resolves a key: neither of its records is listed after.
+    let n = store
+        .resolve_rejected(&run.id, &t, &["(42)".to_string(), "(7)".to_string()])
+        .await
+        .expect("resolve_rejected");
+    assert_eq!(n, 2);
+    assert!(store.rejected(&run.id).await.expect("rejected").is_empty());
+    // Rejected again later (the data still fails): listed again.
     store
         .add_rejected(&run.id, std::slice::from_ref(&rej))
         .await
-        .expect("add_rejected");
-    let got = store.rejected(&run.id).await.expect("rejected");
-    assert_eq!(got.len(), 1);
-    assert_eq!((got[0].key.as_str(), got[0].chunk), ("(42)", 2));
+        .expect("add_rejected after resolve");
+    assert_eq!(store.rejected(&run.id).await.expect("rejected").len(), 1);
 
     assert!(store
         .cursor("conf-misc", &t)

@@ -134,6 +134,7 @@ pub async fn sink_conformance(sink: &dyn Sink, suite: &SinkSuite) {
             index: i as u32,
             range: KeyRange::between(lo, hi),
             estimated_rows: 40,
+            operation: crate::Operation::CopyRows,
         })
         .collect();
     for c in &chunks {

@@ -315,16 +315,36 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
-        self.lock()
-            .rejected
-            .entry(run.clone())
-            .or_default()
-            .extend_from_slice(records);
+        let mut st = self.lock();
+        let all = st.rejected.entry(run.clone()).or_default();
+        for r in records {
+            let same =
+                |o: &RejectedRecord| o.table == r.table && o.key == r.key && o.rule == r.rule;
+            match all.iter_mut().find(|o| same(o)) {
+                Some(o) => *o = r.clone(),
+                None => all.push(r.clone()),
+            }
+        }
         Ok(())
     }
 
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
         Ok(self.lock().rejected.get(run).cloned().unwrap_or_default())
+    }
+
+    async fn resolve_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        keys: &[String],
+    ) -> Result<u64> {
+        let mut st = self.lock();
+        let Some(all) = st.rejected.get_mut(run) else {
+            return Ok(0);
+        };
+        let before = all.len();
+        all.retain(|r| !(r.table == *table && keys.contains(&r.key)));
+        Ok((before - all.len()) as u64)
     }
 
     async fn save_cursor(

@@ -285,6 +285,7 @@ impl Source for MemorySource {
                     starts.get(i + 1).cloned(),
                 ),
                 estimated_rows: n.min(rows.len() - i * n) as u64,
+                operation: crate::Operation::CopyRows,
             })
             .collect())
     }

@@ -15,8 +15,7 @@ use tokio::time::Instant;
 use tracing::{info, info_span, Instrument};
 
 use crate::checkpoint::{
-    AuditEvent, ChunkStatus, Control, RejectedRecord, RunRecord, RunStatus, TableRecord,
-    TableStatus,
+    AuditEvent, ChunkStatus, Control, RunRecord, RunStatus, TableRecord, TableStatus,
 };
 use crate::dag::DependencyGraph;
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +27,6 @@ use crate::executor::report::{build_report, ReportInputs};
 use crate::executor::verify;
 use crate::report::{MigrationReport, TableVerification};
 use crate::schema::TableName;
-use crate::value::KeyDisplay;
 
 enum Task {
     Chunk(TableName, u32, ChunkOutcome),
@@ -427,18 +425,14 @@ impl Coordinator {
                             .unwrap_or_else(|p| p.into_inner())
                             .merge(stats.sample, cap);
                         if !stats.rejected.is_empty() {
-                            let recs: Vec<RejectedRecord> = stats
-                                .rejected
-                                .iter()
-                                .map(|r| RejectedRecord {
-                                    table: name.clone(),
-                                    chunk: index,
-                                    key: KeyDisplay(&r.key).to_string(),
-                                    reason: r.reason.clone(),
-                                    at: Utc::now(),
-                                })
-                                .collect();
-                            ctx.store.add_rejected(&ctx.run, &recs).await?;
+                            let total = ctx.store.rejected_count(&ctx.run, &name).await?;
+                            if let Some(why) = ctx.cfg.reject_limits(&name).broken(total, 0, false)
+                            {
+                                let e = Error::validation(format!("rejected rows: {why}"))
+                                    .table(&name)
+                                    .chunk(index);
+                                self.fail_table(&name, &e).await?;
+                            }
                         }
                     }
                     ChunkOutcome::NotClaimed => {
@@ -476,8 +470,14 @@ impl Coordinator {
                             .collect::<Vec<_>>()
                             .join("; ");
                         self.verifications.push(v);
-                        if passed {
-                            let rows = format!("{} rows", run.record.rows);
+                        let written = run.record.rows;
+                        let rejected = ctx.store.rejected_count(&ctx.run, &name).await?;
+                        let limits = ctx.cfg.reject_limits(&name);
+                        if let Some(why) = limits.broken(rejected, written + rejected, true) {
+                            let e = Error::validation(format!("rejected rows: {why}")).table(&name);
+                            self.fail_table(&name, &e).await?;
+                        } else if passed {
+                            let rows = format!("{written} rows");
                             let event = AuditEvent::new("table.completed", rows).on(&name, None);
                             let status = TableStatus::Completed;
                             self.transition(&name, status, None, Some(event), None)
