@@ -128,6 +128,12 @@ struct File {
     verify: VerifySection,
     #[serde(default)]
     schema: SchemaSection,
+    #[serde(default)]
+    transform: BTreeMap<String, Vec<Spanned<toml::Table>>>,
+    #[serde(default)]
+    mapping: BTreeMap<String, Vec<Spanned<toml::Table>>>,
+    #[serde(default)]
+    rejects: crate::transforms::RejectsSection,
 }
 
 /// A validated configuration.
@@ -145,6 +151,8 @@ pub struct Settings {
     pub executor: ExecutorConfig,
     /// What a Postgres target gets beyond tables (`[schema]`).
     pub pg_sink: migrate_backend_postgres::PgSinkOptions,
+    /// Each table's transforms (`[[mapping."t"]]` first, then `[[transform."t"]]` in order).
+    pub transforms: Vec<(migrate_core::TableName, Vec<crate::transforms::StepSpec>)>,
 }
 
 struct Ctx<'a> {
@@ -464,7 +472,42 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
         grants: sch.grants.unwrap_or(false),
         owner: sch.owner.unwrap_or(false),
     };
+    let (keep, limits) = crate::transforms::rejects(&f.rejects, &|key, why| {
+        Error::config(format!("{file}: {key}: {why}"))
+    })?;
+    x.keep_rejected_values = keep;
+    x.reject_limits = limits;
+    let mut transforms = Vec::new();
+    let tables: std::collections::BTreeSet<&String> =
+        f.transform.keys().chain(f.mapping.keys()).collect();
+    for table in tables {
+        let mut steps = Vec::new();
+        if let Some(entries) = f.mapping.get(table) {
+            let entries: Vec<(toml::Table, String)> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let at = format!(
+                        "{file}: line {}: mapping.\"{table}\"[{i}]",
+                        c.line(e.span().start)
+                    );
+                    (e.get_ref().clone(), at)
+                })
+                .collect();
+            let at = entries.first().map(|(_, a)| a.clone()).unwrap_or_default();
+            steps.push(crate::transforms::mappings(&entries, at)?);
+        }
+        for (i, e) in f.transform.get(table).into_iter().flatten().enumerate() {
+            let at = format!(
+                "{file}: line {}: transform.\"{table}\"[{i}]",
+                c.line(e.span().start)
+            );
+            steps.push(crate::transforms::step(e.get_ref(), at)?);
+        }
+        transforms.push((migrate_core::TableName::parse(table), steps));
+    }
     Ok(Settings {
+        transforms,
         source_url: f.source.url.into_inner(),
         target_url: f.target.url.into_inner(),
         checkpoint_url,

@@ -6,3 +6,4 @@ pub mod config;
 pub mod output;
 pub mod schema;
 pub mod templates;
+pub mod transforms;

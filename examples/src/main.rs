@@ -332,10 +332,12 @@ async fn migration(s: &config::Settings) -> Result<(Migration, Arc<dyn Checkpoin
     let source = backends::source(&s.source_url)?;
     let sink = backends::sink(&s.target_url, &s.pg_sink)?;
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
-    Ok((
-        Migration::new(source, sink, store.clone()).with_config(s.executor.clone()),
-        store,
-    ))
+    let mut m = Migration::new(source.clone(), sink, store.clone()).with_config(s.executor.clone());
+    for (table, steps) in &s.transforms {
+        let chain = migrate_examples::transforms::chain(&*source, steps).await?;
+        m = m.with_transform(Some(table.clone()), Arc::new(chain));
+    }
+    Ok((m, store))
 }
 
 async fn plan(s: &config::Settings, out: &std::path::Path) -> Result<u8, Error> {

@@ -49,15 +49,21 @@ fn migration_name(dir: &Path, target: &str) -> String {
     format!("schema:{name}->{}", target_place(target))
 }
 
-/// `scheme://host/path` of a target URL: no user, password or query (which may carry keys).
+/// `scheme://host/path` of a target URL: no user, password, query or fragment (which may
+/// carry keys); a URL that does not parse is named by its scheme alone.
 fn target_place(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-            format!("{scheme}://{rest}")
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
         }
-        None => url.to_string(),
+        Err(_) => format!(
+            "{}://(unparsed)",
+            url.split_once("://").map_or("target", |(s, _)| s)
+        ),
     }
 }
 
@@ -158,7 +164,16 @@ pub async fn status_cmd(
         ..Default::default()
     };
     let mut current = None;
-    if let Some(run) = store.latest_run(&migration_name(dir, target)).await? {
+    let Some(run) = store.latest_run(&migration_name(dir, target)).await? else {
+        eprintln!(
+            "no schema migration of {} to {} in {} (is --target as given to apply?)",
+            dir.display(),
+            target_place(target),
+            migrate_backend_postgres::redact(checkpoint)
+        );
+        return Ok(1);
+    };
+    {
         let chunks = store.chunks(&run.id).await?;
         for t in &conv.tables {
             // Chunk 0 is the table's creation, 1 its keys and indexes.
@@ -172,7 +187,9 @@ pub async fn status_cmd(
                     .failed
                     .push((t.info.name.clone(), keys.error.clone().unwrap_or_default()));
             }
+            let keys_failed = part(1).is_some_and(|c| c.status == ChunkStatus::Failed);
             match part(0) {
+                Some(_) if keys_failed => {}
                 Some(c) if c.status == ChunkStatus::Completed => report.completed.push((
                     t.info.name.clone(),
                     c.finished_at.unwrap_or(run.updated_at),

@@ -293,6 +293,9 @@ pub struct ErrorSample {
     pub message: String,
     /// Whether a retry could succeed.
     pub retriable: bool,
+    /// The key of the row, for a rejected row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
 }
 
 /// Dry-run result for one table.

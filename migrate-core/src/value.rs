@@ -201,6 +201,100 @@ impl fmt::Display for KeyDisplay<'_> {
     }
 }
 
+/// The key [`KeyDisplay`] wrote, read back for key columns of `types` (what a replay of
+/// rejected rows needs to fetch them again); `None` when the text is not such a key or a
+/// column's type has no text form here (floats, JSON, arrays, intervals are not keys).
+pub fn parse_key(text: &str, types: &[crate::schema::DataType]) -> Option<Vec<Value>> {
+    use crate::schema::DataType as T;
+    let mut rest = text.strip_prefix('(')?.strip_suffix(')')?;
+    let mut out = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        if i > 0 {
+            rest = rest.strip_prefix(", ")?;
+        }
+        if let Some(after) = rest.strip_prefix("NULL") {
+            if after.is_empty() || after.starts_with(", ") {
+                out.push(Value::Null);
+                rest = after;
+                continue;
+            }
+        }
+        let (v, after) = match t {
+            T::Text { .. } => {
+                let (s, after) = debug_string(rest)?;
+                (Value::Text(s), after)
+            }
+            _ => {
+                let end = rest.find(", ").unwrap_or(rest.len());
+                let (item, after) = rest.split_at(end);
+                let v = match t {
+                    T::Int16 => Value::Int16(item.parse().ok()?),
+                    T::Int32 => Value::Int32(item.parse().ok()?),
+                    T::Int64 => Value::Int64(item.parse().ok()?),
+                    T::Decimal { .. } => Value::Decimal(item.parse().ok()?),
+                    T::Uuid => Value::Uuid(*uuid::Uuid::parse_str(item).ok()?.as_bytes()),
+                    T::Bool => Value::Bool(match item {
+                        "t" => true,
+                        "f" => false,
+                        _ => return None,
+                    }),
+                    T::Date => Value::Date(item.parse().ok()?),
+                    T::Time => Value::Time(item.parse().ok()?),
+                    T::Timestamp => Value::Timestamp(item.parse().ok()?),
+                    T::TimestampTz => Value::TimestampTz(item.parse().ok()?),
+                    T::Bytes => Value::Bytes(
+                        (0..item.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(item.get(i..i + 2)?, 16).ok())
+                            .collect::<Option<_>>()?,
+                    ),
+                    _ => return None,
+                };
+                (v, after)
+            }
+        };
+        out.push(v);
+        rest = after;
+    }
+    rest.is_empty().then_some(out)
+}
+
+/// A string Rust's `{:?}` wrote at the start of `s`, and what follows it.
+fn debug_string(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 2..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                '\'' => out.push('\''),
+                'u' => {
+                    if chars.next()?.1 != '{' {
+                        return None;
+                    }
+                    let mut hex = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '}' => break,
+                            h => hex.push(h),
+                        }
+                    }
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +316,39 @@ mod tests {
         let b = [Value::Int64(1), Value::Text("c".into())];
         assert_eq!(cmp_keys(&a, &b), Ordering::Less);
         assert_eq!(KeyDisplay(&a).to_string(), "(1, \"b\")");
+    }
+
+    #[test]
+    fn a_displayed_key_reads_back() {
+        use crate::schema::DataType as T;
+        let key = vec![
+            Value::Int64(-7),
+            Value::Text("a \"quoted\", comma\n\u{7} é".into()),
+            Value::Null,
+            Value::Uuid([7; 16]),
+            Value::Decimal("12.50".parse().unwrap_or_else(|_| crate::Decimal::zero())),
+            Value::Date(19000),
+        ];
+        let types = [
+            T::Int64,
+            T::text(),
+            T::Int32,
+            T::Uuid,
+            T::Decimal {
+                precision: None,
+                scale: None,
+            },
+            T::Date,
+        ];
+        let text = KeyDisplay(&key).to_string();
+        assert_eq!(parse_key(&text, &types), Some(key));
+        assert_eq!(parse_key("(1, 2)", &[T::Int64]), None, "too many parts");
+        assert_eq!(parse_key("(x)", &[T::Int64]), None);
+        assert_eq!(
+            parse_key("(1.5)", &[T::Float64]),
+            None,
+            "floats are not keys"
+        );
     }
 
     #[test]

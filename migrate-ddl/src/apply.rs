@@ -291,6 +291,8 @@ async fn run_tables(
             continue;
         }
         if let Err(e) = finalize_table(ctx, &t.info, on, report).await? {
+            // Created but not finished: failed, not completed.
+            report.completed.retain(|(c, ..)| c != name);
             let error = format!("keys, indexes and constraints: {e}");
             on(&Event::Failed {
                 table: name.clone(),
@@ -326,7 +328,11 @@ async fn create_table(
         ..
     } = ctx;
     let name = &table.name;
-    let Some(claim) = claim(ctx, name, CREATE, on).await? else {
+    let claimed = match claim(ctx, name, CREATE, on).await {
+        Err(e) if e.kind() == ErrorKind::Timeout => return Ok(Err(e)),
+        other => other?,
+    };
+    let Some(claim) = claimed else {
         // Another worker completed it meanwhile.
         report.completed.push((
             name.clone(),
@@ -361,9 +367,7 @@ async fn create_table(
                     .complete_chunk(&run.id, name, CREATE, &cfg.worker_id, &nothing())
                     .await?
                 {
-                    return Ok(Err(Error::transient(
-                        "lost the table's lease to another worker",
-                    )));
+                    return Ok(Err(lost_lease()));
                 }
                 if how.starts_with("already") {
                     let note = format!("{name}: in the target but not in the store: adopted");
@@ -386,23 +390,22 @@ async fn create_table(
                         delay,
                         error: e.to_string(),
                     });
-                    store
+                    let kept = store
                         .renew_lease(&run.id, name, CREATE, &cfg.worker_id, cfg.lease + delay)
                         .await?;
-                    tokio::time::sleep(delay).await;
-                    if !store
-                        .renew_lease(&run.id, name, CREATE, &cfg.worker_id, cfg.lease)
-                        .await?
+                    if kept {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if !kept
+                        || !store
+                            .renew_lease(&run.id, name, CREATE, &cfg.worker_id, cfg.lease)
+                            .await?
                     {
-                        return Ok(Err(Error::transient(
-                            "lost the table's lease to another worker",
-                        )));
+                        return Ok(Err(lost_lease()));
                     }
                 }
                 _ => {
-                    let _ = store
-                        .fail_chunk(&run.id, name, CREATE, &e.to_string(), e.kind())
-                        .await;
+                    fail_if_held(ctx, name, CREATE, &e.to_string(), &e).await?;
                     return Ok(Err(e));
                 }
             },
@@ -425,26 +428,56 @@ async fn finalize_table(
         ..
     } = ctx;
     let name = &table.name;
-    if claim(ctx, name, KEYS, on).await?.is_none() {
-        return Ok(Ok(()));
-    }
+    match claim(ctx, name, KEYS, on).await {
+        Err(e) if e.kind() == ErrorKind::Timeout => return Ok(Err(e)),
+        Ok(None) => return Ok(Ok(())),
+        other => other?,
+    };
     report.calls += 1;
     match held(ctx, name, KEYS, sink.finalize(table)).await {
         Ok(objects) => {
             report.objects.extend(objects);
-            store
+            match store
                 .complete_chunk(&run.id, name, KEYS, &cfg.worker_id, &nothing())
-                .await?;
-            Ok(Ok(()))
+                .await?
+            {
+                true => Ok(Ok(())),
+                false => Ok(Err(lost_lease())),
+            }
         }
         Err(e) => {
             let error = format!("keys, indexes and constraints: {e}");
-            let _ = store
-                .fail_chunk(&run.id, name, KEYS, &error, e.kind())
-                .await;
+            fail_if_held(ctx, name, KEYS, &error, &e).await?;
             Ok(Err(e))
         }
     }
+}
+
+fn lost_lease() -> Error {
+    Error::transient("lost the table's lease to another worker")
+}
+
+/// Records a step's failure — unless another worker has taken the step over meanwhile (its
+/// claim is not this worker's to overwrite).
+async fn fail_if_held(
+    ctx: Ctx<'_>,
+    table: &TableName,
+    index: u32,
+    error: &str,
+    e: &Error,
+) -> Result<()> {
+    let Ctx {
+        store, cfg, run, ..
+    } = ctx;
+    if store
+        .renew_lease(&run.id, table, index, &cfg.worker_id, cfg.lease)
+        .await?
+    {
+        store
+            .fail_chunk(&run.id, table, index, error, e.kind())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Claims a table's chunk; when another worker holds it, waits for its lease to end (a
@@ -459,7 +492,7 @@ async fn claim(
     let Ctx {
         store, cfg, run, ..
     } = ctx;
-    let waiting_since = Instant::now();
+    let waiting_since = tokio::time::Instant::now();
     loop {
         if let Some(c) = store
             .claim_chunk(&run.id, table, index, &cfg.worker_id, cfg.lease)
@@ -484,7 +517,7 @@ async fn claim(
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
-                    "table {table}: worker {holder} has held it for over {:?}",
+                    "table {table}: waited {:?} for worker {holder} to finish it or let it go",
                     cfg.table_timeout
                 ),
             ));
@@ -517,13 +550,13 @@ async fn held<T>(
     let beat = async {
         loop {
             tokio::time::sleep(cfg.lease / 3).await;
-            match store
-                .renew_lease(&run.id, table, index, &cfg.worker_id, cfg.lease)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return Error::transient("lost the table's lease to another worker"),
-                Err(e) => return e,
+            // A renewal the store does not answer in time counts as lost: past the lease,
+            // another worker may take the table over.
+            let renew = store.renew_lease(&run.id, table, index, &cfg.worker_id, cfg.lease);
+            match tokio::time::timeout(cfg.lease / 2, renew).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) | Err(_) => return lost_lease(),
+                Ok(Err(e)) => return e,
             }
         }
     };
@@ -627,8 +660,9 @@ async fn create_one(
         backup: how == PrepareMode::Recreate && sink.capabilities().backup,
     };
     *calls += 1;
-    sink.prepare(table, &options, run).await?;
+    // Set first: an attempt cut off while the target creates the table leaves it this run's.
     *prepared = true;
+    sink.prepare(table, &options, run).await?;
     *calls += 1;
     match sink.describe(table).await? {
         Some(created) => match differences(sink, table, &created) {

@@ -317,3 +317,46 @@ async fn a_column_of_another_type_or_nullability_is_drift_also_after_the_files_c
     assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
     assert_eq!(report.completed.len(), 29);
 }
+
+#[tokio::test]
+async fn a_table_a_live_worker_keeps_fails_by_itself_and_the_run_goes_on() {
+    let conv = common::shop();
+    let store = MemoryCheckpointStore::new();
+    let first_faults = Arc::new(Faults::new());
+    first_faults.fail_nth(Op::Prepare, 1, ErrorKind::Permission);
+    let cfg = ApplyConfig {
+        table_timeout: Duration::from_millis(300),
+        lease: Duration::from_millis(600),
+        ..config()
+    };
+    apply(
+        &conv,
+        &MemorySink::new(first_faults),
+        &store,
+        &cfg,
+        &mut |_: &Event| {},
+    )
+    .await
+    .unwrap();
+    let run = store.latest_run("shop").await.unwrap().unwrap();
+    let t1 = &conv.tables[0].info.name;
+    // Another worker, alive, holds table 1 for a minute.
+    store
+        .claim_chunk(&run.id, t1, 0, "busy-worker", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("claimable");
+    let sink = MemorySink::new(Arc::new(Faults::new()));
+    let report = apply(&conv, &sink, &store, &cfg, &mut |_: &Event| {})
+        .await
+        .unwrap();
+    assert!(report.stopped.is_none(), "{}", progress_text(&report, None));
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(&report.failed[0].0, t1);
+    assert!(
+        report.failed[0].1.contains("busy-worker"),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(report.completed.len(), 29);
+}

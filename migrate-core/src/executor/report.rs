@@ -278,9 +278,31 @@ async fn assemble(
                     e.to_string()
                 },
                 retriable: e.is_retryable(),
+                record_id: None,
             });
         }
     }
+    // Rejected rows: counted by kind, sampled by key (never by value).
+    for r in &rejected {
+        errors.total += 1;
+        let kind = r.kind.unwrap_or(ErrorKind::Validation).as_str().to_string();
+        *errors.by_type.entry(kind.clone()).or_insert(0) += 1;
+        if errors.sample_errors.len() < 20 {
+            errors.sample_errors.push(report::ErrorSample {
+                table: Some(r.table.clone()),
+                batch_number: Some(r.chunk),
+                error_type: kind,
+                message: format!("rejected by {}: {}", r.rule, r.reason),
+                retriable: false,
+                record_id: Some(r.key.clone()),
+            });
+        }
+    }
+    let rejected_rows = rejected
+        .iter()
+        .map(|r| (&r.table, &r.key))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
     let mut audit = report::AuditSummary {
         total_audit_entries: events.len() as u64,
         ..Default::default()
@@ -363,7 +385,7 @@ async fn assemble(
         progress: report::ProgressSummary {
             total_records,
             processed_records: processed,
-            failed_records: rejected.len() as u64,
+            failed_records: rejected_rows,
             skipped_records: skipped,
             records_this_execution: i.rows_written,
             total_batches: chunks.len() as u64,

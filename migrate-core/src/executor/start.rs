@@ -80,6 +80,17 @@ async fn execute_once(
         }
         let by_name: BTreeMap<TableName, TableInfo> =
             tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        // A transform for a table the run does not copy is a mistake, not a no-op.
+        if let Some((Some(t), tr)) = m
+            .transforms
+            .iter()
+            .find(|(t, _)| t.as_ref().is_some_and(|t| !by_name.contains_key(t)))
+        {
+            return Err(Error::config(format!(
+                "transform {} is for table {t}, which the run does not copy (not in the source, or left out by the table filter)",
+                tr.name()
+            )));
+        }
         let mut ctxs = BTreeMap::new();
         for name in dag.order() {
             let info = by_name[name].clone();
