@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod config;
 pub mod output;
+pub mod rejected;
 pub mod schema;
 pub mod templates;
 pub mod transforms;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use migrate_core::{CheckpointStore, Control, Error, Migration, RunStatus};
-use migrate_examples::{backends, config, output, schema, templates};
+use migrate_examples::{backends, config, output, rejected, schema, templates};
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (also: a completed migration run again, nothing to do)
@@ -119,6 +119,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rows the latest run's transforms rejected (by key, rule and reason; values only if
+    /// `[rejects] keep_values`), and their replay once the data or the rules are fixed.
+    Rejected {
+        #[command(subcommand)]
+        action: RejectedAction,
+    },
     /// Schema migrations from a folder of ordered DDL files (`00_*.sql`, `01_*.sql`, …): each
     /// CREATE TABLE converted for the target and created one table at a time, checkpointed,
     /// resumable. Needs no configuration file.
@@ -129,12 +135,34 @@ enum Command {
     /// Write a commented configuration from a template (to --output, or --config). Exits 2 if
     /// the file exists.
     Init {
-        /// standard, incremental or bulk.
+        /// standard, incremental, bulk or transform.
         #[arg(long, default_value = "standard")]
         template: String,
         /// Where to write it [default: --config, else migrate.toml].
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RejectedAction {
+    /// Every rejected row not resolved yet, with a count per table and rule. Exits 0.
+    List {
+        /// Only this table (`schema.table` or `table`).
+        #[arg(long)]
+        table: Option<String>,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the rejected keys again from the source, through the table's current transforms,
+    /// write those that pass (by key: running it twice writes nothing twice) and mark them
+    /// resolved; rows still rejected stay listed. Stopped midway, run it again. Exits 0, or 1
+    /// when a table or key could not be replayed.
+    Replay {
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -324,6 +352,12 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Verify { json } => verify(&settings, json).await,
         Command::Rollback { yes, partial } => rollback(&settings, yes, partial).await,
         Command::Report { json } => report(&settings, json).await,
+        Command::Rejected { action } => match action {
+            RejectedAction::List { table, json } => {
+                rejected::list(&settings, table.as_deref(), json).await
+            }
+            RejectedAction::Replay { json } => rejected::replay(&settings, json).await,
+        },
         Command::Init { .. } | Command::Schema { .. } => Ok(OK),
     }
 }

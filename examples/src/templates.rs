@@ -5,10 +5,11 @@ use std::path::Path;
 use migrate_core::Error;
 
 /// Template names and texts.
-pub const TEMPLATES: [(&str, &str); 3] = [
+pub const TEMPLATES: [(&str, &str); 4] = [
     ("standard", include_str!("../templates/standard.toml")),
     ("incremental", include_str!("../templates/incremental.toml")),
     ("bulk", include_str!("../templates/bulk.toml")),
+    ("transform", include_str!("../templates/transform.toml")),
 ];
 
 /// Writes template `name` to `out`, refusing to overwrite an existing file.
@@ -45,6 +46,7 @@ mod tests {
     fn every_template_parses() {
         std::env::set_var("SOURCE_PASSWORD", "x");
         std::env::set_var("TARGET_PASSWORD", "y");
+        std::env::set_var("MIGRATE_MASK_KEY", "a-key-of-sixteen-bytes-or-more");
         for (name, text) in TEMPLATES {
             let s = crate::config::parse(text, name, name)
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));

@@ -371,7 +371,7 @@ async fn plan_and_run_name_every_table_lacking_the_cursor_column() {
 #[test]
 fn init_writes_each_template_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
-    for t in ["standard", "incremental", "bulk"] {
+    for t in ["standard", "incremental", "bulk", "transform"] {
         let out = dir.path().join(format!("{t}.toml"));
         let o = Command::new(bin())
             .args(["init", "--template", t, "--output"])

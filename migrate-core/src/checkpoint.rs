@@ -378,6 +378,35 @@ pub struct RejectedRecord {
     pub at: DateTime<Utc>,
 }
 
+impl RejectedRecord {
+    /// The record of a row a transform rejected from `chunk` of `table`: its key as
+    /// [`KeyDisplay`](crate::value::KeyDisplay) writes it, its values (as JSON) only when
+    /// `keep_values`.
+    pub fn of(
+        table: &TableName,
+        chunk: u32,
+        r: &crate::transform::Rejected,
+        keep_values: bool,
+    ) -> Self {
+        RejectedRecord {
+            table: table.clone(),
+            chunk,
+            key: crate::value::KeyDisplay(&r.key).to_string(),
+            rule: r.rule.clone(),
+            reason: r.reason.clone(),
+            kind: Some(r.kind),
+            values: match keep_values {
+                true => r
+                    .row
+                    .as_ref()
+                    .map(|row| serde_json::to_string(row).unwrap_or_default()),
+                false => None,
+            },
+            at: Utc::now(),
+        }
+    }
+}
+
 impl fmt::Debug for RejectedRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RejectedRecord")

@@ -2,7 +2,6 @@
 
 use std::sync::atomic::Ordering;
 
-use chrono::Utc;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -14,7 +13,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryDecision, RetryState};
 use crate::schema::TableName;
 use crate::source::ChangeRequest;
-use crate::value::KeyDisplay;
 
 pub(super) enum ChunkOutcome {
     Completed(PipeStats),
@@ -291,21 +289,6 @@ fn rejected_records(
 ) -> Vec<RejectedRecord> {
     rejected
         .iter()
-        .map(|r| RejectedRecord {
-            table: table.clone(),
-            chunk,
-            key: KeyDisplay(&r.key).to_string(),
-            rule: r.rule.clone(),
-            reason: r.reason.clone(),
-            kind: Some(r.kind),
-            values: match ctx.cfg.keep_rejected_values {
-                true => r
-                    .row
-                    .as_ref()
-                    .map(|row| serde_json::to_string(row).unwrap_or_default()),
-                false => None,
-            },
-            at: Utc::now(),
-        })
+        .map(|r| RejectedRecord::of(table, chunk, r, ctx.cfg.keep_rejected_values))
         .collect()
 }

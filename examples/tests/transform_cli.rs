@@ -1,0 +1,385 @@
+//! Transforms from the configuration, end to end on Postgres: a table with 1 % bad rows
+//! completes with exactly those rows rejected and reported by key (never by value — a marker
+//! value in them is found in no store byte, report or output); a `max_ratio` below 1 % fails
+//! the table; after the data is fixed, `migrate rejected replay` brings the target to every
+//! row, and a second replay changes nothing. Mistakes in the configuration are refused with
+//! file, key and line before anything is written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by panicking
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{client, code, fresh_db, migrate, text};
+use migrate_core::testing::service_env;
+
+const MARKER: &str = "MARKER-7f3a9c";
+const ROWS: i64 = 1000;
+
+async fn source(admin: &str, db: &str) -> String {
+    let url = fresh_db(admin, db).await;
+    client(&url)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL, age text, email text);
+             INSERT INTO people
+               SELECT i, 'person ' || i,
+                      CASE WHEN i % 100 = 7 THEN '{MARKER}' ELSE (20 + i % 50)::text END,
+                      CASE WHEN i % 3 = 0 THEN NULL ELSE 'P' || i || '@Example.com' END
+               FROM generate_series(1, {ROWS}) i;"
+        ))
+        .await
+        .unwrap();
+    url
+}
+
+const STEPS: &str = r#"
+[[mapping."public.people"]]
+source = "id"
+target = "id"
+[[mapping."public.people"]]
+source = "name"
+target = "full_name"
+required = true
+[[mapping."public.people"]]
+source = "age"
+target = "age"
+type = "integer"
+[[mapping."public.people"]]
+expr = "lower(email)"
+target = "email"
+default = "unknown"
+
+[[transform."public.people"]]
+kind = "compute"
+column = "adult"
+expr = "age >= 18"
+"#;
+
+fn config(dir: &Path, name: &str, src: &str, dst: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[migration]\nname = \"{name}\"\n[source]\nurl = \"{src}\"\n[target]\nurl = \"{dst}\"\n[checkpoint]\nurl = \"sqlite://{}\"\n[execution]\nchunk_rows = 300\n{STEPS}{extra}",
+        dir.join(format!("{name}.db")).display()
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    client(url).await.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_rejected_by_key_limited_and_replayed() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = source(&admin, "migrate_t_tr_src").await;
+    let dst = fresh_db(&admin, "migrate_t_tr_dst").await;
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(work.path(), "people", &src, &dst, "");
+
+    let run = migrate(&cfg, &["run"]);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    assert!(!text(&run).contains(MARKER), "{}", text(&run));
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people").await,
+        ROWS - 10
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people WHERE email = 'unknown' OR email LIKE 'p%@example.com'").await,
+        ROWS - 10,
+        "the mapping's expression and default applied"
+    );
+    assert_eq!(
+        count(
+            &dst,
+            "SELECT count(*) FROM public.people WHERE adult AND age >= 18"
+        )
+        .await,
+        ROWS - 10
+    );
+
+    let report = migrate(&cfg, &["report", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(r["progress"]["failed_records"], 10, "{r}");
+    assert_eq!(r["errors"]["by_type"]["validation"], 10, "{r}");
+    let ids: Vec<&str> = r["errors"]["sample_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["record_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"(7)") && ids.contains(&"(907)"), "{ids:?}");
+    assert!(!String::from_utf8_lossy(&report.stdout).contains(MARKER));
+
+    let list = migrate(&cfg, &["rejected", "list", "--json"]);
+    assert_eq!(code(&list), 0, "{}", text(&list));
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 10);
+    assert!(listed
+        .iter()
+        .all(|e| e["rule"] == "mapping age" && e["values"].is_null()));
+    assert!(!text(&list).contains(MARKER));
+    let store = std::fs::read(work.path().join("people.db")).unwrap();
+    assert!(
+        !store.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+        "no rejected value in the store's bytes"
+    );
+
+    // Fixed at the source: the replay writes exactly those rows, and a second one nothing.
+    client(&src)
+        .await
+        .batch_execute(&format!(
+            "UPDATE people SET age = '40' WHERE age = '{MARKER}'"
+        ))
+        .await
+        .unwrap();
+    let replay = migrate(&cfg, &["rejected", "replay", "--json"]);
+    assert_eq!(code(&replay), 0, "{}", text(&replay));
+    let line: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(
+        (line["read"].as_u64(), line["written"].as_u64()),
+        (Some(10), Some(10)),
+        "{line}"
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people").await,
+        ROWS
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people WHERE age = 40").await,
+        10 + 20
+    );
+    let again = migrate(&cfg, &["rejected", "replay"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).trim().is_empty(),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people").await,
+        ROWS
+    );
+    let list = migrate(&cfg, &["rejected", "list", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).trim().is_empty(),
+        "{}",
+        text(&list)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ratio_below_the_bad_rows_fails_the_table_and_values_are_kept_only_when_asked() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = source(&admin, "migrate_t_tr_src2").await;
+    let dst = fresh_db(&admin, "migrate_t_tr_dst2").await;
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(
+        work.path(),
+        "strict",
+        &src,
+        &dst,
+        "[rejects]\nmax_ratio = 0.005\nkeep_values = true\n",
+    );
+    let run = migrate(&cfg, &["run"]);
+    assert_eq!(code(&run), 1, "{}", text(&run));
+    let report = migrate(&cfg, &["report", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let reason = r["results"][0]["reason"].as_str().unwrap_or_default();
+    assert_eq!(r["results"][0]["status"], "failed", "{r}");
+    assert!(reason.contains("max_rejected_ratio"), "{reason}");
+    // Opted in: the rejected rows' values are kept, and listed.
+    let list = migrate(&cfg, &["rejected", "list"]);
+    assert!(text(&list).contains(MARKER), "{}", text(&list));
+}
+
+#[test]
+fn mistakes_in_transforms_are_named_by_file_key_and_line() {
+    let work = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[[transform.\"public.t\"]]\nkind = \"agregate\"\n", "transform.\"public.t\"[0].kind", "bad.toml: line "),
+        ("[[transform.\"public.t\"]]\nkind = \"aggregate\"\n", "not a row transform", "bad.toml: line "),
+        ("[[transform.\"public.t\"]]\nkind = \"convert\"\ncolumn = \"a\"\nto = \"integr\"\n", "transform.\"public.t\"[0].to", "is not a type"),
+        ("[[transform.\"public.t\"]]\nkind = \"filter\"\ncondition = \"a > 1\"\ncolumn = \"b\"\n", "[0].column", "not a key of this kind of step"),
+        ("[[transform.\"public.t\"]]\nkind = \"mask\"\ncolumn = \"a\"\nhow = \"hash\"\nkey_env = \"MIGRATE_T_NO_SUCH\"\n", "MIGRATE_T_NO_SUCH", "not set"),
+        ("[[mapping.\"public.t\"]]\ntarget = \"x\"\n", "mapping.\"public.t\"[0].source", "either source or expr"),
+        ("[rejects]\nmax_ratio = 2.0\n", "rejects", "not between 0 and 1"),
+    ];
+    for (extra, key, why) in cases {
+        let cfg = write(work.path(), extra);
+        let o = migrate(&cfg, &["plan"]);
+        assert_eq!(code(&o), 2, "{extra}: {}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("bad.toml") && t.contains(key) && t.contains(why),
+            "{extra}: {t}"
+        );
+    }
+}
+
+fn write(dir: &Path, extra: &str) -> PathBuf {
+    let p = dir.join("bad.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[source]\nurl = \"postgres://u@127.0.0.1:9/a\"\n[target]\nurl = \"postgres://u@127.0.0.1:9/b\"\n[checkpoint]\nurl = \"sqlite://{}\"\n\n\n{extra}",
+            dir.join("bad.db").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expression_naming_no_column_is_refused_before_anything_is_written() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = source(&admin, "migrate_t_tr_src3").await;
+    let dst = fresh_db(&admin, "migrate_t_tr_dst3").await;
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(
+        work.path(),
+        "typo",
+        &src,
+        &dst,
+        "[[transform.\"public.people\"]]\nkind = \"filter\"\ncondition = \"agee > 1\"\n",
+    );
+    let o = migrate(&cfg, &["run"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("typo.toml: line")
+            && t.contains("transform.\"public.people\"[1]")
+            && t.contains("unknown column `agee`"),
+        "{t}"
+    );
+    assert_eq!(
+        count(
+            &dst,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .await,
+        0,
+        "nothing written"
+    );
+}
+
+/// What a target holds of `people`, as one line of figures (the same SQL in each engine).
+/// (Sums cast: fakesnow renders a SUM as a float.)
+const DIGEST: &str = "SELECT count(*), CAST(sum(id) AS BIGINT), CAST(sum(age) AS BIGINT), \
+     count(DISTINCT email), CAST(sum(CASE WHEN adult THEN 1 ELSE 0 END) AS BIGINT), \
+     max(full_name), min(email) FROM {t}";
+
+fn digest_of(cells: Vec<String>) -> String {
+    cells.join("|")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_configured_chain_gives_the_same_rows_in_bigquery_and_snowflake() {
+    let (Some(admin), Some(bq_rest), Some(sf_url)) = (
+        service_env("MIGRATE_TEST_PG_URL"),
+        service_env("MIGRATE_TEST_BIGQUERY_URL"),
+        service_env("MIGRATE_TEST_SNOWFLAKE_URL"),
+    ) else {
+        return;
+    };
+    let src = source(&admin, "migrate_t_tr_src4").await;
+    let work = tempfile::tempdir().unwrap();
+
+    // Postgres, the reference.
+    let pg = fresh_db(&admin, "migrate_t_tr_dst4").await;
+    let run = migrate(&config(work.path(), "to_pg", &src, &pg, ""), &["run"]);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    let row = client(&pg)
+        .await
+        .query_one(
+            "SELECT count(*)::text, sum(id)::text, sum(age)::text, count(DISTINCT email)::text, \
+             sum(CASE WHEN adult THEN 1 ELSE 0 END)::text, max(full_name), min(email) FROM public.people",
+            &[],
+        )
+        .await
+        .unwrap();
+    let want = digest_of((0..7).map(|i| row.get::<_, String>(i)).collect());
+
+    // BigQuery.
+    let project =
+        std::env::var("MIGRATE_TEST_BIGQUERY_PROJECT").unwrap_or_else(|_| "test-project".into());
+    let dataset = format!("tr_{:08x}", fastrand::u32(..));
+    let bq = migrate_backend_bigquery::client::BqClient::new(
+        migrate_backend_bigquery::client::BqEndpoint::unauthenticated(
+            bq_rest.clone(),
+            project.clone(),
+        ),
+    )
+    .unwrap();
+    bq.create_dataset(&dataset).await.unwrap();
+    let target = format!("bigquery://{project}/{dataset}?endpoint={bq_rest}");
+    let run = migrate(&config(work.path(), "to_bq", &src, &target, ""), &["run"]);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    let got = bq
+        .query(&DIGEST.replace("{t}", &format!("`{dataset}.people`")))
+        .await
+        .unwrap();
+    let cells: Vec<String> = got.rows[0]
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(digest_of(cells), want, "BigQuery holds what Postgres holds");
+
+    // Snowflake.
+    let (host, port) = sf_url
+        .trim_start_matches("http://")
+        .split_once(':')
+        .unwrap();
+    let database = format!("TR_{:08X}", fastrand::u32(..));
+    let url = format!(
+        "snowflake://migrate:secret@test/{database}/PUBLIC?host={host}&port={port}&protocol=http"
+    );
+    let sf = migrate_backend_snowflake::SfClient::new(
+        migrate_backend_snowflake::SfEndpoint::from_url(&url).unwrap(),
+    )
+    .unwrap()
+    .session()
+    .await
+    .unwrap();
+    sf.query(
+        &format!("CREATE DATABASE IF NOT EXISTS \"{database}\""),
+        &[],
+    )
+    .await
+    .unwrap();
+    sf.query(
+        &format!("CREATE SCHEMA IF NOT EXISTS \"{database}\".\"PUBLIC\""),
+        &[],
+    )
+    .await
+    .unwrap();
+    let run = migrate(&config(work.path(), "to_sf", &src, &url, ""), &["run"]);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    let got = sf
+        .query(
+            &DIGEST.replace("{t}", &format!("\"{database}\".\"PUBLIC\".\"PEOPLE\"")),
+            &[],
+        )
+        .await
+        .unwrap();
+    let cells: Vec<String> = got.texts()[0]
+        .iter()
+        .map(|c| c.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        digest_of(cells),
+        want,
+        "Snowflake holds what Postgres holds"
+    );
+}
