@@ -134,6 +134,8 @@ struct File {
     mapping: BTreeMap<String, Vec<Spanned<toml::Table>>>,
     #[serde(default)]
     rejects: crate::transforms::RejectsSection,
+    #[serde(default)]
+    rule: Vec<Spanned<toml::Table>>,
 }
 
 /// A validated configuration.
@@ -153,6 +155,8 @@ pub struct Settings {
     pub pg_sink: migrate_backend_postgres::PgSinkOptions,
     /// Each table's transforms (`[[mapping."t"]]` first, then `[[transform."t"]]` in order).
     pub transforms: Vec<(migrate_core::TableName, Vec<crate::transforms::StepSpec>)>,
+    /// Validation rules (`[[rule]]`), run after the load.
+    pub rules: Vec<migrate_transform::rules::TableRule>,
 }
 
 struct Ctx<'a> {
@@ -506,7 +510,17 @@ pub fn parse(raw: &str, file: &str, default_name: &str) -> Result<Settings, Erro
         }
         transforms.push((migrate_core::TableName::parse(table), steps));
     }
+    let rules = f
+        .rule
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let at = format!("{file}: line {}: rule[{i}]", c.line(e.span().start));
+            crate::transforms::rule(e.get_ref(), at)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Settings {
+        rules,
         transforms,
         source_url: f.source.url.into_inner(),
         target_url: f.target.url.into_inner(),

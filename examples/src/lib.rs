@@ -8,3 +8,4 @@ pub mod rejected;
 pub mod schema;
 pub mod templates;
 pub mod transforms;
+pub mod validate;

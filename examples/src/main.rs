@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use migrate_core::{CheckpointStore, Control, Error, Migration, RunStatus};
-use migrate_examples::{backends, config, output, rejected, schema, templates};
+use migrate_examples::{backends, config, output, rejected, schema, templates, validate};
 
 const EXIT_CODES: &str = "Exit codes:
   0  success (also: a completed migration run again, nothing to do)
@@ -111,6 +111,14 @@ enum Command {
         /// Undo what can be undone even if some tables cannot be.
         #[arg(long)]
         partial: bool,
+    },
+    /// Run the configuration's `[[rule]]` validation rules against the target now (they also
+    /// run after `migrate run` completes). Exits 0 when no ERROR or CRITICAL rule failed or
+    /// could not run, 1 otherwise, 2 when there is no rule.
+    Validate {
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// The latest run's report, with any later `verify`. Exits 0 when the run succeeded and no
     /// later verification failed, 1 otherwise.
@@ -352,6 +360,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Verify { json } => verify(&settings, json).await,
         Command::Rollback { yes, partial } => rollback(&settings, yes, partial).await,
         Command::Report { json } => report(&settings, json).await,
+        Command::Validate { json } => validate::cmd(&settings, json).await,
         Command::Rejected { action } => match action {
             RejectedAction::List { table, json } => {
                 rejected::list(&settings, table.as_deref(), json).await
@@ -469,7 +478,17 @@ async fn run(
         );
         return Ok(INTERRUPTED);
     }
-    Ok(if report.succeeded() { OK } else { FAILED })
+    // Validation rules once every table is in.
+    let mut rules_failed = false;
+    if report.succeeded() && !s.rules.is_empty() {
+        let outcomes = validate::run_rules(&s).await?;
+        rules_failed = validate::print(&outcomes, json);
+    }
+    Ok(if report.succeeded() && !rules_failed {
+        OK
+    } else {
+        FAILED
+    })
 }
 
 async fn control(s: &config::Settings, c: Control) -> Result<u8, Error> {

@@ -546,3 +546,65 @@ impl Transform for Located {
         self.inner.apply(batch)
     }
 }
+
+/// One `[[rule]]` entry, checked as far as the file allows.
+pub(crate) fn rule(t: &toml::Table, at: String) -> Result<migrate_transform::rules::TableRule> {
+    use migrate_transform::rules::{Aggregate, Check, Severity, TableRule};
+    let mut r = Reader {
+        table: t,
+        at,
+        used: Vec::new(),
+    };
+    let kind = r.required("kind")?.to_ascii_uppercase();
+    let table = TableName::parse(&r.required("table")?);
+    let severity = match r.string("severity")? {
+        None => Severity::Error,
+        Some(s) => Severity::parse(&s).ok_or_else(|| {
+            r.err(
+                "severity",
+                format!("{s:?} is not one of info, warning, error, critical"),
+            )
+        })?,
+    };
+    let check = match kind.as_str() {
+        "ROW_COUNT" => Check::RowCount,
+        "COMPLETENESS" => Check::Completeness(
+            r.strings("columns")?
+                .ok_or_else(|| r.err("columns", "missing (the columns that must not be NULL)"))?,
+        ),
+        "ACCURACY" => Check::Accuracy(r.required("predicate")?),
+        "INTEGRITY" => Check::Integrity,
+        "CONSISTENCY" => {
+            let agg = r.required("aggregate")?;
+            Check::Consistency {
+                aggregate: Aggregate::parse(&agg).ok_or_else(|| {
+                    r.err("aggregate", format!("{agg:?} is not one of count, sum, min, max"))
+                })?,
+                column: r.required("column")?,
+                target_column: r.string("target_column")?,
+            }
+        }
+        "CUSTOM" => {
+            return Err(r.err(
+                "kind",
+                "CUSTOM rules are Rust code (migrate_transform::rules::ValidationRule), not configuration",
+            ))
+        }
+        other => {
+            return Err(r.err(
+                "kind",
+                format!("{other:?} is not one of row_count, completeness, accuracy, integrity, consistency"),
+            ))
+        }
+    };
+    let name = r
+        .string("name")?
+        .unwrap_or_else(|| format!("{} {table}", kind.to_ascii_lowercase()));
+    r.done()?;
+    Ok(TableRule {
+        name,
+        table,
+        check,
+        severity,
+    })
+}

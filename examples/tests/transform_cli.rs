@@ -383,3 +383,89 @@ async fn the_same_configured_chain_gives_the_same_rows_in_bigquery_and_snowflake
         "Snowflake holds what Postgres holds"
     );
 }
+
+const RULES: &str = r#"
+[[rule]]
+kind = "row_count"
+table = "public.people"
+[[rule]]
+kind = "completeness"
+table = "public.people"
+columns = ["email", "full_name"]
+[[rule]]
+name = "every source row arrived"
+kind = "consistency"
+table = "public.people"
+aggregate = "count"
+column = "id"
+severity = "warning"
+[[rule]]
+kind = "integrity"
+table = "public.people"
+severity = "info"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_run_after_the_load_and_a_failed_error_rule_fails_the_run() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let src = source(&admin, "migrate_t_tr_src5").await;
+    let dst = fresh_db(&admin, "migrate_t_tr_dst5").await;
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(work.path(), "ruled", &src, &dst, RULES);
+    let run = migrate(&cfg, &["run"]);
+    let out = text(&run);
+    assert_eq!(
+        code(&run),
+        0,
+        "a failed WARNING does not fail the run: {out}"
+    );
+    assert!(out.contains("[ERROR] ROW_COUNT public.people"), "{out}");
+    assert!(
+        out.contains("passed — target 990 rows, the run wrote 990"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[WARNING] CONSISTENCY public.people (every source row arrived): FAILED"),
+        "10 rejected rows never arrived: {out}"
+    );
+    assert!(
+        out.contains("[INFO] INTEGRITY public.people") && out.contains("NOT RUN"),
+        "{out}"
+    );
+
+    // A stricter rule, checked alone: it fails at ERROR, naming keys, not values.
+    let strict = work.path().join("ruled-strict.toml");
+    let mut body = std::fs::read_to_string(&cfg).unwrap();
+    body.push_str(
+        "[[rule]]\nkind = \"accuracy\"\ntable = \"public.people\"\npredicate = \"age < 60\"\n",
+    );
+    std::fs::write(&strict, body).unwrap();
+    let v = migrate(&strict, &["validate", "--json"]);
+    assert_eq!(code(&v), 1, "{}", text(&v));
+    let failed: Vec<serde_json::Value> = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].clone())
+        .filter(|o| o["kind"] == "ACCURACY")
+        .collect();
+    assert_eq!(failed[0]["passed"], false, "{failed:?}");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("200 target rows"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[0]["sample_keys"].as_array().unwrap().len(), 10);
+    // A rule of a kind that does not exist: refused by file, key and line.
+    std::fs::write(
+        &strict,
+        std::fs::read_to_string(&cfg).unwrap()
+            + "[[rule]]\nkind = \"freshness\"\ntable = \"public.people\"\n",
+    )
+    .unwrap();
+    let bad = migrate(&strict, &["validate"]);
+    assert_eq!(code(&bad), 2, "{}", text(&bad));
+    assert!(text(&bad).contains("rule[4].kind"), "{}", text(&bad));
+}

@@ -16,6 +16,9 @@
 //!   required, default);
 //! - CUSTOM: any `Transform` of your own, in a [`Chain`] with the others.
 //!
+//! [`rules`]: validation rules run after the load (ROW_COUNT, COMPLETENESS, ACCURACY,
+//! INTEGRITY, CONSISTENCY, CUSTOM) with severities.
+//!
 //! A row that breaks a step's rule is rejected — its key, the rule and the reason, never its
 //! values — and its chunk goes on. No step rewrites or drops a key column: keys name rows
 //! across resume, rejection and replay. AGGREGATE is out of scope: chunks are row-level and
@@ -25,6 +28,7 @@ pub mod cast;
 mod chain;
 pub mod expr;
 mod rows;
+pub mod rules;
 mod steps;
 
 pub use chain::Chain;

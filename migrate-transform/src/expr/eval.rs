@@ -336,3 +336,8 @@ fn compare(a: &Value, b: &Value, order: Order) -> Result<Option<Ordering>, Strin
         },
     }))
 }
+
+/// `a + b` exactly, both read as decimals (what a CONSISTENCY sum adds with).
+pub(crate) fn add_exact(a: &Value, b: &Value) -> Result<Value, String> {
+    arith(Arith::Add, &num(a, Num::Dec)?, &num(b, Num::Dec)?)
+}

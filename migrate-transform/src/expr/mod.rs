@@ -18,6 +18,7 @@ use std::fmt;
 use migrate_core::{DataType, Schema, Value};
 
 pub(crate) use check::Node;
+pub(crate) use eval::add_exact;
 
 /// A checked expression, ready to evaluate against rows of the schema it was checked with.
 #[derive(Debug, Clone)]
