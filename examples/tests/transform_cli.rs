@@ -298,18 +298,7 @@ async fn the_same_configured_chain_gives_the_same_rows_in_bigquery_and_snowflake
 
     // Postgres, the reference.
     let pg = fresh_db(&admin, "migrate_t_tr_dst4").await;
-    let run = migrate(&config(work.path(), "to_pg", &src, &pg, ""), &["run"]);
-    assert_eq!(code(&run), 0, "{}", text(&run));
-    let row = client(&pg)
-        .await
-        .query_one(
-            "SELECT count(*)::text, sum(id)::text, sum(age)::text, count(DISTINCT email)::text, \
-             sum(CASE WHEN adult THEN 1 ELSE 0 END)::text, max(full_name), min(email) FROM public.people",
-            &[],
-        )
-        .await
-        .unwrap();
-    let want = digest_of((0..7).map(|i| row.get::<_, String>(i)).collect());
+    let pg_cfg = config(work.path(), "to_pg", &src, &pg, RULES);
 
     // BigQuery.
     let project =
@@ -323,18 +312,8 @@ async fn the_same_configured_chain_gives_the_same_rows_in_bigquery_and_snowflake
     )
     .unwrap();
     bq.create_dataset(&dataset).await.unwrap();
-    let target = format!("bigquery://{project}/{dataset}?endpoint={bq_rest}");
-    let run = migrate(&config(work.path(), "to_bq", &src, &target, ""), &["run"]);
-    assert_eq!(code(&run), 0, "{}", text(&run));
-    let got = bq
-        .query(&DIGEST.replace("{t}", &format!("`{dataset}.people`")))
-        .await
-        .unwrap();
-    let cells: Vec<String> = got.rows[0]
-        .iter()
-        .map(|c| c.as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(digest_of(cells), want, "BigQuery holds what Postgres holds");
+    let bq_target = format!("bigquery://{project}/{dataset}?endpoint={bq_rest}");
+    let bq_cfg = config(work.path(), "to_bq", &src, &bq_target, RULES);
 
     // Snowflake.
     let (host, port) = sf_url
@@ -342,46 +321,108 @@ async fn the_same_configured_chain_gives_the_same_rows_in_bigquery_and_snowflake
         .split_once(':')
         .unwrap();
     let database = format!("TR_{:08X}", fastrand::u32(..));
-    let url = format!(
+    let sf_target = format!(
         "snowflake://migrate:secret@test/{database}/PUBLIC?host={host}&port={port}&protocol=http"
     );
     let sf = migrate_backend_snowflake::SfClient::new(
-        migrate_backend_snowflake::SfEndpoint::from_url(&url).unwrap(),
+        migrate_backend_snowflake::SfEndpoint::from_url(&sf_target).unwrap(),
     )
     .unwrap()
     .session()
     .await
     .unwrap();
-    sf.query(
-        &format!("CREATE DATABASE IF NOT EXISTS \"{database}\""),
-        &[],
-    )
-    .await
-    .unwrap();
-    sf.query(
-        &format!("CREATE SCHEMA IF NOT EXISTS \"{database}\".\"PUBLIC\""),
-        &[],
-    )
-    .await
-    .unwrap();
-    let run = migrate(&config(work.path(), "to_sf", &src, &url, ""), &["run"]);
-    assert_eq!(code(&run), 0, "{}", text(&run));
-    let got = sf
-        .query(
-            &DIGEST.replace("{t}", &format!("\"{database}\".\"PUBLIC\".\"PEOPLE\"")),
-            &[],
-        )
+    for sql in [
+        format!("CREATE DATABASE IF NOT EXISTS \"{database}\""),
+        format!("CREATE SCHEMA IF NOT EXISTS \"{database}\".\"PUBLIC\""),
+    ] {
+        sf.query(&sql, &[]).await.unwrap();
+    }
+    let sf_cfg = config(work.path(), "to_sf", &src, &sf_target, RULES);
+
+    let digests = || async {
+        let row = client(&pg)
+            .await
+            .query_one(
+                "SELECT count(*)::text, sum(id)::text, sum(age)::text, count(DISTINCT email)::text, \
+                 sum(CASE WHEN adult THEN 1 ELSE 0 END)::text, max(full_name), min(email) FROM public.people",
+                &[],
+            )
+            .await
+            .unwrap();
+        let pg_digest = digest_of((0..7).map(|i| row.get::<_, String>(i)).collect());
+        let got = bq
+            .query(&DIGEST.replace("{t}", &format!("`{dataset}.people`")))
+            .await
+            .unwrap();
+        let bq_digest = digest_of(
+            got.rows[0]
+                .iter()
+                .map(|c| c.as_str().unwrap_or_default().to_string())
+                .collect(),
+        );
+        let got = sf
+            .query(
+                &DIGEST.replace("{t}", &format!("\"{database}\".\"PUBLIC\".\"PEOPLE\"")),
+                &[],
+            )
+            .await
+            .unwrap();
+        let sf_digest = digest_of(
+            got.texts()[0]
+                .iter()
+                .map(|c| c.clone().unwrap_or_default())
+                .collect(),
+        );
+        (pg_digest, bq_digest, sf_digest)
+    };
+
+    for (what, cfg) in [
+        ("postgres", &pg_cfg),
+        ("bigquery", &bq_cfg),
+        ("snowflake", &sf_cfg),
+    ] {
+        let run = migrate(cfg, &["run"]);
+        let out = text(&run);
+        assert_eq!(code(&run), 0, "{what}: {out}");
+        assert!(
+            out.contains("ROW_COUNT public.people (row_count public.people): passed")
+                && out.contains("COMPLETENESS public.people (completeness public.people): passed"),
+            "{what}: the rules ran against the target: {out}"
+        );
+        let list = migrate(cfg, &["rejected", "list", "--json"]);
+        assert_eq!(
+            String::from_utf8_lossy(&list.stdout).lines().count(),
+            10,
+            "{what}"
+        );
+    }
+    let (want, in_bq, in_sf) = digests().await;
+    assert!(want.starts_with("990|"), "{want}");
+    assert_eq!(in_bq, want, "BigQuery holds what Postgres holds");
+    assert_eq!(in_sf, want, "Snowflake holds what Postgres holds");
+
+    // Fixed at the source; each target's replay brings the same ten rows.
+    client(&src)
+        .await
+        .batch_execute(&format!(
+            "UPDATE people SET age = '40' WHERE age = '{MARKER}'"
+        ))
         .await
         .unwrap();
-    let cells: Vec<String> = got.texts()[0]
-        .iter()
-        .map(|c| c.clone().unwrap_or_default())
-        .collect();
-    assert_eq!(
-        digest_of(cells),
-        want,
-        "Snowflake holds what Postgres holds"
-    );
+    for (what, cfg) in [
+        ("postgres", &pg_cfg),
+        ("bigquery", &bq_cfg),
+        ("snowflake", &sf_cfg),
+    ] {
+        let replay = migrate(cfg, &["rejected", "replay", "--json"]);
+        assert_eq!(code(&replay), 0, "{what}: {}", text(&replay));
+        let line: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+        assert_eq!(line["written"], 10, "{what}: {line}");
+    }
+    let (want, in_bq, in_sf) = digests().await;
+    assert!(want.starts_with("1000|"), "{want}");
+    assert_eq!(in_bq, want, "BigQuery after replay");
+    assert_eq!(in_sf, want, "Snowflake after replay");
 }
 
 const RULES: &str = r#"

@@ -1,5 +1,6 @@
 //! Property: through the executor, whatever chain of built-in steps a table has, the target
-//! holds rows in − filtered − rejected, each rejected row is recorded once by key, and
+//! holds rows in − filtered − rejected, each rejected row is recorded once by key (also when a
+//! chunk is written again after a failure), and
 //! verification (checksums per chunk and sampled rows compared after the chain) passes — on
 //! the in-memory backends for random chains and data, and on Postgres for a fixed set.
 
@@ -9,12 +10,12 @@ use std::sync::Arc;
 
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_core::testing::{
-    service_env, Faults, Fixture, MemoryCheckpointStore, MemorySink, MemorySource,
+    service_env, Faults, Fixture, MemoryCheckpointStore, MemorySink, MemorySource, Op,
 };
 use migrate_core::{
-    CheckpointStore, ChunkSpec, Column, DataType, ExecutorConfig, Migration, PrepareMode,
-    PrepareOptions, RunId, Schema, Sink, Source, TableInfo, TableName, Transform, Value,
-    VecBatchReader,
+    CheckpointStore, ChunkSpec, Column, DataType, ErrorKind, ExecutorConfig, Migration,
+    PrepareMode, PrepareOptions, RunId, Schema, Sink, Source, TableInfo, TableName, Transform,
+    Value, VecBatchReader,
 };
 use migrate_transform::{
     Chain, Compute, Convert, Filter, Lookup, Map, Mask, MaskKind, OnError, OnMiss, Reference,
@@ -97,6 +98,10 @@ fn config(name: &str) -> ExecutorConfig {
         migration: name.into(),
         chunk_rows: 16,
         parallelism: 2,
+        retry: migrate_core::retry::RetryConfig {
+            initial_delay: std::time::Duration::from_millis(1),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -167,6 +172,8 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let faults = Arc::new(Faults::new());
+            // A chunk written again after a failure rejects its rows again: recorded once.
+            faults.fail_nth(Op::Write, 2, ErrorKind::Transient);
             let source = Arc::new(MemorySource::with_fixtures(std::slice::from_ref(&fx), faults.clone()));
             let sink = Arc::new(MemorySink::new(faults));
             let store = Arc::new(MemoryCheckpointStore::new());
