@@ -34,6 +34,15 @@ async fn source(admin: &str, db: &str) -> String {
     url
 }
 
+/// A source (the people table), an empty target and a folder for the configuration.
+async fn databases(admin: &str, src: &str, dst: &str) -> (String, String, tempfile::TempDir) {
+    (
+        source(admin, src).await,
+        fresh_db(admin, dst).await,
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 const STEPS: &str = r#"
 [[mapping."public.people"]]
 source = "id"
@@ -76,9 +85,7 @@ async fn bad_rows_are_rejected_by_key_limited_and_replayed() {
     let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
         return;
     };
-    let src = source(&admin, "migrate_t_tr_src").await;
-    let dst = fresh_db(&admin, "migrate_t_tr_dst").await;
-    let work = tempfile::tempdir().unwrap();
+    let (src, dst, work) = databases(&admin, "migrate_t_tr_src", "migrate_t_tr_dst").await;
     let cfg = config(work.path(), "people", &src, &dst, "");
 
     let run = migrate(&cfg, &["run"]);
@@ -180,9 +187,7 @@ async fn a_ratio_below_the_bad_rows_fails_the_table_and_values_are_kept_only_whe
     let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
         return;
     };
-    let src = source(&admin, "migrate_t_tr_src2").await;
-    let dst = fresh_db(&admin, "migrate_t_tr_dst2").await;
-    let work = tempfile::tempdir().unwrap();
+    let (src, dst, work) = databases(&admin, "migrate_t_tr_src2", "migrate_t_tr_dst2").await;
     let cfg = config(
         work.path(),
         "strict",
@@ -244,9 +249,7 @@ async fn an_expression_naming_no_column_is_refused_before_anything_is_written() 
     let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
         return;
     };
-    let src = source(&admin, "migrate_t_tr_src3").await;
-    let dst = fresh_db(&admin, "migrate_t_tr_dst3").await;
-    let work = tempfile::tempdir().unwrap();
+    let (src, dst, work) = databases(&admin, "migrate_t_tr_src3", "migrate_t_tr_dst3").await;
     let cfg = config(
         work.path(),
         "typo",
@@ -451,9 +454,7 @@ async fn rules_run_after_the_load_and_a_failed_error_rule_fails_the_run() {
     let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
         return;
     };
-    let src = source(&admin, "migrate_t_tr_src5").await;
-    let dst = fresh_db(&admin, "migrate_t_tr_dst5").await;
-    let work = tempfile::tempdir().unwrap();
+    let (src, dst, work) = databases(&admin, "migrate_t_tr_src5", "migrate_t_tr_dst5").await;
     let cfg = config(work.path(), "ruled", &src, &dst, RULES);
     let run = migrate(&cfg, &["run"]);
     let out = text(&run);

@@ -155,6 +155,26 @@ async fn each_row(
     Ok(())
 }
 
+/// How many rows of `table` (read from `from`) are `bad`, and the keys of the first few.
+async fn offending(
+    from: &dyn Source,
+    table: &TableInfo,
+    bad: impl Fn(&Row) -> bool,
+) -> Result<(u64, Vec<String>)> {
+    let (mut n, mut keys) = (0u64, Vec::new());
+    each_row(from, table, |s, r| {
+        if bad(r) {
+            n += 1;
+            if keys.len() < SAMPLES {
+                keys.push(KeyDisplay(&s.key_of(r)).to_string());
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((n, keys))
+}
+
 /// A rule run after the load.
 #[async_trait]
 pub trait ValidationRule: Send + Sync {
@@ -298,7 +318,6 @@ impl ValidationRule for TableRule {
         let Some(tgt) = sides.target_table(want).await? else {
             return Ok(Err(format!("the target has no table {}", want.name)));
         };
-        let key_of = |s: &Schema, r: &Row| KeyDisplay(&s.key_of(r)).to_string();
         Ok(Ok(match &self.check {
             Check::RowCount => {
                 let mut n = 0u64;
@@ -337,15 +356,8 @@ impl ValidationRule for TableRule {
                         })
                     })
                     .collect::<Result<_>>()?;
-                let (mut bad, mut keys) = (0u64, Vec::new());
-                each_row(sides.target, &tgt, |s, r| {
-                    if idx.iter().any(|&i| r.get(i).is_none_or(Value::is_null)) {
-                        bad += 1;
-                        if keys.len() < SAMPLES {
-                            keys.push(key_of(s, r));
-                        }
-                    }
-                    Ok(())
+                let (bad, keys) = offending(sides.target, &tgt, |r| {
+                    idx.iter().any(|&i| r.get(i).is_none_or(Value::is_null))
                 })
                 .await?;
                 Finding {
@@ -357,17 +369,8 @@ impl ValidationRule for TableRule {
             Check::Accuracy(predicate) => {
                 let e = Expr::parse(predicate, &tgt.schema)
                     .map_err(|e| Error::config(format!("rule {}: {e}", self.name)))?;
-                let (mut bad, mut keys) = (0u64, Vec::new());
-                each_row(sides.target, &tgt, |s, r| {
-                    if !e.holds(r).unwrap_or(false) {
-                        bad += 1;
-                        if keys.len() < SAMPLES {
-                            keys.push(key_of(s, r));
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
+                let (bad, keys) =
+                    offending(sides.target, &tgt, |r| !e.holds(r).unwrap_or(false)).await?;
                 Finding {
                     passed: bad == 0,
                     detail: format!("{bad} target rows for which `{predicate}` does not hold"),
