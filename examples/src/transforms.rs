@@ -41,6 +41,9 @@ struct LimitsSection {
 
 impl LimitsSection {
     fn limits(&self) -> std::result::Result<RejectLimits, String> {
+        if self.stop_on_first_error == Some(true) && self.max_rows.is_some() {
+            return Err("give stop_on_first_error or max_rows, not both".into());
+        }
         if let Some(r) = self.max_ratio {
             if !(0.0..=1.0).contains(&r) {
                 return Err(format!("max_ratio {r} is not between 0 and 1"));
@@ -250,10 +253,19 @@ pub(crate) fn step(t: &toml::Table, at: String) -> Result<StepSpec> {
     };
     let kind = r.required("kind")?;
     let step = match kind.as_str() {
-        "map" => Step::Map {
-            select: r.strings("select")?,
-            rename: r.table_of_strings("rename")?,
-        },
+        "map" => {
+            let select = r.strings("select")?;
+            let rename = r.table_of_strings("rename")?;
+            if let Some(sel) = &select {
+                if let Some((old, _)) = rename.iter().find(|(old, _)| !sel.contains(old)) {
+                    return Err(r.err(
+                        "rename",
+                        format!("`{old}` is not among select: it would be dropped, not renamed"),
+                    ));
+                }
+            }
+            Step::Map { select, rename }
+        }
         "convert" => Step::Convert {
             column: r.required("column")?,
             to: r
@@ -335,8 +347,21 @@ pub(crate) fn step(t: &toml::Table, at: String) -> Result<StepSpec> {
                     ))
                 }
             };
+            match &from {
+                RefSource::Table { key, .. } if key.len() != on.len() => {
+                    return Err(r.err("key", format!("{} key columns for {} `on` columns", key.len(), on.len())))
+                }
+                RefSource::Table { values, .. } if values.len() != adds.len() => {
+                    return Err(r.err("values", format!("{} values for {} added columns", values.len(), adds.len())))
+                }
+                _ => {}
+            }
             r.used.push("default");
-            let on_miss = match r.string("on_miss")?.as_deref() {
+            let on_miss_text = r.string("on_miss")?;
+            if r.table.contains_key("default") && on_miss_text.as_deref() != Some("default") {
+                return Err(r.err("default", "is used only with on_miss = \"default\""));
+            }
+            let on_miss = match on_miss_text.as_deref() {
                 None | Some("reject") => OnMiss::Reject,
                 Some("null") => OnMiss::Null,
                 Some("default") => match r.table.get("default") {

@@ -18,6 +18,21 @@ pub async fn run_rules(s: &config::Settings) -> Result<Vec<RuleOutcome>> {
     let (store, _) = backends::store(&s.checkpoint_url, &s.checkpoint_schema).await?;
     let report = migrate_core::executor::stored_report(&*store, &s.executor.migration).await?;
     let tables = source.discover(&s.executor.tables).await?;
+    let mut replayed = std::collections::BTreeMap::<String, u64>::new();
+    if let Some(run) = store.latest_run(&s.executor.migration).await? {
+        for e in store.events(&run.id).await? {
+            if e.action != "rejected.replayed" {
+                continue;
+            }
+            let (Some(t), Ok(detail)) = (
+                e.table.as_ref(),
+                serde_json::from_str::<serde_json::Value>(&e.detail),
+            ) else {
+                continue;
+            };
+            *replayed.entry(t.to_string()).or_insert(0) += detail["written"].as_u64().unwrap_or(0);
+        }
+    }
     let mut sides = Vec::new();
     for info in tables {
         let steps = s
@@ -31,10 +46,12 @@ pub async fn run_rules(s: &config::Settings) -> Result<Vec<RuleOutcome>> {
             schema: chain.output_schema(&info.schema)?,
             ..info.clone()
         };
+        // The run's rows, and those its replays wrote since.
         let written = report
             .as_ref()
             .and_then(|r| r.results.iter().find(|t| t.table == info.name))
-            .map_or(0, |t| t.rows);
+            .map_or(0, |t| t.rows)
+            + replayed.get(&info.name.to_string()).copied().unwrap_or(0);
         sides.push((info, target_info, written, !steps.is_empty()));
     }
     let rules: Vec<Box<dyn ValidationRule>> = s

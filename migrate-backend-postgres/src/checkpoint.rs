@@ -646,39 +646,18 @@ impl CheckpointStore for PgCheckpointStore {
     }
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
-        let conn = self.conn().await?;
-        let st = conn
-            .prepare(&self.q(
-                "INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
-                     chunk_index = EXCLUDED.chunk_index, reason = EXCLUDED.reason, error_kind = EXCLUDED.error_kind,
-                     record_values = EXCLUDED.record_values, at = EXCLUDED.at, resolved_at = NULL",
-            ))
+        self.write_rejected(run, None, records).await
+    }
+
+    async fn replace_chunk_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        chunk: u32,
+        records: &[RejectedRecord],
+    ) -> Result<()> {
+        self.write_rejected(run, Some((table, chunk)), records)
             .await
-            .map_err(|e| pg_error(e, "add_rejected"))?;
-        for r in records {
-            let (t, s) = TableName::to_columns(&r.table);
-            let kind = r.kind.map(|k| json(&k)).transpose()?;
-            conn.execute(
-                &st,
-                &[
-                    &run.0,
-                    &t,
-                    &s,
-                    &(r.chunk as i32),
-                    &r.key,
-                    &r.rule,
-                    &r.reason,
-                    &kind,
-                    &r.values,
-                    &r.at,
-                ],
-            )
-            .await
-            .map_err(|e| pg_error(e, "add_rejected"))?;
-        }
-        Ok(())
     }
 
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
@@ -786,5 +765,63 @@ impl CheckpointStore for PgCheckpointStore {
             Some(r) => from_json(serde_json::Value::String(r.get(0))),
             None => Ok(Control::Run),
         }
+    }
+}
+
+impl PgCheckpointStore {
+    /// Upserts `records` (one per run, table, key and rule), first clearing the unresolved
+    /// records of `chunk` when given — in one transaction.
+    async fn write_rejected(
+        &self,
+        run: &RunId,
+        chunk: Option<(&TableName, u32)>,
+        records: &[RejectedRecord],
+    ) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(|e| pg_error(e, "add_rejected"))?;
+        if let Some((t, c)) = chunk {
+            let (t, _) = TableName::to_columns(t);
+            tx.execute(
+                &self.q("DELETE FROM {s}.migrate_rejected WHERE run_id = $1 AND table_name = $2 AND chunk_index = $3 AND resolved_at IS NULL"),
+                &[&run.0, &t, &(c as i32)],
+            )
+            .await
+            .map_err(|e| pg_error(e, "add_rejected"))?;
+        }
+        let st = tx
+            .prepare(&self.q(
+                "INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
+                     chunk_index = EXCLUDED.chunk_index, reason = EXCLUDED.reason, error_kind = EXCLUDED.error_kind,
+                     record_values = EXCLUDED.record_values, at = EXCLUDED.at, resolved_at = NULL",
+            ))
+            .await
+            .map_err(|e| pg_error(e, "add_rejected"))?;
+        for r in records {
+            let (t, s) = TableName::to_columns(&r.table);
+            let kind = r.kind.map(|k| json(&k)).transpose()?;
+            tx.execute(
+                &st,
+                &[
+                    &run.0,
+                    &t,
+                    &s,
+                    &(r.chunk as i32),
+                    &r.key,
+                    &r.rule,
+                    &r.reason,
+                    &kind,
+                    &r.values,
+                    &r.at,
+                ],
+            )
+            .await
+            .map_err(|e| pg_error(e, "add_rejected"))?;
+        }
+        tx.commit().await.map_err(|e| pg_error(e, "add_rejected"))
     }
 }

@@ -635,29 +635,18 @@ impl CheckpointStore for SqliteCheckpointStore {
     }
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
-        let (run, recs) = (run.0.clone(), records.to_vec());
-        self.with(move |c| {
-            let tx = c.transaction().map_err(sql_error)?;
-            {
-                let mut st = tx
-                    .prepare(
-                        "INSERT INTO migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
-                             chunk_index = excluded.chunk_index, reason = excluded.reason, error_kind = excluded.error_kind,
-                             record_values = excluded.record_values, at = excluded.at, resolved_at = NULL",
-                    )
-                    .map_err(sql_error)?;
-                for r in recs {
-                    let (t, s) = TableName::to_columns(&r.table);
-                    let kind = r.kind.map(|k| json(&k)).transpose()?;
-                    st.execute(params![run, t, s, r.chunk, r.key, r.rule, r.reason, kind, r.values, time(r.at)])
-                        .map_err(sql_error)?;
-                }
-            }
-            tx.commit().map_err(sql_error)
-        })
-        .await
+        self.write_rejected(run, None, records).await
+    }
+
+    async fn replace_chunk_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        chunk: u32,
+        records: &[RejectedRecord],
+    ) -> Result<()> {
+        self.write_rejected(run, Some((table, chunk)), records)
+            .await
     }
 
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
@@ -793,6 +782,49 @@ impl CheckpointStore for SqliteCheckpointStore {
                 Some("cancel") => Control::Cancel,
                 _ => Control::Run,
             })
+        })
+        .await
+    }
+}
+
+impl SqliteCheckpointStore {
+    /// Upserts `records` (one per run, table, key and rule), first clearing the unresolved
+    /// records of `chunk` when given — in one transaction.
+    async fn write_rejected(
+        &self,
+        run: &RunId,
+        chunk: Option<(&TableName, u32)>,
+        records: &[RejectedRecord],
+    ) -> Result<()> {
+        let (run, recs) = (run.0.clone(), records.to_vec());
+        let chunk = chunk.map(|(t, c)| (TableName::to_columns(t).0, c));
+        self.with(move |c| {
+            let tx = c.transaction().map_err(sql_error)?;
+            if let Some((t, chunk)) = &chunk {
+                tx.execute(
+                    "DELETE FROM migrate_rejected WHERE run_id = ?1 AND table_name = ?2 AND chunk_index = ?3 AND resolved_at IS NULL",
+                    params![run, t, chunk],
+                )
+                .map_err(sql_error)?;
+            }
+            {
+                let mut st = tx
+                    .prepare(
+                        "INSERT INTO migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (run_id, table_name, record_key, rule) DO UPDATE SET
+                             chunk_index = excluded.chunk_index, reason = excluded.reason, error_kind = excluded.error_kind,
+                             record_values = excluded.record_values, at = excluded.at, resolved_at = NULL",
+                    )
+                    .map_err(sql_error)?;
+                for r in recs {
+                    let (t, s) = TableName::to_columns(&r.table);
+                    let kind = r.kind.map(|k| json(&k)).transpose()?;
+                    st.execute(params![run, t, s, r.chunk, r.key, r.rule, r.reason, kind, r.values, time(r.at)])
+                        .map_err(sql_error)?;
+                }
+            }
+            tx.commit().map_err(sql_error)
         })
         .await
     }

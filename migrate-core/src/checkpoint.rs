@@ -564,6 +564,17 @@ pub trait CheckpointStore: Send + Sync {
     /// replaced (a chunk written again rejects the same rows again).
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()>;
 
+    /// Records the rejected rows of one chunk's attempt: the chunk's unresolved records are
+    /// replaced by `records` (a row an earlier attempt rejected that passes now is no longer
+    /// listed), as one change.
+    async fn replace_chunk_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        chunk: u32,
+        records: &[RejectedRecord],
+    ) -> Result<()>;
+
     /// A run's rejected rows not resolved since, in the order first recorded.
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>>;
 

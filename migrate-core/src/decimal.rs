@@ -262,6 +262,11 @@ impl FromStr for Decimal {
         digits.push_str(int_part);
         digits.push_str(frac_part);
         let mut scale = frac_part.len() as i64 - exp;
+        // Postgres's NUMERIC holds 131 072 digits before the point: an exponent asking for
+        // more is not a number any target holds (and would allocate its zeros).
+        if scale < -131_072 {
+            return Err(err("exponent out of range"));
+        }
         if scale < 0 {
             digits.extend(std::iter::repeat_n('0', (-scale) as usize));
             scale = 0;

@@ -125,7 +125,9 @@ pub fn cast(v: &Value, to: &DataType) -> Result<Value, String> {
         },
         DataType::Timestamp | DataType::TimestampTz => {
             let us = match v {
-                Value::Date(d) => i64::from(*d) * 86_400_000_000,
+                Value::Date(d) => i64::from(*d)
+                    .checked_mul(86_400_000_000)
+                    .ok_or_else(|| out_of_range(v, to))?,
                 Value::Timestamp(us) | Value::TimestampTz(us) => *us,
                 Value::Text(s) => parse_timestamp(s.trim())
                     .ok_or_else(|| "text is not a timestamp (ISO 8601)".to_string())?,
@@ -547,6 +549,11 @@ mod tests {
         assert_eq!(cast(&Value::Null, &DataType::Int16), Ok(Value::Null));
         assert_eq!(cast(&t(""), &DataType::text()), Ok(t("")));
         assert!(cast(&t(""), &DataType::Int32).is_err());
+        assert!(
+            cast(&t("1e999999999999"), &DataType::Int64).is_err(),
+            "no zeros allocated"
+        );
+        assert!(cast(&Value::Date(i32::MAX), &DataType::Timestamp).is_err());
     }
 
     #[test]

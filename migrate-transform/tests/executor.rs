@@ -247,3 +247,57 @@ async fn load(url: &str, fx: &Fixture) {
         .unwrap();
     sink.finalize(&fx.table).await.unwrap();
 }
+
+/// A keyless table's rejected rows could be named by nothing: the table fails rather than lose
+/// them, while transforms that reject nothing still run on it.
+#[tokio::test]
+async fn a_keyless_table_fails_on_its_first_rejected_row() {
+    let schema = Schema::new(
+        vec![
+            Column::new("code", DataType::text()),
+            Column::new("note", DataType::text()),
+        ],
+        &[],
+    )
+    .unwrap();
+    let fx = Fixture {
+        table: TableInfo::new(table(), schema),
+        rows: vec![
+            vec![Value::Text("1".into()), Value::Null],
+            vec![Value::Text("x".into()), Value::Text("n".into())],
+        ],
+    };
+    let run = |steps: Chain, name: &'static str| {
+        let fx = fx.clone();
+        async move {
+            let faults = Arc::new(Faults::new());
+            Migration::new(
+                Arc::new(MemorySource::with_fixtures(
+                    std::slice::from_ref(&fx),
+                    faults.clone(),
+                )),
+                Arc::new(MemorySink::new(faults)),
+                Arc::new(MemoryCheckpointStore::new()),
+            )
+            .with_config(config(name))
+            .with_transform(Some(table()), Arc::new(steps))
+            .run()
+            .await
+            .unwrap()
+        }
+    };
+    let masked = run(
+        Chain::new().then(Mask::new("note", MaskKind::Null)),
+        "keyless-ok",
+    )
+    .await;
+    assert!(masked.succeeded(), "{}", masked.to_markdown());
+    let rejecting = run(
+        Chain::new().then(Convert::new("code", DataType::Int32, OnError::Reject)),
+        "keyless-rejects",
+    )
+    .await;
+    assert!(!rejecting.succeeded());
+    let reason = rejecting.results[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("has no primary key"), "{reason}");
+}

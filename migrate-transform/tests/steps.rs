@@ -377,3 +377,48 @@ fn a_chain_counts_every_step_once() {
         "Debug hides the row"
     );
 }
+
+#[tokio::test]
+async fn a_lookup_table_is_read_once_from_the_source() {
+    use migrate_core::testing::{Faults, Fixture, MemorySource};
+    use migrate_core::{TableInfo, TableName};
+    let countries = TableInfo::new(
+        TableName::new("public", "countries"),
+        Schema::new(
+            vec![
+                Column::new("code", DataType::text()).not_null(),
+                Column::new("name", DataType::text()),
+            ],
+            &["code"],
+        )
+        .unwrap(),
+    );
+    let source = MemorySource::with_fixtures(
+        &[Fixture {
+            table: countries.clone(),
+            rows: vec![
+                vec![text("FR"), text("France")],
+                vec![text("fr"), text("France (lower)")],
+            ],
+        }],
+        Arc::new(Faults::new()),
+    );
+    let data = Reference::from_source(&source, &countries, &["code"], &["name"])
+        .await
+        .unwrap();
+    assert_eq!(data.len(), 2);
+    let l = Lookup::new(
+        ["country"],
+        vec![Column::new("country_name", DataType::text())],
+        Arc::new(data),
+        OnMiss::Null,
+    );
+    let out = l.apply(batch()).unwrap();
+    assert_eq!(out.batch.rows()[0][5], text("France"));
+    assert_eq!(out.batch.rows()[3][5], text("France (lower)"));
+    assert_eq!(out.batch.rows()[1][5], Value::Null, "XX misses");
+    let e = Reference::from_source(&source, &countries, &["nope"], &["name"])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown column `nope`"), "{e}");
+}

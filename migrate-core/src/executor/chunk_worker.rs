@@ -80,14 +80,27 @@ pub(super) async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutco
                         .then_some(stats.checksum),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
-                // Rejected rows are recorded before the chunk is checkpointed: a crash between
-                // the two redoes the chunk, which records them again (once: by key and rule).
-                if !stats.rejected.is_empty() {
+                if !stats.rejected.is_empty() && t.info.schema.primary_key.is_empty() {
+                    ctx.tracker.chunk_ended(name, false);
+                    return ChunkOutcome::Failed(Error::validation(format!(
+                        "table {name} has no primary key: the {} rows its transforms rejected could not be named or replayed, so the table fails rather than lose them",
+                        stats.rejected.len()
+                    )));
+                }
+                // A transformed chunk's rejected rows replace what an earlier attempt at it
+                // recorded (a row that passes now is no longer listed), before the chunk is
+                // checkpointed: a crash between the two redoes the chunk, which records them
+                // again, once.
+                if !t.transforms.is_empty() {
                     ctx.call();
                     let recs = rejected_records(ctx, name, index, &stats.rejected);
-                    if let Err(e) = ctx.store.add_rejected(&ctx.run, &recs).await {
+                    if let Err(e) = ctx
+                        .store
+                        .replace_chunk_rejected(&ctx.run, name, index, &recs)
+                        .await
+                    {
                         ctx.tracker.chunk_ended(name, false);
-                        return ChunkOutcome::StopRun(e.operation("add_rejected"));
+                        return ChunkOutcome::StopRun(e.operation("replace_chunk_rejected"));
                     }
                 }
                 ctx.call();

@@ -80,6 +80,18 @@ async fn execute_once(
         }
         let by_name: BTreeMap<TableName, TableInfo> =
             tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        // Limits for a table the run does not copy: a misspelt name would silently fall back
+        // to the defaults.
+        if let Some(t) = cfg.reject_limits.keys().find(|k| {
+            k.as_str() != "*"
+                && !by_name
+                    .keys()
+                    .any(|n| n.to_string() == **k || n.name == **k)
+        }) {
+            return Err(Error::config(format!(
+                "reject limits are set for table {t}, which the run does not copy (not in the source, or left out by the table filter)"
+            )));
+        }
         // A transform for a table the run does not copy is a mistake, not a no-op.
         if let Some((Some(t), tr)) = m
             .transforms

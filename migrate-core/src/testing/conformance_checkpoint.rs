@@ -556,6 +556,26 @@ async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
     assert_eq!(email.values, None);
     let age = got.iter().find(|r| r.rule == "convert age").expect("kept");
     assert_eq!(age.values, other_rule.values, "values kept where opted in");
+    // The chunk redone with another outcome: its records are the new attempt's alone.
+    let passes_now = RejectedRecord {
+        key: "(43)".into(),
+        chunk: 3,
+        ..rej.clone()
+    };
+    store
+        .add_rejected(&run.id, std::slice::from_ref(&passes_now))
+        .await
+        .expect("add_rejected");
+    store
+        .replace_chunk_rejected(&run.id, &t, 3, std::slice::from_ref(&again))
+        .await
+        .expect("replace_chunk_rejected");
+    let got = store.rejected(&run.id).await.expect("rejected");
+    assert!(
+        got.iter().all(|r| r.key != "(43)"),
+        "a row that passes on the redo is no longer listed: {got:?}"
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
     // A replay resolves a key: neither of its records is listed after.
     let n = store
         .resolve_rejected(&run.id, &t, &["(42)".to_string(), "(7)".to_string()])

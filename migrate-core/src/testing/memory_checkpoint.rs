@@ -328,6 +328,21 @@ impl CheckpointStore for MemoryCheckpointStore {
         Ok(())
     }
 
+    async fn replace_chunk_rejected(
+        &self,
+        run: &RunId,
+        table: &TableName,
+        chunk: u32,
+        records: &[RejectedRecord],
+    ) -> Result<()> {
+        {
+            let mut st = self.lock();
+            let all = st.rejected.entry(run.clone()).or_default();
+            all.retain(|r| !(r.table == *table && r.chunk == chunk));
+        }
+        self.add_rejected(run, records).await
+    }
+
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
         Ok(self.lock().rejected.get(run).cloned().unwrap_or_default())
     }

@@ -505,17 +505,20 @@ impl Checker<'_> {
         let operand = operand.map(|o| self.check(o)).transpose()?;
         let mut ty = Ty::Null;
         let mut order = Order::Same;
+        // A simple CASE compares its operand with every WHEN the same way: as the widest.
+        let mut subject = operand.as_ref().map(|(_, t)| t.clone());
         let mut whens = Vec::new();
         for w in conditions {
             let (c, tc) = self.check(&w.condition)?;
-            match &operand {
-                Some((_, to)) => {
-                    let (_, o) = common(to, &tc).ok_or_else(|| {
+            match &subject {
+                Some(to) => {
+                    let (t, o) = common(to, &tc).ok_or_else(|| {
                         self.err(
                             &w.condition,
                             format!("{} compared with {}", to.name(), tc.name()),
                         )
                     })?;
+                    subject = Some(t);
                     order = o;
                 }
                 None if !tc.is_bool() => {

@@ -46,15 +46,22 @@ pub(crate) fn eval(n: &Node, row: &[Value]) -> R {
                 }),
             })
         }
-        Node::And(l, r) => Ok(match (eval(l, row)?, eval(r, row)?) {
-            (Value::Bool(false), _) | (_, Value::Bool(false)) => Value::Bool(false),
-            (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
-            _ => Value::Null,
+        // The right side only when the left does not decide (`x <> 0 AND y / x > 1`).
+        Node::And(l, r) => Ok(match eval(l, row)? {
+            Value::Bool(false) => Value::Bool(false),
+            left => match (left, eval(r, row)?) {
+                (_, Value::Bool(false)) => Value::Bool(false),
+                (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
+                _ => Value::Null,
+            },
         }),
-        Node::Or(l, r) => Ok(match (eval(l, row)?, eval(r, row)?) {
-            (Value::Bool(true), _) | (_, Value::Bool(true)) => Value::Bool(true),
-            (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
-            _ => Value::Null,
+        Node::Or(l, r) => Ok(match eval(l, row)? {
+            Value::Bool(true) => Value::Bool(true),
+            left => match (left, eval(r, row)?) {
+                (_, Value::Bool(true)) => Value::Bool(true),
+                (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
+                _ => Value::Null,
+            },
         }),
         Node::IsNull(x, negated) => Ok(Value::Bool(eval(x, row)?.is_null() != *negated)),
         Node::InList(x, items, order, negated) => {

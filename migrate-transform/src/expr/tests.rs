@@ -135,6 +135,16 @@ fn case_and_casts() {
         text("adult")
     );
     assert_eq!(eval("CASE age WHEN 36 THEN 1 ELSE 2.5 END"), dec("1"));
+    assert_eq!(
+        eval("CASE age WHEN 35.5 THEN 'a' WHEN 36 THEN 'b' END"),
+        text("b"),
+        "every WHEN compared as the widest"
+    );
+    assert_eq!(
+        eval("age <> 36 AND age / (age - 36) > 1"),
+        Value::Bool(false),
+        "the right side is not evaluated when the left decides"
+    );
     assert_eq!(eval("CAST(age AS text)"), text("36"));
     assert_eq!(eval("CAST('42' AS bigint) + 1"), Value::Int64(43));
     assert_eq!(eval("CAST(price AS numeric(5,1))"), dec("20.0"));

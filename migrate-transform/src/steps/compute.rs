@@ -122,7 +122,12 @@ impl Transform for Compute {
         let expr = self.compiled(&input)?;
         let out = self.output_schema(&input)?;
         let at = out.index_of(&self.column).unwrap_or(out.columns.len() - 1);
-        let declared = self.data_type.clone();
+        // Values as the column is declared: the stated type, else the expression's (an int32
+        // column read by a bare reference is an int64 column here).
+        let declared = self
+            .data_type
+            .clone()
+            .or_else(|| expr.as_ref().map(|e| e.data_type().clone()));
         Ok(each_row(batch, out, |row| {
             let value = match (&self.how, &expr) {
                 (_, Some(e)) => e.eval(row),

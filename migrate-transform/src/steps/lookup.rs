@@ -10,6 +10,7 @@ use migrate_core::{
     TransformOutput, Value,
 };
 
+use crate::cast::cast;
 use crate::rows::{column, each_row, Outcome};
 
 /// What a row whose key the reference data lacks does.
@@ -176,6 +177,16 @@ impl Transform for Lookup {
                 false => self.data.rows.get(&key_text(&k)),
             };
             let added = match (found, &self.on_miss) {
+                (Some(v), _) if v.len() != self.adds.len() => {
+                    return Outcome::Reject {
+                        rule: self.name.clone(),
+                        reason: format!(
+                            "the reference row has {} values for {} added columns",
+                            v.len(),
+                            self.adds.len()
+                        ),
+                    }
+                }
                 (Some(v), _) => v.clone(),
                 (None, OnMiss::Null) => vec![Value::Null; self.adds.len()],
                 (None, OnMiss::Default(d)) => d.clone(),
@@ -186,8 +197,20 @@ impl Transform for Lookup {
                     }
                 }
             };
+            // Reference values as the added columns' types (an integer in a text column
+            // would fail the chunk in the sink, naming the value).
             let mut r = row.clone();
-            r.extend(added);
+            for (v, c) in added.iter().zip(&self.adds) {
+                match cast(v, &c.data_type) {
+                    Ok(v) => r.push(v),
+                    Err(reason) => {
+                        return Outcome::Reject {
+                            rule: self.name.clone(),
+                            reason: format!("reference value for `{}`: {reason}", c.name),
+                        }
+                    }
+                }
+            }
             Outcome::Keep(r)
         }))
     }

@@ -470,7 +470,15 @@ impl Coordinator {
                             .collect::<Vec<_>>()
                             .join("; ");
                         self.verifications.push(v);
-                        let written = run.record.rows;
+                        // The rows every execution and worker wrote, as the store has them.
+                        let written: u64 = ctx
+                            .store
+                            .chunks(&ctx.run)
+                            .await?
+                            .iter()
+                            .filter(|c| c.table == name && c.status == ChunkStatus::Completed)
+                            .map(|c| c.rows)
+                            .sum();
                         let rejected = ctx.store.rejected_count(&ctx.run, &name).await?;
                         let limits = ctx.cfg.reject_limits(&name);
                         if let Some(why) = limits.broken(rejected, written + rejected, true) {
