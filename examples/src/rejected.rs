@@ -239,7 +239,7 @@ async fn replay_table(
             let mut reader = VecBatchReader::new(schema, vec![out.batch]);
             sink.upsert(target, &mut reader).await?;
         }
-        // Still rejected: the entries stay (their reason as of now).
+        // What the still-rejected rows break now.
         let again: Vec<RejectedRecord> = out
             .rejected
             .iter()
@@ -251,18 +251,14 @@ async fn replay_table(
                 RejectedRecord::of(&info.name, chunk, r, keep_values)
             })
             .collect();
-        if !again.is_empty() {
-            store.add_rejected(&run.id, &again).await?;
-        }
-        // Written, left out by the current rules, or gone from the source: resolved.
-        let resolved: Vec<String> = parsed
-            .iter()
-            .map(|(k, _)| k.clone())
-            .filter(|k| !rejected.contains(k))
-            .collect();
+        // Every key read again (written, left out by the current rules, still rejected, or
+        // gone from the source) has its earlier records resolved and what it breaks now
+        // recorded — as one change: a row fixed for one rule that breaks another is listed
+        // under the new one only.
+        let checked: Vec<String> = parsed.iter().map(|(k, _)| k.clone()).collect();
         done.gone += parsed.iter().filter(|(k, _)| !found.contains(k)).count() as u64;
         store
-            .resolve_rejected(&run.id, &info.name, &resolved)
+            .recheck_rejected(&run.id, &info.name, &checked, &again)
             .await?;
     }
     Ok(done)

@@ -646,7 +646,9 @@ impl CheckpointStore for PgCheckpointStore {
     }
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
-        self.write_rejected(run, None, records).await
+        self.write_rejected(run, Clear::Nothing, records)
+            .await
+            .map(|_| ())
     }
 
     async fn replace_chunk_rejected(
@@ -656,8 +658,9 @@ impl CheckpointStore for PgCheckpointStore {
         chunk: u32,
         records: &[RejectedRecord],
     ) -> Result<()> {
-        self.write_rejected(run, Some((table, chunk)), records)
+        self.write_rejected(run, Clear::Chunk(table, chunk), records)
             .await
+            .map(|_| ())
     }
 
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
@@ -698,20 +701,15 @@ impl CheckpointStore for PgCheckpointStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    async fn resolve_rejected(
+    async fn recheck_rejected(
         &self,
         run: &RunId,
         table: &TableName,
         keys: &[String],
+        still: &[RejectedRecord],
     ) -> Result<u64> {
-        let conn = self.conn().await?;
-        let (t, _) = TableName::to_columns(table);
-        conn.execute(
-            &self.q("UPDATE {s}.migrate_rejected SET resolved_at = now() WHERE run_id = $1 AND table_name = $2 AND record_key = ANY($3) AND resolved_at IS NULL"),
-            &[&run.0, &t, &keys],
-        )
-        .await
-        .map_err(|e| pg_error(e, "resolve_rejected"))
+        self.write_rejected(run, Clear::Keys(table, keys), still)
+            .await
     }
 
     async fn save_cursor(
@@ -768,29 +766,50 @@ impl CheckpointStore for PgCheckpointStore {
     }
 }
 
+/// What a write of rejected records first clears.
+enum Clear<'a> {
+    Nothing,
+    /// The chunk's unresolved records (deleted: an attempt's outcome replaces the last).
+    Chunk(&'a TableName, u32),
+    /// These keys' unresolved records (resolved: a replay checked them again).
+    Keys(&'a TableName, &'a [String]),
+}
+
 impl PgCheckpointStore {
-    /// Upserts `records` (one per run, table, key and rule), first clearing the unresolved
-    /// records of `chunk` when given — in one transaction.
+    /// Clears what `clear` says, then upserts `records` (one per run, table, key and rule) —
+    /// in one transaction; how many records were cleared.
     async fn write_rejected(
         &self,
         run: &RunId,
-        chunk: Option<(&TableName, u32)>,
+        clear: Clear<'_>,
         records: &[RejectedRecord],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let mut conn = self.conn().await?;
         let tx = conn
             .transaction()
             .await
             .map_err(|e| pg_error(e, "add_rejected"))?;
-        if let Some((t, c)) = chunk {
-            let (t, _) = TableName::to_columns(t);
-            tx.execute(
-                &self.q("DELETE FROM {s}.migrate_rejected WHERE run_id = $1 AND table_name = $2 AND chunk_index = $3 AND resolved_at IS NULL"),
-                &[&run.0, &t, &(c as i32)],
-            )
-            .await
-            .map_err(|e| pg_error(e, "add_rejected"))?;
-        }
+        let cleared = match clear {
+            Clear::Nothing => 0,
+            Clear::Chunk(t, c) => {
+                let (t, _) = TableName::to_columns(t);
+                tx.execute(
+                    &self.q("DELETE FROM {s}.migrate_rejected WHERE run_id = $1 AND table_name = $2 AND chunk_index = $3 AND resolved_at IS NULL"),
+                    &[&run.0, &t, &(c as i32)],
+                )
+                .await
+                .map_err(|e| pg_error(e, "add_rejected"))?
+            }
+            Clear::Keys(t, keys) => {
+                let (t, _) = TableName::to_columns(t);
+                tx.execute(
+                    &self.q("UPDATE {s}.migrate_rejected SET resolved_at = now() WHERE run_id = $1 AND table_name = $2 AND record_key = ANY($3) AND resolved_at IS NULL"),
+                    &[&run.0, &t, &keys],
+                )
+                .await
+                .map_err(|e| pg_error(e, "recheck_rejected"))?
+            }
+        };
         let st = tx
             .prepare(&self.q(
                 "INSERT INTO {s}.migrate_rejected (run_id, table_name, table_schema, chunk_index, record_key, rule, reason, error_kind, record_values, at)
@@ -822,6 +841,7 @@ impl PgCheckpointStore {
             .await
             .map_err(|e| pg_error(e, "add_rejected"))?;
         }
-        tx.commit().await.map_err(|e| pg_error(e, "add_rejected"))
+        tx.commit().await.map_err(|e| pg_error(e, "add_rejected"))?;
+        Ok(cleared)
     }
 }

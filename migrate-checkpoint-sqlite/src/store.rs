@@ -635,7 +635,9 @@ impl CheckpointStore for SqliteCheckpointStore {
     }
 
     async fn add_rejected(&self, run: &RunId, records: &[RejectedRecord]) -> Result<()> {
-        self.write_rejected(run, None, records).await
+        self.write_rejected(run, Clear::Nothing, records)
+            .await
+            .map(|_| ())
     }
 
     async fn replace_chunk_rejected(
@@ -645,8 +647,9 @@ impl CheckpointStore for SqliteCheckpointStore {
         chunk: u32,
         records: &[RejectedRecord],
     ) -> Result<()> {
-        self.write_rejected(run, Some((table, chunk)), records)
+        self.write_rejected(run, Clear::Chunk(table, chunk), records)
             .await
+            .map(|_| ())
     }
 
     async fn rejected(&self, run: &RunId) -> Result<Vec<RejectedRecord>> {
@@ -691,28 +694,15 @@ impl CheckpointStore for SqliteCheckpointStore {
         .await
     }
 
-    async fn resolve_rejected(
+    async fn recheck_rejected(
         &self,
         run: &RunId,
         table: &TableName,
         keys: &[String],
+        still: &[RejectedRecord],
     ) -> Result<u64> {
-        let (run, (t, _), keys) = (run.0.clone(), TableName::to_columns(table), keys.to_vec());
-        self.with(move |c| {
-            let tx = c.transaction().map_err(sql_error)?;
-            let mut n = 0;
-            {
-                let mut st = tx
-                    .prepare("UPDATE migrate_rejected SET resolved_at = ?4 WHERE run_id = ?1 AND table_name = ?2 AND record_key = ?3 AND resolved_at IS NULL")
-                    .map_err(sql_error)?;
-                for k in keys {
-                    n += st.execute(params![run, t, k, time(Utc::now())]).map_err(sql_error)? as u64;
-                }
-            }
-            tx.commit().map_err(sql_error)?;
-            Ok(n)
-        })
-        .await
+        self.write_rejected(run, Clear::Keys(table, keys), still)
+            .await
     }
 
     async fn save_cursor(
@@ -787,25 +777,53 @@ impl CheckpointStore for SqliteCheckpointStore {
     }
 }
 
+/// What a write of rejected records first clears.
+enum Clear<'a> {
+    Nothing,
+    /// The chunk's unresolved records (deleted: an attempt's outcome replaces the last).
+    Chunk(&'a TableName, u32),
+    /// These keys' unresolved records (resolved: a replay checked them again).
+    Keys(&'a TableName, &'a [String]),
+}
+
 impl SqliteCheckpointStore {
-    /// Upserts `records` (one per run, table, key and rule), first clearing the unresolved
-    /// records of `chunk` when given — in one transaction.
+    /// Clears what `clear` says, then upserts `records` (one per run, table, key and rule) —
+    /// in one transaction; how many records were cleared.
     async fn write_rejected(
         &self,
         run: &RunId,
-        chunk: Option<(&TableName, u32)>,
+        clear: Clear<'_>,
         records: &[RejectedRecord],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let (run, recs) = (run.0.clone(), records.to_vec());
-        let chunk = chunk.map(|(t, c)| (TableName::to_columns(t).0, c));
+        let clear = match clear {
+            Clear::Nothing => None,
+            Clear::Chunk(t, c) => Some((TableName::to_columns(t).0, Some(c), Vec::new())),
+            Clear::Keys(t, keys) => Some((TableName::to_columns(t).0, None, keys.to_vec())),
+        };
         self.with(move |c| {
             let tx = c.transaction().map_err(sql_error)?;
-            if let Some((t, chunk)) = &chunk {
-                tx.execute(
-                    "DELETE FROM migrate_rejected WHERE run_id = ?1 AND table_name = ?2 AND chunk_index = ?3 AND resolved_at IS NULL",
-                    params![run, t, chunk],
-                )
-                .map_err(sql_error)?;
+            let mut cleared = 0u64;
+            match &clear {
+                None => {}
+                Some((t, Some(chunk), _)) => {
+                    cleared += tx
+                        .execute(
+                            "DELETE FROM migrate_rejected WHERE run_id = ?1 AND table_name = ?2 AND chunk_index = ?3 AND resolved_at IS NULL",
+                            params![run, t, chunk],
+                        )
+                        .map_err(sql_error)? as u64;
+                }
+                Some((t, None, keys)) => {
+                    let mut st = tx
+                        .prepare("UPDATE migrate_rejected SET resolved_at = ?4 WHERE run_id = ?1 AND table_name = ?2 AND record_key = ?3 AND resolved_at IS NULL")
+                        .map_err(sql_error)?;
+                    for k in keys {
+                        cleared += st
+                            .execute(params![run, t, k, time(Utc::now())])
+                            .map_err(sql_error)? as u64;
+                    }
+                }
             }
             {
                 let mut st = tx
@@ -824,7 +842,8 @@ impl SqliteCheckpointStore {
                         .map_err(sql_error)?;
                 }
             }
-            tx.commit().map_err(sql_error)
+            tx.commit().map_err(sql_error)?;
+            Ok(cleared)
         })
         .await
     }

@@ -590,13 +590,16 @@ pub trait CheckpointStore: Send + Sync {
             .len() as u64)
     }
 
-    /// Marks a run's rejected rows of `table` with these keys resolved (a replay wrote them):
-    /// [`CheckpointStore::rejected`] no longer lists them. Returns how many were marked.
-    async fn resolve_rejected(
+    /// The rows of `table` with these keys were checked again (a replay): every earlier
+    /// unresolved record of them is marked resolved — [`CheckpointStore::rejected`] no longer
+    /// lists it — and `still`, what they break now, is recorded; as one change. Returns how
+    /// many earlier records were marked.
+    async fn recheck_rejected(
         &self,
         run: &RunId,
         table: &TableName,
         keys: &[String],
+        still: &[RejectedRecord],
     ) -> Result<u64>;
 
     /// Stores an incremental watermark for a table of a migration (replacing the previous one).

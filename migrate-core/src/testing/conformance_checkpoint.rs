@@ -576,12 +576,33 @@ async fn tables_events_rejects_cursors(store: &dyn CheckpointStore) {
         "a row that passes on the redo is no longer listed: {got:?}"
     );
     assert_eq!(got.len(), 2, "{got:?}");
-    // A replay resolves a key: neither of its records is listed after.
+    // A replay checks key 42 again: it now breaks only a third rule — its two earlier
+    // records are resolved and the new one listed, in one change.
+    let third = RejectedRecord {
+        rule: "lookup country".into(),
+        ..rej.clone()
+    };
     let n = store
-        .resolve_rejected(&run.id, &t, &["(42)".to_string(), "(7)".to_string()])
+        .recheck_rejected(
+            &run.id,
+            &t,
+            &["(42)".to_string(), "(7)".to_string()],
+            std::slice::from_ref(&third),
+        )
         .await
-        .expect("resolve_rejected");
+        .expect("recheck_rejected");
     assert_eq!(n, 2);
+    let got = store.rejected(&run.id).await.expect("rejected");
+    assert_eq!(
+        got.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(),
+        ["lookup country"],
+        "{got:?}"
+    );
+    // Passing now: resolved, nothing left.
+    store
+        .recheck_rejected(&run.id, &t, &["(42)".to_string()], &[])
+        .await
+        .expect("recheck_rejected");
     assert!(store.rejected(&run.id).await.expect("rejected").is_empty());
     // Rejected again later (the data still fails): listed again.
     store

@@ -347,19 +347,22 @@ impl CheckpointStore for MemoryCheckpointStore {
         Ok(self.lock().rejected.get(run).cloned().unwrap_or_default())
     }
 
-    async fn resolve_rejected(
+    async fn recheck_rejected(
         &self,
         run: &RunId,
         table: &TableName,
         keys: &[String],
+        still: &[RejectedRecord],
     ) -> Result<u64> {
-        let mut st = self.lock();
-        let Some(all) = st.rejected.get_mut(run) else {
-            return Ok(0);
+        let resolved = {
+            let mut st = self.lock();
+            let all = st.rejected.entry(run.clone()).or_default();
+            let before = all.len();
+            all.retain(|r| !(r.table == *table && keys.contains(&r.key)));
+            (before - all.len()) as u64
         };
-        let before = all.len();
-        all.retain(|r| !(r.table == *table && keys.contains(&r.key)));
-        Ok((before - all.len()) as u64)
+        self.add_rejected(run, still).await?;
+        Ok(resolved)
     }
 
     async fn save_cursor(
