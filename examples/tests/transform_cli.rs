@@ -18,6 +18,12 @@ const MARKER: &str = "MARKER-7f3a9c";
 const ROWS: i64 = 1000;
 
 async fn source(admin: &str, db: &str) -> String {
+    source_of(admin, db, ROWS).await
+}
+
+/// The people table with `rows` rows, every hundredth (id ≡ 7 mod 100) with an age that is
+/// not a number (the marker).
+async fn source_of(admin: &str, db: &str, rows: i64) -> String {
     let url = fresh_db(admin, db).await;
     client(&url)
         .await
@@ -27,7 +33,7 @@ async fn source(admin: &str, db: &str) -> String {
                SELECT i, 'person ' || i,
                       CASE WHEN i % 100 = 7 THEN '{MARKER}' ELSE (20 + i % 50)::text END,
                       CASE WHEN i % 3 = 0 THEN NULL ELSE 'P' || i || '@Example.com' END
-               FROM generate_series(1, {ROWS}) i;"
+               FROM generate_series(1, {rows}) i;"
         ))
         .await
         .unwrap();
@@ -523,4 +529,79 @@ async fn rules_run_after_the_load_and_a_failed_error_rule_fails_the_run() {
     let bad = migrate(&strict, &["validate"]);
     assert_eq!(code(&bad), 2, "{}", text(&bad));
     assert!(text(&bad).contains("rule[4].kind"), "{}", text(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_transformed_run_resumes_and_records_each_rejected_row_once() {
+    let Some(admin) = service_env("MIGRATE_TEST_PG_URL") else {
+        return;
+    };
+    let rows = 60_000;
+    let src = source_of(&admin, "migrate_t_tr_src6", rows).await;
+    let dst = fresh_db(&admin, "migrate_t_tr_dst6").await;
+    let work = tempfile::tempdir().unwrap();
+    let cfg = config(work.path(), "killed", &src, &dst, "");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace(
+            "chunk_rows = 300",
+            "chunk_rows = 2000\nparallelism = 2\nlease = \"1s\"",
+        ),
+    )
+    .unwrap();
+    let mut first = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a few chunks are in.
+    let target = client(&dst).await;
+    for _ in 0..400 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let n: i64 = match target
+            .query_one("SELECT count(*) FROM public.people", &[])
+            .await
+        {
+            Ok(r) => r.get(0),
+            Err(_) => 0,
+        };
+        if n >= 6000 {
+            break;
+        }
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let partial = count(&dst, "SELECT count(*) FROM public.people").await;
+    assert!(partial < rows - rows / 100, "killed midway: {partial}");
+
+    let second = migrate(&cfg, &["run"]);
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.people").await,
+        rows - rows / 100
+    );
+    let list = migrate(&cfg, &["rejected", "list", "--json"]);
+    let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        (rows / 100) as usize,
+        "each rejected row recorded once"
+    );
+    assert_eq!(keys.len(), (rows / 100) as usize);
+    let report = migrate(&cfg, &["report", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(r["progress"]["failed_records"], rows / 100);
+    assert_eq!(r["verification"]["passed"], true, "{r}");
 }
