@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
 use migrate_core::executor::{ExecutorConfig, Migration};
-use migrate_core::testing::{seed003_dataset, Faults, MemorySink, MemorySource};
+use migrate_core::testing::{sample_dataset, Faults, MemorySink, MemorySource};
 
 #[tokio::main]
 async fn main() -> Result<(), migrate_core::Error> {
-    let dataset = seed003_dataset("public", 0.01); // 136 000 rows
+    let dataset = sample_dataset("public", 0.01); // 136 000 rows
     let source = Arc::new(MemorySource::with_fixtures(
         &dataset,
         Arc::new(Faults::new()),

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::{seed003_dataset, Faults, MemorySink, MemorySource};
+use migrate_core::testing::{sample_dataset, Faults, MemorySink, MemorySource};
 use migrate_core::{CheckpointStore, ChunkStatus, Error, ErrorKind, ExecutorConfig, Migration};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let data = seed003_dataset("public", 0.01);
+    let data = sample_dataset("public", 0.01);
     let source = Arc::new(MemorySource::with_fixtures(&data, Arc::new(Faults::new())));
     let slow = Arc::new(Faults::new());
     slow.set_latency(Duration::from_millis(2)); // a target a little slower than memory

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use common::{bin, code, fresh_db, migrate, text, url_for};
 use migrate_backend_postgres::{PgConfig, PgSink};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::{seed003_dataset, service_env};
+use migrate_core::testing::{sample_dataset, service_env};
 use migrate_core::{CheckpointStore, ChunkSpec, PrepareMode, PrepareOptions, Sink, VecBatchReader};
 
-async fn load_seed003(url: &str, scale: f64) {
+async fn load_sample(url: &str, scale: f64) {
     let sink = PgSink::new(url).unwrap();
-    let data = seed003_dataset("public", scale);
+    let data = sample_dataset("public", scale);
     for f in &data {
         sink.prepare(
             &f.table,
@@ -71,7 +71,7 @@ async fn plan_run_status_verify_report_rollback() {
     };
     let src = fresh_db(&admin, "migrate_cli_src").await;
     let dst = fresh_db(&admin, "migrate_cli_dst").await;
-    load_seed003(&src, 0.002).await;
+    load_sample(&src, 0.002).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &src, &dst, "[constraints]\nwindow = \"1h\"\n[tables.priority]\n\"public.audit_logs\" = \"deferrable\"\n");
 
@@ -185,7 +185,7 @@ async fn status_during_a_run_then_sigint_exits_3_and_run_again_finishes_exactly(
     };
     let src = fresh_db(&admin, "migrate_cli_int_src").await;
     let dst = fresh_db(&admin, "migrate_cli_int_dst").await;
-    load_seed003(&src, 0.01).await;
+    load_sample(&src, 0.01).await;
     let dir = tempfile::tempdir().unwrap();
     // Throttled so the run lasts several seconds.
     let cfg = write_config(
@@ -269,7 +269,7 @@ async fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
     };
     let src = fresh_db(&admin, "migrate_cli_bad_src").await;
     let dst = fresh_db(&admin, "migrate_cli_bad_dst").await;
-    load_seed003(&src, 0.0005).await;
+    load_sample(&src, 0.0005).await;
     let host = url_for(&admin, "x");
     let host = &host[..host.len() - 2];
     let cases: Vec<(&str, String, &str)> = vec![
@@ -411,7 +411,7 @@ async fn run_json_prints_progress_events_and_the_report_as_json_lines() {
     };
     let src = fresh_db(&admin, "migrate_cli_json_src").await;
     let dst = fresh_db(&admin, "migrate_cli_json_dst").await;
-    load_seed003(&src, 0.002).await;
+    load_sample(&src, 0.002).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
@@ -444,7 +444,7 @@ async fn pause_and_cancel_from_another_terminal() {
     };
     let src = fresh_db(&admin, "migrate_cli_ctl_src").await;
     let dst = fresh_db(&admin, "migrate_cli_ctl_dst").await;
-    load_seed003(&src, 0.01).await;
+    load_sample(&src, 0.01).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
@@ -555,7 +555,7 @@ async fn operator_mistakes_are_named_and_output_is_plain_off_a_terminal() {
     };
     let src = fresh_db(&admin, "migrate_cli_ops_src").await;
     let dst = fresh_db(&admin, "migrate_cli_ops_dst").await;
-    load_seed003(&src, 0.001).await;
+    load_sample(&src, 0.001).await;
     let dir = tempfile::tempdir().unwrap();
     // An include pattern with a typo is named, and nothing is written.
     let cfg = write_config(dir.path(), &src, &dst, "");
@@ -672,8 +672,8 @@ async fn rows_in_the_target_are_refused_merged_rolled_back_and_a_second_run_does
     };
     let src = fresh_db(&admin, "migrate_cli_exist_src").await;
     let dst = fresh_db(&admin, "migrate_cli_exist_dst").await;
-    load_seed003(&src, 0.002).await;
-    load_seed003(&dst, 0.002).await;
+    load_sample(&src, 0.002).await;
+    load_sample(&dst, 0.002).await;
     let c = PgConfig::from_url(&dst).unwrap().connect().await.unwrap();
     c.batch_execute(
         "DROP TABLE public.transactions, public.orders, public.inventory, public.preferences,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::seed003_dataset;
+use migrate_core::testing::sample_dataset;
 use migrate_core::{ExecutorConfig, Migration, RowChecksum};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +19,7 @@ async fn postgres_to_postgres_with_foreign_keys() {
     };
     let src = common::fresh_db(&admin, "migrate_t_e2e_src").await;
     let dst = common::fresh_db(&admin, "migrate_t_e2e_dst").await;
-    let data = seed003_dataset("public", 0.002);
+    let data = sample_dataset("public", 0.002);
     common::load(&src, &data).await;
     common::client(&src)
         .await

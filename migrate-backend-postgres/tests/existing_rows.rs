@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::seed003_dataset;
+use migrate_core::testing::sample_dataset;
 use migrate_core::{
     ErrorKind, ExecutorConfig, ExistingRows, KeyRange, Migration, Mode, Sink, Source,
 };
@@ -90,7 +90,7 @@ async fn setup(name: &str) -> Option<Setup> {
     Some(Setup {
         src,
         dst,
-        data: seed003_dataset("public", 0.002),
+        data: sample_dataset("public", 0.002),
         store,
         _dir: dir,
     })

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::seed003_dataset;
+use migrate_core::testing::sample_dataset;
 use migrate_core::{
     CheckpointStore, ChunkStatus, ExecutorConfig, KeyRange, Migration, RowChecksum, Sink,
 };
@@ -69,7 +69,7 @@ async fn killed_worker_resumes() -> bool {
     };
     let src = common::fresh_db(&admin, "migrate_t_kill_src").await;
     let dst = common::fresh_db(&admin, "migrate_t_kill_dst").await;
-    let data = seed003_dataset("public", 0.01);
+    let data = sample_dataset("public", 0.01);
     common::load(&src, &data).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("killed.db");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use migrate_backend_postgres::{PgSink, PgSource};
 use migrate_checkpoint_sqlite::SqliteCheckpointStore;
-use migrate_core::testing::seed003_dataset;
+use migrate_core::testing::sample_dataset;
 use migrate_core::{ExecutorConfig, KeyRange, Migration, RowChecksum, Sink};
 
 /// A cluster in a temporary directory, stopped on drop.
@@ -154,7 +154,7 @@ async fn the_run_survives_a_server_restart() {
     let admin = cluster.url("postgres");
     let src = common::fresh_db(&admin, "src").await;
     let dst = common::fresh_db(&admin, "dst").await;
-    let data = seed003_dataset("public", 0.02);
+    let data = sample_dataset("public", 0.02);
     common::load(&src, &data).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use migrate_backend_postgres::{PgCheckpointStore, PgSink, PgSource};
-use migrate_core::testing::seed003_dataset;
+use migrate_core::testing::sample_dataset;
 use migrate_core::{
     CheckpointStore, ChunkStatus, ExecutorConfig, KeyRange, Migration, RowChecksum, RunStatus, Sink,
 };
@@ -77,7 +77,7 @@ async fn three_workers() -> bool {
     let src = common::fresh_db(&admin, "migrate_t_workers_src").await;
     let dst = common::fresh_db(&admin, "migrate_t_workers_dst").await;
     let state = common::fresh_db(&admin, "migrate_t_workers_state").await;
-    let data = seed003_dataset("public", 0.02);
+    let data = sample_dataset("public", 0.02);
     common::load(&src, &data).await;
     let spawn = |w: &str| -> Child {
         Command::new(std::env::current_exe().unwrap())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use migrate_checkpoint_sqlite::{RetentionPolicy, SqliteCheckpointStore};
 use migrate_core::executor::{ExecutorConfig, Migration};
-use migrate_core::testing::{seed003_dataset, Faults, MemorySink, MemorySource, Op};
+use migrate_core::testing::{sample_dataset, Faults, MemorySink, MemorySource, Op};
 use migrate_core::{CheckpointStore, ErrorKind, RunId, RunStatus, Value};
 
 fn cfg(name: &str) -> ExecutorConfig {
@@ -28,7 +28,7 @@ async fn operator_queries_describe_a_real_run() {
             .await
             .unwrap(),
     );
-    let data = seed003_dataset("public", 0.001);
+    let data = sample_dataset("public", 0.001);
     let sink_faults = Arc::new(Faults::new());
     sink_faults.fail_nth(Op::Write, 3, ErrorKind::Constraint);
     let source = Arc::new(MemorySource::with_fixtures(&data, Arc::new(Faults::new())));
@@ -121,7 +121,7 @@ async fn retention_prunes_old_completed_runs_but_never_a_resumable_one() {
             .await
             .unwrap(),
     );
-    let data = seed003_dataset("public", 0.0003);
+    let data = sample_dataset("public", 0.0003);
     let source = Arc::new(MemorySource::with_fixtures(&data, Arc::new(Faults::new())));
     let sink = Arc::new(MemorySink::new(Arc::new(Faults::new())));
     let mut ids = Vec::new();
@@ -197,7 +197,7 @@ async fn the_file_is_owner_only_and_holds_no_row_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("private.db");
     let store = Arc::new(SqliteCheckpointStore::open(&path).await.unwrap());
-    let mut data = seed003_dataset("public", 0.0005);
+    let mut data = sample_dataset("public", 0.0005);
     let secret = "SSN-987-65-4321-do-not-store";
     for f in data.iter_mut().filter(|f| f.table.name.name == "customers") {
         for r in &mut f.rows {

@@ -167,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn seed003_order() {
+    fn sample_order() {
         let tables = vec![
             table("transactions", &["orders", "customers"]),
             table("orders", &["customers", "products"]),

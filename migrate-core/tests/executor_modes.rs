@@ -60,7 +60,7 @@ async fn stream_mode_repeats_incremental_runs_until_cancelled() {
 
 #[tokio::test]
 async fn settings_the_sink_cannot_honour_are_refused_up_front() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     // A sink that cannot back up tables: asking for backups is refused, naming the setting.
     // (The transaction-mode and bulk settings this test also refused are gone: no sink
     // honoured them.)
@@ -237,7 +237,7 @@ async fn verification_failure_fails_the_run_and_names_table_and_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_reports_rows_rates_eta_and_tables() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(2));
     let handle = rig.migration(cfg("progress")).start();
     let mut rx = handle.progress();

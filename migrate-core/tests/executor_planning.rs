@@ -13,7 +13,7 @@ use migrate_core::plan::Priority;
 use migrate_core::testing::fixture_tables;
 use migrate_core::{RunStatus, TableStatus};
 
-fn seed003_priorities() -> BTreeMap<String, Priority> {
+fn sample_priorities() -> BTreeMap<String, Priority> {
     [
         ("public.customers", Priority::Critical),
         ("public.products", Priority::Critical),
@@ -69,7 +69,7 @@ async fn a_target_above_the_cap_is_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn the_plan_defers_what_does_not_fit_the_window_before_starting() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let total: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
     let deferrable: u64 = rig
         .fixtures
@@ -80,7 +80,7 @@ async fn the_plan_defers_what_does_not_fit_the_window_before_starting() {
     let mut c = cfg("planned");
     c.window = Some(Duration::from_secs(1));
     c.bandwidth_target = Some(((total - deferrable) as f64 / 0.8) as u64); // kept work: 0.8 s
-    c.priorities = seed003_priorities();
+    c.priorities = sample_priorities();
     let report = rig.migration(c).run().await.unwrap();
     assert_eq!(
         report.status,
@@ -135,12 +135,12 @@ async fn the_plan_defers_what_does_not_fit_the_window_before_starting() {
 
 #[tokio::test(start_paused = true)]
 async fn slower_than_planned_defers_deferrable_work_mid_run_and_finishes_critical_work() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(25)); // far slower than the plan assumes
     let mut c = cfg("behind");
     c.window = Some(Duration::from_secs(2));
     c.parallelism = 2;
-    c.priorities = seed003_priorities();
+    c.priorities = sample_priorities();
     let report = rig.migration(c).run().await.unwrap();
     assert_eq!(
         report.status,
@@ -216,7 +216,7 @@ async fn estimates_are_refined_by_throughput_measured_in_earlier_runs() {
 
 #[tokio::test]
 async fn plan_decides_what_the_run_does_and_writes_nothing() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let total: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
     let deferrable: u64 = rig
         .fixtures
@@ -227,7 +227,7 @@ async fn plan_decides_what_the_run_does_and_writes_nothing() {
     let mut c = cfg("planned-api");
     c.window = Some(Duration::from_secs(1));
     c.bandwidth_target = Some(((total - deferrable) as f64 / 0.8) as u64);
-    c.priorities = seed003_priorities();
+    c.priorities = sample_priorities();
     let planned = rig.migration(c.clone()).plan().await.unwrap();
     assert!(planned.ready, "{}", planned.to_markdown());
     assert!(!planned.plan.assumed.no_window && !planned.plan.assumed.no_bandwidth);
@@ -260,7 +260,7 @@ async fn plan_decides_what_the_run_does_and_writes_nothing() {
 
 #[tokio::test]
 async fn verify_compares_the_runs_key_ranges_and_records_the_outcome() {
-    let rig = Rig::seed003(0.002);
+    let rig = Rig::sample(0.002);
     let mut c = cfg("verified");
     c.chunk_rows = 50;
     let report = rig.migration(c.clone()).run().await.unwrap();

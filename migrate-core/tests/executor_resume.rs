@@ -29,7 +29,7 @@ async fn completed_chunks(rig: &Rig, run: &str) -> BTreeSet<(TableName, u32)> {
 
 #[tokio::test]
 async fn resume_after_a_fatal_error_continues_where_it_stopped() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.fail_nth(Op::Write, 40, ErrorKind::Fatal);
     let first = rig.migration(cfg("resume")).run().await.unwrap();
     assert_eq!(first.status, RunStatus::Failed);
@@ -69,7 +69,7 @@ async fn resume_after_a_fatal_error_continues_where_it_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_a_crash_takes_over_the_dead_workers_chunks() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(3));
     let handle = rig.migration(cfg("crash")).start();
     let mut progress = handle.progress();
@@ -100,7 +100,7 @@ async fn resume_after_a_crash_takes_over_the_dead_workers_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_safely_and_a_later_run_finishes() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(3));
     let handle = rig.migration(cfg("cancel")).start();
     handle
@@ -121,7 +121,7 @@ async fn cancel_stops_safely_and_a_later_run_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_lets_in_flight_chunks_finish_and_starts_no_new_ones() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(3));
     let handle = rig.migration(cfg("pause")).start();
     let mut progress = handle.progress();
@@ -150,7 +150,7 @@ async fn pause_lets_in_flight_chunks_finish_and_starts_no_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_pauses_and_cancels_through_the_store() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(15));
     let handle = rig.migration(cfg("remote")).start();
     let mut progress = handle.progress();
@@ -184,7 +184,7 @@ async fn another_process_pauses_and_cancels_through_the_store() {
 
 #[tokio::test]
 async fn resume_reconciles_with_the_target_and_redoes_what_is_gone() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let mut c = cfg("reconcile");
     c.parallelism = 1;
     c.chunk_rows = 500; // 31 chunks; the 28th write is the first of transactions
@@ -229,7 +229,7 @@ async fn resume_reconciles_with_the_target_and_redoes_what_is_gone() {
 
 #[tokio::test]
 async fn a_changed_plan_is_refused_unless_forced() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.fail_nth(Op::Write, 20, ErrorKind::Fatal);
     let first = rig.migration(cfg("plan")).run().await.unwrap();
     assert_eq!(first.status, RunStatus::Failed);
@@ -251,7 +251,7 @@ async fn a_changed_plan_is_refused_unless_forced() {
 
 #[tokio::test]
 async fn a_completed_migration_run_again_does_nothing_and_a_refresh_copies_it_again() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     let a = rig.migration(cfg("twice")).run().await.unwrap();
     let b = rig.migration(cfg("twice")).run().await.unwrap();
     assert!(a.succeeded() && b.succeeded(), "{}", b.to_markdown());
@@ -285,7 +285,7 @@ async fn a_completed_migration_run_again_does_nothing_and_a_refresh_copies_it_ag
 
 #[tokio::test]
 async fn a_follow_up_run_loads_exactly_the_deferred_tables() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     let mut c = cfg("follow");
     // About 0.4 MB of tables and a 1 MB audit log at 1 MB/s in a 1 s window: the audit log
     // (deferrable) does not fit; customers and products (critical) are never deferred.
@@ -544,7 +544,7 @@ async fn the_lookback_rereads_late_rows_within_it_and_no_further() {
 
 #[tokio::test]
 async fn rollback_reports_feasibility_then_drops_what_the_run_created() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     let m = rig.migration(cfg("rollback"));
     let report = m.clone().run().await.unwrap();
     assert!(report.succeeded());
@@ -584,7 +584,7 @@ async fn rollback_reports_feasibility_then_drops_what_the_run_created() {
 
 #[tokio::test]
 async fn rollback_of_a_table_that_existed_without_backup_is_refused() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     // The target already has every table, from another migration.
     assert!(rig.migration(cfg("pre")).run().await.unwrap().succeeded());
     let mut c = cfg("second");
@@ -640,7 +640,7 @@ async fn a_resume_does_the_chunks_skipped_because_a_parent_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_handle_is_dropped_still_finishes() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     drop(rig.migration(cfg("dropped")).start());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -662,7 +662,7 @@ async fn a_run_whose_handle_is_dropped_still_finishes() {
 
 #[tokio::test]
 async fn chunks_written_without_checksums_are_verified_against_the_source_on_resume() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.fail_nth(Op::Write, 40, ErrorKind::Fatal);
     let mut off = cfg("unverified");
     off.verify.checksums = false;

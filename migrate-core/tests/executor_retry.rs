@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{cfg, Rig};
-use migrate_core::testing::{fixture_tables, seed003_dataset, Op};
+use migrate_core::testing::{fixture_tables, sample_dataset, Op};
 use migrate_core::{
     Batch, CheckpointStore, Error, ErrorKind, Result, RunId, RunStatus, Schema, TableName,
     TableStatus, Transform, TransformOutput,
@@ -139,7 +139,7 @@ async fn rate_limits_honour_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn permission_errors_stop_the_whole_run_at_once() {
-    let rig = Rig::with(seed003_dataset("public", 0.0005));
+    let rig = Rig::with(sample_dataset("public", 0.0005));
     rig.sink_faults
         .fail_nth(Op::Write, 2, ErrorKind::Permission);
     let mut c = cfg("perm");
@@ -179,7 +179,7 @@ impl Transform for Incompatible {
 
 #[tokio::test(start_paused = true)]
 async fn schema_errors_fail_the_table_skip_its_children_and_continue() {
-    let rig = Rig::with(seed003_dataset("public", 0.0005));
+    let rig = Rig::with(sample_dataset("public", 0.0005));
     let products = TableName::new("public", "products");
     let m = rig.migration(cfg("schema")).with_transform(
         Some(products.clone()),
@@ -228,7 +228,7 @@ async fn schema_errors_fail_the_table_skip_its_children_and_continue() {
 
 #[tokio::test(start_paused = true)]
 async fn children_load_anyway_when_configured_to_continue() {
-    let rig = Rig::with(seed003_dataset("public", 0.0005));
+    let rig = Rig::with(sample_dataset("public", 0.0005));
     let products = TableName::new("public", "products");
     let mut c = cfg("continue");
     c.on_parent_failure = migrate_core::executor::OnParentFailure::Continue;
@@ -253,7 +253,7 @@ async fn children_load_anyway_when_configured_to_continue() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_on_first_error_stops_after_the_first_failed_table() {
-    let rig = Rig::with(seed003_dataset("public", 0.0005));
+    let rig = Rig::with(sample_dataset("public", 0.0005));
     let products = TableName::new("public", "products");
     let mut c = cfg("stopfirst");
     c.stop_on_first_error = true;

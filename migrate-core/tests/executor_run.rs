@@ -16,7 +16,7 @@ use migrate_core::{
 
 #[tokio::test]
 async fn full_run_migrates_verifies_and_reports() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let report = rig.migration(cfg("full")).run().await.expect("run");
     assert_eq!(
         report.status,
@@ -74,7 +74,7 @@ use migrate_core::CheckpointStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_child_chunk_starts_before_its_parents_complete() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults.set_latency(Duration::from_millis(2));
     let mut c = cfg("order");
     c.parallelism = 6;
@@ -108,7 +108,7 @@ async fn no_child_chunk_starts_before_its_parents_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_in_flight_stays_within_the_budget() {
-    let rig = Rig::seed003(0.003);
+    let rig = Rig::sample(0.003);
     let source_bytes: u64 = rig.fixtures.iter().map(|f| f.table.estimated_bytes).sum();
     let budget = source_bytes / 20;
     let mut c = cfg("memory");
@@ -142,7 +142,7 @@ async fn memory_in_flight_stays_within_the_budget() {
 
 #[tokio::test]
 async fn dry_run_writes_nothing_and_reports_preflight() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let mut c = cfg("dry");
     c.mode = Mode::DryRun;
     let report = rig.migration(c).run().await.unwrap();
@@ -287,7 +287,7 @@ impl Transform for Unchanged {
 
 #[tokio::test]
 async fn undecoded_rows_are_checksummed_sampled_and_verified_like_decoded_ones() {
-    let decoded = Rig::seed003(0.001);
+    let decoded = Rig::sample(0.001);
     let encoded = Rig::encoded(decoded.fixtures.clone());
     let a = decoded.migration(cfg("plain")).run().await.unwrap();
     let b = encoded.migration(cfg("plain")).run().await.unwrap();
@@ -345,7 +345,7 @@ async fn undecoded_rows_are_checksummed_sampled_and_verified_like_decoded_ones()
 
 #[tokio::test]
 async fn checks_that_did_not_run_are_reported_as_not_run() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     let mut c = cfg("unverified");
     c.verify.checksums = false;
     c.verify.sample_size = 0;
@@ -373,7 +373,7 @@ async fn checks_that_did_not_run_are_reported_as_not_run() {
 
 #[tokio::test]
 async fn a_run_that_defers_every_table_is_not_a_success() {
-    let rig = Rig::seed003(0.0005);
+    let rig = Rig::sample(0.0005);
     let mut c = cfg("nothing");
     c.window = Some(std::time::Duration::ZERO);
     let report = rig.migration(c).run().await.unwrap();

@@ -173,7 +173,7 @@ async fn a_table_another_worker_completed_is_adopted_not_failed_and_its_children
     // A constraint error fails the table; a fatal one stops the run: neither may stand when
     // another worker completed the table.
     for kind in [ErrorKind::Constraint, ErrorKind::Fatal] {
-        let rig = Rig::seed003(0.001);
+        let rig = Rig::sample(0.001);
         let name = format!("adopt-{kind}");
         let sink = Arc::new(SharedRun {
             loses_finalize: Some((t("orders"), kind)),
@@ -212,7 +212,7 @@ async fn a_table_another_worker_completed_before_this_one_started_it_is_not_star
     // Completed while this worker prepares it (it finds the table existing), or after this
     // worker prepared it (while it prepares inventory, a child) and before it started it.
     for trigger in ["products", "inventory"] {
-        let rig = Rig::seed003(0.001);
+        let rig = Rig::sample(0.001);
         let products = rig
             .fixtures
             .iter()
@@ -257,7 +257,7 @@ async fn a_table_another_worker_completed_before_this_one_started_it_is_not_star
 
 #[tokio::test]
 async fn a_failure_nobody_else_completed_still_fails_the_table() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults
         .fail_nth(migrate_core::testing::Op::Write, 1, ErrorKind::Schema);
     let report = rig.migration(cfg("still-fails")).run().await.unwrap();

@@ -8,7 +8,7 @@ mod common;
 use common::{cfg, t, Rig};
 use migrate_core::executor::{Phase, TablePhase};
 use migrate_core::report::ComparedWith;
-use migrate_core::testing::{seed003_dataset, Op};
+use migrate_core::testing::{sample_dataset, Op};
 use migrate_core::{CheckpointStore, RunStatus, Value};
 
 /// A rig over the sample dataset whose sink runs `change` on each table as its copy ends
@@ -16,7 +16,7 @@ use migrate_core::{CheckpointStore, RunStatus, Value};
 fn rig_changing(
     change: impl Fn(&Rig, &migrate_core::TableName) + Send + Sync + 'static,
 ) -> std::sync::Arc<Rig> {
-    let rig = std::sync::Arc::new(Rig::with(seed003_dataset("public", 0.001)));
+    let rig = std::sync::Arc::new(Rig::with(sample_dataset("public", 0.001)));
     let weak = std::sync::Arc::downgrade(&rig);
     rig.sink.before_finalize(move |table| {
         if let Some(rig) = weak.upgrade() {
@@ -172,7 +172,7 @@ async fn the_source_is_read_again_only_when_asked() {
 
 #[tokio::test]
 async fn the_report_times_each_phase_of_each_table() {
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     rig.sink_faults
         .set_latency(std::time::Duration::from_millis(2));
     let report = rig.migration(cfg("phases")).run().await.unwrap();
@@ -214,7 +214,7 @@ async fn the_report_times_each_phase_of_each_table() {
 async fn progress_shows_a_long_finalize_with_time_still_ahead() {
     // The last table's finalize takes a while after every row is copied: the progress must
     // say so (its phase, the run's phase, an ETA above zero) and keep being republished.
-    let rig = Rig::seed003(0.001);
+    let rig = Rig::sample(0.001);
     let last = rig.fixtures.last().unwrap().table.name.clone();
     let slow = last.clone();
     rig.sink.before_finalize(move |table| {

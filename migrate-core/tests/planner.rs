@@ -9,10 +9,10 @@ use migrate_core::plan::{plan, Constraints, Feasibility, Manifest, PlanTable, Pr
 use migrate_core::TableName;
 use proptest::prelude::*;
 
-fn seed003(window: Duration) -> migrate_core::plan::Plan {
+fn sample(window: Duration) -> migrate_core::plan::Plan {
     let m = Manifest::parse(
-        include_str!("fixtures/seed003_manifest.json"),
-        "seed003_manifest.json",
+        include_str!("fixtures/sample_manifest.json"),
+        "sample_manifest.json",
     )
     .unwrap();
     let priorities: BTreeMap<String, Priority> = [
@@ -46,9 +46,9 @@ fn pos(p: &migrate_core::plan::Plan, t: &str) -> usize {
 }
 
 #[test]
-fn seed003_tight_window_defers_audit_logs_and_user_sessions() {
+fn sample_tight_window_defers_audit_logs_and_user_sessions() {
     // 13 000 MB at 50 MB/s is 260 s; critical + important work is 4 500 MB = 90 s.
-    let p = seed003(Duration::from_secs(95));
+    let p = sample(Duration::from_secs(95));
     let deferred: Vec<&str> = p.deferred.iter().map(|d| d.table.as_str()).collect();
     assert_eq!(
         deferred,
@@ -90,8 +90,8 @@ fn seed003_tight_window_defers_audit_logs_and_user_sessions() {
 }
 
 #[test]
-fn seed003_loose_window_keeps_everything() {
-    let p = seed003(Duration::from_secs(4 * 3600));
+fn sample_loose_window_keeps_everything() {
+    let p = sample(Duration::from_secs(4 * 3600));
     assert!(p.deferred.is_empty(), "{:?}", p.deferred);
     assert_eq!(p.order.len(), 8);
     assert_eq!(p.feasibility, Feasibility::Yes);
@@ -113,8 +113,8 @@ fn seed003_loose_window_keeps_everything() {
 }
 
 #[test]
-fn seed003_too_short_for_critical_work_is_infeasible_by_its_shortfall() {
-    let p = seed003(Duration::from_secs(60));
+fn sample_too_short_for_critical_work_is_infeasible_by_its_shortfall() {
+    let p = sample(Duration::from_secs(60));
     assert!(!p.feasible);
     assert_eq!(p.feasibility, Feasibility::No);
     assert!(p.margin_secs < 0.0);

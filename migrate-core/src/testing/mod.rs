@@ -17,7 +17,7 @@ mod keys_restored;
 mod memory_checkpoint;
 mod memory_sink;
 mod memory_source;
-mod seed003;
+mod sample;
 mod services;
 
 pub use conformance_checkpoint::checkpoint_conformance;
@@ -29,5 +29,5 @@ pub use keys_restored::KeysRestored;
 pub use memory_checkpoint::MemoryCheckpointStore;
 pub use memory_sink::{MemorySink, WriteLog};
 pub use memory_source::{MemorySource, MEMORY_ROWS};
-pub use seed003::{seed003_dataset, SEED003_ROWS};
+pub use sample::{sample_dataset, SAMPLE_ROWS};
 pub use services::{http_request, service_env, services_required, HttpResponse};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use migrate_core::executor::{ExecutorConfig, Migration};
 use migrate_core::testing::{
-    seed003_dataset, Faults, Fixture, MemoryCheckpointStore, MemorySink, MemorySource,
+    sample_dataset, Faults, Fixture, MemoryCheckpointStore, MemorySink, MemorySource,
 };
 use migrate_core::{RowChecksum, TableName};
 
@@ -29,8 +29,8 @@ pub struct Rig {
 
 impl Rig {
     /// The sample e-commerce dataset at `scale`.
-    pub fn seed003(scale: f64) -> Rig {
-        Rig::with(seed003_dataset("public", scale))
+    pub fn sample(scale: f64) -> Rig {
+        Rig::with(sample_dataset("public", scale))
     }
 
     /// A rig around `fixtures`.

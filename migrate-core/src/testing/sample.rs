@@ -8,8 +8,8 @@ use crate::decimal::Decimal;
 use crate::schema::{Column, DataType, ForeignKey, Schema, TableInfo, TableName};
 use crate::value::Value;
 
-/// Row counts of the sample dataset's manifest (`tests/fixtures/seed003_manifest.json`).
-pub const SEED003_ROWS: [(&str, u64); 8] = [
+/// Row counts of the sample dataset's manifest (`tests/fixtures/sample_manifest.json`).
+pub const SAMPLE_ROWS: [(&str, u64); 8] = [
     ("customers", 50_000),
     ("products", 5_000),
     ("orders", 500_000),
@@ -21,7 +21,7 @@ pub const SEED003_ROWS: [(&str, u64); 8] = [
 ];
 
 fn count(name: &str, scale: f64) -> i64 {
-    let base = SEED003_ROWS
+    let base = SAMPLE_ROWS
         .iter()
         .find(|(n, _)| *n == name)
         .map_or(0, |(_, r)| *r);
@@ -36,7 +36,7 @@ fn money(cents: i64) -> Value {
 }
 
 fn schema(cols: Vec<Column>, pk: &[&str]) -> Schema {
-    Schema::new(cols, pk).unwrap_or_else(|e| panic!("seed003 schema: {e}"))
+    Schema::new(cols, pk).unwrap_or_else(|e| panic!("sample dataset schema: {e}"))
 }
 
 fn fk(col: &str, parent: &TableName) -> ForeignKey {
@@ -58,7 +58,7 @@ fn fixture(name: TableName, schema: Schema, fks: Vec<ForeignKey>, rows: Vec<Row>
 }
 
 /// The sample dataset's eight tables in `namespace`, with row counts scaled by `scale`.
-pub fn seed003_dataset(namespace: &str, scale: f64) -> Vec<Fixture> {
+pub fn sample_dataset(namespace: &str, scale: f64) -> Vec<Fixture> {
     let n = |t: &str| TableName::new(namespace, t);
     let (customers, products, orders) = (n("customers"), n("products"), n("orders"));
     let (nc, np, no) = (
