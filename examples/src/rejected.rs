@@ -164,12 +164,6 @@ pub async fn replay(s: &config::Settings, json_out: bool) -> Result<u8> {
                 }
             ),
         }
-        store
-            .append_event(
-                &run.id,
-                &AuditEvent::new("rejected.replayed", line.to_string()).on(&table, None),
-            )
-            .await?;
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -233,7 +227,8 @@ async fn replay_table(
             .collect();
         done.still_rejected += rejected.len() as u64;
         done.left_out += out.filtered;
-        done.written += out.batch.len() as u64;
+        let written_now = out.batch.len() as u64;
+        done.written += written_now;
         if !out.batch.is_empty() {
             let schema = out.batch.schema().clone();
             let mut reader = VecBatchReader::new(schema, vec![out.batch]);
@@ -259,6 +254,19 @@ async fn replay_table(
         done.gone += parsed.iter().filter(|(k, _)| !found.contains(k)).count() as u64;
         store
             .recheck_rejected(&run.id, &info.name, &checked, &again)
+            .await?;
+        // Each batch's figures as it is resolved: an interrupted replay's committed batches
+        // are accounted for (ROW_COUNT adds the rows replays wrote).
+        let detail = json!({
+            "keys": checked.len(),
+            "written": written_now,
+            "still_rejected": again.len(),
+        });
+        store
+            .append_event(
+                &run.id,
+                &AuditEvent::new("rejected.replayed", detail.to_string()).on(&info.name, None),
+            )
             .await?;
     }
     Ok(done)

@@ -87,8 +87,17 @@ pub fn read_cell(ty: &DataType, cell: &Json, what: &str) -> Result<Value> {
     })
 }
 
+/// A cell that is not what its column says: named by its JSON kind and size, never by its
+/// value (rows may carry personal data; errors reach logs and reports).
 fn bad(what: &str, cell: &Json, want: &str) -> Error {
-    let shown: String = cell.to_string().chars().take(40).collect();
+    let shown = match cell {
+        Json::Null => "null".to_string(),
+        Json::Bool(_) => "a boolean".to_string(),
+        Json::Number(_) => "a number".to_string(),
+        Json::String(s) => format!("a string of {} characters", s.chars().count()),
+        Json::Array(a) => format!("a list of {} items", a.len()),
+        Json::Object(_) => "an object".to_string(),
+    };
     Error::validation(format!(
         "{what}: BigQuery answered {shown} where {want} was expected"
     ))

@@ -277,8 +277,13 @@ pub fn encode_numeric(d: &Decimal, out: &mut BytesMut) {
 /// Encodes `v` for a column of type `ty`, widening where lossless (int2 into int8, ints into
 /// numeric, text into json).
 pub fn encode(v: &Value, ty: &Type, out: &mut BytesMut) -> Result<(), BoxError> {
-    let mismatch =
-        || -> BoxError { format!("cannot write {v:?} into a Postgres {ty} column").into() };
+    let mismatch = || -> BoxError {
+        format!(
+            "cannot write a {} value into a Postgres {ty} column",
+            v.kind_name()
+        )
+        .into()
+    };
     match (v, ty) {
         (Value::Bool(b), &Type::BOOL) => out.put_u8(u8::from(*b)),
         (Value::Int16(i), &Type::INT2) => out.put_i16(*i),

@@ -445,13 +445,18 @@ fn json_array(text: &str, c: &ResultColumn, element: &DataType) -> Result<Value>
         let int = || text().parse::<i64>().map_err(|e| bad(e.to_string()));
         Ok(match element {
             DataType::Json => Value::Json(v.to_string()),
-            DataType::Bool => Value::Bool(v.as_bool().ok_or_else(|| bad(v.to_string()))?),
+            // Reasons name the type, never the value.
+            DataType::Bool => {
+                Value::Bool(v.as_bool().ok_or_else(|| bad("not true or false".into()))?)
+            }
             DataType::Int16 => Value::Int16(i16::try_from(int()?).map_err(|e| bad(e.to_string()))?),
             DataType::Int32 => Value::Int32(i32::try_from(int()?).map_err(|e| bad(e.to_string()))?),
             DataType::Int64 => Value::Int64(int()?),
-            DataType::Decimal { .. } => {
-                Value::Decimal(text().parse::<Decimal>().map_err(|e| bad(e.to_string()))?)
-            }
+            DataType::Decimal { .. } => Value::Decimal(
+                text()
+                    .parse::<Decimal>()
+                    .map_err(|_| bad("not a number".into()))?,
+            ),
             DataType::Float32 | DataType::Float64 => {
                 let x = text().parse::<f64>().map_err(|e| bad(e.to_string()))?;
                 match element {
@@ -529,7 +534,7 @@ pub fn json_rows(
 fn seconds_to_micros(text: &str, c: &ResultColumn) -> Result<i64> {
     let bad = || {
         Error::validation(format!(
-            "Snowflake column {:?}: {text:?} is not a time",
+            "Snowflake column {:?}: a value that is not a time",
             c.name
         ))
     };
@@ -539,7 +544,7 @@ fn seconds_to_micros(text: &str, c: &ResultColumn) -> Result<i64> {
     let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
     if frac.len() > 6 {
         return Err(Error::validation(format!(
-            "Snowflake column {:?}: a value finer than microseconds ({text}), which migrate would round",
+            "Snowflake column {:?}: a value finer than microseconds, which migrate would round",
             c.name
         )));
     }
@@ -557,7 +562,7 @@ fn seconds_to_micros(text: &str, c: &ResultColumn) -> Result<i64> {
 fn json_cell(text: &str, c: &ResultColumn, t: &DataType) -> Result<Value> {
     let bad = || {
         Error::validation(format!(
-            "Snowflake column {:?} ({}): {text:?} does not read as {t}",
+            "Snowflake column {:?} ({}): a value that does not read as {t}",
             c.name, c.ty
         ))
     };

@@ -230,8 +230,10 @@ impl Schema {
             }
             if !c.data_type.accepts(v) {
                 return Err(Error::validation(format!(
-                    "column {:?} of type {} cannot hold {v:?}",
-                    c.name, c.data_type
+                    "column {:?} of type {} cannot hold a {} value",
+                    c.name,
+                    c.data_type,
+                    v.kind_name()
                 )));
             }
         }

@@ -65,6 +65,31 @@ pub enum Value {
 }
 
 impl Value {
+    /// The name of its kind (`Int64`, `Text`): what an error names instead of the value
+    /// (row values stay out of logs and reports).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Bool(_) => "Bool",
+            Value::Int16(_) => "Int16",
+            Value::Int32(_) => "Int32",
+            Value::Int64(_) => "Int64",
+            Value::Float32(_) => "Float32",
+            Value::Float64(_) => "Float64",
+            Value::Decimal(_) => "Decimal",
+            Value::Text(_) => "Text",
+            Value::Bytes(_) => "Bytes",
+            Value::Date(_) => "Date",
+            Value::Time(_) => "Time",
+            Value::Timestamp(_) => "Timestamp",
+            Value::TimestampTz(_) => "TimestampTz",
+            Value::Interval(_) => "Interval",
+            Value::Uuid(_) => "Uuid",
+            Value::Json(_) => "Json",
+            Value::Array(_) => "Array",
+        }
+    }
+
     /// Whether this is NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

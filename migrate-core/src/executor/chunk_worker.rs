@@ -80,18 +80,30 @@ pub(super) async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutco
                         .then_some(stats.checksum),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
-                if !stats.rejected.is_empty() && t.info.schema.primary_key.is_empty() {
-                    ctx.tracker.chunk_ended(name, false);
-                    return ChunkOutcome::Failed(Error::validation(format!(
-                        "table {name} has no primary key: the {} rows its transforms rejected could not be named or replayed, so the table fails rather than lose them",
-                        stats.rejected.len()
-                    )));
-                }
                 // A transformed chunk's rejected rows replace what an earlier attempt at it
                 // recorded (a row that passes now is no longer listed), before the chunk is
                 // checkpointed: a crash between the two redoes the chunk, which records them
-                // again, once.
+                // again, once. Only while the chunk is still this worker's: a worker whose
+                // lease lapsed leaves the records to the one that took the chunk over.
                 if !t.transforms.is_empty() {
+                    ctx.call();
+                    match ctx
+                        .store
+                        .renew_lease(&ctx.run, name, index, &ctx.cfg.worker_id, ctx.cfg.lease)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            ctx.tracker
+                                .rows(name, -(stats.rows as i64), -(stats.bytes as i64));
+                            ctx.tracker.chunk_ended(name, false);
+                            return ChunkOutcome::NotClaimed;
+                        }
+                        Err(e) => {
+                            ctx.tracker.chunk_ended(name, false);
+                            return ChunkOutcome::StopRun(e.operation("renew_lease"));
+                        }
+                    }
                     ctx.call();
                     let recs = rejected_records(ctx, name, index, &stats.rejected);
                     if let Err(e) = ctx
@@ -111,6 +123,19 @@ pub(super) async fn run_chunk(ctx: &Ctx, t: &TableCtx, index: u32) -> ChunkOutco
                     .await
                 {
                     Ok(true) => {
+                        // The incremental cursor moves only once the chunk (and its rejected
+                        // rows) are checkpointed: a crash before re-reads rows already
+                        // upserted, which is harmless; the reverse would lose them.
+                        if let Some(mark) = &stats.last_position {
+                            if let Err(e) = ctx
+                                .store
+                                .save_cursor(&ctx.cfg.migration, &t.info.name, mark)
+                                .await
+                            {
+                                ctx.tracker.chunk_ended(name, false);
+                                return ChunkOutcome::StopRun(e.operation("save_cursor"));
+                            }
+                        }
                         ctx.tracker.chunk_ended(name, true);
                         return ChunkOutcome::Completed(stats);
                     }
@@ -283,12 +308,12 @@ async fn attempt_chunk(
     pipe.held = None;
     *stats = std::mem::take(&mut pipe.stats);
     result?;
-    if let Some(mark) = &stats.last_position {
-        // Saved after the upsert returned Ok: a crash before this re-reads rows that were
-        // already upserted, which is harmless; the reverse would lose them.
-        ctx.store
-            .save_cursor(&ctx.cfg.migration, &t.info.name, mark)
-            .await?;
+    if !stats.rejected.is_empty() && t.info.schema.primary_key.is_empty() {
+        return Err(Error::validation(format!(
+            "table {} has no primary key: the {} rows its transforms rejected could not be named or replayed, so the table fails rather than lose them",
+            t.info.name,
+            stats.rejected.len()
+        )));
     }
     Ok(())
 }

@@ -424,7 +424,8 @@ impl Coordinator {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .merge(stats.sample, cap);
-                        if !stats.rejected.is_empty() {
+                        let open = !matches!(run.state(), TState::Done(_));
+                        if open && !stats.rejected.is_empty() {
                             let total = ctx.store.rejected_count(&ctx.run, &name).await?;
                             if let Some(why) = ctx.cfg.reject_limits(&name).broken(total, 0, false)
                             {
